@@ -1,0 +1,79 @@
+// Domain errors: what the store, auth and handlers throw. The server maps each to one gRPC status.
+
+/** One invalid request field and what a valid value looks like. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+/** Base of every error whose message is meant for the caller. */
+export abstract class JobwatchError extends Error {
+  override name = "JobwatchError";
+}
+
+/** Thrown when a request field is malformed or out of range; never retryable as is. */
+export class InvalidArgumentError extends JobwatchError {
+  override name = "InvalidArgumentError";
+  constructor(readonly violations: FieldViolation[]) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "));
+  }
+
+  /** One violation, the common case. */
+  static field(field: string, description: string): InvalidArgumentError {
+    return new InvalidArgumentError([{ field, description }]);
+  }
+}
+
+/** Thrown when a job (or token) does not exist or is not visible to the caller. */
+export class NotFoundError extends JobwatchError {
+  override name = "NotFoundError";
+}
+
+/** Thrown when a job's current status does not allow the requested transition. */
+export class FailedPreconditionError extends JobwatchError {
+  override name = "FailedPreconditionError";
+  constructor(
+    message: string,
+    /** The kind of precondition, e.g. "STATUS". */
+    readonly type: string,
+    /** What the precondition applies to, e.g. a job id. */
+    readonly subject: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown when creating something that conflicts with what exists (an active job for the same resource). */
+export class AlreadyExistsError extends JobwatchError {
+  override name = "AlreadyExistsError";
+  constructor(
+    message: string,
+    /** Machine-readable reason, UPPER_SNAKE_CASE, sent as google.rpc.ErrorInfo. */
+    readonly reason: string,
+    /** Facts a client can act on, e.g. { job_id }. */
+    readonly metadata: Record<string, string>,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown when the caller presents no valid credentials (missing, malformed, unknown or revoked token). */
+export class UnauthenticatedError extends JobwatchError {
+  override name = "UnauthenticatedError";
+}
+
+/** Thrown when the caller is known but their role lacks the permission the operation needs. */
+export class PermissionDeniedError extends JobwatchError {
+  override name = "PermissionDeniedError";
+  constructor(
+    message: string,
+    readonly permission: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown when the service cannot serve right now (database unreachable, shutting down); retryable. */
+export class UnavailableError extends JobwatchError {
+  override name = "UnavailableError";
+}

@@ -1,0 +1,81 @@
+// Table types of the jobwatch schema, as Kysely sees them. Times are epoch milliseconds (BIGINT) on
+// both dialects: better-sqlite3 cannot bind a Date and MySQL DATETIME has no zone.
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+
+/** MySQL returns BIGINT columns as strings or numbers depending on size; we read them through Number(). */
+type Int64 = ColumnType<number, number, number>;
+
+/** One background job and its current state. */
+export interface JobsTable {
+  job_id: string;
+  operation_type: string;
+  username: string;
+  resource: string | null;
+  /** The client's idempotency key of CreateJob; unique. */
+  request_id: string | null;
+  /** sha256 of (operation_type, resource) while the job is PENDING or RUNNING and has a resource, else NULL; unique. */
+  active_key: string | null;
+  status: string;
+  progress: number;
+  phase: string | null;
+  detail: string | null;
+  /** JSON text of the result Struct. */
+  result: string | null;
+  error: string | null;
+  /** 0 or 1. */
+  cancel_requested: number;
+  cancel_reason: string | null;
+  /** When cancellation was requested (for the grace period), else NULL. */
+  cancel_requested_at: Int64 | null;
+  revision: Int64;
+  created_at: Int64;
+  updated_at: Int64;
+  started_at: Int64 | null;
+  completed_at: Int64 | null;
+  last_heartbeat_at: Int64 | null;
+  /** When the job's last history event was recorded (progress is recorded at most once a second). */
+  history_at: Int64 | null;
+}
+
+/** One change of a job: the change feed that replicas poll, and (recorded = 1) the job's history. */
+export interface JobEventsTable {
+  seq: Generated<Int64>;
+  job_id: string;
+  revision: Int64;
+  at: Int64;
+  status: string;
+  progress: number;
+  phase: string | null;
+  detail: string | null;
+  cancel_requested: number;
+  error: string | null;
+  /** 1 when the event belongs to the job's history; 0 when it only feeds watchers and is pruned soon. */
+  recorded: number;
+  /** JSON of the whole job at this revision, so a watcher on another replica sees every revision. */
+  snapshot: string;
+}
+
+/** An API token. Only a hash of the secret is stored. */
+export interface TokensTable {
+  token_id: string;
+  username: string;
+  role: string;
+  secret_hash: string;
+  created_at: Int64;
+  revoked_at: Int64 | null;
+}
+
+/** The whole schema. */
+export interface Database {
+  jobs: JobsTable;
+  job_events: JobEventsTable;
+  tokens: TokensTable;
+}
+
+export type JobRow = Selectable<JobsTable>;
+export type NewJobRow = Insertable<JobsTable>;
+export type JobRowUpdate = Updateable<JobsTable>;
+export type JobEventRow = Selectable<JobEventsTable>;
+export type NewJobEventRow = Insertable<JobEventsTable>;
+export type TokenRow = Selectable<TokensTable>;
+export type NewTokenRow = Insertable<TokensTable>;

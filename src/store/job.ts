@@ -1,0 +1,53 @@
+// The job as the store hands it out: plain values, times in epoch milliseconds, no SQL, no protobuf.
+
+/** Where a job is in its lifecycle. */
+export type JobStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
+
+/** Every status, in lifecycle order. */
+export const JOB_STATUSES: readonly JobStatus[] = ["pending", "running", "completed", "failed", "cancelled"];
+
+/** The statuses after which a job never changes again. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["completed", "failed", "cancelled"]);
+
+/** True when the job can no longer change. */
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+/** A JSON object, the result of a completed job. */
+export type JsonObject = { [key: string]: unknown };
+
+/** A job and its current state. */
+export interface Job {
+  jobId: string;
+  operationType: string;
+  status: JobStatus;
+  username: string;
+  resource: string | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  lastHeartbeatAt: number | null;
+  progress: number;
+  phase: string | null;
+  detail: string | null;
+  result: JsonObject | null;
+  error: string | null;
+  cancelRequested: boolean;
+  cancelReason: string | null;
+  /** 1 at creation, +1 on every change. */
+  revision: number;
+}
+
+/** One recorded change of a job (its history). */
+export interface JobEvent {
+  revision: number;
+  at: number;
+  status: JobStatus;
+  progress: number;
+  phase: string | null;
+  detail: string | null;
+  cancelRequested: boolean;
+  error: string | null;
+}

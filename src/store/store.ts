@@ -1,0 +1,124 @@
+// The store's contract: every query jobwatch makes, behind one interface, on SQLite or MySQL.
+import type { Job, JobEvent, JobStatus, JsonObject } from "./job.js";
+
+/** Input of createJob; validated by the caller. */
+export interface NewJob {
+  operationType: string;
+  username: string;
+  requestId?: string | undefined;
+  resource?: string | undefined;
+}
+
+/** A job change as the change feed carries it. */
+export interface FeedEntry {
+  seq: number;
+  jobId: string;
+  revision: number;
+}
+
+/** Filters and page of listJobs. */
+export interface ListJobsQuery {
+  /** Only jobs of this user; undefined = every user. */
+  username?: string | undefined;
+  statuses?: readonly JobStatus[] | undefined;
+  operationType?: string | undefined;
+  /** Inclusive lower bound of created_at (ms). */
+  createdAfter?: number | undefined;
+  /** Exclusive upper bound of created_at (ms). */
+  createdBefore?: number | undefined;
+  /** 1-100. */
+  limit: number;
+  /** Keyset cursor: the (createdAt, jobId) of the last job of the previous page. */
+  after?: { createdAt: number; jobId: string } | undefined;
+}
+
+/** Figures of getStatistics. */
+export interface JobStatistics {
+  byStatus: Record<JobStatus, number>;
+  total: number;
+  byOperationType: Record<string, number>;
+  windowStart: number;
+  finishedInWindow: number;
+  completedInWindow: number;
+  /** Durations in ms; null when no job finished in the window. */
+  p50DurationMs: number | null;
+  p95DurationMs: number | null;
+}
+
+/** An API token as listed (never the secret). */
+export interface TokenInfo {
+  tokenId: string;
+  username: string;
+  role: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** An active token with its secret's hash, for the authenticator's cache. */
+export interface TokenCredential {
+  tokenId: string;
+  username: string;
+  role: string;
+  secretHash: string;
+}
+
+/** A job moved by a sweeper, with the reason. */
+export interface SweepResult {
+  moved: Job[];
+}
+
+/**
+ * Every query jobwatch makes. Transitions are atomic against the stored row (a conditional update on
+ * the revision): concurrent writers in one process or several never lose an update or reuse a revision.
+ * Illegal transitions throw FailedPreconditionError naming the current status; unknown ids throw
+ * NotFoundError. Every change writes a job_events row in the same transaction.
+ */
+export interface JobStore {
+  /** Applies pending migrations. */
+  migrate(): Promise<void>;
+  /** Throws when the database cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // --- jobs ---
+  createJob(input: NewJob): Promise<Job>;
+  /** undefined when no such job. */
+  getJob(jobId: string): Promise<Job | undefined>;
+  startJob(jobId: string): Promise<Job>;
+  reportProgress(jobId: string, progress: number, phase?: string, detail?: string): Promise<Job>;
+  heartbeat(jobId: string): Promise<Job>;
+  completeJob(jobId: string, result: JsonObject | null): Promise<Job>;
+  failJob(jobId: string, error: string): Promise<Job>;
+  markCancelled(jobId: string): Promise<Job>;
+  /** PENDING -> CANCELLED; RUNNING -> cancel_requested; CANCELLED -> unchanged; else FailedPrecondition. */
+  cancelJob(jobId: string, reason?: string): Promise<Job>;
+  listJobs(query: ListJobsQuery): Promise<Job[]>;
+  getStatistics(username: string | undefined, windowMs: number): Promise<JobStatistics>;
+  getHistory(jobId: string): Promise<JobEvent[]>;
+
+  // --- change feed ---
+  /** The highest seq in job_events now (0 when empty). */
+  latestSeq(): Promise<number>;
+  /** Feed entries with seq > afterSeq, in seq order, at most limit. */
+  readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]>;
+  /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
+  snapshotsAt(seqs: readonly number[]): Promise<Job[]>;
+  /** The job as of each revision in (afterRevision, beforeRevision), in order, from job_events. */
+  snapshotsBetween(jobId: string, afterRevision: number, beforeRevision: number): Promise<Job[]>;
+
+  // --- sweepers (safe with many replicas: each move is a conditional update) ---
+  failStaleJobs(staleBefore: number): Promise<Job[]>;
+  cancelUnconfirmed(requestedBefore: number): Promise<Job[]>;
+  /** Deletes up to `batch` finished jobs completed before `before`; returns how many. */
+  deleteExpired(before: number, batch: number): Promise<number>;
+  /** Deletes feed-only (unrecorded) events older than `before`. */
+  pruneFeed(before: number): Promise<number>;
+
+  // --- tokens ---
+  createToken(t: { tokenId: string; username: string; role: string; secretHash: string }): Promise<TokenInfo>;
+  listTokens(): Promise<TokenInfo[]>;
+  /** Marks a token revoked; NotFoundError when unknown; idempotent. */
+  revokeToken(tokenId: string): Promise<TokenInfo>;
+  activeTokens(): Promise<TokenCredential[]>;
+  countTokens(): Promise<number>;
+}
