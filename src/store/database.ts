@@ -33,13 +33,14 @@ export interface JobsTable {
   started_at: Int64 | null;
   completed_at: Int64 | null;
   last_heartbeat_at: Int64 | null;
-  /** When the job's last history event was recorded (progress is recorded at most once a second). */
+  /** When the job's last progress change entered the history (progress is recorded at most once a second). */
   history_at: Int64 | null;
 }
 
 /** One change of a job: the change feed that replicas poll, and (recorded = 1) the job's history. */
 export interface JobEventsTable {
-  seq: Generated<Int64>;
+  /** Assigned by the database (autoincrement); read through Number() like every BIGINT. */
+  seq: Generated<number>;
   job_id: string;
   revision: Int64;
   at: Int64;

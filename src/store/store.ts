@@ -81,6 +81,11 @@ export interface JobStore {
   close(): Promise<void>;
 
   // --- jobs ---
+  /**
+   * A new PENDING job. A requestId already used returns that job (whoever created it: check its
+   * username). AlreadyExistsError (ACTIVE_JOB_EXISTS, {job_id}) while another job on the same
+   * (operationType, resource) is PENDING or RUNNING.
+   */
   createJob(input: NewJob): Promise<Job>;
   /** undefined when no such job. */
   getJob(jobId: string): Promise<Job | undefined>;
@@ -97,9 +102,17 @@ export interface JobStore {
   getHistory(jobId: string): Promise<JobEvent[]>;
 
   // --- change feed ---
-  /** The highest seq in job_events now (0 when empty). */
+  /**
+   * The seq to start reading the feed after: the highest seq in job_events (0 when empty), or on MySQL
+   * the last one before a seq that may still be committing, so nothing after it is missed.
+   */
   latestSeq(): Promise<number>;
-  /** Feed entries with seq > afterSeq, in seq order, at most limit. */
+  /**
+   * Feed entries with seq > afterSeq, in seq order, at most limit. Pass the seq of the last entry
+   * you got as the next afterSeq. It may return fewer (even none) than exist: on MySQL a seq is taken
+   * at INSERT but visible at COMMIT, so it stops before a hole until the hole fills or is a few
+   * seconds old (a rolled-back or pruned event).
+   */
   readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]>;
   /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
   snapshotsAt(seqs: readonly number[]): Promise<Job[]>;

@@ -1,0 +1,110 @@
+// The grpc-js server interceptor that authenticates every call and checks the rpc's permission before
+// any handler runs, and hands handlers the caller through metadata no client can forge.
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
+import type { Authenticator } from "./authenticator.js";
+import { MALFORMED_HEADER_MESSAGE } from "./authenticator.js";
+import { encodePrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
+import type { Principal } from "./principal.js";
+import { hasPermission } from "./roles.js";
+
+/** Services anyone may call without a token: health checks and server reflection. */
+export const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
+  "/grpc.health.v1.Health/",
+  "/grpc.reflection.v1.ServerReflection/",
+  "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/** Options of authInterceptor. */
+export interface AuthInterceptorOptions {
+  authenticator: Pick<Authenticator, "authenticate">;
+  /** gRPC path ("/pkg.Service/Method") -> the permission the contract declares for it. */
+  permissions: ReadonlyMap<string, string>;
+  /** Path prefixes that need no token; defaults to DEFAULT_PUBLIC_PREFIXES. */
+  publicPrefixes?: readonly string[];
+  log: Pick<Logger, "debug" | "warn" | "error">;
+}
+
+/**
+ * A server interceptor for the `interceptors` option of `new grpc.Server`. Put it first in that array:
+ * grpc-js runs the first interceptor first on incoming metadata, so no other interceptor or handler
+ * sees a call it rejects.
+ */
+export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInterceptor {
+  const { authenticator, permissions, log } = options;
+  const publicPrefixes = options.publicPrefixes ?? DEFAULT_PUBLIC_PREFIXES;
+
+  return (method, call) => {
+    const path = method.path;
+    const rpc = path.replace(/^\//, "");
+
+    // Ends the call with the status; the handler never starts because the metadata is never passed on.
+    const reject = (code: grpc.status, details: string): void => {
+      call.sendStatus({ code, details, metadata: new grpc.Metadata() });
+    };
+
+    // Resolves the principal or throws a domain error; never touches the call.
+    const authorize = async (metadata: grpc.Metadata, permission: string): Promise<Principal> => {
+      const values = metadata.get("authorization");
+      if (values.length > 1) throw new UnauthenticatedError(MALFORMED_HEADER_MESSAGE);
+      const header = values[0];
+      const principal = await authenticator.authenticate(typeof header === "string" ? header : undefined);
+      if (!hasPermission(principal.role, permission)) {
+        throw new PermissionDeniedError(
+          `permission denied: ${rpc} requires permission '${permission}', which role '${principal.role}' does not grant`,
+          permission,
+        );
+      }
+      return principal;
+    };
+
+    return new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, mdNext) {
+            // Whatever the path, a client-sent principal never reaches a handler.
+            metadata.remove(PRINCIPAL_METADATA_KEY);
+            if (publicPrefixes.some((prefix) => path.startsWith(prefix))) {
+              mdNext(metadata);
+              return;
+            }
+            const permission = permissions.get(path);
+            if (permission === undefined) {
+              // A contract change that forgot the option must not open the rpc to everyone.
+              const details = `rpc ${path} declares no required_permission; refusing (fail closed)`;
+              log.warn({ rpc }, details);
+              reject(grpc.status.PERMISSION_DENIED, details);
+              return;
+            }
+            // Authentication may reload tokens (async); grpc-js holds any messages that arrive
+            // meanwhile and delivers them after mdNext, and mdNext is a no-op once the call is cancelled.
+            authorize(metadata, permission).then(
+              (principal) => {
+                metadata.set(PRINCIPAL_METADATA_KEY, encodePrincipal(principal));
+                // The handler learns the caller from the principal; the secret goes no further.
+                metadata.remove("authorization");
+                mdNext(metadata);
+              },
+              (err: unknown) => {
+                if (err instanceof UnauthenticatedError) {
+                  log.debug({ rpc, peer: call.getPeer(), reason: err.message }, "call rejected: unauthenticated");
+                  reject(grpc.status.UNAUTHENTICATED, err.message);
+                } else if (err instanceof PermissionDeniedError) {
+                  log.debug({ rpc, peer: call.getPeer(), reason: err.message }, "call rejected: permission denied");
+                  reject(grpc.status.PERMISSION_DENIED, err.message);
+                } else if (err instanceof UnavailableError) {
+                  reject(grpc.status.UNAVAILABLE, err.message);
+                } else {
+                  // Unexpected: the stack goes to the log, never to the client.
+                  log.error({ err, rpc }, "authentication failed unexpectedly");
+                  reject(grpc.status.INTERNAL, "internal error while checking credentials");
+                }
+              },
+            );
+          },
+        });
+      },
+    });
+  };
+}

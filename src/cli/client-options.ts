@@ -1,0 +1,222 @@
+// What every client command shares: --address/--token/--tls/--json, opening the client, and errors as advice.
+import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
+import ms from "ms";
+import {
+  AlreadyExistsError,
+  createClient,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  GrpcStatus,
+  InvalidArgumentError,
+  JobNotFoundError,
+  JobwatchClientError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnavailableError,
+  type JobwatchClient,
+} from "../client/index.js";
+import { ExitCode } from "./exit-codes.js";
+import { colorsFor } from "./format.js";
+
+/** The address used when neither --address nor JOBWATCH_ADDRESS is given. */
+export const DEFAULT_ADDRESS = "127.0.0.1:50051";
+
+/** The options addClientOptions adds, as commander parses them. */
+export interface ClientFlags {
+  address: string;
+  token?: string;
+  tls?: boolean;
+  json?: boolean;
+}
+
+/** Adds --address (JOBWATCH_ADDRESS), --token (JOBWATCH_TOKEN) and --tls to a command. */
+export function addClientOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option("--address <host:port>", "the jobwatch server").env("JOBWATCH_ADDRESS").default(DEFAULT_ADDRESS),
+    )
+    .addOption(new Option("--token <token>", "API token (jobwatch token create)").env("JOBWATCH_TOKEN"))
+    .addOption(new Option("--tls", "connect with TLS (system root certificates)"));
+}
+
+/** Adds --json with a description of what it prints. */
+export function addJsonOption(command: Command, what: string): Command {
+  return command.option("--json", what);
+}
+
+/** A client for the command's flags; unary calls get a short deadline, since a person is waiting. */
+export function openClient(flags: ClientFlags): JobwatchClient {
+  return createClient({
+    address: flags.address,
+    token: flags.token,
+    tls: flags.tls === true,
+    callTimeoutMs: 15_000,
+  });
+}
+
+/** What the command was doing, to make error messages specific. */
+export interface ErrorContext {
+  address: string;
+  jobId?: string;
+  tokenGiven: boolean;
+}
+
+/**
+ * Runs a command body with a client, then closes it. Expected errors are printed as advice on stderr
+ * (no stack trace) and set the matching exit code; the body may return an exit code of its own.
+ */
+export async function runWithClient(
+  flags: ClientFlags,
+  body: (client: JobwatchClient) => Promise<ExitCode | void>,
+  context: { jobId?: string } = {},
+): Promise<void> {
+  const errorContext: ErrorContext = { address: flags.address, tokenGiven: !!flags.token, ...context };
+  if (!flags.token) {
+    printError(explainError(new UnauthenticatedError("no token", GrpcStatus.UNAUTHENTICATED), errorContext).message);
+    process.exitCode = ExitCode.NOT_FOUND_OR_DENIED;
+    return;
+  }
+  const client = openClient(flags);
+  try {
+    process.exitCode = (await body(client)) ?? ExitCode.OK;
+  } catch (err) {
+    const { message, code } = explainError(err, errorContext);
+    printError(message);
+    process.exitCode = code;
+  } finally {
+    client.close();
+  }
+}
+
+/** Prints "error: ..." on stderr, in red on a terminal. */
+export function printError(message: string): void {
+  const c = colorsFor(process.stderr);
+  process.stderr.write(`${c.red("error:")} ${message}\n`);
+}
+
+/** Prints a value as indented JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+const TOKEN_HOWTO =
+  "Create one on the server host with `jobwatch token create --user NAME --role ROLE` " +
+  "and pass it with --token or JOBWATCH_TOKEN.";
+
+/** Turns an error into advice for a person and the exit code a script sees. */
+export function explainError(err: unknown, context: ErrorContext): { message: string; code: ExitCode } {
+  const { address } = context;
+  if (err instanceof UnavailableError) {
+    const cause = connectionCause(err.message);
+    if (cause !== undefined) {
+      return {
+        message:
+          `cannot reach the jobwatch server at ${address} (${cause}). Is it running? ` +
+          "Start it with `jobwatch serve`, or point --address or JOBWATCH_ADDRESS at it.",
+        code: ExitCode.UNREACHABLE_OR_TIMEOUT,
+      };
+    }
+    return {
+      message: `the jobwatch server at ${address} is unavailable: ${err.message}. Try again shortly.`,
+      code: ExitCode.UNREACHABLE_OR_TIMEOUT,
+    };
+  }
+  if (err instanceof DeadlineExceededError) {
+    return { message: `no answer from the jobwatch server at ${address} in time: ${err.message}`, code: ExitCode.UNREACHABLE_OR_TIMEOUT };
+  }
+  if (err instanceof UnauthenticatedError) {
+    const message = context.tokenGiven
+      ? `the server at ${address} rejected the token (${err.message}): it is unknown, revoked or mistyped. ${TOKEN_HOWTO}`
+      : `no token given. ${TOKEN_HOWTO}`;
+    return { message, code: ExitCode.NOT_FOUND_OR_DENIED };
+  }
+  if (err instanceof PermissionDeniedError) {
+    return { message: `${err.message}. ${permissionHint(err.message)}`, code: ExitCode.NOT_FOUND_OR_DENIED };
+  }
+  if (err instanceof JobNotFoundError) {
+    const job = context.jobId === undefined ? "the job" : `job ${context.jobId}`;
+    return {
+      message:
+        `${job} was not found: it may have expired (finished jobs are removed after the retention period), ` +
+        "the id may be mistyped, or it belongs to another user (your token only sees its own user's jobs).",
+      code: ExitCode.NOT_FOUND_OR_DENIED,
+    };
+  }
+  if (err instanceof InvalidArgumentError) {
+    const fields = err.fieldViolations.map((v) => `${v.field}: ${v.description}`);
+    return { message: `invalid request: ${fields.length > 0 ? fields.join("; ") : err.message}`, code: ExitCode.ERROR };
+  }
+  if (err instanceof AlreadyExistsError) {
+    const active = err.activeJobId;
+    const hint = active === undefined ? "" : ` Follow it with \`jobwatch watch ${active}\`.`;
+    return { message: `${err.message}.${hint}`, code: ExitCode.ERROR };
+  }
+  if (err instanceof FailedPreconditionError) {
+    return { message: err.message, code: ExitCode.ERROR };
+  }
+  if (err instanceof JobwatchClientError) {
+    return { message: `${err.codeName}: ${err.message}`, code: ExitCode.ERROR };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (process.env["JOBWATCH_DEBUG"] && err instanceof Error && err.stack) return { message: err.stack, code: ExitCode.ERROR };
+  return { message, code: ExitCode.ERROR };
+}
+
+/** The socket-level reason in a grpc-js "no connection" message, e.g. "connect ECONNREFUSED 127.0.0.1:50051". */
+function connectionCause(message: string): string | undefined {
+  const last = /Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s.exec(message);
+  if (last?.[1]) return last[1];
+  if (/No connection established|Connection dropped|Name resolution failed|ECONNREFUSED|ECONNRESET/.test(message)) {
+    return message;
+  }
+  return undefined;
+}
+
+function permissionHint(message: string): string {
+  if (message.includes("report_jobs")) {
+    return "Worker commands need a token whose role grants report_jobs (service or admin).";
+  }
+  if (message.includes("manage_jobs")) return "Only an admin token sees other users' jobs.";
+  if (message.includes("query_repos")) {
+    return "Reading jobs needs a token whose role grants query_repos (normal_user, power_user or admin); a service token can only report jobs.";
+  }
+  return "Ask an admin for a token with a role that grants it.";
+}
+
+/** Parses "30s", "5m", "1h" (or a bare number of seconds) into ms, for commander's argParser. */
+export function parseDuration(text: string): number {
+  const trimmed = text.trim();
+  const value = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) * 1000 : ms(trimmed as ms.StringValue);
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new UsageError('expected a duration such as "30s", "5m" or "2h"');
+  }
+  return value;
+}
+
+/** Parses an ISO 8601 time, or a duration meaning that long ago ("2h" = two hours ago). */
+export function parseTime(text: string): Date {
+  const asDuration = (() => {
+    try {
+      return parseDuration(text);
+    } catch {
+      return undefined;
+    }
+  })();
+  if (asDuration !== undefined) return new Date(Date.now() - asDuration);
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) {
+    throw new UsageError('expected a time such as "2025-01-31T12:00:00Z" or a duration ago such as "2h"');
+  }
+  return date;
+}
+
+/** Parses an integer within [min, max], for commander's argParser. */
+export function parseInteger(min: number, max: number): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new UsageError(`expected a whole number from ${min} to ${max}`);
+    }
+    return value;
+  };
+}

@@ -1,0 +1,105 @@
+// `jobwatch list`: the caller's jobs (everyone's for an admin), newest first, as a table or JSON.
+import { InvalidArgumentError as UsageError, type Command } from "commander";
+import { parseStatus, statusName, type Job, type JobStatus, type ListJobsFilter } from "../client/index.js";
+import {
+  addClientOptions,
+  addJsonOption,
+  parseInteger,
+  parseTime,
+  printJson,
+  runWithClient,
+  type ClientFlags,
+} from "./client-options.js";
+import { colorsFor, formatDuration, jobJson, paintStatusCell, table } from "./format.js";
+
+interface ListFlags extends ClientFlags {
+  status: JobStatus[];
+  operation?: string;
+  user?: string;
+  since?: Date;
+  before?: Date;
+  limit?: number;
+  pageToken?: string;
+  all?: boolean;
+}
+
+/** Registers `jobwatch list`. */
+export function register(program: Command): void {
+  const command = program
+    .command("list")
+    .description("list jobs, newest first: your own, or with an admin token anyone's")
+    .option(
+      "--status <statuses>",
+      "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
+      collectStatuses,
+      [] as JobStatus[],
+    )
+    .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
+    .option("--user <name>", "only this user's jobs (needs an admin token)")
+    .option("--since <time>", 'only jobs created at or after this time (ISO 8601, or a duration ago such as "2h")', parseTime)
+    .option("--before <time>", "only jobs created before this time (ISO 8601, or a duration ago)", parseTime)
+    .option("--limit <n>", "jobs per page (default 50, at most 100)", parseInteger(1, 100))
+    .option("--page-token <token>", "continue from where a previous list stopped (same filters)")
+    .option("--all", "follow every page to the end");
+  addJsonOption(command, "print {jobs, nextPageToken} with jobs in the protobuf JSON mapping");
+  addClientOptions(command);
+  command.action(async (flags: ListFlags) => {
+    await runWithClient(flags, async (client) => {
+      const filter: ListJobsFilter = { statuses: flags.status };
+      if (flags.operation !== undefined) filter.operationType = flags.operation;
+      if (flags.user !== undefined) filter.username = flags.user;
+      if (flags.since !== undefined) filter.createdAfter = flags.since;
+      if (flags.before !== undefined) filter.createdBefore = flags.before;
+      if (flags.limit !== undefined) filter.pageSize = flags.limit;
+      let jobs: Job[] = [];
+      let next: string | undefined;
+      if (flags.all) {
+        for await (const job of client.listAllJobs(filter)) jobs.push(job);
+      } else {
+        const page = await client.listJobs({ ...filter, ...(flags.pageToken ? { pageToken: flags.pageToken } : {}) });
+        jobs = page.jobs;
+        next = page.nextPageToken;
+      }
+      if (flags.json) {
+        printJson({ jobs: jobs.map(jobJson), ...(next ? { nextPageToken: next } : {}) });
+        return;
+      }
+      const c = colorsFor(process.stdout);
+      if (jobs.length === 0) {
+        process.stdout.write("no jobs match\n");
+        return;
+      }
+      const now = Date.now();
+      const rows = jobs.map((job) => [
+        job.jobId,
+        statusName(job.status),
+        `${job.progress}%${job.cancelRequested ? " (cancel requested)" : ""}`,
+        job.operationType,
+        job.resource ?? "",
+        job.username,
+        job.createdAt === undefined ? "-" : `${formatDuration(now - job.createdAt.getTime())} ago`,
+      ]);
+      const text = table(
+        ["JOB ID", "STATUS", "PROGRESS", "OPERATION", "RESOURCE", "USER", "CREATED"],
+        rows,
+        (column, cell, padded) => (column === 1 ? paintStatusCell(c, cell, padded) : padded),
+      );
+      process.stdout.write(`${text}\n`);
+      if (next) {
+        process.stderr.write(`more jobs: repeat with --page-token ${next} (or use --all)\n`);
+      }
+    });
+  });
+}
+
+function collectStatuses(value: string, previous: JobStatus[]): JobStatus[] {
+  const out = [...previous];
+  for (const part of value.split(",").filter((p) => p.trim() !== "")) {
+    const status = parseStatus(part);
+    if (status === undefined) {
+      throw new UsageError(`unknown status "${part}"; use pending, running, completed, failed or cancelled`);
+    }
+    out.push(status);
+  }
+  return out;
+}

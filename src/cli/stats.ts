@@ -1,0 +1,66 @@
+// `jobwatch stats`: counts per status and operation type, and how recent jobs went (success rate, p50/p95).
+import type { Command } from "commander";
+import { durationMs, JobStatistics } from "../client/index.js";
+import {
+  addClientOptions,
+  addJsonOption,
+  parseDuration,
+  printJson,
+  runWithClient,
+  type ClientFlags,
+} from "./client-options.js";
+import { colorsFor, formatDuration, formatTime, table } from "./format.js";
+
+interface StatsFlags extends ClientFlags {
+  user?: string;
+  window?: number;
+}
+
+/** Registers `jobwatch stats`. */
+export function register(program: Command): void {
+  const command = program
+    .command("stats")
+    .description("overview of jobs: counts per status and operation type, success rate and durations")
+    .option("--user <name>", "only this user's jobs (needs an admin token; an admin sees everyone's by default)")
+    .option("--window <duration>", 'how far back the finished-job figures look (default "24h")', parseDuration);
+  addJsonOption(command, "print the statistics in the protobuf JSON mapping");
+  addClientOptions(command);
+  command.action(async (flags: StatsFlags) => {
+    await runWithClient(flags, async (client) => {
+      const query: { username?: string; windowMs?: number } = {};
+      if (flags.user !== undefined) query.username = flags.user;
+      if (flags.window !== undefined) query.windowMs = flags.window;
+      const stats = await client.getStatistics(query);
+      if (flags.json) {
+        printJson(JobStatistics.toJSON(stats));
+        return;
+      }
+      const c = colorsFor(process.stdout);
+      const lines: string[] = [];
+      lines.push(c.bold(`Jobs (${stats.total} in all)`));
+      lines.push(
+        table(
+          ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
+          [[stats.pending, stats.running, stats.completed, stats.failed, stats.cancelled].map(String)],
+        ),
+      );
+      const byType = Object.entries(stats.byOperationType).sort((a, b) => b[1] - a[1]);
+      if (byType.length > 0) {
+        lines.push("", c.bold("By operation"));
+        lines.push(table(["OPERATION", "JOBS"], byType.map(([type, count]) => [type, String(count)])));
+      }
+      lines.push("", c.bold(`Finished since ${formatTime(stats.windowStart)}`));
+      if (stats.finishedInWindow === 0) {
+        lines.push("  none");
+      } else {
+        const p50 = durationMs(stats.p50Duration);
+        const p95 = durationMs(stats.p95Duration);
+        lines.push(`  jobs          ${stats.finishedInWindow}`);
+        lines.push(`  success rate  ${(stats.successRate * 100).toFixed(1)}%`);
+        lines.push(`  duration p50  ${p50 === undefined ? "-" : formatDuration(p50)}`);
+        lines.push(`  duration p95  ${p95 === undefined ? "-" : formatDuration(p95)}`);
+      }
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+  });
+}

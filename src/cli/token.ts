@@ -1,0 +1,96 @@
+// `jobwatch token create|list|revoke`, and the admin token `serve` makes on a database with none: the
+// logic as functions over a JobStore, which the CLI entry point wires into commander.
+import { InvalidArgumentError } from "../errors.js";
+import { ROLES, isRole } from "../auth/roles.js";
+import type { Role } from "../auth/roles.js";
+import { generateToken, isTokenId, parseToken } from "../auth/tokens.js";
+import type { JobStore, TokenInfo } from "../store/store.js";
+
+/** A token just made: `token` is the secret, shown once and never stored. */
+export interface CreatedToken {
+  tokenId: string;
+  token: string;
+  username: string;
+  role: Role;
+}
+
+/** The user name of the token that `serve` makes on a database with no tokens. */
+export const BOOTSTRAP_USER = "admin";
+
+/** Makes a token for `user` with `role`; throws InvalidArgumentError naming the bad flag. */
+export async function createToken(
+  store: Pick<JobStore, "createToken">,
+  input: { user: string; role: string },
+): Promise<CreatedToken> {
+  const user = input.user.trim();
+  if (user === "") throw InvalidArgumentError.field("--user", "must not be empty");
+  if (!isRole(input.role)) {
+    throw InvalidArgumentError.field("--role", `unknown role '${input.role}'; use one of ${ROLES.join(", ")}`);
+  }
+  const made = generateToken();
+  await store.createToken({ tokenId: made.tokenId, username: user, role: input.role, secretHash: made.secretHash });
+  return { tokenId: made.tokenId, token: made.token, username: user, role: input.role };
+}
+
+/** Every token, active and revoked, as the store lists them (never a secret). */
+export async function listTokens(store: Pick<JobStore, "listTokens">): Promise<TokenInfo[]> {
+  return store.listTokens();
+}
+
+/**
+ * Revokes a token by its id (a whole token is accepted too, for convenience). Idempotent; throws
+ * InvalidArgumentError for something that is not a token id and NotFoundError for an unknown one.
+ */
+export async function revokeToken(store: Pick<JobStore, "revokeToken">, idOrToken: string): Promise<TokenInfo> {
+  const value = idOrToken.trim();
+  const tokenId = parseToken(value)?.tokenId ?? value;
+  if (!isTokenId(tokenId)) {
+    throw InvalidArgumentError.field("ID", `'${value}' is not a token id (12 hex characters, as 'jobwatch token list' shows)`);
+  }
+  return store.revokeToken(tokenId);
+}
+
+/**
+ * On a database with no tokens at all, makes an admin token for user "admin" and returns it for
+ * `serve` to print once; otherwise undefined. Two replicas starting at once on an empty database may
+ * each make one; both are valid admin tokens and each is printed by the process that made it.
+ */
+export async function ensureBootstrapToken(
+  store: Pick<JobStore, "countTokens" | "createToken">,
+): Promise<CreatedToken | undefined> {
+  if ((await store.countTokens()) > 0) return undefined;
+  return createToken(store, { user: BOOTSTRAP_USER, role: "admin" });
+}
+
+/** The lines `serve` prints with a bootstrap token: the token and how to use it. */
+export function bootstrapTokenMessage(created: CreatedToken, address: string): string {
+  return [
+    `No API tokens existed, so an admin token was created for user '${created.username}' (id ${created.tokenId}).`,
+    "It is shown only this once; keep it:",
+    "",
+    `  ${created.token}`,
+    "",
+    "Use it with grpcurl:",
+    `  grpcurl -plaintext -H 'authorization: Bearer ${created.token}' ${address} list`,
+    "Make tokens for people and workers:",
+    "  jobwatch token create --user alice --role normal_user",
+    "  jobwatch token create --user worker-1 --role service",
+  ].join("\n");
+}
+
+/** `token list` output: a header and one aligned row per token, active or revoked since when. */
+export function formatTokenTable(rows: readonly TokenInfo[]): string {
+  if (rows.length === 0) return "no tokens (create one with 'jobwatch token create --user NAME --role ROLE')";
+  const table = [
+    ["ID", "USER", "ROLE", "CREATED", "STATUS"],
+    ...rows.map((t) => [
+      t.tokenId,
+      t.username,
+      t.role,
+      new Date(t.createdAt).toISOString(),
+      t.revokedAt === null ? "active" : `revoked ${new Date(t.revokedAt).toISOString()}`,
+    ]),
+  ];
+  const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
+  return table.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join("  ").trimEnd()).join("\n");
+}

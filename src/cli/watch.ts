@@ -1,0 +1,246 @@
+// `jobwatch watch ID`: follow a job to its end, as a live bar on a terminal or one line per change otherwise.
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import {
+  DeadlineExceededError,
+  Job,
+  JobStatus,
+  type RetryEvent,
+} from "../client/index.js";
+import { addClientOptions, parseDuration, runWithClient, printError, type ClientFlags } from "./client-options.js";
+import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
+import { colorsFor, finalSummary, formatDuration, jobLine, paintStatus, type Colors } from "./format.js";
+
+interface WatchFlags extends ClientFlags {
+  timeout?: number;
+  reconnectFor: number;
+}
+
+/** Registers `jobwatch watch`. */
+export function register(program: Command): void {
+  const command = program
+    .command("watch")
+    .description(
+      "follow a job until it ends: a live progress bar on a terminal, one line per change otherwise. " +
+        "Survives server restarts (reconnects and resumes without repeating or missing a change). " +
+        "Exit code: 0 COMPLETED, 2 FAILED, 3 CANCELLED, 4 not found or access denied, " +
+        "5 server unreachable or --timeout passed, 130 Ctrl-C",
+    )
+    .argument("<job-id>", "the job's id (a UUID)")
+    .option("--timeout <duration>", 'give up (exit 5) if the job has not ended by then, e.g. "90s", "10m"', parseDuration)
+    .option(
+      "--reconnect-for <duration>",
+      "how long to keep reconnecting while the server is unreachable",
+      parseDuration,
+      5 * 60_000,
+    )
+    .option("--json", "print each revision of the job as one JSON line (protobuf JSON mapping)");
+  addClientOptions(command);
+  command.action(async (jobId: string, flags: WatchFlags) => {
+    const view: View =
+      process.stdout.isTTY && !flags.json ? new BarView(colorsFor(process.stdout)) : new LineView(flags, colorsFor(process.stdout));
+    // Ctrl-C: leave at once, with the terminal as it was (cursor back, bar line ended).
+    const onInterrupt = (): void => {
+      view.stop();
+      process.stderr.write("interrupted\n");
+      process.exit(ExitCode.INTERRUPTED);
+    };
+    process.once("SIGINT", onInterrupt);
+    try {
+      await runWithClient(
+        flags,
+        async (client) => {
+          let received = false;
+          try {
+            const job = await client.waitForJob(jobId, {
+              ...(flags.timeout === undefined ? {} : { timeout: flags.timeout }),
+              giveUpAfterMs: flags.reconnectFor,
+              onUpdate: (update) => {
+                received = true;
+                view.update(update);
+              },
+              onRetry: (event) => {
+                // A server that is down before we ever reached it is "unreachable" (exit 5) after a couple
+                // of quick tries; one that goes away mid-watch is waited for, as a restart usually is.
+                if (!received && event.attempt > 2) return false;
+                view.reconnecting(event, flags.address);
+                return true;
+              },
+            });
+            view.finish(job);
+            return exitCodeForStatus(job.status);
+          } catch (err) {
+            view.stop();
+            if (err instanceof DeadlineExceededError && flags.timeout !== undefined) {
+              printError(`gave up after ${formatDuration(flags.timeout)} (--timeout): ${err.message}`);
+              return ExitCode.UNREACHABLE_OR_TIMEOUT;
+            }
+            throw err;
+          }
+        },
+        { jobId },
+      );
+    } finally {
+      view.stop();
+      process.removeListener("SIGINT", onInterrupt);
+    }
+  });
+}
+
+/** How the watch shows what happens. */
+interface View {
+  update(job: Job): void;
+  reconnecting(event: RetryEvent, address: string): void;
+  finish(job: Job): void;
+  /** Ends any live drawing; safe to call more than once. */
+  stop(): void;
+}
+
+function reconnectMessage(event: RetryEvent, address: string): string {
+  const after = event.lastRevision > 0 ? `, resuming after revision ${event.lastRevision}` : "";
+  return (
+    `connection to ${address} lost (${event.error.message}); ` +
+    `reconnecting in ${formatDuration(event.delayMs)} (attempt ${event.attempt})${after}`
+  );
+}
+
+/** Not a terminal: one line per revision on stdout (or one JSON object per line), notices on stderr. */
+class LineView implements View {
+  constructor(
+    private readonly flags: WatchFlags,
+    private readonly c: Colors,
+  ) {}
+
+  update(job: Job): void {
+    const line = this.flags.json ? JSON.stringify(Job.toJSON(job)) : jobLine(this.c, job);
+    process.stdout.write(`${line}\n`);
+  }
+
+  reconnecting(event: RetryEvent, address: string): void {
+    process.stderr.write(`${reconnectMessage(event, address)}\n`);
+  }
+
+  finish(job: Job): void {
+    if (!this.flags.json) process.stdout.write(`${finalSummary(this.c, job)}\n`);
+  }
+
+  stop(): void {}
+}
+
+interface Sample {
+  progress: number;
+  /** Server time of the revision, so a burst of replayed revisions after a reconnect keeps its real pace. */
+  at: number;
+  /** Local time the sample arrived, to count down the ETA between revisions. */
+  arrived: number;
+}
+
+/** Estimates the time left from the recent progress rate (the last minute of revisions). */
+class Eta {
+  private samples: Sample[] = [];
+
+  add(job: Job): void {
+    if (job.status !== JobStatus.JOB_STATUS_RUNNING) return;
+    const at = job.updatedAt?.getTime() ?? Date.now();
+    this.samples.push({ progress: job.progress, at, arrived: Date.now() });
+    // Keep a minute of history, but always two samples, so a slow job still gets an estimate.
+    while (this.samples.length > 2 && at - this.samples[0]!.at > 60_000) this.samples.shift();
+  }
+
+  /** Milliseconds left, or undefined while there is no forward progress to extrapolate. */
+  remainingMs(now = Date.now()): number | undefined {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (first === undefined || last === undefined || last.at <= first.at || last.progress <= first.progress) {
+      return undefined;
+    }
+    const rate = (last.progress - first.progress) / (last.at - first.at);
+    return Math.max(0, (100 - last.progress) / rate - (now - last.arrived));
+  }
+}
+
+/** A terminal: status changes logged above a progress bar that is redrawn in place every second. */
+class BarView implements View {
+  private readonly multibar: cliProgress.MultiBar;
+  private bar: cliProgress.SingleBar | undefined;
+  private readonly eta = new Eta();
+  private last: Job | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private note = "";
+  private stopped = false;
+
+  constructor(private readonly c: Colors) {
+    this.multibar = new cliProgress.MultiBar({
+      stream: process.stdout,
+      format: (options, params, payload: { before?: string; after?: string }) =>
+        `${payload.before ?? ""}${cliProgress.Format.BarFormat(params.progress, options)}${payload.after ?? ""}`,
+      barsize: 30,
+      hideCursor: true,
+      linewrap: true,
+      // We handle Ctrl-C ourselves (exit 130); the bar's own handler would only stop drawing.
+      gracefulExit: false,
+      fps: 5,
+    });
+  }
+
+  update(job: Job): void {
+    const previous = this.last;
+    this.last = job;
+    this.note = "";
+    this.eta.add(job);
+    const changed =
+      previous === undefined ||
+      previous.status !== job.status ||
+      previous.cancelRequested !== job.cancelRequested ||
+      previous.phase !== job.phase;
+    if (changed) this.multibar.log(`${jobLine(this.c, job)}\n`);
+    this.draw();
+    this.ticker ??= setInterval(() => this.draw(), 1000);
+  }
+
+  reconnecting(event: RetryEvent, address: string): void {
+    this.note = this.c.yellow(`reconnecting (attempt ${event.attempt})`);
+    this.multibar.log(`${this.c.yellow(reconnectMessage(event, address))}\n`);
+    this.draw();
+  }
+
+  finish(job: Job): void {
+    this.draw();
+    this.stop();
+    process.stdout.write(`${finalSummary(this.c, job)}\n`);
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    this.multibar.stop();
+  }
+
+  private draw(): void {
+    const job = this.last;
+    if (job === undefined || this.stopped) return;
+    const payload = { before: `${paintStatus(this.c, job.status, 9)} `, after: this.describe(job) };
+    if (this.bar === undefined) this.bar = this.multibar.create(100, job.progress, payload);
+    else this.bar.update(job.progress, payload);
+  }
+
+  /** What follows the bar: percentage, phase and detail, elapsed time, ETA, notes. */
+  private describe(job: Job): string {
+    const c = this.c;
+    const now = Date.now();
+    const parts = [` ${String(job.progress).padStart(3)}%`];
+    const where = [job.phase, job.detail].filter((s) => s).join(": ");
+    if (where) parts.push(where);
+    if (job.startedAt !== undefined) {
+      parts.push(`elapsed ${formatDuration((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
+      const left = job.status === JobStatus.JOB_STATUS_RUNNING ? this.eta.remainingMs(now) : undefined;
+      if (job.status === JobStatus.JOB_STATUS_RUNNING) parts.push(`ETA ${left === undefined ? "-" : formatDuration(left)}`);
+    } else if (job.createdAt !== undefined) {
+      parts.push(`queued ${formatDuration(now - job.createdAt.getTime())}`);
+    }
+    if (job.cancelRequested) parts.push(c.magenta("cancel requested"));
+    if (this.note) parts.push(this.note);
+    return parts.join(c.dim(" | "));
+  }
+}

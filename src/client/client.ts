@@ -1,0 +1,230 @@
+// createClient: the typed jobwatch client (JobService reads, a resumable watch, the worker calls) on one channel.
+import { credentials, status, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import type { Job, JobEvent, JobStatus } from "../gen/jobwatch/v1/job.js";
+import { JobServiceClient, type GetJobStatisticsResponse } from "../gen/jobwatch/v1/job_service.js";
+import { JobWorkerServiceClient } from "../gen/jobwatch/v1/job_worker_service.js";
+import { authMetadata, unaryCall, type CallContext, type CallOptions, type RetryOptions } from "./call.js";
+import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
+import { isTerminalStatus, statusName } from "./status.js";
+import { resumableWatch, type WatchOptions } from "./watch.js";
+import { createWorkerClient, type WorkerClient } from "./worker.js";
+
+/** TLS settings; `true` uses the system's root certificates. */
+export interface TlsOptions {
+  /** PEM root certificates to trust instead of the system's. */
+  rootCerts?: Buffer;
+  /** PEM client key, for mutual TLS. */
+  privateKey?: Buffer;
+  /** PEM client certificate chain, for mutual TLS. */
+  certChain?: Buffer;
+}
+
+/** Options of createClient. */
+export interface ClientOptions {
+  /** host:port of a jobwatch server, e.g. "127.0.0.1:50051". */
+  address: string;
+  /** An API token (`jobwatch token create`); sent as `authorization: Bearer <token>`. */
+  token?: string | undefined;
+  /** Connect with TLS (default: plaintext). */
+  tls?: boolean | TlsOptions;
+  /** Deadline of each unary call, in ms (default 30000). */
+  callTimeoutMs?: number;
+  /** Retries of unary calls against an unavailable server (default 3 attempts). */
+  retry?: RetryOptions;
+  /** Extra grpc-js channel options; they override the client's defaults. */
+  channelOptions?: ChannelOptions;
+}
+
+/** Filters and page of listJobs; filters combine with AND. */
+export interface ListJobsFilter {
+  /** Only jobs in any of these statuses. */
+  statuses?: JobStatus[];
+  /** Only jobs of this operation type. */
+  operationType?: string;
+  /** Only jobs created at or after this time. */
+  createdAfter?: Date;
+  /** Only jobs created before this time. */
+  createdBefore?: Date;
+  /** Only this user's jobs (needs manage_jobs). */
+  username?: string;
+  /** Jobs per page: default 50, at most 100. */
+  pageSize?: number;
+  /** The nextPageToken of the previous page, with the same filters. */
+  pageToken?: string;
+}
+
+/** One page of listJobs. */
+export interface JobPage {
+  /** Newest first. */
+  jobs: Job[];
+  /** Pass as pageToken for the next page; undefined on the last page. */
+  nextPageToken: string | undefined;
+}
+
+/** Options of waitForJob. */
+export interface WaitOptions extends Omit<WatchOptions, "afterRevision"> {
+  /** Give up after this many ms with a DeadlineExceededError (default: wait as long as it takes). */
+  timeout?: number;
+  /** Called with every revision seen on the way, the final one included. */
+  onUpdate?: (job: Job) => void;
+}
+
+/** A jobwatch client. Every method rejects with a typed error (JobNotFoundError, UnavailableError ...). */
+export interface JobwatchClient {
+  /** The server address the client talks to. */
+  readonly address: string;
+  /** The current state of one job. */
+  getJob(jobId: string, options?: CallOptions): Promise<Job>;
+  /**
+   * The job at each new revision until it ends (the current state first unless afterRevision is given);
+   * reconnects and resumes by itself when the server goes away.
+   */
+  watchJob(jobId: string, options?: WatchOptions): AsyncGenerator<Job, void, undefined>;
+  /** Resolves with the job once it is COMPLETED, FAILED or CANCELLED. */
+  waitForJob(jobId: string, options?: WaitOptions): Promise<Job>;
+  /** One page of the caller's jobs (everyone's with manage_jobs), newest first. */
+  listJobs(filter?: ListJobsFilter, options?: CallOptions): Promise<JobPage>;
+  /** Every job matching the filter, page after page. */
+  listAllJobs(filter?: Omit<ListJobsFilter, "pageToken">, options?: CallOptions): AsyncGenerator<Job, void, undefined>;
+  /** Counts per status and operation type, success rate and durations in a window (default 24 h). */
+  getStatistics(query?: { username?: string; windowMs?: number }, options?: CallOptions): Promise<GetJobStatisticsResponse>;
+  /** Cancels a job: PENDING ends CANCELLED at once; RUNNING gets cancelRequested for its worker. */
+  cancelJob(jobId: string, options?: CallOptions & { reason?: string }): Promise<Job>;
+  /** The job's recorded changes, oldest first. */
+  getHistory(jobId: string, options?: CallOptions): Promise<JobEvent[]>;
+  /** The worker calls (need report_jobs). */
+  readonly worker: WorkerClient;
+  /** Closes the connection; calls after this fail. */
+  close(): void;
+}
+
+// Keepalive pings find a connection that died silently (a server host gone, a NAT dropping state), so a
+// watch that would otherwise wait forever on a dead socket reconnects. The reconnect backoff is kept
+// short so a restarted server is found again within seconds, not grpc-js's default of up to two minutes.
+const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.initial_reconnect_backoff_ms": 200,
+  "grpc.max_reconnect_backoff_ms": 5_000,
+};
+
+/** Connects to a jobwatch server (lazily: the first call opens the connection). */
+export function createClient(options: ClientOptions): JobwatchClient {
+  const channelOptions = { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions };
+  const jobs = new JobServiceClient(options.address, channelCredentials(options.tls), channelOptions);
+  const workers = new JobWorkerServiceClient(options.address, channelCredentials(options.tls), {
+    ...channelOptions,
+    channelOverride: jobs.getChannel(),
+  });
+  const ctx: CallContext = {
+    token: options.token,
+    callTimeoutMs: options.callTimeoutMs ?? 30_000,
+    retry: { maxAttempts: options.retry?.maxAttempts ?? 3, backoff: options.retry?.backoff },
+  };
+  const job = (response: { job?: Job | undefined }): Job => {
+    if (response.job === undefined) throw new Error("the server answered without a job");
+    return response.job;
+  };
+
+  const client: JobwatchClient = {
+    address: options.address,
+
+    async getJob(jobId, callOptions) {
+      return job(await unaryCall(ctx, jobs.getJobDetails.bind(jobs), { jobId }, "idempotent", callOptions));
+    },
+
+    watchJob(jobId, watchOptions) {
+      return resumableWatch((request) => jobs.watchJob(request, authMetadata(ctx.token)), jobId, watchOptions);
+    },
+
+    async waitForJob(jobId, waitOptions = {}) {
+      const { timeout, onUpdate, ...watchOptions } = waitOptions;
+      const timer = timeout === undefined ? undefined : AbortSignal.timeout(timeout);
+      const signals = [waitOptions.signal, timer].filter((s): s is AbortSignal => s !== undefined);
+      const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
+      let last: Job | undefined;
+      try {
+        for await (const seen of client.watchJob(jobId, { ...watchOptions, signal })) {
+          last = seen;
+          onUpdate?.(seen);
+        }
+      } catch (err) {
+        if (timer?.aborted && !waitOptions.signal?.aborted) {
+          const where = last === undefined ? "" : ` (last seen ${statusName(last.status)} at ${last.progress}%)`;
+          throw new DeadlineExceededError(
+            `job ${jobId} did not finish within ${timeout} ms${where}`,
+            status.DEADLINE_EXCEEDED,
+          );
+        }
+        throw err;
+      }
+      if (last === undefined || !isTerminalStatus(last.status)) {
+        throw new JobwatchClientError(`the watch of job ${jobId} ended before the job did`, status.UNKNOWN);
+      }
+      return last;
+    },
+
+    async listJobs(filter = {}, callOptions) {
+      const request = {
+        statuses: filter.statuses ?? [],
+        operationType: filter.operationType ?? "",
+        createdAfter: filter.createdAfter,
+        createdBefore: filter.createdBefore,
+        username: filter.username ?? "",
+        pageSize: filter.pageSize ?? 0,
+        pageToken: filter.pageToken ?? "",
+      };
+      const response = await unaryCall(ctx, jobs.listJobs.bind(jobs), request, "idempotent", callOptions);
+      return { jobs: response.jobs, nextPageToken: response.nextPageToken || undefined };
+    },
+
+    async *listAllJobs(filter = {}, callOptions) {
+      let pageToken: string | undefined;
+      do {
+        const page = await client.listJobs({ ...filter, ...(pageToken ? { pageToken } : {}) }, callOptions);
+        yield* page.jobs;
+        pageToken = page.nextPageToken;
+      } while (pageToken !== undefined);
+    },
+
+    async getStatistics(query = {}, callOptions) {
+      const request = {
+        username: query.username ?? "",
+        window:
+          query.windowMs === undefined
+            ? undefined
+            : { seconds: Math.trunc(query.windowMs / 1000), nanos: (query.windowMs % 1000) * 1_000_000 },
+      };
+      return unaryCall(ctx, jobs.getJobStatistics.bind(jobs), request, "idempotent", callOptions);
+    },
+
+    async cancelJob(jobId, callOptions = {}) {
+      const request = { jobId, reason: callOptions.reason };
+      // Idempotent: cancelling a cancelled job returns it, and a second request on a RUNNING one changes nothing new.
+      return job(await unaryCall(ctx, jobs.cancelJob.bind(jobs), request, "idempotent", callOptions));
+    },
+
+    async getHistory(jobId, callOptions) {
+      return (await unaryCall(ctx, jobs.getJobHistory.bind(jobs), { jobId }, "idempotent", callOptions)).events;
+    },
+
+    worker: createWorkerClient(ctx, workers),
+
+    close() {
+      workers.close();
+      jobs.close();
+    },
+  };
+  return client;
+}
+
+function channelCredentials(tls: ClientOptions["tls"]): ChannelCredentials {
+  if (tls === undefined || tls === false) return credentials.createInsecure();
+  if (tls === true) return credentials.createSsl();
+  return credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null);
+}
+
+/** A google.protobuf.Duration in milliseconds; undefined when unset. */
+export function durationMs(duration: { seconds: number; nanos: number } | undefined): number | undefined {
+  return duration === undefined ? undefined : duration.seconds * 1000 + Math.round(duration.nanos / 1_000_000);
+}

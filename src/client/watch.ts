@@ -1,0 +1,120 @@
+// WatchJob as an AsyncIterable that survives disconnects: reconnect with backoff, resume after the last revision.
+import { status, type ClientReadableStream } from "@grpc/grpc-js";
+import type { Job } from "../gen/jobwatch/v1/job.js";
+import type { WatchJobRequest, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
+import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
+import { JobwatchClientError, UnavailableError, toClientError } from "./errors.js";
+import { isTerminalStatus } from "./status.js";
+
+/** What watchJob passes to `onRetry` before it reconnects. */
+export interface RetryEvent {
+  /** Why the stream ended: usually an UnavailableError. */
+  error: JobwatchClientError;
+  /** 1 for the first retry of this outage, 2 for the next ... */
+  attempt: number;
+  /** How long the client waits before reconnecting. */
+  delayMs: number;
+  /** The last revision yielded (0 when none yet); the stream resumes after it. */
+  lastRevision: number;
+}
+
+/** Options of watchJob. */
+export interface WatchOptions {
+  /** Resume after this revision: changes up to it are not yielded. Unset yields the current state first. */
+  afterRevision?: number;
+  /** Ends the watch: the iterator rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Reconnect timing (default: from 100 ms doubling up to 5 s, with jitter). */
+  backoff?: BackoffOptions;
+  /** Give up when the server has been unreachable this long without a break, in ms (default: never). */
+  giveUpAfterMs?: number;
+  /** Called before each reconnect; return false to stop and throw the error instead. */
+  onRetry?: (event: RetryEvent) => boolean | void;
+}
+
+/** Opens one WatchJob stream; the watch calls it again for every reconnect. */
+export type OpenWatchStream = (request: WatchJobRequest) => ClientReadableStream<WatchJobResponse>;
+
+/**
+ * Yields the job at each new revision, in order, until a terminal status. On a dropped connection or
+ * UNAVAILABLE (the server restarting, a replica going away) it reconnects with backoff and asks for the
+ * changes after the last revision it yielded; the server replays the status changes missed meanwhile,
+ * so no status transition is lost, and revisions already yielded are skipped, so none appears twice.
+ * Any other error (NOT_FOUND, PERMISSION_DENIED ...) ends the iteration with its typed error.
+ */
+export async function* resumableWatch(
+  open: OpenWatchStream,
+  jobId: string,
+  options: WatchOptions = {},
+): AsyncGenerator<Job, void, undefined> {
+  const { signal } = options;
+  let lastRevision = options.afterRevision ?? 0;
+  let attempt = 0;
+  let outageSince: number | undefined;
+  for (;;) {
+    signal?.throwIfAborted();
+    const request: WatchJobRequest = { jobId };
+    if (lastRevision > 0) request.afterRevision = lastRevision;
+    const call = open(request);
+    let cancelledByUs = false;
+    const onAbort = (): void => {
+      cancelledByUs = true;
+      call.cancel();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // Headers from the server mean this attempt reached it: the outage (if any) is over.
+    call.once("metadata", () => {
+      attempt = 0;
+      outageSince = undefined;
+    });
+    let failure: JobwatchClientError;
+    try {
+      for await (const message of call as AsyncIterable<WatchJobResponse>) {
+        attempt = 0;
+        outageSince = undefined;
+        const job = message.job;
+        if (job === undefined || job.revision <= lastRevision) continue;
+        lastRevision = job.revision;
+        yield job;
+        if (isTerminalStatus(job.status)) return;
+      }
+      // The server ended the stream with OK before a terminal status (it should not): resume anyway.
+      failure = new UnavailableError(`the watch of job ${jobId} ended early`, status.UNAVAILABLE);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const typed = toClientError(err);
+      if (!(typed instanceof JobwatchClientError) || !isResumable(typed, cancelledByUs)) throw typed;
+      failure = typed;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      cancelledByUs = true;
+      call.cancel();
+    }
+
+    const now = Date.now();
+    outageSince ??= now;
+    if (options.giveUpAfterMs !== undefined && now - outageSince >= options.giveUpAfterMs) throw failure;
+    const delayMs = backoffDelay(attempt, options.backoff);
+    attempt += 1;
+    if (options.onRetry?.({ error: failure, attempt, delayMs, lastRevision }) === false) throw failure;
+    await sleep(delayMs, signal);
+  }
+}
+
+/**
+ * Whether a stream error means "the connection went away" rather than "the server refused": UNAVAILABLE
+ * (server down or shutting down), a CANCELLED we did not ask for (a server killed mid-stream, which
+ * Node reports as a reset stream), and INTERNAL reset streams from a connection torn down mid-frame.
+ */
+function isResumable(err: JobwatchClientError, cancelledByUs: boolean): boolean {
+  switch (err.code) {
+    case status.UNAVAILABLE:
+      return true;
+    case status.CANCELLED:
+      return !cancelledByUs;
+    case status.INTERNAL:
+      return /RST_STREAM/.test(err.message);
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,94 @@
+// Settings: environment variables and command-line flags -> one typed Config. Flags win over the environment.
+import ms from "ms";
+
+/** Everything the server needs to know to start. */
+export interface Config {
+  /** sqlite:<path> | sqlite::memory: | mysql://user:pass@host:3306/db */
+  databaseUrl: string;
+  /** host:port to listen on. */
+  listen: string;
+  /** How often each process polls the change feed for changes written by other processes. */
+  watchPollMs: number;
+  /** How long a RUNNING job's worker has to confirm a cancellation before the job is cancelled anyway. */
+  cancelGraceMs: number;
+  /** How long a RUNNING job may go without a heartbeat before it is failed. */
+  staleAfterMs: number;
+  /** How long finished jobs are kept. */
+  retentionMs: number;
+  /** How often expired jobs are deleted. */
+  sweepIntervalMs: number;
+  /** pino level: fatal, error, warn, info, debug, trace, silent. */
+  logLevel: string;
+}
+
+/** Thrown for a bad setting; its message is one line naming the setting and what to fix. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Flags of `jobwatch serve` (and `migrate`, `token`) that override the environment. */
+export interface ConfigFlags {
+  databaseUrl?: string | undefined;
+  listen?: string | undefined;
+  watchPollMs?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+/** The default database: an SQLite file under ./data, created on first start. */
+export const DEFAULT_DATABASE_URL = "sqlite:data/jobwatch.db";
+
+const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/** Builds the Config from the environment (passed in: only the entry point reads process.env) and flags. */
+export function loadConfig(env: Record<string, string | undefined>, flags: ConfigFlags = {}): Config {
+  const pick = (flag: string | undefined, name: string): string | undefined =>
+    flag !== undefined && flag !== "" ? flag : nonEmpty(env[name]);
+  const databaseUrl = pick(flags.databaseUrl, "JOBWATCH_DATABASE_URL") ?? DEFAULT_DATABASE_URL;
+  if (!/^(sqlite:|mysql:\/\/)/.test(databaseUrl)) {
+    throw new ConfigError(
+      `JOBWATCH_DATABASE_URL '${databaseUrl}' has an unknown scheme: use sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db`,
+    );
+  }
+  const listen = pick(flags.listen, "JOBWATCH_LISTEN") ?? "0.0.0.0:50051";
+  checkListen(listen);
+  const logLevel = pick(flags.logLevel, "JOBWATCH_LOG_LEVEL") ?? "info";
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new ConfigError(`JOBWATCH_LOG_LEVEL '${logLevel}' is not one of ${[...LOG_LEVELS].join(", ")}`);
+  }
+  return {
+    databaseUrl,
+    listen,
+    watchPollMs: duration("JOBWATCH_WATCH_POLL_MS", pick(flags.watchPollMs, "JOBWATCH_WATCH_POLL_MS"), 200, 10),
+    cancelGraceMs: duration("JOBWATCH_CANCEL_GRACE", env.JOBWATCH_CANCEL_GRACE, ms("5m"), 1),
+    staleAfterMs: duration("JOBWATCH_STALE_AFTER", env.JOBWATCH_STALE_AFTER, ms("10m"), 1),
+    retentionMs: duration("JOBWATCH_RETENTION", env.JOBWATCH_RETENTION, ms("720h"), 1),
+    sweepIntervalMs: duration("JOBWATCH_SWEEP_INTERVAL", env.JOBWATCH_SWEEP_INTERVAL, ms("1h"), 100),
+    logLevel,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+/** Parses "200", "5m", "720h", "1.5s" (a bare number is milliseconds). */
+function duration(name: string, raw: string | undefined, fallback: number, min: number): number {
+  const value = nonEmpty(raw);
+  if (value === undefined) return fallback;
+  const parsed = /^\d+(\.\d+)?$/.test(value) ? Number(value) : ms(value as ms.StringValue);
+  if (typeof parsed !== "number" || !Number.isFinite(parsed)) {
+    throw new ConfigError(`${name} '${value}' is not a duration: use milliseconds (e.g. 200) or a unit (e.g. 5m, 720h)`);
+  }
+  if (parsed < min) {
+    throw new ConfigError(`${name} '${value}' is too small: the minimum is ${min} ms`);
+  }
+  return Math.round(parsed);
+}
+
+function checkListen(listen: string): void {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(listen);
+  const port = match ? Number(match[2]) : -1;
+  if (!match || port > 65535) {
+    throw new ConfigError(`JOBWATCH_LISTEN '${listen}' is not host:port (e.g. 0.0.0.0:50051, 127.0.0.1:0, [::]:50051)`);
+  }
+}

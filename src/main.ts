@@ -1,0 +1,125 @@
+// Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
+import { pino } from "pino";
+import type { Logger } from "pino";
+import { Authenticator } from "./auth/authenticator.js";
+import { bootstrapTokenMessage, ensureBootstrapToken } from "./cli/token.js";
+import type { Config } from "./config.js";
+import { createServer } from "./server/server.js";
+import { Sweeper } from "./server/sweeper.js";
+import { WatchHub } from "./server/watch-hub.js";
+import { openDatabase, redactUrl } from "./store/connect.js";
+import { SqlJobStore } from "./store/sql-job-store.js";
+import type { JobStore } from "./store/store.js";
+
+/** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
+const SHUTDOWN_BUDGET_MS = 8000;
+
+/**
+ * Opens the database at `url`, checks that it answers and applies pending migrations. Errors carry
+ * one line that names the (redacted) URL and the cause.
+ */
+export async function openStore(url: string): Promise<JobStore> {
+  const store = new SqlJobStore(openDatabase(url));
+  try {
+    await store.ping();
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw new Error(`cannot reach the database at ${redactUrl(url)}: ${causeOf(error)}`);
+  }
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw new Error(`cannot migrate the database at ${redactUrl(url)}: ${causeOf(error)}`);
+  }
+  return store;
+}
+
+/** A running jobwatch service. */
+export interface Service {
+  /** The address it listens on, with the real port (useful with port 0). */
+  address: string;
+  /** Stops accepting, ends watches with UNAVAILABLE, finishes unary calls, closes the database. */
+  stop(): Promise<void>;
+}
+
+/** Starts the whole service on `config`; `print` receives what a person at the terminal should read. */
+export async function startService(
+  config: Config,
+  log: Logger,
+  print: (text: string) => void = (text) => process.stdout.write(`${text}\n`),
+): Promise<Service> {
+  const store = await openStore(config.databaseUrl);
+  const authenticator = new Authenticator({ store, log });
+  const hub = new WatchHub({ store, pollMs: config.watchPollMs, log });
+  const sweeper = new Sweeper({
+    store,
+    hub,
+    log,
+    cancelGraceMs: config.cancelGraceMs,
+    staleAfterMs: config.staleAfterMs,
+    retentionMs: config.retentionMs,
+    sweepIntervalMs: config.sweepIntervalMs,
+  });
+  const server = createServer({ store, hub, authenticator, log });
+  try {
+    await authenticator.start();
+    await hub.start();
+    const address = await server.listen(config.listen);
+    sweeper.start();
+    const bootstrap = await ensureBootstrapToken(store);
+    if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address)));
+    log.info({ address, database: redactUrl(config.databaseUrl) }, "jobwatch is serving");
+    return {
+      address,
+      stop: async () => {
+        sweeper.stop();
+        await server.shutdown(SHUTDOWN_BUDGET_MS);
+        authenticator.stop();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    sweeper.stop();
+    await server.shutdown(0).catch(() => undefined);
+    authenticator.stop();
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** `jobwatch serve`: runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0. */
+export async function serve(config: Config): Promise<void> {
+  const log = pino({ level: config.logLevel, base: { service: "jobwatch" } });
+  const service = await startService(config, log);
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, "shutting down");
+      // A second signal, or a shutdown that hangs, must not keep the process alive.
+      setTimeout(() => process.exit(1), SHUTDOWN_BUDGET_MS + 1500).unref();
+      process.once(signal, () => process.exit(1));
+      service.stop().then(resolve, (error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        resolve();
+      });
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  log.info("stopped");
+  log.flush();
+}
+
+/** 0.0.0.0:50051 -> localhost:50051, what a client on this host dials. */
+function displayAddress(address: string): string {
+  return address.replace(/^(0\.0\.0\.0|\[::\]):/, "localhost:");
+}
+
+function causeOf(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return causeOf(error.errors[0]);
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
+  }
+  return String(error);
+}

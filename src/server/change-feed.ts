@@ -1,0 +1,125 @@
+// The reading side of the job_events change feed: a cursor that survives autoincrement seqs committing
+// out of order, so a change written by another replica is seen once and never skipped.
+import type { Logger } from "pino";
+import type { FeedEntry, JobStore } from "../store/store.js";
+
+/** A run of seqs above the cursor not visible yet, and when it was first seen missing. */
+interface Gap {
+  from: number;
+  to: number;
+  since: number;
+}
+
+/** What one read found; apply it with commit() once the entries are handled, or drop it to read them again. */
+export interface FeedBatch {
+  /** Entries not returned by an earlier committed batch, in seq order. */
+  entries: FeedEntry[];
+  commit(): void;
+}
+
+/** Dependencies of a ChangeFeed. */
+export interface ChangeFeedDeps {
+  store: Pick<JobStore, "latestSeq" | "readFeed">;
+  /** How long a missing seq is waited for before it counts as a rolled-back insert. */
+  gapTimeoutMs: number;
+  log?: Logger | undefined;
+  /** Entries per readFeed query. */
+  pageSize?: number | undefined;
+  /** Queries per read when pages come back full (a burst); one query per read otherwise. */
+  maxPages?: number | undefined;
+  now?: (() => number) | undefined;
+}
+
+/**
+ * Follows job_events by seq. On MySQL an autoincrement seq is taken at insert and becomes visible at
+ * commit, so seq 10 may appear after seq 11 (and a rolled-back insert leaves 10 missing forever). The
+ * feed therefore remembers the seqs it skipped over as gaps, reads again from the lowest gap until the
+ * missing entry shows up or the gap is older than gapTimeoutMs, and returns each seq at most once.
+ */
+export class ChangeFeed {
+  /** Highest seq seen. */
+  private high = 0;
+  /** Seqs below `high` not seen yet, ascending, disjoint. */
+  private gaps: Gap[] = [];
+  private readonly pageSize: number;
+  private readonly maxPages: number;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ChangeFeedDeps) {
+    this.pageSize = deps.pageSize ?? 500;
+    this.maxPages = deps.maxPages ?? 4;
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Starts after everything in the feed now. */
+  async start(): Promise<void> {
+    this.reset(Number(await this.deps.store.latestSeq()));
+  }
+
+  /** Starts after `seq`, forgetting any gaps. */
+  reset(seq: number): void {
+    this.high = seq;
+    this.gaps = [];
+  }
+
+  /** The seq the next read starts after: every seq up to it was seen (or given up). */
+  get cursor(): number {
+    return this.gaps[0] ? this.gaps[0].from - 1 : this.high;
+  }
+
+  /** Seqs currently waited for. */
+  get pendingGaps(): number {
+    return this.gaps.reduce((n, g) => n + (g.to - g.from + 1), 0);
+  }
+
+  /** Reads what is new since the last committed batch (normally one query). */
+  async read(): Promise<FeedBatch> {
+    const now = this.now();
+    let high = this.high;
+    const gaps = this.gaps.map((g) => ({ ...g }));
+    const entries: FeedEntry[] = [];
+    let after = this.cursor;
+    for (let page = 0; page < this.maxPages; page++) {
+      const rows = await this.deps.store.readFeed(after, this.pageSize);
+      for (const row of rows) {
+        const seq = Number(row.seq);
+        const entry: FeedEntry = { seq, jobId: row.jobId, revision: Number(row.revision) };
+        if (seq > high) {
+          if (seq > high + 1) gaps.push({ from: high + 1, to: seq - 1, since: now });
+          high = seq;
+          entries.push(entry);
+        } else if (fillGap(gaps, seq)) {
+          entries.push(entry);
+        }
+      }
+      if (rows.length < this.pageSize) break;
+      // A full page: the rest of a burst is above what we have seen; gaps below are re-read next time.
+      after = high;
+    }
+    const live = gaps.filter((g) => now - g.since < this.deps.gapTimeoutMs);
+    if (live.length !== gaps.length) {
+      const dropped = gaps.filter((g) => !live.includes(g)).map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
+      this.deps.log?.debug({ seqs: dropped }, "change feed: seqs never committed, treated as rolled back");
+    }
+    entries.sort((a, b) => a.seq - b.seq);
+    return {
+      entries,
+      commit: () => {
+        this.high = high;
+        this.gaps = live;
+      },
+    };
+  }
+}
+
+/** Removes `seq` from the gap containing it; false when no gap contains it (already seen). */
+function fillGap(gaps: Gap[], seq: number): boolean {
+  const i = gaps.findIndex((g) => g.from <= seq && seq <= g.to);
+  if (i < 0) return false;
+  const g = gaps[i]!;
+  const parts: Gap[] = [];
+  if (g.from < seq) parts.push({ from: g.from, to: seq - 1, since: g.since });
+  if (seq < g.to) parts.push({ from: seq + 1, to: g.to, since: g.since });
+  gaps.splice(i, 1, ...parts);
+  return true;
+}

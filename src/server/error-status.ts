@@ -1,0 +1,134 @@
+// Maps any thrown error to one gRPC status (with google.rpc error details), and adapts async handlers to grpc-js.
+import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
+import type { StatusObject, ServerUnaryCall, handleUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "../errors.js";
+import { Any } from "../gen/google/protobuf/any.js";
+import { BadRequest, ErrorInfo, PreconditionFailure } from "../gen/google/rpc/error_details.js";
+import { Status } from "../gen/google/rpc/status.js";
+
+/** The trailer in which gRPC carries a serialized google.rpc.Status with typed details. */
+export const STATUS_DETAILS_TRAILER = "grpc-status-details-bin";
+
+/** The domain of every google.rpc.ErrorInfo that jobwatch sends. */
+export const ERROR_DOMAIN = "jobwatch.v1";
+
+/** What a client sees for an unexpected error: the stack stays in the server log, never on the wire. */
+export const INTERNAL_MESSAGE = "internal error (see server log)";
+
+const TYPE_PREFIX = "type.googleapis.com/";
+
+/** A google.rpc detail message packed into google.protobuf.Any. */
+function pack<T>(typeName: string, fns: { encode(message: T): { finish(): Uint8Array } }, message: T): Any {
+  return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(fns.encode(message).finish()) };
+}
+
+/** A status whose trailer carries google.rpc.Status{code, message, details}, as rich-error clients expect. */
+function richStatus(code: GrpcStatus, details: string, anyDetails: Any[]): StatusObject {
+  const metadata = new Metadata();
+  const body = Status.encode({ code, message: details, details: anyDetails }).finish();
+  metadata.set(STATUS_DETAILS_TRAILER, Buffer.from(body));
+  return { code, details, metadata };
+}
+
+/** True for the error an aborted AbortSignal produces (DOMException or a plain Error named so). */
+function isAbortError(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === "AbortError";
+}
+
+/**
+ * The one place where errors become gRPC statuses (after nice-grpc's createErrorStatusObject): domain
+ * errors keep their code and gain a typed detail a program can act on; an abort is CANCELLED; anything
+ * else is INTERNAL with a fixed message, and its stack is logged here, never sent.
+ */
+export function errorToStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject {
+  if (error instanceof InvalidArgumentError) {
+    return richStatus(GrpcStatus.INVALID_ARGUMENT, error.message, [
+      pack("google.rpc.BadRequest", BadRequest, {
+        fieldViolations: error.violations.map((v) => ({ field: v.field, description: v.description })),
+      }),
+    ]);
+  }
+  if (error instanceof NotFoundError) {
+    return richStatus(GrpcStatus.NOT_FOUND, error.message, []);
+  }
+  if (error instanceof FailedPreconditionError) {
+    return richStatus(GrpcStatus.FAILED_PRECONDITION, error.message, [
+      pack("google.rpc.PreconditionFailure", PreconditionFailure, {
+        violations: [{ type: error.type, subject: error.subject, description: error.message }],
+      }),
+    ]);
+  }
+  if (error instanceof AlreadyExistsError) {
+    return richStatus(GrpcStatus.ALREADY_EXISTS, error.message, [
+      pack("google.rpc.ErrorInfo", ErrorInfo, { reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }),
+    ]);
+  }
+  if (error instanceof UnauthenticatedError) {
+    return richStatus(GrpcStatus.UNAUTHENTICATED, error.message, [
+      pack("google.rpc.ErrorInfo", ErrorInfo, { reason: "INVALID_TOKEN", domain: ERROR_DOMAIN, metadata: {} }),
+    ]);
+  }
+  if (error instanceof PermissionDeniedError) {
+    return richStatus(GrpcStatus.PERMISSION_DENIED, error.message, [
+      pack("google.rpc.ErrorInfo", ErrorInfo, {
+        reason: "MISSING_PERMISSION",
+        domain: ERROR_DOMAIN,
+        metadata: { permission: error.permission },
+      }),
+    ]);
+  }
+  if (error instanceof UnavailableError) {
+    // Retryable by definition: the client should back off and try again (a watcher resumes with after_revision).
+    return richStatus(GrpcStatus.UNAVAILABLE, error.message, []);
+  }
+  if (isAbortError(error)) {
+    return { code: GrpcStatus.CANCELLED, details: "the call was cancelled", metadata: new Metadata() };
+  }
+  log.error({ err: error, ...context }, "unexpected error in a handler");
+  return { code: GrpcStatus.INTERNAL, details: INTERNAL_MESSAGE, metadata: new Metadata() };
+}
+
+/** Logs a failed call at a level that matches whose fault it was (the client's errors are not server errors). */
+function logFailure(log: Logger, path: string, status: StatusObject): void {
+  if (status.code === GrpcStatus.INTERNAL) return; // already logged with its stack by errorToStatus
+  log.debug({ path, code: GrpcStatus[status.code], details: status.details }, "call failed");
+}
+
+/**
+ * Turns `async (request, call) => response` into a grpc-js unary handler that calls back exactly once:
+ * with the response, or with the status that errorToStatus makes of whatever was thrown.
+ */
+export function unaryHandler<Req, Res>(
+  log: Logger,
+  handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    let answered = false;
+    const answer: sendUnaryData<Res> = (error, value) => {
+      if (answered) return;
+      answered = true;
+      callback(error, value);
+    };
+    const path = call.getPath();
+    // Promise.resolve().then(...) also catches a handler that throws synchronously.
+    Promise.resolve()
+      .then(() => handler(call.request, call))
+      .then(
+        (response) => answer(null, response),
+        (error: unknown) => {
+          const status = errorToStatus(error, log, { path });
+          logFailure(log, path, status);
+          answer(status);
+        },
+      );
+  };
+}

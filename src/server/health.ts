@@ -1,0 +1,117 @@
+// grpc.health.v1 for the server and each service, NOT_SERVING while the database cannot be reached.
+import { HealthImplementation } from "grpc-health-check";
+import type { ServingStatus } from "grpc-health-check";
+import type { Server } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { JobStore } from "../store/store.js";
+
+/** The names health answers for: "" (the whole server) and each jobwatch service. */
+export const HEALTH_SERVICE_NAMES: readonly string[] = ["", "jobwatch.v1.JobService", "jobwatch.v1.JobWorkerService"];
+
+/** What HealthMonitor needs. */
+export interface HealthMonitorDeps {
+  store: Pick<JobStore, "ping">;
+  log: Logger;
+  /** How often the database is pinged; default 2000 ms. */
+  intervalMs?: number;
+  /** A ping slower than this counts as unreachable; default 2000 ms. */
+  pingTimeoutMs?: number;
+}
+
+/**
+ * Serves grpc.health.v1 and keeps every name's status in line with the database: a periodic ping sets
+ * them NOT_SERVING while it fails and SERVING again once it succeeds, so load balancers route around a
+ * replica that has lost its database.
+ */
+export class HealthMonitor {
+  /** The grpc-health-check implementation that answers Check, Watch and List. */
+  readonly implementation: HealthImplementation;
+  private readonly store: Pick<JobStore, "ping">;
+  private readonly log: Logger;
+  private readonly intervalMs: number;
+  private readonly pingTimeoutMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private current: ServingStatus = "NOT_SERVING";
+  private checking: Promise<void> | undefined;
+
+  constructor(deps: HealthMonitorDeps) {
+    this.store = deps.store;
+    this.log = deps.log;
+    this.intervalMs = deps.intervalMs ?? 2000;
+    this.pingTimeoutMs = deps.pingTimeoutMs ?? 2000;
+    // NOT_SERVING until the first ping has succeeded.
+    this.implementation = new HealthImplementation(
+      Object.fromEntries(HEALTH_SERVICE_NAMES.map((name) => [name, "NOT_SERVING" as ServingStatus])),
+    );
+  }
+
+  /** The status every name currently has. */
+  get status(): ServingStatus {
+    return this.current;
+  }
+
+  /** Registers grpc.health.v1.Health on the server. */
+  addToServer(server: Server): void {
+    this.implementation.addToServer(server);
+  }
+
+  /** Pings once (so the first answer is real) and then every interval. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.check();
+    this.schedule();
+  }
+
+  /** Stops pinging and reports NOT_SERVING: the server is going away. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.checking;
+    this.set("NOT_SERVING");
+  }
+
+  /** Pings the database now and updates every status; concurrent calls share one ping. */
+  check(): Promise<void> {
+    this.checking ??= this.ping().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.check().then(() => this.schedule());
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  private async ping(): Promise<void> {
+    let timeout: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.store.ping(),
+        new Promise<never>((_, reject) => {
+          timeout = setTimeout(() => reject(new Error(`no answer within ${this.pingTimeoutMs} ms`)), this.pingTimeoutMs);
+        }),
+      ]);
+      if (this.stopped) return;
+      if (this.current !== "SERVING") this.log.info("database reachable: health SERVING");
+      this.set("SERVING");
+    } catch (err) {
+      if (this.stopped) return;
+      if (this.current !== "NOT_SERVING") this.log.warn({ err }, "database unreachable: health NOT_SERVING");
+      this.set("NOT_SERVING");
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  private set(status: ServingStatus): void {
+    if (status === this.current) return;
+    this.current = status;
+    for (const name of HEALTH_SERVICE_NAMES) this.implementation.setStatus(name, status);
+  }
+}

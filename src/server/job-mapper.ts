@@ -1,0 +1,89 @@
+// Maps the store's jobs and events (epoch ms, lowercase statuses) to the generated protobuf types and back.
+import type { Job as StoreJob, JobEvent as StoreJobEvent, JobStatus as StoreJobStatus } from "../store/job.js";
+import type { Duration } from "../gen/google/protobuf/duration.js";
+import { JobStatus } from "../gen/jobwatch/v1/job.js";
+import type { Job, JobEvent } from "../gen/jobwatch/v1/job.js";
+
+const TO_PROTO: Record<StoreJobStatus, JobStatus> = {
+  pending: JobStatus.JOB_STATUS_PENDING,
+  running: JobStatus.JOB_STATUS_RUNNING,
+  completed: JobStatus.JOB_STATUS_COMPLETED,
+  failed: JobStatus.JOB_STATUS_FAILED,
+  cancelled: JobStatus.JOB_STATUS_CANCELLED,
+};
+
+const FROM_PROTO = new Map<JobStatus, StoreJobStatus>(
+  Object.entries(TO_PROTO).map(([store, proto]) => [proto, store as StoreJobStatus]),
+);
+
+/** The protobuf enum value of a store status. */
+export function statusToProto(status: StoreJobStatus): JobStatus {
+  return TO_PROTO[status];
+}
+
+/** The store status of a protobuf enum value; undefined for UNSPECIFIED and unknown numbers. */
+export function statusFromProto(status: JobStatus): StoreJobStatus | undefined {
+  return FROM_PROTO.get(status);
+}
+
+/** The UPPERCASE name a user sees for a store status, e.g. "RUNNING". */
+export function statusName(status: StoreJobStatus): string {
+  return status.toUpperCase();
+}
+
+function date(ms: number | null): Date | undefined {
+  return ms === null ? undefined : new Date(ms);
+}
+
+function optional(value: string | null): string | undefined {
+  return value === null ? undefined : value;
+}
+
+/** A store job as the wire's Job: Date timestamps, the enum status, unset fields undefined. */
+export function jobToProto(job: StoreJob): Job {
+  return {
+    jobId: job.jobId,
+    operationType: job.operationType,
+    status: statusToProto(job.status),
+    createdAt: new Date(job.createdAt),
+    startedAt: date(job.startedAt),
+    completedAt: date(job.completedAt),
+    progress: job.progress,
+    result: job.result === null ? undefined : job.result,
+    error: optional(job.error),
+    username: job.username,
+    revision: job.revision,
+    updatedAt: new Date(job.updatedAt),
+    cancelRequested: job.cancelRequested,
+    cancelReason: optional(job.cancelReason),
+    lastHeartbeatAt: date(job.lastHeartbeatAt),
+    phase: optional(job.phase),
+    detail: optional(job.detail),
+    resource: optional(job.resource),
+  };
+}
+
+/** A recorded store event as the wire's JobEvent. */
+export function jobEventToProto(event: StoreJobEvent): JobEvent {
+  return {
+    revision: event.revision,
+    time: new Date(event.at),
+    status: statusToProto(event.status),
+    progress: event.progress,
+    phase: optional(event.phase),
+    detail: optional(event.detail),
+    cancelRequested: event.cancelRequested,
+    error: optional(event.error),
+  };
+}
+
+/** Milliseconds as google.protobuf.Duration (whole seconds plus nanos, same sign). */
+export function msToDuration(ms: number): Duration {
+  const seconds = Math.trunc(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+/** google.protobuf.Duration as milliseconds. */
+export function durationToMs(duration: Duration): number {
+  return duration.seconds * 1000 + duration.nanos / 1e6;
+}

@@ -1,0 +1,317 @@
+// JobService: the read side (GetJobDetails, WatchJob, ListJobs, GetJobStatistics, GetJobHistory) and CancelJob.
+import { createHash } from "node:crypto";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { canManageJobs, principalOf } from "../auth/principal.js";
+import type { Principal } from "../auth/principal.js";
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../errors.js";
+import type {
+  CancelJobResponse,
+  GetJobDetailsResponse,
+  GetJobHistoryResponse,
+  GetJobStatisticsResponse,
+  JobServiceServer,
+  ListJobsRequest,
+  ListJobsResponse,
+  WatchJobRequest,
+  WatchJobResponse,
+} from "../gen/jobwatch/v1/job_service.js";
+import { JobStatus as ProtoJobStatus } from "../gen/jobwatch/v1/job.js";
+import type { Job, JobStatus } from "../store/job.js";
+import type { JobStore, ListJobsQuery } from "../store/store.js";
+import { errorToStatus, unaryHandler } from "./error-status.js";
+import { durationToMs, jobEventToProto, jobToProto, msToDuration, statusFromProto } from "./job-mapper.js";
+import { RequestValidator } from "./validate.js";
+import { jobNotFound } from "./watch-hub.js";
+
+/** The hub as handlers use it: publish what changed, follow one job. */
+export interface JobFeed {
+  /** Hands a changed job to this process's watchers at once. */
+  publish(job: Job): void;
+  /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
+  watch(
+    jobId: string,
+    opts: { afterRevision?: number | undefined; signal: AbortSignal; canSee(job: Job): boolean },
+  ): AsyncGenerator<Job>;
+}
+
+/** What JobService needs. */
+export interface JobServiceDeps {
+  store: JobStore;
+  hub: JobFeed;
+  log: Logger;
+}
+
+/** The statistics window when the request sets none. */
+export const DEFAULT_STATISTICS_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/** True when the principal may see the job: their own, or any with manage_jobs. */
+export function canSee(principal: Principal, job: Job): boolean {
+  return job.username === principal.username || canManageJobs(principal);
+}
+
+/** The job if it exists and the caller may see it; otherwise the one NOT_FOUND. */
+async function visibleJob(store: JobStore, principal: Principal, jobId: string): Promise<Job> {
+  const job = await store.getJob(jobId);
+  if (job === undefined || !canSee(principal, job)) throw jobNotFound(jobId);
+  return job;
+}
+
+/**
+ * Rethrows a store NotFoundError (the job vanished between the visibility check and the write, e.g. to
+ * retention) as the one NOT_FOUND message; other errors pass through.
+ */
+export function sameNotFound(jobId: string): (error: unknown) => never {
+  return (error: unknown) => {
+    if (error instanceof NotFoundError) throw jobNotFound(jobId);
+    throw error;
+  };
+}
+
+// --- ListJobs page tokens ----------------------------------------------------------------------------
+
+/** What a ListJobs page token carries: where the previous page ended, and which query it belongs to. */
+interface PageCursor {
+  createdAt: number;
+  jobId: string;
+  filterHash: string;
+}
+
+/** Filters that a page token is bound to (everything but the page size and the token itself). */
+type ListFilters = Omit<ListJobsQuery, "limit" | "after">;
+
+/** A short digest of the effective filters, so a token from another query is recognized. */
+function filterHash(filters: ListFilters): string {
+  const canonical = JSON.stringify([
+    filters.username ?? null,
+    filters.statuses ? [...filters.statuses].sort() : null,
+    filters.operationType ?? null,
+    filters.createdAfter ?? null,
+    filters.createdBefore ?? null,
+  ]);
+  return createHash("sha256").update(canonical).digest("base64url").slice(0, 22);
+}
+
+/** Encodes a cursor as an opaque token (base64url of JSON). */
+function encodePageToken(cursor: PageCursor): string {
+  return Buffer.from(JSON.stringify(cursor), "utf8").toString("base64url");
+}
+
+const FOREIGN_TOKEN =
+  "was issued for a query with other filters; repeat the filters of the first page (statuses, operation_type, created_after, created_before, username) or start again without page_token";
+const MALFORMED_TOKEN = "is not a next_page_token of ListJobs; pass next_page_token unchanged, or leave it empty for the first page";
+
+/** Decodes a token and checks it belongs to these filters. */
+function decodePageToken(token: string, hash: string): PageCursor {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw InvalidArgumentError.field("page_token", MALFORMED_TOKEN);
+  }
+  const c = parsed as Partial<PageCursor> | null;
+  if (
+    typeof c !== "object" ||
+    c === null ||
+    typeof c.createdAt !== "number" ||
+    !Number.isSafeInteger(c.createdAt) ||
+    typeof c.jobId !== "string" ||
+    typeof c.filterHash !== "string"
+  ) {
+    throw InvalidArgumentError.field("page_token", MALFORMED_TOKEN);
+  }
+  if (c.filterHash !== hash) throw InvalidArgumentError.field("page_token", FOREIGN_TOKEN);
+  return { createdAt: c.createdAt, jobId: c.jobId, filterHash: c.filterHash };
+}
+
+/** Validates ListJobs' filters and resolves the username scope from the caller's permissions. */
+function listFilters(request: ListJobsRequest, principal: Principal): { filters: ListFilters; pageSize: number } {
+  const v = new RequestValidator();
+  const pageSize = v.pageSize(request.pageSize);
+  let statuses: JobStatus[] | undefined;
+  if (request.statuses.length > 0 && !request.statuses.includes(ProtoJobStatus.JOB_STATUS_UNSPECIFIED)) {
+    const mapped = new Set<JobStatus>();
+    for (const s of request.statuses) {
+      const status = statusFromProto(s);
+      if (status === undefined) v.add("statuses", `contains an unknown status number ${s}; use JOB_STATUS_PENDING .. JOB_STATUS_CANCELLED`);
+      else mapped.add(status);
+    }
+    statuses = [...mapped];
+  }
+  const operationType = request.operationType === "" ? undefined : v.operationType(request.operationType);
+  const createdAfter = request.createdAfter?.getTime();
+  const createdBefore = request.createdBefore?.getTime();
+  if (createdAfter !== undefined && createdBefore !== undefined && createdAfter >= createdBefore) {
+    v.add("created_after", "must be before created_before (created_after is inclusive, created_before exclusive)");
+  }
+  v.check();
+
+  let username: string | undefined = principal.username;
+  if (canManageJobs(principal)) {
+    username = request.username === "" ? undefined : request.username;
+  } else if (request.username !== "" && request.username !== principal.username) {
+    throw new PermissionDeniedError(
+      "permission denied: filtering by another user's username requires permission 'manage_jobs'; leave username empty to list your own jobs",
+      "manage_jobs",
+    );
+  }
+  return { filters: { username, statuses, operationType, createdAfter, createdBefore }, pageSize };
+}
+
+// --- WatchJob -----------------------------------------------------------------------------------------
+
+/** Resolves when the stream can take more ('drain') or the call is gone (signal aborted). */
+function drained(call: ServerWritableStream<WatchJobRequest, WatchJobResponse>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.on("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** The WatchJob handler: drives hub.watch(), writing each revision and honouring backpressure. */
+function watchJobHandler(deps: JobServiceDeps) {
+  const { hub, log } = deps;
+  return (call: ServerWritableStream<WatchJobRequest, WatchJobResponse>): void => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    call.on("cancelled", () => controller.abort());
+    let ended = false;
+
+    const fail = (error: unknown): void => {
+      if (ended) return;
+      ended = true;
+      if (signal.aborted) return; // the client is gone: nobody to tell
+      const status = errorToStatus(error, log, { path: call.getPath() });
+      call.emit("error", status);
+    };
+
+    const run = async (): Promise<void> => {
+      const request = call.request;
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      const afterRevision = request.afterRevision;
+      if (afterRevision !== undefined && afterRevision < 0) {
+        v.add("after_revision", `must not be negative; pass the last revision you received, or leave it unset; got ${afterRevision}`);
+      }
+      v.check();
+      const principal = principalOf(call.metadata);
+      const jobs = hub.watch(jobId, {
+        afterRevision: afterRevision === 0 ? undefined : afterRevision,
+        signal,
+        canSee: (job) => canSee(principal, job),
+      });
+      // The hub ends the generator after a terminal revision (or at once when the client already has the
+      // terminal one), and throws UnavailableError naming the revision to resume after at shutdown.
+      for await (const job of jobs) {
+        if (signal.aborted) break;
+        if (!call.write({ job: jobToProto(job) })) await drained(call, signal);
+        if (signal.aborted) break;
+      }
+      if (signal.aborted || ended) return;
+      ended = true;
+      call.end();
+    };
+
+    run().catch(fail);
+  };
+}
+
+// --- the service --------------------------------------------------------------------------------------
+
+/** JobService over a store and the watch hub. */
+export function createJobService(deps: JobServiceDeps): JobServiceServer {
+  const { store, hub, log } = deps;
+
+  return {
+    getJobDetails: unaryHandler(log, async (request, call): Promise<GetJobDetailsResponse> => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      v.check();
+      const job = await visibleJob(store, principalOf(call.metadata), jobId);
+      return { job: jobToProto(job) };
+    }),
+
+    watchJob: watchJobHandler(deps),
+
+    listJobs: unaryHandler(log, async (request, call): Promise<ListJobsResponse> => {
+      const principal = principalOf(call.metadata);
+      const { filters, pageSize } = listFilters(request, principal);
+      const hash = filterHash(filters);
+      const after = request.pageToken === "" ? undefined : decodePageToken(request.pageToken, hash);
+      // One more than the page tells whether a next page exists, so the last page has no token.
+      const rows = await store.listJobs({
+        ...filters,
+        limit: pageSize + 1,
+        after: after && { createdAt: after.createdAt, jobId: after.jobId },
+      });
+      const page = rows.slice(0, pageSize);
+      const last = page[page.length - 1];
+      const nextPageToken =
+        rows.length > pageSize && last !== undefined
+          ? encodePageToken({ createdAt: last.createdAt, jobId: last.jobId, filterHash: hash })
+          : "";
+      return { jobs: page.map(jobToProto), nextPageToken };
+    }),
+
+    getJobStatistics: unaryHandler(log, async (request, call): Promise<GetJobStatisticsResponse> => {
+      const principal = principalOf(call.metadata);
+      const v = new RequestValidator();
+      let windowMs = DEFAULT_STATISTICS_WINDOW_MS;
+      if (request.window !== undefined) {
+        windowMs = durationToMs(request.window);
+        if (!(windowMs > 0)) v.add("window", "must be a positive duration, e.g. 86400s for the last 24 hours; leave it unset for 24 hours");
+      }
+      v.check();
+      let username: string | undefined = principal.username;
+      if (canManageJobs(principal)) {
+        username = request.username === "" ? undefined : request.username;
+      } else if (request.username !== "" && request.username !== principal.username) {
+        throw new PermissionDeniedError(
+          "permission denied: statistics of another user's jobs require permission 'manage_jobs'; leave username empty for your own",
+          "manage_jobs",
+        );
+      }
+      const stats = await store.getStatistics(username, windowMs);
+      return {
+        pending: stats.byStatus.pending,
+        running: stats.byStatus.running,
+        completed: stats.byStatus.completed,
+        failed: stats.byStatus.failed,
+        cancelled: stats.byStatus.cancelled,
+        total: stats.total,
+        active: stats.byStatus.running,
+        byOperationType: { ...stats.byOperationType },
+        windowStart: new Date(stats.windowStart),
+        finishedInWindow: stats.finishedInWindow,
+        successRate: stats.finishedInWindow > 0 ? stats.completedInWindow / stats.finishedInWindow : 0,
+        p50Duration: stats.p50DurationMs === null ? undefined : msToDuration(stats.p50DurationMs),
+        p95Duration: stats.p95DurationMs === null ? undefined : msToDuration(stats.p95DurationMs),
+      };
+    }),
+
+    cancelJob: unaryHandler(log, async (request, call): Promise<CancelJobResponse> => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      const reason = v.reason(request.reason);
+      v.check();
+      await visibleJob(store, principalOf(call.metadata), jobId);
+      const job = await store.cancelJob(jobId, reason).catch(sameNotFound(jobId));
+      hub.publish(job);
+      return { job: jobToProto(job) };
+    }),
+
+    getJobHistory: unaryHandler(log, async (request, call): Promise<GetJobHistoryResponse> => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      v.check();
+      await visibleJob(store, principalOf(call.metadata), jobId);
+      const events = await store.getHistory(jobId);
+      return { events: events.map(jobEventToProto) };
+    }),
+  };
+}

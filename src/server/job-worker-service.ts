@@ -1,0 +1,93 @@
+// JobWorkerService: how workers create jobs and move them through their lifecycle.
+import type { Logger } from "pino";
+import type { JobWorkerServiceServer } from "../gen/jobwatch/v1/job_worker_service.js";
+import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
+import type { Job } from "../store/job.js";
+import type { JobStore } from "../store/store.js";
+import { unaryHandler } from "./error-status.js";
+import { jobToProto } from "./job-mapper.js";
+import { sameNotFound } from "./job-service.js";
+import type { JobFeed } from "./job-service.js";
+import { RequestValidator } from "./validate.js";
+
+/** What JobWorkerService needs. */
+export interface JobWorkerServiceDeps {
+  store: JobStore;
+  hub: Pick<JobFeed, "publish">;
+  log: Logger;
+}
+
+/**
+ * JobWorkerService over a store. Every rpc carries report_jobs (checked by the interceptor) and acts on
+ * any job: workers are services, not users. Each change is published to this process's watchers at once;
+ * other replicas pick it up from the change feed.
+ */
+export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerServiceServer {
+  const { store, hub, log } = deps;
+
+  /** Publishes the changed job and maps it for the response. */
+  const changed = (job: Job): { job: ProtoJob } => {
+    hub.publish(job);
+    return { job: jobToProto(job) };
+  };
+
+  return {
+    createJob: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const operationType = v.operationType(request.operationType);
+      const username = v.username(request.username);
+      const requestId = v.requestId(request.requestId);
+      const resource = v.resource(request.resource);
+      v.check();
+      const job = await store.createJob({ operationType, username, requestId, resource });
+      return changed(job);
+    }),
+
+    startJob: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      v.check();
+      return changed(await store.startJob(jobId).catch(sameNotFound(jobId)));
+    }),
+
+    reportProgress: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      const progress = v.progress(request.progress);
+      const phase = v.phase(request.phase);
+      const detail = v.detail(request.detail);
+      v.check();
+      return changed(await store.reportProgress(jobId, progress, phase, detail).catch(sameNotFound(jobId)));
+    }),
+
+    heartbeat: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      v.check();
+      return changed(await store.heartbeat(jobId).catch(sameNotFound(jobId)));
+    }),
+
+    completeJob: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      const result = v.result(request.result);
+      v.check();
+      return changed(await store.completeJob(jobId, result).catch(sameNotFound(jobId)));
+    }),
+
+    failJob: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      const error = v.errorText(request.error);
+      v.check();
+      return changed(await store.failJob(jobId, error).catch(sameNotFound(jobId)));
+    }),
+
+    markCancelled: unaryHandler(log, async (request) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      v.check();
+      return changed(await store.markCancelled(jobId).catch(sameNotFound(jobId)));
+    }),
+  };
+}

@@ -1,0 +1,134 @@
+// Server assembly: the auth interceptor, both jobwatch services, health and reflection; listen and graceful shutdown.
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { Authenticator } from "../auth/authenticator.js";
+import { authInterceptor } from "../auth/interceptor.js";
+import { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
+import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
+import type { JobStore } from "../store/store.js";
+import { PERMISSION_TABLE } from "./contract.js";
+import { HealthMonitor } from "./health.js";
+import { createJobService } from "./job-service.js";
+import type { JobFeed } from "./job-service.js";
+import { createJobWorkerService } from "./job-worker-service.js";
+import { addReflection } from "./reflection.js";
+
+/** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
+export interface ServerDeps {
+  store: JobStore;
+  hub: JobFeed & { close(): Promise<void> };
+  authenticator: Pick<Authenticator, "authenticate">;
+  log: Logger;
+  /** How often health pings the database; default 2000 ms. */
+  healthIntervalMs?: number;
+  /** grpc-js channel options for the server (e.g. keepalive); merged over jobwatch's defaults. */
+  options?: grpc.ServerOptions;
+}
+
+/** A jobwatch gRPC server, assembled but not yet listening. */
+export interface JobwatchServer {
+  /** The underlying grpc-js server. */
+  readonly grpcServer: grpc.Server;
+  /** Health of "" and each service; NOT_SERVING while the database is unreachable. */
+  readonly health: HealthMonitor;
+  /**
+   * Listens on `address` ("host:port"; port 0 picks a free one) and returns "host:port" with the real
+   * port. Throws Error("cannot listen on <address>: <why>") when it cannot, e.g. the port is in use.
+   */
+  listen(address: string): Promise<string>;
+  /**
+   * Stops accepting calls, ends every WatchJob with UNAVAILABLE (the hub closes), lets unary calls in
+   * flight finish, and force-closes whatever is left after `timeoutMs`. Does not close the store.
+   */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/** The host:port a bound address resolves to, with the real port. */
+function withPort(address: string, port: number): string {
+  const host = address.replace(/:\d+$/, "");
+  return `${host}:${port}`;
+}
+
+/** Turns a bind error into one line a person can act on. */
+function listenError(address: string, error: Error): Error {
+  const text = error.message;
+  if (/EADDRINUSE|address already in use/i.test(text)) {
+    return new Error(`cannot listen on ${address}: address already in use`);
+  }
+  if (/EACCES|permission denied/i.test(text)) {
+    return new Error(`cannot listen on ${address}: permission denied (ports below 1024 need privileges)`);
+  }
+  if (/EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/i.test(text)) {
+    return new Error(`cannot listen on ${address}: no such local address`);
+  }
+  return new Error(`cannot listen on ${address}: ${text.split("\n")[0]}`);
+}
+
+/**
+ * Assembles the server: every call passes the auth interceptor first (health and reflection are
+ * public), then reaches JobService or JobWorkerService; health and reflection v1/v1alpha are added.
+ */
+export function createServer(deps: ServerDeps): JobwatchServer {
+  const { store, hub, authenticator, log } = deps;
+  const grpcServer = new grpc.Server({
+    // Notice a vanished watcher (laptop asleep, network cut) so its stream is released.
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    ...deps.options,
+    interceptors: [authInterceptor({ authenticator, permissions: PERMISSION_TABLE, log })],
+  });
+  grpcServer.addService(JobServiceService, createJobService({ store, hub, log }));
+  grpcServer.addService(JobWorkerServiceService, createJobWorkerService({ store, hub, log }));
+  const health = new HealthMonitor({
+    store,
+    log,
+    ...(deps.healthIntervalMs === undefined ? {} : { intervalMs: deps.healthIntervalMs }),
+  });
+  health.addToServer(grpcServer);
+  addReflection(grpcServer);
+
+  let listening = false;
+  let shutdownPromise: Promise<void> | undefined;
+
+  const listen = async (address: string): Promise<string> => {
+    const port = await new Promise<number>((resolve, reject) => {
+      grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+        if (error) reject(listenError(address, error));
+        else resolve(boundPort);
+      });
+    });
+    listening = true;
+    await health.start();
+    return withPort(address, port);
+  };
+
+  const shutdown = async (timeoutMs: number): Promise<void> => {
+    const run = async (): Promise<void> => {
+      // Tell load balancers first, then stop taking new calls (GOAWAY) and wait for calls in flight.
+      await health.stop();
+      if (!listening) {
+        await hub.close();
+        grpcServer.forceShutdown();
+        return;
+      }
+      const drained = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      // Watch streams never end by themselves: closing the hub ends each with UNAVAILABLE and the
+      // revision to resume after, so clients reconnect to another replica without missing a change.
+      await hub.close();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), Math.max(0, timeoutMs));
+      });
+      const forced = await Promise.race([drained.then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (forced) {
+        log.warn({ timeoutMs }, "calls still open after the shutdown timeout; closing them");
+        grpcServer.forceShutdown();
+      }
+    };
+    shutdownPromise ??= run();
+    return shutdownPromise;
+  };
+
+  return { grpcServer, health, listen, shutdown };
+}

@@ -1,0 +1,176 @@
+// Request validation: the limits documented in the contract, each violation saying what to fix.
+import { InvalidArgumentError } from "../errors.js";
+import type { FieldViolation } from "../errors.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const OPERATION_TYPE = /^[A-Za-z0-9_.-]+$/;
+// C0, DEL and C1 control characters.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** The documented limits of request fields (proto/jobwatch/v1/*.proto). */
+export const LIMITS = {
+  operationType: 100,
+  username: 200,
+  phase: 100,
+  detail: 1000,
+  error: 16384,
+  resultBytes: 65536,
+  resource: 200,
+  reason: 1000,
+  pageSizeDefault: 50,
+  pageSizeMax: 100,
+} as const;
+
+/** Length in characters (code points), which is what the contract's limits count. */
+function chars(value: string): number {
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
+}
+
+/** A value shown back in a message: quoted, shortened, control characters escaped. */
+export function shown(value: string): string {
+  const short = chars(value) > 60 ? [...value].slice(0, 60).join("") + "..." : value;
+  return "'" + JSON.stringify(short).slice(1, -1).replace(/'/g, "\\'") + "'";
+}
+
+/** The message of a job_id (or other UUID field) that is not a UUID. */
+export function notUuidMessage(value: string): string {
+  return `must be a UUID like 3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70; got ${shown(value)}`;
+}
+
+/**
+ * Collects the violations of one request so the caller learns every bad field at once; `check()` throws
+ * InvalidArgumentError (INVALID_ARGUMENT with a google.rpc.BadRequest) when there is any.
+ */
+export class RequestValidator {
+  private readonly violations: FieldViolation[] = [];
+
+  /** Records one violation. */
+  add(field: string, description: string): void {
+    this.violations.push({ field, description });
+  }
+
+  /** Throws when any violation was recorded. */
+  check(): void {
+    if (this.violations.length > 0) throw new InvalidArgumentError([...this.violations]);
+  }
+
+  /** A required UUID, normalized to lowercase. */
+  uuid(field: string, value: string): string {
+    if (!UUID.test(value)) {
+      this.add(field, notUuidMessage(value));
+      return value;
+    }
+    return value.toLowerCase();
+  }
+
+  /** The job_id of any rpc. */
+  jobId(value: string): string {
+    return this.uuid("job_id", value);
+  }
+
+  /** operation_type: 1-100 of [A-Za-z0-9_.-]. */
+  operationType(value: string, field = "operation_type"): string {
+    if (value === "") {
+      this.add(field, "is required: name the operation, e.g. 'add_golden_repo' (1 to 100 letters, digits, '_', '-' or '.')");
+    } else if (chars(value) > LIMITS.operationType) {
+      this.add(field, `must be at most ${LIMITS.operationType} characters; got ${chars(value)}`);
+    } else if (!OPERATION_TYPE.test(value)) {
+      this.add(field, `may contain only letters, digits, '_', '-' and '.', e.g. 'add_golden_repo'; got ${shown(value)}`);
+    }
+    return value;
+  }
+
+  /** username: 1-200 characters, no control characters. */
+  username(value: string, field = "username"): string {
+    if (value === "") {
+      this.add(field, "is required: the user the job is submitted for (1 to 200 characters)");
+    } else if (chars(value) > LIMITS.username) {
+      this.add(field, `must be at most ${LIMITS.username} characters; got ${chars(value)}`);
+    } else if (CONTROL.test(value)) {
+      this.add(field, `must not contain control characters (newlines, tabs ...); got ${shown(value)}`);
+    }
+    return value;
+  }
+
+  /** progress: 0-100. */
+  progress(value: number): number {
+    if (!Number.isInteger(value) || value < 0 || value > 100) {
+      this.add("progress", `must be a percentage from 0 to 100; got ${value}`);
+    }
+    return value;
+  }
+
+  /** An optional string with a maximum length in characters; undefined stays undefined. */
+  maxLength(field: string, value: string | undefined, max: number, what: string): string | undefined {
+    if (value !== undefined && chars(value) > max) {
+      this.add(field, `must be at most ${max} characters (${what}); got ${chars(value)}`);
+    }
+    return value;
+  }
+
+  /** phase: at most 100 characters. */
+  phase(value: string | undefined): string | undefined {
+    return this.maxLength("phase", value, LIMITS.phase, "a short name such as 'semantic'");
+  }
+
+  /** detail: at most 1000 characters. */
+  detail(value: string | undefined): string | undefined {
+    return this.maxLength("detail", value, LIMITS.detail, "a short line such as '150/500 files indexed'");
+  }
+
+  /** The error of FailJob: 1-16384 characters. */
+  errorText(value: string): string {
+    if (value === "") {
+      this.add("error", "is required: say what went wrong, for the user (1 to 16384 characters)");
+    } else if (chars(value) > LIMITS.error) {
+      this.add("error", `must be at most ${LIMITS.error} characters; got ${chars(value)} (put the full log elsewhere and say where)`);
+    }
+    return value;
+  }
+
+  /** The result of CompleteJob: its JSON encoding at most 65536 bytes; undefined means no result. */
+  result(value: { [key: string]: unknown } | undefined): { [key: string]: unknown } | null {
+    if (value === undefined) return null;
+    const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+    if (bytes > LIMITS.resultBytes) {
+      this.add(
+        "result",
+        `its JSON encoding must be at most ${LIMITS.resultBytes} bytes; got ${bytes} (store large output elsewhere and put a reference in the result)`,
+      );
+    }
+    return value;
+  }
+
+  /** request_id: a UUID when set. */
+  requestId(value: string | undefined): string | undefined {
+    return value === undefined ? undefined : this.uuid("request_id", value);
+  }
+
+  /** resource: at most 200 characters; empty means none. */
+  resource(value: string | undefined): string | undefined {
+    if (value === undefined || value === "") return undefined;
+    if (CONTROL.test(value)) {
+      this.add("resource", `must not contain control characters; got ${shown(value)}`);
+    }
+    return this.maxLength("resource", value, LIMITS.resource, "e.g. a repository alias");
+  }
+
+  /** The reason of CancelJob: at most 1000 characters; empty means none. */
+  reason(value: string | undefined): string | undefined {
+    if (value === undefined || value === "") return undefined;
+    return this.maxLength("reason", value, LIMITS.reason, "one or two sentences");
+  }
+
+  /** page_size: 0 means the default, above the maximum is clamped, negative is invalid. */
+  pageSize(value: number): number {
+    if (value < 0) {
+      this.add("page_size", `must not be negative; pass 0 for the default of ${LIMITS.pageSizeDefault}, at most ${LIMITS.pageSizeMax}; got ${value}`);
+      return LIMITS.pageSizeDefault;
+    }
+    if (value === 0) return LIMITS.pageSizeDefault;
+    return Math.min(value, LIMITS.pageSizeMax);
+  }
+}

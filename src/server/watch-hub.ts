@@ -1,0 +1,287 @@
+// The watch hub: fans every job change out to the WatchJob streams of this process, from this process's
+// own commits at once and from other replicas' commits through one change-feed poll per interval.
+import type { Logger } from "pino";
+import { NotFoundError, UnavailableError } from "../errors.js";
+import { isTerminal } from "../store/job.js";
+import type { Job } from "../store/job.js";
+import type { JobStore } from "../store/store.js";
+import { ChangeFeed } from "./change-feed.js";
+import { sameState, WatchQueue } from "./watch-queue.js";
+
+/** How long a missing change-feed seq is waited for before it counts as a rolled-back insert. */
+export const DEFAULT_GAP_TIMEOUT_MS = 5000;
+
+/** Entries per change-feed query. */
+const FEED_PAGE_SIZE = 500;
+
+/** A failing poll is logged at warn at most this often (it is retried every interval). */
+const POLL_WARN_EVERY_MS = 30_000;
+
+/** What a watch needs besides the job id. */
+export interface WatchOptions {
+  /** The revision the client already has (resume); unset or 0 = none. */
+  afterRevision?: number | undefined;
+  /** Client cancel or deadline: ends the watch and releases it. */
+  signal: AbortSignal;
+  /** Visibility: false makes the job answer exactly like a missing one. */
+  canSee(job: Job): boolean;
+}
+
+/** Dependencies of a WatchHub. */
+export interface WatchHubDeps {
+  store: JobStore;
+  /** Change-feed poll interval. */
+  pollMs: number;
+  log: Logger;
+  gapTimeoutMs?: number;
+}
+
+/** One open watch. */
+interface Watcher {
+  readonly jobId: string;
+  readonly queue: WatchQueue;
+  /** The revision a client would resume after if the stream broke now. */
+  resumeAfter: number;
+  release(): void;
+}
+
+/** The NotFoundError of a job that is missing or not visible (one message for both, so ids cannot be probed). */
+export function jobNotFound(jobId: string): NotFoundError {
+  return new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`);
+}
+
+/** The error that ends every watch at shutdown; names the revision to resume after. */
+export function shuttingDown(resumeAfter: number): UnavailableError {
+  return new UnavailableError(`server is shutting down: reconnect and resume with after_revision=${resumeAfter}`);
+}
+
+/** The error that ends a watch whose missing revisions could not be read; retryable like a shutdown. */
+function feedLost(resumeAfter: number): UnavailableError {
+  return new UnavailableError(
+    `lost the job's change feed (database unavailable): reconnect and resume with after_revision=${resumeAfter}`,
+  );
+}
+
+/**
+ * Fans job changes out to watchers. publish() hands a change committed through this process to its
+ * watchers at once; a poller reads the shared change feed once per interval (whatever the number of
+ * watchers) and loads the snapshots only of jobs being watched, so changes committed by other replicas
+ * arrive within pollMs. Each watcher orders what it gets by revision (see WatchQueue): the same change
+ * from both sources is delivered once, and a revision that overtakes a missing one waits for it.
+ */
+export class WatchHub {
+  private readonly topics = new Map<string, Set<Watcher>>();
+  private readonly feed: ChangeFeed;
+  private count = 0;
+  private running = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private failingSince: number | undefined;
+  private lastWarnAt = 0;
+
+  constructor(private readonly deps: WatchHubDeps) {
+    this.feed = new ChangeFeed({
+      store: deps.store,
+      gapTimeoutMs: deps.gapTimeoutMs ?? DEFAULT_GAP_TIMEOUT_MS,
+      pageSize: FEED_PAGE_SIZE,
+      log: deps.log,
+    });
+  }
+
+  /** Open watches. */
+  get watcherCount(): number {
+    return this.count;
+  }
+
+  /** Changes held in memory for all watchers together (bounded per watcher); for tests and metrics. */
+  get bufferedCount(): number {
+    let n = 0;
+    for (const topic of this.topics.values()) for (const w of topic) n += w.queue.size;
+    return n;
+  }
+
+  /** Starts following the change feed from its current end, then polls every pollMs until close(). */
+  async start(): Promise<void> {
+    if (this.running || this.closed) return;
+    await this.feed.start();
+    this.running = true;
+    this.schedule();
+  }
+
+  /** Stops polling and ends every open watch with UNAVAILABLE naming the revision to resume after. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const topic of [...this.topics.values()]) {
+      for (const w of [...topic]) {
+        w.queue.end(() => shuttingDown(w.resumeAfter));
+        w.release();
+      }
+    }
+    // Let a poll in flight finish so the store can be closed after us.
+    await this.polling;
+  }
+
+  /** A change committed through this process: reaches its watchers at once. */
+  publish(job: Job): void {
+    const topic = this.topics.get(job.jobId);
+    if (!topic) return;
+    for (const w of topic) w.queue.offer(job);
+  }
+
+  /**
+   * What WatchJob sends: the current job (after the status changes missed since opts.afterRevision),
+   * then one job per change in revision order, ending after a terminal status. Throws NotFoundError
+   * before yielding when the job is missing or not visible, UnavailableError at shutdown, and the
+   * signal's reason when it aborts.
+   */
+  async *watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job> {
+    const after = opts.afterRevision && opts.afterRevision > 0 ? opts.afterRevision : 0;
+    if (this.closed) throw shuttingDown(after);
+    opts.signal.throwIfAborted();
+
+    // Subscribe before reading the job, so a change committed in between is held, not missed.
+    const watcher = this.subscribe(jobId, after, opts.signal);
+    const { queue } = watcher;
+    try {
+      const current = await queue.until(this.deps.store.getJob(jobId));
+      if (!current || !opts.canSee(current)) throw jobNotFound(jobId);
+
+      const first: Job[] = [];
+      if (after < current.revision) {
+        if (after > 0 && current.revision > after + 1) {
+          first.push(...(await queue.until(this.missedTransitions(jobId, after, current.revision))));
+        }
+        first.push(current);
+      }
+      // Everything after the current revision comes from the queue (held since subscribing).
+      queue.start(current.revision);
+      for (const job of first) {
+        queue.throwIfEnded();
+        watcher.resumeAfter = job.revision;
+        yield job;
+      }
+      if (isTerminal(current.status)) return;
+
+      for (;;) {
+        const job = await queue.next();
+        watcher.resumeAfter = job.revision;
+        yield job;
+        if (isTerminal(job.status)) return;
+      }
+    } finally {
+      watcher.release();
+    }
+  }
+
+  /**
+   * The snapshots in (after, current) at which the status or cancel flag changed, so a resuming client
+   * sees every transition it missed. Revision `after` itself is read as the baseline when still stored.
+   */
+  private async missedTransitions(jobId: string, after: number, current: number): Promise<Job[]> {
+    const snapshots = await this.deps.store.snapshotsBetween(jobId, after - 1, current);
+    snapshots.sort((a, b) => a.revision - b.revision);
+    const kept: Job[] = [];
+    let previous: Job | undefined;
+    for (const job of snapshots) {
+      if (job.revision > after && (!previous || !sameState(previous, job))) kept.push(job);
+      previous = job;
+    }
+    return kept;
+  }
+
+  private subscribe(jobId: string, after: number, signal: AbortSignal): Watcher {
+    let topic = this.topics.get(jobId);
+    if (!topic) {
+      topic = new Set();
+      this.topics.set(jobId, topic);
+    }
+    const queue = new WatchQueue(
+      (afterRevision, beforeRevision) => this.deps.store.snapshotsBetween(jobId, afterRevision, beforeRevision),
+      (err) => {
+        this.deps.log.warn({ err, jobId }, "watch: cannot read missing revisions; ending the watch");
+        queue.end(() => feedLost(watcher.resumeAfter));
+        watcher.release();
+      },
+    );
+    const onAbort = (): void => {
+      queue.end(() => signal.reason ?? new DOMException("This operation was aborted", "AbortError"));
+      watcher.release();
+    };
+    let released = false;
+    const watcher: Watcher = {
+      jobId,
+      queue,
+      resumeAfter: after,
+      release: () => {
+        if (released) return;
+        released = true;
+        signal.removeEventListener("abort", onAbort);
+        // A consumer that stopped pulling (return()) ends here too: drop what the queue holds.
+        queue.end(() => shuttingDown(watcher.resumeAfter));
+        const t = this.topics.get(jobId);
+        if (t?.delete(watcher)) this.count--;
+        if (t && t.size === 0) this.topics.delete(jobId);
+      },
+    };
+    topic.add(watcher);
+    this.count++;
+    signal.addEventListener("abort", onAbort, { once: true });
+    return watcher;
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.polling = this.poll().finally(() => {
+        this.polling = undefined;
+        this.schedule();
+      });
+    }, this.deps.pollMs);
+    // Polling serves watchers; it must not be what keeps the process alive.
+    this.timer.unref();
+  }
+
+  /** One poll: one feed query, plus one snapshot query when a watched job changed elsewhere. Never throws. */
+  private async poll(): Promise<void> {
+    try {
+      const batch = await this.feed.read();
+      const seqs: number[] = [];
+      for (const entry of batch.entries) {
+        const topic = this.topics.get(entry.jobId);
+        if (topic && this.wanted(topic, entry.revision)) seqs.push(entry.seq);
+      }
+      if (seqs.length > 0) {
+        const jobs = await this.deps.store.snapshotsAt(seqs);
+        jobs.sort((a, b) => a.revision - b.revision);
+        for (const job of jobs) this.publish(job);
+      }
+      // Only now: a failed snapshot query leaves the entries to be read again next time.
+      batch.commit();
+      if (this.failingSince !== undefined) {
+        this.deps.log.info({ failingForMs: Date.now() - this.failingSince }, "watch hub: change-feed poll recovered");
+        this.failingSince = undefined;
+      }
+    } catch (err) {
+      const now = Date.now();
+      this.failingSince ??= now;
+      if (now - this.lastWarnAt >= POLL_WARN_EVERY_MS) {
+        this.lastWarnAt = now;
+        this.deps.log.warn({ err }, "watch hub: change-feed poll failed; retrying every poll interval");
+      }
+    }
+  }
+
+  /** True when some watcher of the topic has not got `revision` yet. */
+  private wanted(topic: Set<Watcher>, revision: number): boolean {
+    for (const w of topic) {
+      const have = w.queue.revision;
+      if (have === undefined || have < revision) return true;
+    }
+    return false;
+  }
+}

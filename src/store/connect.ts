@@ -1,0 +1,91 @@
+// Opens the database named by a jobwatch database URL: SQLite through better-sqlite3, MySQL/MariaDB through a mysql2 pool.
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+import { CompiledQuery, Kysely, MysqlDialect, SqliteDialect } from "kysely";
+import { createPool } from "mysql2";
+import type { Database } from "./database.js";
+
+/** The SQL dialects jobwatch runs on. */
+export type Dialect = "sqlite" | "mysql";
+
+/**
+ * An open database. On SQLite the raw better-sqlite3 handle comes along: the store runs its write
+ * transactions on it synchronously, so a transaction never holds the file's write lock across an
+ * await (another connection in the same process would otherwise busy-wait on the event loop it blocks).
+ */
+export type OpenDatabase =
+  | { db: Kysely<Database>; dialect: "sqlite"; sqlite: SqliteDatabase.Database }
+  | { db: Kysely<Database>; dialect: "mysql" };
+
+/** The accepted URL forms, for error messages. */
+export const DATABASE_URL_FORMS = "sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db";
+
+/** How long a SQLite writer waits for another process's write lock before failing with SQLITE_BUSY. */
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Opens `url`: `sqlite:data/jobwatch.db` (relative to the working directory; the folder is created),
+ * `sqlite:/abs/path.db`, `sqlite::memory:` or `mysql://user:pass@host:3306/db`. Throws an Error with
+ * one line naming the accepted forms for anything else. A MySQL pool connects lazily: call ping().
+ */
+export function openDatabase(url: string): OpenDatabase {
+  if (url.startsWith("sqlite:")) return openSqlite(url.slice("sqlite:".length));
+  if (url.startsWith("mysql://")) return openMysql(url);
+  throw new Error(`unsupported database URL '${redactUrl(url)}': use ${DATABASE_URL_FORMS}`);
+}
+
+function openSqlite(path: string): OpenDatabase {
+  if (path === "") throw new Error(`the database URL 'sqlite:' names no file: use ${DATABASE_URL_FORMS}`);
+  const memory = path === ":memory:";
+  let file = path;
+  if (!memory) {
+    file = resolve(path);
+    mkdirSync(dirname(file), { recursive: true });
+  }
+  const sqlite = new SqliteDatabase(file);
+  if (!memory) {
+    // WAL lets readers (GetJobDetails, the feed poller) run while a writer commits.
+    sqlite.pragma("journal_mode = WAL");
+    sqlite.pragma("synchronous = NORMAL");
+    sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: "sqlite", sqlite };
+}
+
+function openMysql(url: string): OpenDatabase {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`malformed database URL '${redactUrl(url)}': use ${DATABASE_URL_FORMS}`);
+  }
+  if (parsed.pathname.replace(/^\//, "") === "") {
+    throw new Error(`the database URL '${redactUrl(url)}' names no database: use mysql://user:pass@host:3306/db`);
+  }
+  const pool = createPool({
+    uri: url,
+    connectionLimit: 10,
+    // BIGINT columns (times in ms, revisions, seq) come back as numbers while they fit in 2^53.
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    charset: "utf8mb4",
+  });
+  const db = new Kysely<Database>({
+    dialect: new MysqlDialect({
+      pool,
+      // READ COMMITTED: every guarantee of the store comes from conditional updates and unique keys,
+      // and it avoids the gap locks that make concurrent inserts deadlock under REPEATABLE READ.
+      onCreateConnection: async (connection) => {
+        await connection.executeQuery(CompiledQuery.raw("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"));
+      },
+    }),
+  });
+  return { db, dialect: "mysql" };
+}
+
+/** The URL with any password replaced by ***, safe for logs and error messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
+}

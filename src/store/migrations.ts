@@ -1,0 +1,161 @@
+// The jobwatch schema as Kysely migrations kept in code (no files on disk), for SQLite and MySQL/MariaDB.
+import { setTimeout as sleep } from "node:timers/promises";
+import { Migrator, sql } from "kysely";
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+import type SqliteDatabase from "better-sqlite3";
+import type { Dialect, OpenDatabase } from "./connect.js";
+import type { Database } from "./database.js";
+
+/** The migrations, by name; names sort in the order they apply. */
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  return { "0001_init": init(dialect) };
+}
+
+/** A Kysely MigrationProvider serving migrations() for the dialect. */
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return { getMigrations: async () => migrations(dialect) };
+}
+
+function init(dialect: Dialect): Migration {
+  const mysql = dialect === "mysql";
+  // MySQL TEXT holds 64 KB; a result or a snapshot (which embeds the result) can be larger.
+  const bigText = mysql ? "mediumtext" : "text";
+  // Binary collation on MySQL so usernames, ids and operation types compare and sort exactly as on SQLite.
+  const tableOptions = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql``;
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("jobs")
+        .addColumn("job_id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("operation_type", "varchar(255)", (c) => c.notNull())
+        .addColumn("username", "varchar(255)", (c) => c.notNull())
+        .addColumn("resource", "text")
+        .addColumn("request_id", "varchar(255)", (c) => c.unique())
+        .addColumn("active_key", "varchar(64)", (c) => c.unique())
+        .addColumn("status", "varchar(16)", (c) => c.notNull())
+        .addColumn("progress", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("phase", "text")
+        .addColumn("detail", "text")
+        .addColumn("result", sql.raw(bigText))
+        .addColumn("error", sql.raw(bigText))
+        .addColumn("cancel_requested", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("cancel_reason", "text")
+        .addColumn("cancel_requested_at", "bigint")
+        .addColumn("revision", "bigint", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .addColumn("started_at", "bigint")
+        .addColumn("completed_at", "bigint")
+        .addColumn("last_heartbeat_at", "bigint")
+        .addColumn("history_at", "bigint")
+        .modifyEnd(tableOptions)
+        .execute();
+      // ListJobs of one user, newest first, keyset on (created_at, job_id).
+      await db.schema.createIndex("jobs_user_created").on("jobs").columns(["username", "created_at", "job_id"]).execute();
+      // ListJobs of every user (manage_jobs), same keyset.
+      await db.schema.createIndex("jobs_created").on("jobs").columns(["created_at", "job_id"]).execute();
+      // Status counts; the stale-worker sweep.
+      await db.schema.createIndex("jobs_status_heartbeat").on("jobs").columns(["status", "last_heartbeat_at"]).execute();
+      // Retention sweep and the statistics window.
+      await db.schema.createIndex("jobs_status_completed").on("jobs").columns(["status", "completed_at"]).execute();
+      // Cancel grace sweep.
+      await db.schema.createIndex("jobs_status_cancel").on("jobs").columns(["status", "cancel_requested_at"]).execute();
+
+      let events = db.schema.createTable("job_events");
+      events = mysql
+        ? events.addColumn("seq", "bigint", (c) => c.autoIncrement().primaryKey())
+        : events.addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement());
+      // No foreign key to jobs: its shared locks on the parent row would add deadlocks to every
+      // transition, and retention deletes both tables in one transaction anyway.
+      await events
+        .addColumn("job_id", "varchar(36)", (c) => c.notNull())
+        .addColumn("revision", "bigint", (c) => c.notNull())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("status", "varchar(16)", (c) => c.notNull())
+        .addColumn("progress", "integer", (c) => c.notNull())
+        .addColumn("phase", "text")
+        .addColumn("detail", "text")
+        .addColumn("cancel_requested", "integer", (c) => c.notNull())
+        .addColumn("error", sql.raw(bigText))
+        .addColumn("recorded", "integer", (c) => c.notNull())
+        .addColumn("snapshot", sql.raw(bigText), (c) => c.notNull())
+        .modifyEnd(tableOptions)
+        .execute();
+      // One event per revision: a second writer of the same revision fails instead of forking history.
+      await db.schema.createIndex("job_events_job_revision").unique().on("job_events").columns(["job_id", "revision"]).execute();
+      // pruneFeed: unrecorded events by age.
+      await db.schema.createIndex("job_events_recorded_at").on("job_events").columns(["recorded", "at"]).execute();
+
+      await db.schema
+        .createTable("tokens")
+        .addColumn("token_id", "varchar(64)", (c) => c.primaryKey())
+        .addColumn("username", "varchar(255)", (c) => c.notNull())
+        .addColumn("role", "varchar(64)", (c) => c.notNull())
+        .addColumn("secret_hash", "varchar(128)", (c) => c.notNull().unique())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("revoked_at", "bigint")
+        .modifyEnd(tableOptions)
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("tokens").execute();
+      await db.schema.dropTable("job_events").execute();
+      await db.schema.dropTable("jobs").execute();
+    },
+  };
+}
+
+/**
+ * Applies every pending migration; throws an Error naming the failed migration. Safe when several
+ * processes start at once: on MySQL Kysely's migrator holds GET_LOCK() on its connection for the whole
+ * run; on SQLite (where Kysely takes no lock) the run happens inside BEGIN IMMEDIATE, so a second
+ * process waits for the first to commit and then finds nothing left to do.
+ */
+export async function migrateToLatest(open: OpenDatabase): Promise<void> {
+  const migrator = new Migrator({ db: open.db, provider: migrationProvider(open.dialect) });
+  const run = async (): Promise<void> => {
+    const { error, results } = await migrator.migrateToLatest();
+    if (error !== undefined) {
+      const failed = results?.find((r) => r.status === "Error");
+      const what = failed ? `migration ${failed.migrationName} failed` : "migrating the database failed";
+      throw new Error(`${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  };
+  if (open.dialect === "mysql") return run();
+
+  await beginImmediate(open.db, open.sqlite);
+  try {
+    await run();
+  } catch (error) {
+    await sql`rollback`.execute(open.db).catch(() => undefined);
+    throw error;
+  }
+  await sql`commit`.execute(open.db);
+}
+
+/**
+ * BEGIN IMMEDIATE without blocking the event loop: busy_timeout is switched off while we wait, and
+ * SQLITE_BUSY is retried with async sleeps, so a second connection in this same process (which a
+ * synchronous busy-wait would starve) can finish first.
+ */
+async function beginImmediate(db: Kysely<Database>, sqlite: SqliteDatabase.Database): Promise<void> {
+  const busyTimeout = sqlite.pragma("busy_timeout", { simple: true }) as number;
+  sqlite.pragma("busy_timeout = 0");
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await sql`begin immediate`.execute(db);
+        return;
+      } catch (error) {
+        if (!isSqliteBusy(error) || attempt >= 600) throw error;
+        await sleep(50);
+      }
+    }
+  } finally {
+    sqlite.pragma(`busy_timeout = ${busyTimeout}`);
+  }
+}
+
+function isSqliteBusy(error: unknown): boolean {
+  return typeof (error as { code?: unknown })?.code === "string" && (error as { code: string }).code.startsWith("SQLITE_BUSY");
+}
