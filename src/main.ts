@@ -73,16 +73,16 @@ export async function startService(
     return {
       address,
       stop: async () => {
-        sweeper.stop();
+        await sweeper.stop();
         await server.shutdown(SHUTDOWN_BUDGET_MS);
-        authenticator.stop();
+        await authenticator.stop();
         await store.close();
       },
     };
   } catch (error) {
-    sweeper.stop();
+    await sweeper.stop();
     await server.shutdown(0).catch(() => undefined);
-    authenticator.stop();
+    await authenticator.stop();
     await store.close().catch(() => undefined);
     throw error;
   }

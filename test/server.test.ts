@@ -7,8 +7,14 @@ import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
+import pino from "pino";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import type { Job } from "../src/gen/jobwatch/v1/job.js";
+import { NotFoundError, UnavailableError } from "../src/errors.js";
+import { INTERNAL_MESSAGE, errorToStatus } from "../src/server/error-status.js";
+import { createServer } from "../src/server/server.js";
+import { Sweeper } from "../src/server/sweeper.js";
+import { WatchHub } from "../src/server/watch-hub.js";
 import type { JobStore } from "../src/store/store.js";
 import { DIALECTS } from "./helpers/databases.js";
 import {
@@ -27,6 +33,8 @@ const { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED } = {
   FAILED: JobStatus.JOB_STATUS_FAILED,
   CANCELLED: JobStatus.JOB_STATUS_CANCELLED,
 };
+
+const quiet = pino({ level: "silent" });
 
 /** The NOT_FOUND message of a job id, whether missing or someone else's. */
 const notFound = (jobId: string): string =>
@@ -75,6 +83,26 @@ function healthCheck(address: string, service: string): Promise<ServingStatus> {
     });
   });
 }
+
+describe("errorToStatus", () => {
+  const log = quiet;
+
+  test("an unexpected error is INTERNAL with a fixed message: no stack or detail reaches the client", () => {
+    const status = errorToStatus(new TypeError("cannot read properties of undefined (reading 'x') at /srv/secret.ts:1"), log);
+    assert.equal(grpc.status[status.code], "INTERNAL");
+    assert.equal(status.details, INTERNAL_MESSAGE);
+    assert.deepEqual(status.metadata.getMap(), {});
+    assert.equal(grpc.status[errorToStatus("a string", log).code], "INTERNAL");
+  });
+
+  test("an abort is CANCELLED; domain errors keep their code", () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    assert.equal(grpc.status[errorToStatus(aborted.signal.reason, log).code], "CANCELLED");
+    assert.equal(grpc.status[errorToStatus(new UnavailableError("down"), log).code], "UNAVAILABLE");
+    assert.equal(grpc.status[errorToStatus(new NotFoundError("gone"), log).code], "NOT_FOUND");
+  });
+});
 
 for (const dialect of DIALECTS) {
   describe(`jobwatch server (${dialect})`, () => {
@@ -371,6 +399,16 @@ for (const dialect of DIALECTS) {
         assert.equal(s.hub.watcherCount, before - 1);
       });
 
+      test("a deadline ends the watch with DEADLINE_EXCEEDED and releases the watcher", async () => {
+        const job = await create("alice");
+        const before = s.hub.watcherCount;
+        const watch = s.watch(s.tokens.alice, { jobId: job.jobId }, { deadline: Date.now() + 300 });
+        await watch.received(1);
+        assert.equal(grpc.status[(await watch.done).code], "DEADLINE_EXCEEDED");
+        while (s.hub.watcherCount > before) await new Promise((r) => setImmediate(r));
+        assert.equal(s.hub.watcherCount, before);
+      });
+
       test("a watcher that reads nothing while 500 progress reports arrive stays bounded and gets the newest", async () => {
         const job = await create("alice");
         await worker().startJob({ jobId: job.jobId });
@@ -589,6 +627,79 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    describe("sweepers", () => {
+      const short = { staleAfterMs: 300, cancelGraceMs: 300, retentionMs: 30 * 24 * 3600_000, sweepIntervalMs: 3600_000 };
+
+      test("a job whose worker stops reporting is FAILED by exactly one of two replicas, and watchers see it", async () => {
+        const r1 = await startTestServer({ sharing: s, sweeper: short });
+        const r2 = await startTestServer({ sharing: s, sweeper: short });
+        try {
+          const job = await create("alice");
+          await worker().startJob({ jobId: job.jobId });
+          const watch = s.watch(s.tokens.alice, { jobId: job.jobId });
+          const end = await watch.done;
+          assert.equal(grpc.status[end.code], "OK");
+          const last = watch.jobs[watch.jobs.length - 1]!;
+          assert.equal(last.status, FAILED);
+          assert.match(last.error ?? "", /^worker stopped reporting: no heartbeat since /);
+          assert.equal(last.revision, 3);
+          const { events } = await jobsOf(s.tokens.alice).getJobHistory({ jobId: job.jobId });
+          assert.equal(events.filter((e) => e.status === FAILED).length, 1);
+        } finally {
+          await r1.stop();
+          await r2.stop();
+        }
+      });
+
+      test("a cancellation the worker never confirms ends CANCELLED with an error saying so", async () => {
+        const r1 = await startTestServer({ sharing: s, sweeper: { ...short, staleAfterMs: 3600_000 } });
+        try {
+          const job = await create("alice");
+          await worker().startJob({ jobId: job.jobId });
+          const watch = s.watch(s.tokens.alice, { jobId: job.jobId });
+          await watch.received(1);
+          await jobsOf(s.tokens.alice).cancelJob({ jobId: job.jobId, reason: "stop" });
+          const end = await watch.done;
+          assert.equal(grpc.status[end.code], "OK");
+          const last = watch.jobs[watch.jobs.length - 1]!;
+          assert.equal(last.status, CANCELLED);
+          assert.match(last.error ?? "", /confirm/);
+        } finally {
+          await r1.stop();
+        }
+      });
+
+      test("retention removes finished jobs past the retention period and nothing else", async () => {
+        const own = await startTestServer({ dialect });
+        try {
+          const w = own.as(own.tokens.worker).worker;
+          const done = (await w.createJob({ operationType: "x", username: "alice" })).job!;
+          await w.completeJob({ jobId: done.jobId });
+          const running = (await w.createJob({ operationType: "x", username: "alice" })).job!;
+          await w.startJob({ jobId: running.jobId });
+          const pending = (await w.createJob({ operationType: "x", username: "alice" })).job!;
+          const month = 30 * 24 * 3600_000;
+          const sweeper = new Sweeper({
+            store: own.store,
+            hub: own.hub,
+            log: quiet,
+            ...short,
+            retentionMs: month,
+            now: () => Date.now() + month + 60_000,
+          });
+          assert.equal(await sweeper.sweepRetention(), 1);
+          const alice = own.as(own.tokens.alice).jobs;
+          const gone = await expectCode(alice.getJobDetails({ jobId: done.jobId }), grpc.status.NOT_FOUND);
+          assert.equal(gone.details, notFound(done.jobId));
+          await expectCode(alice.getJobHistory({ jobId: done.jobId }), grpc.status.NOT_FOUND);
+          assert.equal((await alice.getJobDetails({ jobId: running.jobId })).job?.status, RUNNING);
+          assert.equal((await alice.getJobDetails({ jobId: pending.jobId })).job?.status, PENDING);
+        } finally {
+          await own.stop();
+        }
+      });
+    });
+
     describe("health and shutdown", () => {
       test("health is SERVING for the server and each service, without a token", async () => {
         for (const name of ["", "jobwatch.v1.JobService", "jobwatch.v1.JobWorkerService"]) {
@@ -634,6 +745,50 @@ for (const dialect of DIALECTS) {
           client.close();
           await r.stop();
         }
+      });
+
+      test("listening on a port in use fails with one clear line", async () => {
+        const second = createServer({
+          store: s.store,
+          hub: new WatchHub({ store: s.store, pollMs: 1000, log: quiet }),
+          authenticator: { authenticate: () => Promise.reject(new Error("never called")) },
+          log: quiet,
+        });
+        try {
+          await assert.rejects(second.listen(s.address), { message: `cannot listen on ${s.address}: address already in use` });
+        } finally {
+          await second.shutdown(0);
+        }
+      });
+
+      test("shutdown lets a unary call in flight finish", async () => {
+        let entered!: () => void;
+        const inside = new Promise<void>((r) => (entered = r));
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        const slowReads = (store: JobStore): JobStore =>
+          new Proxy(store, {
+            get(target, property) {
+              const value = Reflect.get(target, property, target) as unknown;
+              if (property === "getJob") {
+                return async (jobId: string) => {
+                  entered();
+                  await gate;
+                  return target.getJob(jobId);
+                };
+              }
+              return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+            },
+          });
+        const r = await startTestServer({ sharing: s, wrapStore: slowReads });
+        const job = await create("alice");
+        const call = r.as(r.tokens.alice).jobs.getJobDetails({ jobId: job.jobId });
+        await inside;
+        const stopping = r.stop();
+        release();
+        const { job: read } = await call;
+        assert.equal(read?.jobId, job.jobId);
+        await stopping;
       });
 
       test("shutdown ends an open watch with UNAVAILABLE naming the revision to resume after", async () => {

@@ -158,6 +158,69 @@ for (const backend of BACKENDS) {
       assert.equal(hubA.watcherCount, 0);
     });
 
+    test("many watchers of a job cost one feed query per interval and one snapshot query per change", async () => {
+      const onB = writer(shared.b, hubOn(shared.b));
+      const job = await onB.create();
+      await onB.start(job.jobId);
+      const calls = { readFeed: 0, snapshotsAt: 0, snapshotsBetween: 0 };
+      const counted = new Proxy(shared.a, {
+        get(target, prop) {
+          const value: unknown = Reflect.get(target, prop, target);
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            if (prop in calls) calls[prop as keyof typeof calls]++;
+            return value.apply(target, args);
+          };
+        },
+      });
+      const hubA = new WatchHub({ store: counted, pollMs: 20, log: silent });
+      hubs.push(hubA);
+      await hubA.start(); // after the job's changes so far: the feed starts past them
+      const streams = Array.from({ length: 20 }, () => hubA.watch(job.jobId, opts()));
+      for (const s of streams) assert.equal((await s.next()).value.status, "running");
+      calls.snapshotsAt = 0;
+      const pollsBefore = calls.readFeed;
+
+      await onB.complete(job.jobId);
+      for (const s of streams) assert.deepEqual((await collect(s)).map((j) => j.status), ["completed"]);
+      assert.equal(calls.snapshotsAt, 1);
+      assert.equal(calls.snapshotsBetween, 0);
+      assert.ok(calls.readFeed > pollsBefore);
+      assert.equal(hubA.watcherCount, 0);
+    });
+
+    test("a failing change-feed poll is logged and retried; the change arrives once the database answers", async () => {
+      const warnings: Array<{ msg: string }> = [];
+      const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+      let failures = 3;
+      const flaky = new Proxy(shared.a, {
+        get(target, prop) {
+          if (prop === "readFeed" && failures > 0) {
+            return async () => {
+              failures--;
+              throw new Error("connection lost");
+            };
+          }
+          const value: unknown = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const hubA = new WatchHub({ store: flaky, pollMs: 20, log });
+      hubs.push(hubA);
+      await hubA.start();
+      const onB = writer(shared.b, hubOn(shared.b));
+      const job = await onB.create();
+      const stream = hubA.watch(job.jobId, opts());
+      await stream.next();
+      await onB.complete(job.jobId);
+      assert.deepEqual((await collect(stream)).map((j) => j.status), ["completed"]);
+      assert.equal(failures, 0);
+      assert.deepEqual(
+        warnings.map((w) => w.msg),
+        ["watch hub: change-feed poll failed; retrying every poll interval"],
+      );
+    });
+
     test("a revision that overtakes a missing one waits for it: the missing one is read from the store", async () => {
       // No polling: the revision written through replica B reaches the watcher only by the gap fetch.
       const hubA = hubOn(shared.a);
@@ -214,6 +277,31 @@ for (const backend of BACKENDS) {
       assert.equal(rest[0]!.progress, 599 % 100);
       assert.equal(rest[1]!.revision, lastProgress.revision);
       assert.equal(rest[2]!.revision, done.revision);
+    });
+
+    test("a watcher that does not read while another replica writes many progress reports misses no status change", async () => {
+      const hubA = hubOn(shared.a);
+      const hubB = hubOn(shared.b);
+      await hubA.start();
+      const onB = writer(shared.b, hubB);
+      const job = await onB.create();
+      await onB.start(job.jobId);
+      const stream = hubA.watch(job.jobId, opts());
+      assert.equal((await stream.next()).value.status, "running");
+
+      let maxBuffered = 0;
+      for (let i = 1; i <= 200; i++) {
+        if (i === 120) await onB.cancel(job.jobId);
+        await onB.progress(job.jobId, i % 100);
+        maxBuffered = Math.max(maxBuffered, hubA.bufferedCount);
+      }
+      await onB.complete(job.jobId);
+      assert.ok(maxBuffered <= 4, `the watcher held ${maxBuffered} changes`);
+
+      const rest = await collect(stream);
+      assertIncreasing(rest);
+      const steps = rest.map((j) => `${j.status}${j.cancelRequested ? "+cancel" : ""}`).filter((s, i, all) => s !== all[i - 1]);
+      assert.deepEqual(steps, ["running", "running+cancel", "completed+cancel"]);
     });
 
     test("a resuming watcher gets the status changes it missed, then the current job, with no duplicates", async () => {

@@ -72,7 +72,7 @@ export class Authenticator {
 
   /** Loads the tokens (throws if that fails) and starts the background refresh. */
   async start(): Promise<void> {
-    await this.refresh();
+    await this.load();
     this.running = true;
     this.schedule();
   }
@@ -85,8 +85,14 @@ export class Authenticator {
     await this.inflight?.promise.catch(() => undefined);
   }
 
-  /** Reloads the active tokens now (or joins a reload in progress). */
-  refresh(): Promise<void> {
+  /** Reloads the active tokens; resolves once a load that started after this call has finished. */
+  async refresh(): Promise<void> {
+    while (this.inflight) await this.inflight.promise.catch(() => undefined);
+    return this.load();
+  }
+
+  /** Starts a load of the active tokens, or joins the one in progress. */
+  private load(): Promise<void> {
     if (this.inflight) return this.inflight.promise;
     const startedAt = this.now();
     const seq = ++this.loadsStarted;
@@ -167,15 +173,15 @@ export class Authenticator {
       this.queued = undefined;
     }
     this.lastForcedAt = this.now();
-    return this.refresh();
+    return this.load();
   }
 
   private schedule(): void {
     if (!this.running) return;
     // A chain of timeouts rather than an interval: a slow database never gets overlapping reloads.
     this.timer = setTimeout(() => {
-      this.refresh()
-        .catch(() => undefined) // logged in refresh(); the next tick tries again
+      this.load()
+        .catch(() => undefined) // logged in load(); the next tick tries again
         .finally(() => this.schedule());
     }, this.refreshMs);
     // The refresh alone must not keep a process alive (e.g. a test that forgets stop()).

@@ -1,7 +1,7 @@
 // `jobwatch demo`: create a job and drive it through realistic phases, so a new user sees jobwatch work.
 import { randomBytes } from "node:crypto";
 import { userInfo } from "node:os";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { CancelRequestedError, JobStatus, type Job, type WorkerContext } from "../client/index.js";
 import { sleep } from "../client/backoff.js";
 import {
@@ -48,14 +48,19 @@ const PHASES: Phase[] = [
 export function register(program: Command): void {
   const command = program
     .command("demo")
+    .summary("create a job and drive it through realistic phases while you watch it")
     .description(
-      "create a job and drive it through realistic phases (about 20 s) while you watch it with `jobwatch watch`; " +
-        "needs a token that may report jobs (admin or service)",
+      "Create a job and drive it through realistic phases (about 20 s) while you follow it with " +
+        "`jobwatch watch`. Needs a token that may report jobs (admin or service).",
     )
     .option("--user <name>", "the user the job is for", defaultUser())
     .option("--operation <type>", "the operation type", "add_golden_repo")
-    .option("--duration <duration>", "how long the work takes", parseDuration, 20_000)
-    .option("--delay <duration>", "time to start a watcher before the job starts", parseDuration, 5_000)
+    .addOption(new Option("--duration <duration>", "how long the work takes").argParser(parseDuration).default(20_000, "20s"))
+    .addOption(
+      new Option("--delay <duration>", "time to start a watcher before the job starts")
+        .argParser(parseDuration)
+        .default(5_000, "5s"),
+    )
     .option("--fail", "end the job FAILED during full-text indexing, to see a failure");
   addClientOptions(command);
   command.action(async (flags: DemoFlags) => {

@@ -50,6 +50,11 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
 }
 
+/** A duration in whole seconds, for figures redrawn every second: "<1s", "12s", "3m 05s". */
+export function formatSeconds(ms: number): string {
+  return ms < 1000 ? "<1s" : formatDuration(Math.round(ms / 1000) * 1000);
+}
+
 /** A timestamp as ISO 8601 UTC, "-" when unset. */
 export function formatTime(date: Date | undefined): string {
   return date === undefined ? "-" : date.toISOString();

@@ -28,8 +28,10 @@ interface ProgressFlags extends ClientFlags {
 export function register(program: Command): void {
   const job = program
     .command("job")
+    .summary("report a job as its worker: create, start, progress, complete, fail ...")
     .description(
-      "report a job as its worker (needs a service or admin token): create, start, progress, heartbeat, complete, fail, cancelled",
+      "Report a job as its worker, so a shell script can be one. Needs a service or admin token.\n" +
+        "`job progress` and `job heartbeat` exit 3 when a cancel was requested: stop, then run `job cancelled`.",
     );
 
   leaf(job.command("create").description("create a PENDING job and print its id"))
@@ -55,7 +57,7 @@ export function register(program: Command): void {
   leaf(
     job
       .command("progress")
-      .description("report progress of a RUNNING job; exits 3 if a cancel was requested (stop, then `job cancelled`)")
+      .description("report progress of a RUNNING job (exits 3 if a cancel was requested)")
       .argument("<job-id>", "the job's id")
       .argument("<percent>", "0 to 100", parseInteger(0, 100)),
   )
@@ -74,7 +76,7 @@ export function register(program: Command): void {
       );
     });
 
-  transition(job, "heartbeat", "tell the server the worker of a RUNNING job is alive; exits 3 if a cancel was requested", (client, id) =>
+  transition(job, "heartbeat", "tell the server a RUNNING job's worker is alive (exits 3 if a cancel was requested)", (client, id) =>
     client.worker.heartbeat(id),
   );
 

@@ -1,15 +1,25 @@
 // `jobwatch watch ID`: follow a job to its end, as a live bar on a terminal or one line per change otherwise.
 import cliProgress from "cli-progress";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import {
   DeadlineExceededError,
   Job,
   JobStatus,
+  statusName,
   type RetryEvent,
 } from "../client/index.js";
 import { addClientOptions, parseDuration, runWithClient, printError, type ClientFlags } from "./client-options.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
-import { colorsFor, finalSummary, formatDuration, jobLine, paintStatus, type Colors } from "./format.js";
+import {
+  colorsFor,
+  finalSummary,
+  formatDuration,
+  formatSeconds,
+  jobLine,
+  paintStatus,
+  progressText,
+  type Colors,
+} from "./format.js";
 
 interface WatchFlags extends ClientFlags {
   timeout?: number;
@@ -20,21 +30,24 @@ interface WatchFlags extends ClientFlags {
 export function register(program: Command): void {
   const command = program
     .command("watch")
+    .summary("follow a job until it ends, with a live progress bar; exit code = outcome")
     .description(
-      "follow a job until it ends: a live progress bar on a terminal, one line per change otherwise. " +
-        "Survives server restarts (reconnects and resumes without repeating or missing a change). " +
-        "Exit code: 0 COMPLETED, 2 FAILED, 3 CANCELLED, 4 not found or access denied, " +
-        "5 server unreachable or --timeout passed, 130 Ctrl-C",
+      "Follow a job until it ends: a live progress bar on a terminal, one line per change otherwise. " +
+        "Survives server restarts: it reconnects and resumes without repeating or missing a change.",
     )
     .argument("<job-id>", "the job's id (a UUID)")
     .option("--timeout <duration>", 'give up (exit 5) if the job has not ended by then, e.g. "90s", "10m"', parseDuration)
-    .option(
-      "--reconnect-for <duration>",
-      "how long to keep reconnecting while the server is unreachable",
-      parseDuration,
-      5 * 60_000,
+    .addOption(
+      new Option("--reconnect-for <duration>", "how long to keep reconnecting while the server is unreachable")
+        .argParser(parseDuration)
+        .default(5 * 60_000, "5m"),
     )
-    .option("--json", "print each revision of the job as one JSON line (protobuf JSON mapping)");
+    .option("--json", "print each revision of the job as one JSON line (protobuf JSON mapping)")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 COMPLETED, 2 FAILED, 3 CANCELLED, 4 not found or access denied,\n" +
+        "5 server unreachable or --timeout passed, 1 other errors, 130 interrupted (Ctrl-C).",
+    );
   addClientOptions(command);
   command.action(async (jobId: string, flags: WatchFlags) => {
     const view: View =
@@ -50,19 +63,19 @@ export function register(program: Command): void {
       await runWithClient(
         flags,
         async (client) => {
-          let received = false;
+          let last: Job | undefined;
           try {
             const job = await client.waitForJob(jobId, {
               ...(flags.timeout === undefined ? {} : { timeout: flags.timeout }),
               giveUpAfterMs: flags.reconnectFor,
               onUpdate: (update) => {
-                received = true;
+                last = update;
                 view.update(update);
               },
               onRetry: (event) => {
                 // A server that is down before we ever reached it is "unreachable" (exit 5) after a couple
                 // of quick tries; one that goes away mid-watch is waited for, as a restart usually is.
-                if (!received && event.attempt > 2) return false;
+                if (last === undefined && event.attempt > 2) return false;
                 view.reconnecting(event, flags.address);
                 return true;
               },
@@ -72,7 +85,8 @@ export function register(program: Command): void {
           } catch (err) {
             view.stop();
             if (err instanceof DeadlineExceededError && flags.timeout !== undefined) {
-              printError(`gave up after ${formatDuration(flags.timeout)} (--timeout): ${err.message}`);
+              const state = last === undefined ? "has not been seen yet" : `is still ${statusName(last.status)} at ${progressText(last)}`;
+              printError(`gave up after ${formatDuration(flags.timeout)} (--timeout): job ${jobId} ${state}`);
               return ExitCode.UNREACHABLE_OR_TIMEOUT;
             }
             throw err;
@@ -174,7 +188,7 @@ class BarView implements View {
       stream: process.stdout,
       format: (options, params, payload: { before?: string; after?: string }) =>
         `${payload.before ?? ""}${cliProgress.Format.BarFormat(params.progress, options)}${payload.after ?? ""}`,
-      barsize: 30,
+      barsize: 24,
       hideCursor: true,
       linewrap: true,
       // We handle Ctrl-C ourselves (exit 130); the bar's own handler would only stop drawing.
@@ -230,15 +244,17 @@ class BarView implements View {
     const c = this.c;
     const now = Date.now();
     const parts = [` ${String(job.progress).padStart(3)}%`];
+    if (job.startedAt !== undefined) {
+      parts.push(`elapsed ${formatSeconds((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
+      if (job.status === JobStatus.JOB_STATUS_RUNNING) {
+        const left = this.eta.remainingMs(now);
+        parts.push(`ETA ${left === undefined ? "-" : formatSeconds(left)}`);
+      }
+    } else if (job.createdAt !== undefined) {
+      parts.push(`queued ${formatSeconds(now - job.createdAt.getTime())}`);
+    }
     const where = [job.phase, job.detail].filter((s) => s).join(": ");
     if (where) parts.push(where);
-    if (job.startedAt !== undefined) {
-      parts.push(`elapsed ${formatDuration((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
-      const left = job.status === JobStatus.JOB_STATUS_RUNNING ? this.eta.remainingMs(now) : undefined;
-      if (job.status === JobStatus.JOB_STATUS_RUNNING) parts.push(`ETA ${left === undefined ? "-" : formatDuration(left)}`);
-    } else if (job.createdAt !== undefined) {
-      parts.push(`queued ${formatDuration(now - job.createdAt.getTime())}`);
-    }
     if (job.cancelRequested) parts.push(c.magenta("cancel requested"));
     if (this.note) parts.push(this.note);
     return parts.join(c.dim(" | "));

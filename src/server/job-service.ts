@@ -23,16 +23,14 @@ import { errorToStatus, unaryHandler } from "./error-status.js";
 import { durationToMs, jobEventToProto, jobToProto, msToDuration, statusFromProto } from "./job-mapper.js";
 import { RequestValidator } from "./validate.js";
 import { jobNotFound } from "./watch-hub.js";
+import type { WatchOptions } from "./watch-hub.js";
 
 /** The hub as handlers use it: publish what changed, follow one job. */
 export interface JobFeed {
   /** Hands a changed job to this process's watchers at once. */
   publish(job: Job): void;
   /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
-  watch(
-    jobId: string,
-    opts: { afterRevision?: number | undefined; signal: AbortSignal; canSee(job: Job): boolean },
-  ): AsyncGenerator<Job>;
+  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
 }
 
 /** What JobService needs. */

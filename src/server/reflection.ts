@@ -1,8 +1,12 @@
 // Server reflection (v1 and v1alpha) serving the contract's file descriptors exactly as `buf build` compiled them.
 import { ReflectionService } from "@grpc/reflection";
 import type { Server } from "@grpc/grpc-js";
-import { service as healthService } from "grpc-health-check";
-import { FileDescriptorProto } from "../gen/google/protobuf/descriptor.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+} from "@bufbuild/protobuf/wkt";
 import { fileDescriptorProtos } from "./contract.js";
 
 /**
@@ -39,7 +43,7 @@ function serveOriginals(implementation: unknown, originals: ReadonlyMap<string, 
     const file = files[name];
     if (file === undefined) continue;
     fileEncodings.set(file, bytes);
-    const imports = FileDescriptorProto.decode(bytes).dependency;
+    const imports = fromBinary(FileDescriptorProtoSchema, bytes).dependency;
     fileDependencies.set(
       file,
       imports.map((dep) => files[dep]).filter((dep): dep is object => dep !== undefined),
@@ -47,14 +51,86 @@ function serveOriginals(implementation: unknown, originals: ReadonlyMap<string, 
   }
 }
 
+const { STRING: TYPE_STRING, MESSAGE: TYPE_MESSAGE, ENUM: TYPE_ENUM } = FieldDescriptorProto_Type;
+const { OPTIONAL: LABEL_OPTIONAL, REPEATED: LABEL_REPEATED } = FieldDescriptorProto_Label;
+
+/**
+ * grpc/health/v1/health.proto as protoc compiles it. grpc-health-check's own copy comes from
+ * proto-loader, whose conversion leaves relative type names and a misnamed map entry that strict
+ * clients reject ("type_name HealthCheckResponse not found"), so the file is spelled out here. It is
+ * encoded with @bufbuild/protobuf, which keeps proto2 fields that are set to their default (labels,
+ * enum value 0) as protoc does; Go-based clients (buf curl, grpcurl) need them.
+ */
+function healthFileDescriptor(): Uint8Array {
+  const field = (name: string, number: number, type: FieldDescriptorProto_Type, typeName?: string) => ({
+    name,
+    number,
+    label: LABEL_OPTIONAL,
+    type,
+    ...(typeName === undefined ? {} : { typeName }),
+    jsonName: name,
+  });
+  const file = create(FileDescriptorProtoSchema, {
+    name: "grpc/health/v1/health.proto",
+    package: "grpc.health.v1",
+    syntax: "proto3",
+    messageType: [
+      { name: "HealthListRequest" },
+      {
+        name: "HealthListResponse",
+        field: [
+          {
+            ...field("statuses", 1, TYPE_MESSAGE, ".grpc.health.v1.HealthListResponse.StatusesEntry"),
+            label: LABEL_REPEATED,
+          },
+        ],
+        nestedType: [
+          {
+            name: "StatusesEntry",
+            field: [field("key", 1, TYPE_STRING), field("value", 2, TYPE_MESSAGE, ".grpc.health.v1.HealthCheckResponse")],
+            options: { mapEntry: true },
+          },
+        ],
+      },
+      { name: "HealthCheckRequest", field: [field("service", 1, TYPE_STRING)] },
+      {
+        name: "HealthCheckResponse",
+        field: [field("status", 1, TYPE_ENUM, ".grpc.health.v1.HealthCheckResponse.ServingStatus")],
+        enumType: [
+          {
+            name: "ServingStatus",
+            value: [
+              { name: "UNKNOWN", number: 0 },
+              { name: "SERVING", number: 1 },
+              { name: "NOT_SERVING", number: 2 },
+              { name: "SERVICE_UNKNOWN", number: 3 },
+            ],
+          },
+        ],
+      },
+    ],
+    service: [
+      {
+        name: "Health",
+        method: [
+          { name: "Check", inputType: ".grpc.health.v1.HealthCheckRequest", outputType: ".grpc.health.v1.HealthCheckResponse" },
+          { name: "List", inputType: ".grpc.health.v1.HealthListRequest", outputType: ".grpc.health.v1.HealthListResponse" },
+          {
+            name: "Watch",
+            inputType: ".grpc.health.v1.HealthCheckRequest",
+            outputType: ".grpc.health.v1.HealthCheckResponse",
+            serverStreaming: true,
+          },
+        ],
+      },
+    ],
+  });
+  return toBinary(FileDescriptorProtoSchema, file);
+}
+
 /** The descriptors reflection serves: the contract's (from buf) and grpc.health.v1's. */
 function descriptorFiles(): Uint8Array[] {
-  const files: Uint8Array[] = fileDescriptorProtos().map((b) => new Uint8Array(b));
-  // grpc-health-check loads health.proto with proto-loader; the file has no imports, so its
-  // re-encoding loses nothing, and listing it lets grpcurl call Health/Check with no .proto at hand.
-  const method = Object.values(healthService)[0] as { requestType?: { fileDescriptorProtos?: Buffer[] } } | undefined;
-  for (const bytes of method?.requestType?.fileDescriptorProtos ?? []) files.push(new Uint8Array(bytes));
-  return files;
+  return [...fileDescriptorProtos().map((b) => new Uint8Array(b)), healthFileDescriptor()];
 }
 
 /**
@@ -64,7 +140,7 @@ function descriptorFiles(): Uint8Array[] {
 export function addReflection(server: Pick<Server, "addService">): string[] {
   const files = descriptorFiles();
   const originals = new Map<string, Uint8Array>();
-  for (const bytes of files) originals.set(FileDescriptorProto.decode(bytes).name ?? "", bytes);
+  for (const bytes of files) originals.set(fromBinary(FileDescriptorProtoSchema, bytes).name, bytes);
   // ReflectionService reads Object.values(pkg).forEach(({ fileDescriptorProtos }) => ...), the shape
   // proto-loader gives each entry of a package definition; one entry carrying every file is enough.
   const packageDefinition = { "jobwatch.contract": { fileDescriptorProtos: files } };

@@ -14,6 +14,9 @@ export const DEFAULT_GAP_TIMEOUT_MS = 5000;
 /** Entries per change-feed query. */
 const FEED_PAGE_SIZE = 500;
 
+/** How long close() waits for a poll in flight. */
+const CLOSE_WAIT_MS = 2000;
+
 /** A failing poll is logged at warn at most this often (it is retried every interval). */
 const POLL_WARN_EVERY_MS = 30_000;
 
@@ -72,6 +75,8 @@ function feedLost(resumeAfter: number): UnavailableError {
 export class WatchHub {
   private readonly topics = new Map<string, Set<Watcher>>();
   private readonly feed: ChangeFeed;
+  /** Gap fetches in flight, by job and revision range. */
+  private readonly fetches = new Map<string, Promise<Job[]>>();
   private count = 0;
   private running = false;
   private closed = false;
@@ -121,8 +126,14 @@ export class WatchHub {
         w.release();
       }
     }
-    // Let a poll in flight finish so the store can be closed after us.
-    await this.polling;
+    // Let a poll in flight finish so the store can be closed after us, but don't let a database that
+    // stopped answering hold up the shutdown.
+    const polling = this.polling;
+    if (polling) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([polling, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
   }
 
   /** A change committed through this process: reaches its watchers at once. */
@@ -193,6 +204,23 @@ export class WatchHub {
     return kept;
   }
 
+  /**
+   * snapshotsBetween, shared by the watchers of a job that miss the same revisions at the same time
+   * (they all saw the same changes, so they ask the same question): one query, not one per watcher.
+   */
+  private fetchBetween(jobId: string, afterRevision: number, beforeRevision: number): Promise<Job[]> {
+    const key = `${jobId} ${afterRevision} ${beforeRevision}`;
+    let fetch = this.fetches.get(key);
+    if (!fetch) {
+      fetch = this.deps.store.snapshotsBetween(jobId, afterRevision, beforeRevision).finally(() => {
+        this.fetches.delete(key);
+      });
+      this.fetches.set(key, fetch);
+    }
+    // Each watcher sorts and filters its own copy.
+    return fetch.then((jobs) => [...jobs]);
+  }
+
   private subscribe(jobId: string, after: number, signal: AbortSignal): Watcher {
     let topic = this.topics.get(jobId);
     if (!topic) {
@@ -200,7 +228,7 @@ export class WatchHub {
       this.topics.set(jobId, topic);
     }
     const queue = new WatchQueue(
-      (afterRevision, beforeRevision) => this.deps.store.snapshotsBetween(jobId, afterRevision, beforeRevision),
+      (afterRevision, beforeRevision) => this.fetchBetween(jobId, afterRevision, beforeRevision),
       (err) => {
         this.deps.log.warn({ err, jobId }, "watch: cannot read missing revisions; ending the watch");
         queue.end(() => feedLost(watcher.resumeAfter));
@@ -267,6 +295,7 @@ export class WatchHub {
         this.failingSince = undefined;
       }
     } catch (err) {
+      if (this.closed) return; // the store is being closed under the last poll
       const now = Date.now();
       this.failingSince ??= now;
       if (now - this.lastWarnAt >= POLL_WARN_EVERY_MS) {

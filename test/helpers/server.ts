@@ -152,8 +152,8 @@ export interface TestServer {
   readonly tokens: TestTokens;
   /** Clients that send `authorization: Bearer <token>` (undefined: no authorization at all). */
   as(token: string | undefined, extra?: Record<string, string>): { jobs: JobsApi; worker: WorkerApi };
-  /** Opens WatchJob with the token and collects what arrives. */
-  watch(token: string, request: Partial1<WatchJobRequest>): Watch;
+  /** Opens WatchJob with the token (and call options such as a deadline) and collects what arrives. */
+  watch(token: string, request: Partial1<WatchJobRequest>, options?: Partial<CallOptions>): Watch;
   /** Raw generated clients (no metadata attached). */
   readonly jobClient: JobServiceClient;
   readonly workerClient: JobWorkerServiceClient;
@@ -250,8 +250,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     return { jobs, worker };
   };
 
-  const watch = (token: string, request: Partial1<WatchJobRequest>): Watch => {
-    const stream = jobClient.watchJob(WatchJobRequest.fromPartial(request), metadataFor(token)());
+  const watch = (token: string, request: Partial1<WatchJobRequest>, callOptions: Partial<CallOptions> = {}): Watch => {
+    const stream = jobClient.watchJob(WatchJobRequest.fromPartial(request), metadataFor(token)(), callOptions);
     const jobs: Job[] = [];
     const waiters: { n: number; resolve(): void }[] = [];
     const wake = (all: boolean): void => {

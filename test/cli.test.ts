@@ -1,0 +1,286 @@
+// The client commands as a user runs them: the real CLI spawned against a real server, output and exit codes.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer as createNetServer } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { createClient, JobStatus, UnavailableError, type JobwatchClient } from "../src/client/index.js";
+import { ExitCode } from "../src/cli/exit-codes.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+
+// The entry point to spawn; JOBWATCH_TEST_CLI=dist/cli/main.js runs the same tests against the build.
+const CLI = process.env.JOBWATCH_TEST_CLI ?? "src/cli/main.ts";
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A spawned CLI process whose output the test can wait on. */
+interface Run {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Resolves when stdout matches (rejects if the process exits first). */
+  waitFor(pattern: RegExp): Promise<void>;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+function start(args: string[], env: Record<string, string | undefined> = {}): Run {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, FORCE_COLOR: undefined, JOBWATCH_TOKEN: undefined, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const run: Run = {
+    child,
+    stdout: "",
+    stderr: "",
+    waitFor: (pattern) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (pattern.test(run.stdout)) {
+            child.stdout!.off("data", check);
+            resolve();
+          }
+        };
+        child.stdout!.on("data", check);
+        void run.exited.then(() =>
+          pattern.test(run.stdout) ? resolve() : reject(new Error(`exited before ${pattern}: ${run.stdout}${run.stderr}`)),
+        );
+        check();
+      }),
+    exited: new Promise((resolve) => child.on("close", (code) => resolve(code))),
+  };
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (run.stdout += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (run.stderr += chunk));
+  return run;
+}
+
+/** Runs the CLI to completion. */
+async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run & { code: number | null }> {
+  const run = start(args, env);
+  const code = await run.exited;
+  return Object.assign(run, { code });
+}
+
+/** The `#rev STATUS` pairs of watch's line output, checked to be strictly increasing (no duplicate). */
+function watchLines(stdout: string): { revision: number; status: string }[] {
+  const lines = [...stdout.matchAll(/^\S+Z\s+#(\d+)\s+([A-Z]+)/gm)].map((m) => ({ revision: Number(m[1]), status: m[2]! }));
+  for (let i = 1; i < lines.length; i++) {
+    assert.ok(lines[i]!.revision > lines[i - 1]!.revision, `revision ${lines[i]!.revision} printed after ${lines[i - 1]!.revision}`);
+  }
+  return lines;
+}
+
+/** The distinct statuses in the order printed. */
+function statuses(stdout: string): string[] {
+  return watchLines(stdout)
+    .map((l) => l.status)
+    .filter((s, i, all) => s !== all[i - 1]);
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe("jobwatch client commands", () => {
+  let server: TestServer;
+  let worker: JobwatchClient;
+  let alice: JobwatchClient;
+  let as: (token: string) => Record<string, string>;
+
+  before(async () => {
+    server = await startTestServer();
+    worker = createClient({ address: server.address, token: server.tokens.worker });
+    alice = createClient({ address: server.address, token: server.tokens.alice });
+    as = (token) => ({ JOBWATCH_ADDRESS: server.address, JOBWATCH_TOKEN: token });
+  });
+
+  after(async () => {
+    worker.close();
+    alice.close();
+    await server.stop();
+  });
+
+  test("get prints a readable summary, and --json the protobuf JSON mapping", async () => {
+    const job = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice", resource: "repo-get" });
+    await worker.worker.startJob(job.jobId);
+    await worker.worker.reportProgress(job.jobId, 40, { phase: "semantic", detail: "200/500 files indexed" });
+
+    const text = await cli(["get", job.jobId], as(server.tokens.alice));
+    assert.equal(text.code, ExitCode.OK, text.stderr);
+    assert.match(text.stdout, new RegExp(`Job ${job.jobId}`));
+    assert.match(text.stdout, /Status\s+RUNNING/);
+    assert.match(text.stdout, /Progress\s+40%\s+semantic: 200\/500 files indexed/);
+    assert.match(text.stdout, /Operation\s+add_golden_repo\s+on repo-get/);
+    assert.match(text.stdout, /Owner\s+alice/);
+
+    const json = await cli(["get", job.jobId, "--json"], as(server.tokens.alice));
+    assert.equal(json.code, ExitCode.OK, json.stderr);
+    const parsed = JSON.parse(json.stdout) as Record<string, unknown>;
+    assert.equal(parsed["jobId"], job.jobId);
+    assert.equal(parsed["status"], "JOB_STATUS_RUNNING");
+    assert.equal(parsed["progress"], 40);
+    assert.equal(parsed["phase"], "semantic");
+    await worker.worker.completeJob(job.jobId, { files: 500 });
+  });
+
+  for (const outcome of ["COMPLETED", "FAILED", "CANCELLED"] as const) {
+    test(`watch follows a job to ${outcome}, one line per change, and exits with its code`, async () => {
+      const job = await worker.worker.createJob({ operationType: "refresh_golden_repo", username: "alice" });
+      const watch = start(["watch", job.jobId], as(server.tokens.alice));
+      await watch.waitFor(/#1\s+PENDING/);
+      await worker.worker.startJob(job.jobId);
+      await worker.worker.reportProgress(job.jobId, 50, { phase: "fts", detail: "250/500 files indexed" });
+      if (outcome === "COMPLETED") await worker.worker.completeJob(job.jobId, { files: 500 });
+      if (outcome === "FAILED") await worker.worker.failJob(job.jobId, "disk full on /var/lib/index");
+      if (outcome === "CANCELLED") {
+        await alice.cancelJob(job.jobId, { reason: "superseded" });
+        await worker.worker.markCancelled(job.jobId);
+      }
+      const code = await watch.exited;
+      const expected = { COMPLETED: ExitCode.OK, FAILED: ExitCode.FAILED, CANCELLED: ExitCode.CANCELLED }[outcome];
+      assert.equal(code, expected, watch.stderr);
+      assert.deepEqual(statuses(watch.stdout), ["PENDING", "RUNNING", outcome]);
+      assert.match(watch.stdout, /50%\s+fts: 250\/500 files indexed/);
+      assert.match(watch.stdout, new RegExp(`job ${job.jobId} ${outcome}`));
+      if (outcome === "COMPLETED") assert.match(watch.stdout, /result: \{"files":500\}/);
+      if (outcome === "FAILED") assert.match(watch.stdout, /error: disk full on \/var\/lib\/index/);
+      if (outcome === "CANCELLED") assert.match(watch.stdout, /cancel requested: superseded/);
+    });
+  }
+
+  test("a job that is not found (or another user's) exits 4 and says it may have expired", async () => {
+    const bobs = await worker.worker.createJob({ operationType: "op", username: "bob" });
+    for (const id of ["6f1c2d3e-0000-4000-8000-000000000000", bobs.jobId]) {
+      const run = await cli(["watch", id], as(server.tokens.alice));
+      assert.equal(run.code, ExitCode.NOT_FOUND_OR_DENIED);
+      assert.match(run.stderr, new RegExp(`job ${id} was not found: it may have expired`));
+      assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+    }
+  });
+
+  test("an unreachable server exits 5 and names the address", async () => {
+    const run = await cli(["watch", "6f1c2d3e-0000-4000-8000-000000000000"], {
+      JOBWATCH_ADDRESS: "127.0.0.1:1",
+      JOBWATCH_TOKEN: server.tokens.alice,
+    });
+    assert.equal(run.code, ExitCode.UNREACHABLE_OR_TIMEOUT);
+    assert.match(run.stderr, /cannot reach the jobwatch server at 127\.0\.0\.1:1/);
+    assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+  });
+
+  test("watch --timeout exits 5 and says where the job was", async () => {
+    const job = await worker.worker.createJob({ operationType: "op", username: "alice" });
+    const run = await cli(["watch", job.jobId, "--timeout", "1s"], as(server.tokens.alice));
+    assert.equal(run.code, ExitCode.UNREACHABLE_OR_TIMEOUT);
+    assert.match(run.stderr, /gave up after 1\.0s \(--timeout\): job \S+ is still PENDING/);
+    await worker.worker.failJob(job.jobId, "cleanup");
+  });
+
+  test("a rejected token exits 4 and says how to make one", async () => {
+    const run = await cli(["get", "6f1c2d3e-0000-4000-8000-000000000000"], as("jw_000000000000_notarealsecret"));
+    assert.equal(run.code, ExitCode.NOT_FOUND_OR_DENIED);
+    assert.match(run.stderr, /rejected the token/);
+    assert.match(run.stderr, /jobwatch token create --user NAME --role ROLE/);
+  });
+
+  test("a shell script can be a worker: job create/start/progress, a cancel request exits 3, job cancelled", async () => {
+    const env = as(server.tokens.worker);
+    const created = await cli(["job", "create", "--operation", "add_golden_repo", "--user", "alice", "--resource", "sh-repo"], env);
+    assert.equal(created.code, ExitCode.OK, created.stderr);
+    const id = created.stdout.trim();
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.equal((await cli(["job", "start", id], env)).code, ExitCode.OK);
+    const progress = await cli(["job", "progress", id, "30", "--phase", "semantic", "--detail", "150/500 files indexed"], env);
+    assert.equal(progress.code, ExitCode.OK, progress.stderr);
+    assert.match(progress.stdout, /RUNNING 30%\s+semantic: 150\/500 files indexed/);
+
+    const cancel = await cli(["cancel", id, "--reason", "wrong branch"], as(server.tokens.alice));
+    assert.equal(cancel.code, ExitCode.OK, cancel.stderr);
+    assert.match(cancel.stdout, /cancel requested/);
+
+    const next = await cli(["job", "progress", id, "40"], env);
+    assert.equal(next.code, ExitCode.CANCELLED);
+    assert.match(next.stderr, /cancel requested \(wrong branch\): stop the work and run `jobwatch job cancelled/);
+    assert.equal((await cli(["job", "cancelled", id], env)).code, ExitCode.OK);
+
+    const job = await alice.getJob(id);
+    assert.equal(job.status, JobStatus.JOB_STATUS_CANCELLED);
+    const late = await cli(["job", "complete", id], env);
+    assert.equal(late.code, ExitCode.ERROR);
+    assert.match(late.stderr, /CANCELLED/);
+  });
+
+  test("list and stats print tables, and JSON with --json", async () => {
+    const job = await worker.worker.createJob({ operationType: "list_cli_op", username: "alice" });
+    const table = await cli(["list", "--operation", "list_cli_op"], as(server.tokens.alice));
+    assert.equal(table.code, ExitCode.OK, table.stderr);
+    assert.match(table.stdout, /^JOB ID\s+STATUS\s+PROGRESS\s+OPERATION/m);
+    assert.match(table.stdout, new RegExp(`${job.jobId}\\s+PENDING\\s+0%\\s+list_cli_op`));
+    const json = await cli(["list", "--status", "pending", "--json"], as(server.tokens.alice));
+    const listed = JSON.parse(json.stdout) as { jobs: { jobId: string }[] };
+    assert.ok(listed.jobs.some((j) => j.jobId === job.jobId));
+    const stats = await cli(["stats", "--json"], as(server.tokens.alice));
+    assert.equal(stats.code, ExitCode.OK, stats.stderr);
+    assert.ok(Number((JSON.parse(stats.stdout) as { total: number | string }).total) >= 1);
+    await worker.worker.failJob(job.jobId, "cleanup");
+  });
+
+  test("watch survives the server being killed and restarted: right end, no duplicate or missing change", async () => {
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const serveEnv = {
+      JOBWATCH_DATABASE_URL: server.database.url,
+      JOBWATCH_LISTEN: address,
+      JOBWATCH_WATCH_POLL_MS: "50",
+      JOBWATCH_LOG_LEVEL: "warn",
+    };
+    const probe = createClient({ address, token: server.tokens.alice, retry: { maxAttempts: 1 } });
+    const ready = async (): Promise<void> => {
+      for (;;) {
+        try {
+          await probe.listJobs({ pageSize: 1 });
+          return;
+        } catch (err) {
+          if (!(err instanceof UnavailableError)) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    };
+    let serve = start(["serve"], serveEnv);
+    try {
+      await ready();
+      const job = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice" });
+      const watch = start(["watch", job.jobId], { JOBWATCH_ADDRESS: address, JOBWATCH_TOKEN: server.tokens.alice });
+      await watch.waitFor(/#1\s+PENDING/);
+
+      serve.child.kill("SIGKILL");
+      await serve.exited;
+      // While the server the watch talks to is dead, the job moves on through another server on the
+      // same database: a status transition and progress the watch must not miss.
+      await worker.worker.startJob(job.jobId);
+      await worker.worker.reportProgress(job.jobId, 30, { phase: "semantic" });
+      await worker.worker.reportProgress(job.jobId, 60, { phase: "fts" });
+
+      serve = start(["serve"], serveEnv);
+      await watch.waitFor(/60%\s+fts/);
+      await worker.worker.completeJob(job.jobId, { files: 500 });
+      const code = await watch.exited;
+
+      console.error("DEBUG-OUT\n" + watch.stdout + "DEBUG-ERR\n" + watch.stderr);
+      assert.equal(code, ExitCode.OK, watch.stderr);
+      assert.match(watch.stderr, new RegExp(`connection to ${address} lost .*reconnecting`));
+      assert.deepEqual(statuses(watch.stdout), ["PENDING", "RUNNING", "COMPLETED"]);
+      const revisions = watchLines(watch.stdout).map((l) => l.revision);
+      assert.ok(revisions.includes(2), `the RUNNING transition (revision 2) is printed: ${revisions.join(",")}`);
+      assert.equal(revisions.at(-1), (await alice.getJob(job.jobId)).revision);
+      assert.match(watch.stdout, new RegExp(`job ${job.jobId} COMPLETED`));
+    } finally {
+      probe.close();
+      serve.child.kill("SIGTERM");
+      await serve.exited;
+    }
+  });
+});
