@@ -35,9 +35,9 @@ export interface SqlJobStoreOptions {
   /** The clock, epoch ms; tests pass one they can move. */
   now?: () => number;
   /**
-   * MySQL only: how long readFeed waits for a hole in seq to fill before stepping over it. An
-   * auto-increment value is taken at INSERT but becomes visible at COMMIT, so a later seq can be seen
-   * before an earlier one; a hole that stays is a rolled-back (or pruned) insert.
+   * MySQL only: how recent a hole in seq must be for latestSeq to stop before it. An auto-increment
+   * value is taken at INSERT but becomes visible at COMMIT, so a later seq can be seen before an earlier
+   * one; a hole that stays is a rolled-back (or pruned) insert.
    */
   feedGapGraceMs?: number;
 }
@@ -78,7 +78,6 @@ export class SqlJobStore implements JobStore {
   readonly #feedGapGraceMs: number;
   readonly #statements = new Map<string, SqliteDatabase.Statement>();
   /** MySQL feed holes: seq -> when this process first saw it missing. */
-  readonly #gapsSeen = new Map<number, number>();
 
   constructor(open: OpenDatabase, options: SqlJobStoreOptions = {}) {
     this.#open = open;
@@ -379,36 +378,16 @@ export class SqlJobStore implements JobStore {
   }
 
   async readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]> {
+    // Plain seq order: the reader (the watch hub's ChangeFeed) tracks holes left by seqs that commit
+    // out of order, and re-reads them until they fill or time out.
     const rows = await this.db
       .selectFrom("job_events")
-      .select(["seq", "job_id", "revision", "at"])
+      .select(["seq", "job_id", "revision"])
       .where("seq", ">", afterSeq)
       .orderBy("seq")
       .limit(limit)
       .execute();
-    const entries: FeedEntry[] = [];
-    const now = this.#now();
-    let expected = afterSeq + 1;
-    for (const r of rows) {
-      const seq = Number(r.seq);
-      if (this.dialect === "mysql" && seq !== expected && !this.#gapSettled(expected, Number(r.at), now)) break;
-      entries.push({ seq, jobId: r.job_id, revision: Number(r.revision) });
-      expected = seq + 1;
-    }
-    for (const seq of this.#gapsSeen.keys()) if (seq < expected) this.#gapsSeen.delete(seq);
-    return entries;
-  }
-
-  /** True when a hole in seq before an event written at `atAfter` will not fill any more. */
-  #gapSettled(seq: number, atAfter: number, now: number): boolean {
-    // Transactions are short: a hole before an event older than the grace period is a rollback or a prune.
-    if (atAfter <= now - this.#feedGapGraceMs) return true;
-    const firstSeen = this.#gapsSeen.get(seq);
-    if (firstSeen === undefined) {
-      this.#gapsSeen.set(seq, now);
-      return false;
-    }
-    return now - firstSeen >= this.#feedGapGraceMs;
+    return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, revision: Number(r.revision) }));
   }
 
   async snapshotsAt(seqs: readonly number[]): Promise<Job[]> {

@@ -108,10 +108,8 @@ export interface JobStore {
    */
   latestSeq(): Promise<number>;
   /**
-   * Feed entries with seq > afterSeq, in seq order, at most limit. Pass the seq of the last entry
-   * you got as the next afterSeq. It may return fewer (even none) than exist: on MySQL a seq is taken
-   * at INSERT but visible at COMMIT, so it stops before a hole until the hole fills or is a few
-   * seconds old (a rolled-back or pruned event).
+   * Feed entries with seq > afterSeq, in seq order, at most limit, as committed now. On MySQL a seq is
+   * taken at INSERT but visible at COMMIT, so a hole may fill later: the reader (ChangeFeed) keeps track.
    */
   readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]>;
   /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
