@@ -226,11 +226,18 @@ for (const dialect of DIALECTS) {
       });
     }
 
-    test("watchJob gives up with UnavailableError when onRetry says so, and ends on abort", async () => {
+    test("watchJob gives up when onRetry says so, and ends on break or abort", async () => {
       const job = await worker.worker.createJob({ operationType: "op", username: "alice" });
       const down = open(server.tokens.alice, "127.0.0.1:1");
       const failed = await collect(down.watchJob(job.jobId, { onRetry: () => false })).done.catch((e: unknown) => e);
       assert.ok(failed instanceof UnavailableError);
+
+      // Leaving the loop early ends the stream; the client goes on working.
+      for await (const seen of alice.watchJob(job.jobId)) {
+        assert.equal(seen.revision, 1);
+        break;
+      }
+      assert.equal((await alice.getJob(job.jobId)).revision, 1);
 
       const controller = new AbortController();
       const watch = collect(alice.watchJob(job.jobId, { signal: controller.signal }));

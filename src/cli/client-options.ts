@@ -163,7 +163,7 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
 }
 
 /** The socket-level reason in a grpc-js "no connection" message, e.g. "connect ECONNREFUSED 127.0.0.1:50051". */
-function connectionCause(message: string): string | undefined {
+export function connectionCause(message: string): string | undefined {
   const last = /Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s.exec(message);
   if (last?.[1]) return last[1];
   if (/No connection established|Connection dropped|Name resolution failed|ECONNREFUSED|ECONNRESET/.test(message)) {
@@ -183,11 +183,18 @@ function permissionHint(message: string): string {
   return "Ask an admin for a token with a role that grants it.";
 }
 
-/** Parses "30s", "5m", "1h" (or a bare number of seconds) into ms, for commander's argParser. */
+/** Parses "30s", "5m", "1h" (or a bare number of seconds) into ms, for commander's argParser; must be positive. */
 export function parseDuration(text: string): number {
+  const value = parseNonNegativeDuration(text);
+  if (value === 0) throw new UsageError('expected a duration above zero, such as "30s", "5m" or "2h"');
+  return value;
+}
+
+/** Like parseDuration, but "0" (or "0s") is allowed. */
+export function parseNonNegativeDuration(text: string): number {
   const trimmed = text.trim();
   const value = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) * 1000 : ms(trimmed as ms.StringValue);
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new UsageError('expected a duration such as "30s", "5m" or "2h"');
   }
   return value;

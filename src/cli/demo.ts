@@ -8,6 +8,7 @@ import {
   addClientOptions,
   DEFAULT_ADDRESS,
   parseDuration,
+  parseNonNegativeDuration,
   runWithClient,
   type ClientFlags,
 } from "./client-options.js";
@@ -58,7 +59,7 @@ export function register(program: Command): void {
     .addOption(new Option("--duration <duration>", "how long the work takes").argParser(parseDuration).default(20_000, "20s"))
     .addOption(
       new Option("--delay <duration>", "time to start a watcher before the job starts")
-        .argParser(parseDuration)
+        .argParser(parseNonNegativeDuration)
         .default(5_000, "5s"),
     )
     .option("--fail", "end the job FAILED during full-text indexing, to see a failure");
@@ -106,6 +107,13 @@ export function register(program: Command): void {
             process.stderr.write("interrupted: the job was marked FAILED\n");
             return ExitCode.INTERRUPTED;
           }
+          if (err instanceof DemoFailure) {
+            // run() failed the job with this message; say so as watch would.
+            out("");
+            out(`job ${err.jobId} ${paintStatus(c, JobStatus.JOB_STATUS_FAILED)}`);
+            out(`${c.red("error:")} ${err.message}`);
+            return ExitCode.FAILED;
+          }
           throw err;
         }
         out("");
@@ -139,7 +147,7 @@ async function work(
         throw err;
       });
       if (flags.fail && phase.name === "fts" && step > phase.steps / 2) {
-        throw new Error("fts indexing failed: no space left on device (index needs 2.1 GB, 0.4 GB free)");
+        throw new DemoFailure(ctx.jobId, "fts indexing failed: no space left on device (index needs 2.1 GB, 0.4 GB free)");
       }
       progress = Math.round(from + ((phase.until - from) * step) / phase.steps);
       const detail = phase.detail(step, phase.steps);
@@ -156,6 +164,16 @@ async function work(
     branch: "main",
     duration_ms: Date.now() - started,
   };
+}
+
+/** The failure --fail makes the demo's work throw. */
+class DemoFailure extends Error {
+  constructor(
+    readonly jobId: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function defaultUser(): string {

@@ -8,7 +8,14 @@ import {
   statusName,
   type RetryEvent,
 } from "../client/index.js";
-import { addClientOptions, parseDuration, runWithClient, printError, type ClientFlags } from "./client-options.js";
+import {
+  addClientOptions,
+  connectionCause,
+  parseDuration,
+  printError,
+  runWithClient,
+  type ClientFlags,
+} from "./client-options.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
 import {
   colorsFor,
@@ -74,11 +81,12 @@ export function register(program: Command): void {
               },
               onRetry: (event) => {
                 // A server that is down before we ever reached it is "unreachable" (exit 5) after a couple
-                // of quick tries; one that goes away mid-watch is waited for, as a restart usually is.
-                if (last === undefined && event.attempt > 2) return false;
+                // of quick, quiet tries; one that goes away mid-watch is waited for, as a restart usually is.
+                if (last === undefined) return event.attempt <= 2;
                 view.reconnecting(event, flags.address);
                 return true;
               },
+              onResume: ({ lastRevision }) => view.resumed(flags.address, lastRevision),
             });
             view.finish(job);
             return exitCodeForStatus(job.status);
@@ -105,17 +113,19 @@ export function register(program: Command): void {
 interface View {
   update(job: Job): void;
   reconnecting(event: RetryEvent, address: string): void;
+  resumed(address: string, lastRevision: number): void;
   finish(job: Job): void;
   /** Ends any live drawing; safe to call more than once. */
   stop(): void;
 }
 
 function reconnectMessage(event: RetryEvent, address: string): string {
-  const after = event.lastRevision > 0 ? `, resuming after revision ${event.lastRevision}` : "";
-  return (
-    `connection to ${address} lost (${event.error.message}); ` +
-    `reconnecting in ${formatDuration(event.delayMs)} (attempt ${event.attempt})${after}`
-  );
+  const retry = `retrying in ${formatDuration(event.delayMs)} (attempt ${event.attempt})`;
+  if (event.attempt > 1) {
+    return `still cannot reach ${address} (${connectionCause(event.error.message) ?? event.error.message}); ${retry}`;
+  }
+  const after = event.lastRevision > 0 ? `; will resume after revision ${event.lastRevision}` : "";
+  return `connection to ${address} lost (${connectionCause(event.error.message) ?? event.error.message}); ${retry}${after}`;
 }
 
 /** Not a terminal: one line per revision on stdout (or one JSON object per line), notices on stderr. */
@@ -132,6 +142,10 @@ class LineView implements View {
 
   reconnecting(event: RetryEvent, address: string): void {
     process.stderr.write(`${reconnectMessage(event, address)}\n`);
+  }
+
+  resumed(address: string, lastRevision: number): void {
+    process.stderr.write(`reconnected to ${address}; resuming after revision ${lastRevision}\n`);
   }
 
   finish(job: Job): void {
@@ -213,8 +227,15 @@ class BarView implements View {
   }
 
   reconnecting(event: RetryEvent, address: string): void {
-    this.note = this.c.yellow(`reconnecting (attempt ${event.attempt})`);
-    this.multibar.log(`${this.c.yellow(reconnectMessage(event, address))}\n`);
+    this.note = this.c.yellow(`reconnecting to ${address} (attempt ${event.attempt})`);
+    // One line for the outage; the attempts count up in the bar instead of scrolling the screen.
+    if (event.attempt === 1) this.multibar.log(`${this.c.yellow(reconnectMessage(event, address))}\n`);
+    this.draw();
+  }
+
+  resumed(address: string): void {
+    this.note = "";
+    this.multibar.log(`${this.c.green(`reconnected to ${address}`)}\n`);
     this.draw();
   }
 

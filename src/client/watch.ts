@@ -30,6 +30,8 @@ export interface WatchOptions {
   giveUpAfterMs?: number;
   /** Called before each reconnect; return false to stop and throw the error instead. */
   onRetry?: (event: RetryEvent) => boolean | void;
+  /** Called when a reconnect reached the server again (its headers or a message arrived). */
+  onResume?: (event: { lastRevision: number }) => void;
 }
 
 /** Opens one WatchJob stream; the watch calls it again for every reconnect. */
@@ -62,16 +64,17 @@ export async function* resumableWatch(
       call.cancel();
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    // Headers from the server mean this attempt reached it: the outage (if any) is over.
-    call.once("metadata", () => {
+    // Headers or a message from the server mean this attempt reached it: the outage (if any) is over.
+    const reached = (): void => {
+      if (outageSince !== undefined) options.onResume?.({ lastRevision });
       attempt = 0;
       outageSince = undefined;
-    });
+    };
+    call.once("metadata", reached);
     let failure: JobwatchClientError;
     try {
       for await (const message of call as AsyncIterable<WatchJobResponse>) {
-        attempt = 0;
-        outageSince = undefined;
+        reached();
         const job = message.job;
         if (job === undefined || job.revision <= lastRevision) continue;
         lastRevision = job.revision;
@@ -88,6 +91,9 @@ export async function* resumableWatch(
     } finally {
       signal?.removeEventListener("abort", onAbort);
       cancelledByUs = true;
+      // The iterator has let go of the stream: the CANCELLED status our cancel() causes must not
+      // surface as an unhandled 'error' event.
+      call.on("error", () => undefined);
       call.cancel();
     }
 
