@@ -123,6 +123,8 @@ describe("jobwatch client commands", () => {
     assert.equal(parsed["status"], "JOB_STATUS_RUNNING");
     assert.equal(parsed["progress"], 40);
     assert.equal(parsed["phase"], "semantic");
+    assert.equal(parsed["revision"], "3", "int64 is a string in the proto3 JSON mapping");
+    assert.match(String(parsed["createdAt"]), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     await worker.worker.completeJob(job.jobId, { files: 500 });
   });
 

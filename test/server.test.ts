@@ -463,21 +463,36 @@ for (const dialect of DIALECTS) {
       test("pages newest first without repeats or gaps while jobs are created, and only the caller's", async () => {
         const op = `list_${randomUUID().slice(0, 8)}`;
         const ids: string[] = [];
-        for (let i = 0; i < 7; i++) ids.push((await create("alice", op)).jobId);
+        for (let batch = 0; batch < 10; batch++) {
+          const made = await Promise.all(Array.from({ length: 25 }, () => create("alice", op)));
+          ids.push(...made.map((j) => j.jobId));
+        }
         await create("bob", op);
         const seen: string[] = [];
         let pageToken = "";
         let pages = 0;
+        // After the first page a worker keeps creating alice's jobs while she pages: they are newer than the
+        // cursor and must not appear, nor push older jobs into a repeat or a gap.
+        let creating = true;
+        let creator: Promise<number> | undefined;
         do {
-          const page = await jobsOf(s.tokens.alice).listJobs({ operationType: op, pageSize: 3, pageToken });
+          const page = await jobsOf(s.tokens.alice).listJobs({ operationType: op, pageToken });
           seen.push(...page.jobs.map((j) => j.jobId));
           assert.ok(page.jobs.every((j) => j.username === "alice"));
           pageToken = page.nextPageToken;
           pages++;
-          // New jobs during paging land before the cursor and must not appear.
-          if (pages === 1) await create("alice", op);
+          creator ??= (async () => {
+            let made = 0;
+            while (creating || made === 0) {
+              await create("alice", op);
+              made++;
+            }
+            return made;
+          })();
         } while (pageToken !== "");
-        assert.equal(pages, 3);
+        creating = false;
+        assert.ok((await creator) > 0);
+        assert.equal(pages, 5, "250 jobs in pages of the default 50");
         assert.deepEqual([...seen].sort(), [...ids].sort());
         assert.equal(new Set(seen).size, seen.length);
         const { jobs } = await jobsOf(s.tokens.alice).listJobs({ operationType: op });

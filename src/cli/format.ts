@@ -1,6 +1,7 @@
 // How the client commands show jobs to people: colours, statuses, durations, one-line and full summaries.
 import pc from "picocolors";
-import { Job, JobStatus, parseStatus, statusName } from "../client/index.js";
+import { Job, JobEvent, JobStatus, parseStatus, statusName } from "../client/index.js";
+import { toProtoJson } from "../client/json.js";
 
 /** The colour functions of picocolors (all identity when colours are off). */
 export type Colors = ReturnType<typeof pc.createColors>;
@@ -147,9 +148,14 @@ export function jobSummary(c: Colors, job: Job, now = Date.now()): string {
   return lines.join("\n");
 }
 
-/** The protobuf JSON mapping of a job (field names in lowerCamelCase, enums by name, times as RFC 3339). */
+/** The proto3 JSON mapping of a job (lowerCamelCase names, enums by name, RFC 3339 times, int64 as strings). */
 export function jobJson(job: Job): unknown {
-  return Job.toJSON(job);
+  return toProtoJson(Job, "jobwatch.v1.Job", job);
+}
+
+/** The proto3 JSON mapping of a history event. */
+export function jobEventJson(event: JobEvent): unknown {
+  return toProtoJson(JobEvent, "jobwatch.v1.JobEvent", event);
 }
 
 /** A plain-text table: columns padded to their widest cell; `paint` colours a cell after padding. */

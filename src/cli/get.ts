@@ -1,8 +1,8 @@
 // `jobwatch get ID`: one job's state as a readable summary, or as JSON for scripts.
 import type { Command } from "commander";
-import { JobEvent, statusName } from "../client/index.js";
+import { statusName } from "../client/index.js";
 import { addClientOptions, addJsonOption, printJson, runWithClient, type ClientFlags } from "./client-options.js";
-import { colorsFor, formatTime, jobJson, jobSummary, paintStatusCell, table } from "./format.js";
+import { colorsFor, formatTime, jobEventJson, jobJson, jobSummary, paintStatusCell, table } from "./format.js";
 
 interface GetFlags extends ClientFlags {
   history?: boolean;
@@ -24,7 +24,7 @@ export function register(program: Command): void {
         const job = await client.getJob(jobId);
         const events = flags.history ? await client.getHistory(jobId) : undefined;
         if (flags.json) {
-          printJson(events === undefined ? jobJson(job) : { job: jobJson(job), events: events.map((e) => JobEvent.toJSON(e)) });
+          printJson(events === undefined ? jobJson(job) : { job: jobJson(job), events: events.map(jobEventJson) });
           return;
         }
         const c = colorsFor(process.stdout);

@@ -9,6 +9,7 @@ import {
   runWithClient,
   type ClientFlags,
 } from "./client-options.js";
+import { toProtoJson } from "../client/json.js";
 import { colorsFor, formatDuration, formatTime, table } from "./format.js";
 
 interface StatsFlags extends ClientFlags {
@@ -32,7 +33,7 @@ export function register(program: Command): void {
       if (flags.window !== undefined) query.windowMs = flags.window;
       const stats = await client.getStatistics(query);
       if (flags.json) {
-        printJson(JobStatistics.toJSON(stats));
+        printJson(toProtoJson(JobStatistics, "jobwatch.v1.GetJobStatisticsResponse", stats));
         return;
       }
       const c = colorsFor(process.stdout);

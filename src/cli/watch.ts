@@ -22,6 +22,7 @@ import {
   finalSummary,
   formatDuration,
   formatSeconds,
+  jobJson,
   jobLine,
   paintStatus,
   progressText,
@@ -136,7 +137,7 @@ class LineView implements View {
   ) {}
 
   update(job: Job): void {
-    const line = this.flags.json ? JSON.stringify(Job.toJSON(job)) : jobLine(this.c, job);
+    const line = this.flags.json ? JSON.stringify(jobJson(job)) : jobLine(this.c, job);
     process.stdout.write(`${line}\n`);
   }
 

@@ -1,5 +1,6 @@
 // JobService: the read side (GetJobDetails, WatchJob, ListJobs, GetJobStatistics, GetJobHistory) and CancelJob.
 import { createHash } from "node:crypto";
+import { Metadata } from "@grpc/grpc-js";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { canManageJobs, principalOf } from "../auth/principal.js";
@@ -198,6 +199,9 @@ function watchJobHandler(deps: JobServiceDeps) {
       }
       v.check();
       const principal = principalOf(call.metadata);
+      // Response headers at once: a client resuming after a reconnect learns it is connected again even
+      // when the job does not change for a while.
+      call.sendMetadata(new Metadata());
       const jobs = hub.watch(jobId, {
         afterRevision: afterRevision === 0 ? undefined : afterRevision,
         signal,
