@@ -242,6 +242,12 @@ for (const dialect of DIALECTS) {
         const again = await worker().createJob({ operationType: "add_golden_repo", username: "alice", requestId });
         assert.equal(again.job?.jobId, first.job?.jobId);
         assert.equal(again.job?.revision, 1);
+        // The same request_id with other fields is a client bug, not a retry: it must not hand back the job.
+        const error = await expectCode(
+          worker().createJob({ operationType: "add_golden_repo", username: "bob", requestId }),
+          grpc.status.INVALID_ARGUMENT,
+        );
+        assert.match(violation(error, "request_id"), /already used to create job .* use a new UUID/);
       });
 
       test("a second active job for the same resource is ALREADY_EXISTS naming the active job", async () => {

@@ -1,5 +1,6 @@
 // JobWorkerService: how workers create jobs and move them through their lifecycle.
 import type { Logger } from "pino";
+import { InvalidArgumentError } from "../errors.js";
 import type { JobWorkerServiceServer } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
@@ -40,6 +41,14 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const resource = v.resource(request.resource);
       v.check();
       const job = await store.createJob({ operationType, username, requestId, resource });
+      // A retry returns the job its request_id made; the same id with other contents is a client bug
+      // that would otherwise silently hand back someone else's job.
+      if (job.operationType !== operationType || job.username !== username || (job.resource ?? undefined) !== resource) {
+        throw InvalidArgumentError.field(
+          "request_id",
+          `request_id ${requestId} was already used to create job ${job.jobId} with other fields; use a new UUID for a new job`,
+        );
+      }
       return changed(job);
     }),
 
