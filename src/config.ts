@@ -58,7 +58,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   return {
     databaseUrl,
     listen,
-    watchPollMs: duration("JOBWATCH_WATCH_POLL_MS", pick(flags.watchPollMs, "JOBWATCH_WATCH_POLL_MS"), 200, 10),
+    watchPollMs: duration("JOBWATCH_WATCH_POLL_MS", pick(flags.watchPollMs, "JOBWATCH_WATCH_POLL_MS"), 200, 10, 60_000),
     cancelGraceMs: duration("JOBWATCH_CANCEL_GRACE", env.JOBWATCH_CANCEL_GRACE, ms("5m"), 1),
     staleAfterMs: duration("JOBWATCH_STALE_AFTER", env.JOBWATCH_STALE_AFTER, ms("10m"), 1),
     retentionMs: duration("JOBWATCH_RETENTION", env.JOBWATCH_RETENTION, ms("720h"), 1),
@@ -72,7 +72,7 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** Parses "200", "5m", "720h", "1.5s" (a bare number is milliseconds). */
-function duration(name: string, raw: string | undefined, fallback: number, min: number): number {
+function duration(name: string, raw: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = nonEmpty(raw);
   if (value === undefined) return fallback;
   const parsed = /^\d+(\.\d+)?$/.test(value) ? Number(value) : ms(value as ms.StringValue);
@@ -81,6 +81,9 @@ function duration(name: string, raw: string | undefined, fallback: number, min: 
   }
   if (parsed < min) {
     throw new ConfigError(`${name} '${value}' is too small: the minimum is ${min} ms`);
+  }
+  if (parsed > max) {
+    throw new ConfigError(`${name} '${value}' is too large: the maximum is ${ms(max, { long: true })}`);
   }
   return Math.round(parsed);
 }

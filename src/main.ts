@@ -1,4 +1,6 @@
 // Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
+import { format } from "node:util";
+import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import type { Logger } from "pino";
 import { Authenticator } from "./auth/authenticator.js";
@@ -49,6 +51,9 @@ export async function startService(
   log: Logger,
   print: (text: string) => void = (text) => process.stdout.write(`${text}\n`),
 ): Promise<Service> {
+  // grpc-js writes its own errors to stderr ("No address added ..."); what matters reaches the user
+  // through our errors, so its lines go to the log at debug.
+  grpc.setLogger({ error: (...args: unknown[]) => log.debug({ grpc: format(...args) }, "grpc-js") });
   const store = await openStore(config.databaseUrl);
   const authenticator = new Authenticator({ store, log });
   const hub = new WatchHub({ store, pollMs: config.watchPollMs, log });
@@ -95,9 +100,12 @@ export async function serve(config: Config): Promise<void> {
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       log.info({ signal }, "shutting down");
-      // A second signal, or a shutdown that hangs, must not keep the process alive.
+      // Shut down once; a second signal (either one), or a shutdown that hangs, ends the process.
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
       setTimeout(() => process.exit(1), SHUTDOWN_BUDGET_MS + 1500).unref();
-      process.once(signal, () => process.exit(1));
+      process.once("SIGINT", () => process.exit(1));
+      process.once("SIGTERM", () => process.exit(1));
       service.stop().then(resolve, (error: unknown) => {
         log.error({ err: error }, "shutdown failed");
         resolve();

@@ -1,64 +1,15 @@
 // The client commands as a user runs them: the real CLI spawned against a real server, output and exit codes.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createServer as createNetServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createClient, JobStatus, UnavailableError, type JobwatchClient } from "../src/client/index.js";
 import { ExitCode } from "../src/cli/exit-codes.js";
+import { cli as runCli, start as startCli } from "./helpers/cli.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
-// The entry point to spawn; JOBWATCH_TEST_CLI=dist/cli/main.js runs the same tests against the build.
-const CLI = process.env.JOBWATCH_TEST_CLI ?? "src/cli/main.ts";
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** A spawned CLI process whose output the test can wait on. */
-interface Run {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  /** Resolves when stdout matches (rejects if the process exits first). */
-  waitFor(pattern: RegExp): Promise<void>;
-  /** Resolves with the exit code once the process has exited. */
-  readonly exited: Promise<number | null>;
-}
-
-function start(args: string[], env: Record<string, string | undefined> = {}): Run {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, FORCE_COLOR: undefined, JOBWATCH_TOKEN: undefined, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const run: Run = {
-    child,
-    stdout: "",
-    stderr: "",
-    waitFor: (pattern) =>
-      new Promise((resolve, reject) => {
-        const check = (): void => {
-          if (pattern.test(run.stdout)) {
-            child.stdout!.off("data", check);
-            resolve();
-          }
-        };
-        child.stdout!.on("data", check);
-        void run.exited.then(() =>
-          pattern.test(run.stdout) ? resolve() : reject(new Error(`exited before ${pattern}: ${run.stdout}${run.stderr}`)),
-        );
-        check();
-      }),
-    exited: new Promise((resolve) => child.on("close", (code) => resolve(code))),
-  };
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (run.stdout += chunk));
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (run.stderr += chunk));
-  return run;
-}
-
-/** Runs the CLI to completion. */
-async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run & { code: number | null }> {
-  const run = start(args, env);
-  const code = await run.exited;
-  return Object.assign(run, { code });
-}
+/** The CLI with these environment variables. */
+const start = (args: string[], env: Record<string, string | undefined> = {}) => startCli(args, { env });
+const cli = (args: string[], env: Record<string, string | undefined> = {}) => runCli(args, { env });
 
 /** The `#rev STATUS` pairs of watch's line output, checked to be strictly increasing (no duplicate). */
 function watchLines(stdout: string): { revision: number; status: string }[] {

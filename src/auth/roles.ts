@@ -30,11 +30,6 @@ export function isRole(value: string): value is Role {
   return GRANTS.has(value);
 }
 
-/** True when `value` names a permission of the table. */
-export function isPermission(value: string): value is Permission {
-  return (PERMISSIONS as readonly string[]).includes(value);
-}
-
 /** The permissions a role grants; empty for a string that is not a role (fail closed). */
 export function permissionsOf(role: string): ReadonlySet<Permission> {
   return GRANTS.get(role) ?? new Set();

@@ -2,6 +2,7 @@
 // logic as functions over a JobStore, which the CLI entry point wires into commander.
 import { InvalidArgumentError } from "../errors.js";
 import { ROLES, isRole } from "../auth/roles.js";
+import { RequestValidator } from "../server/validate.js";
 import type { Role } from "../auth/roles.js";
 import { generateToken, isTokenId, parseToken } from "../auth/tokens.js";
 import type { JobStore, TokenInfo } from "../store/store.js";
@@ -23,7 +24,10 @@ export async function createToken(
   input: { user: string; role: string },
 ): Promise<CreatedToken> {
   const user = input.user.trim();
-  if (user === "") throw InvalidArgumentError.field("--user", "must not be empty");
+  // The same rule as CreateJob's username, so every token's user can own jobs.
+  const v = new RequestValidator();
+  v.username(user, "--user");
+  v.check();
   if (!isRole(input.role)) {
     throw InvalidArgumentError.field("--role", `unknown role '${input.role}'; use one of ${ROLES.join(", ")}`);
   }

@@ -67,11 +67,6 @@ export class ChangeFeed {
     return this.gaps[0] ? this.gaps[0].from - 1 : this.high;
   }
 
-  /** Seqs currently waited for. */
-  get pendingGaps(): number {
-    return this.gaps.reduce((n, g) => n + (g.to - g.from + 1), 0);
-  }
-
   /** Reads what is new since the last committed batch (normally one query). */
   async read(): Promise<FeedBatch> {
     const now = this.now();
