@@ -185,6 +185,48 @@ for (const dialect of DIALECTS) {
       assert.equal(watch.jobs.at(-1)!.status, COMPLETED);
     });
 
+    test("watchJob with afterRevision at a finished job's final revision returns at once, yielding nothing", async () => {
+      const job = await worker.worker.createJob({ operationType: "op", username: "alice" });
+      await worker.worker.startJob(job.jobId);
+      const completed = await worker.worker.completeJob(job.jobId, { files: 1 });
+      assert.equal(completed.status, COMPLETED);
+      // A reconnect would mean the client took the server's clean end for a dropped stream: fail instead.
+      const retries: unknown[] = [];
+      const watch = collect(
+        alice.watchJob(job.jobId, {
+          afterRevision: completed.revision,
+          onRetry: (e) => {
+            retries.push(e.error);
+            return false;
+          },
+        }),
+      );
+      await watch.done;
+      assert.deepEqual(watch.jobs, []);
+      assert.deepEqual(retries, []);
+    });
+
+    test("waitForJob on a finished job resolves with it", async () => {
+      const job = await worker.worker.createJob({ operationType: "op", username: "alice" });
+      await worker.worker.startJob(job.jobId);
+      const completed = await worker.worker.completeJob(job.jobId, { files: 2 });
+      const noRetry = { onRetry: () => false };
+
+      const final = await alice.waitForJob(job.jobId, noRetry);
+      assert.equal(final.status, COMPLETED);
+      assert.equal(final.revision, completed.revision);
+      assert.deepEqual(final.result, { files: 2 });
+
+      // A JavaScript caller may pass afterRevision through to the watch; the final revision is then
+      // never streamed, and waitForJob still resolves with the finished job.
+      const seen: number[] = [];
+      const options = { ...noRetry, afterRevision: completed.revision, onUpdate: (j: Job) => seen.push(j.revision) };
+      const again = await alice.waitForJob(job.jobId, options);
+      assert.equal(again.status, COMPLETED);
+      assert.equal(again.revision, completed.revision);
+      assert.deepEqual(seen, [completed.revision]);
+    });
+
     for (const kill of [false, true]) {
       test(`watchJob resumes across a server ${kill ? "kill" : "graceful shutdown"} and restart on the same port and database`, async () => {
         const first = await startReplica(server);

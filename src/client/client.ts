@@ -148,6 +148,16 @@ export function createClient(options: ClientOptions): JobwatchClient {
           last = seen;
           onUpdate?.(seen);
         }
+        if (last === undefined || !isTerminalStatus(last.status)) {
+          // The watch ends without yielding the final revision when the caller's afterRevision already was
+          // it (a JS caller can pass one through): the job is finished, so read it once.
+          last = await client.getJob(jobId, { signal });
+          if (!isTerminalStatus(last.status)) {
+            throw new JobwatchClientError(`the watch of job ${jobId} ended before the job did`, status.UNKNOWN);
+          }
+          onUpdate?.(last);
+        }
+        return last;
       } catch (err) {
         if (timer?.aborted && !waitOptions.signal?.aborted) {
           const where = last === undefined ? "" : ` (last seen ${statusName(last.status)} at ${last.progress}%)`;
@@ -158,10 +168,6 @@ export function createClient(options: ClientOptions): JobwatchClient {
         }
         throw err;
       }
-      if (last === undefined || !isTerminalStatus(last.status)) {
-        throw new JobwatchClientError(`the watch of job ${jobId} ended before the job did`, status.UNKNOWN);
-      }
-      return last;
     },
 
     async listJobs(filter = {}, callOptions) {

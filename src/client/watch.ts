@@ -3,7 +3,7 @@ import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { Job } from "../gen/jobwatch/v1/job.js";
 import type { WatchJobRequest, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
-import { JobwatchClientError, UnavailableError, toClientError } from "./errors.js";
+import { JobwatchClientError, toClientError } from "./errors.js";
 import { isTerminalStatus } from "./status.js";
 
 /** What watchJob passes to `onRetry` before it reconnects. */
@@ -38,8 +38,9 @@ export interface WatchOptions {
 export type OpenWatchStream = (request: WatchJobRequest) => ClientReadableStream<WatchJobResponse>;
 
 /**
- * Yields the job at each new revision, in order, until a terminal status. On a dropped connection or
- * UNAVAILABLE (the server restarting, a replica going away) it reconnects with backoff and asks for the
+ * Yields the job at each new revision, in order, until a terminal status (nothing at all when
+ * afterRevision is already the revision at which the job ended). On a dropped connection or UNAVAILABLE
+ * (the server restarting, a replica going away) it reconnects with backoff and asks for the
  * changes after the last revision it yielded; the server replays the status changes missed meanwhile,
  * so no status transition is lost, and revisions already yielded are skipped, so none appears twice.
  * Any other error (NOT_FOUND, PERMISSION_DENIED ...) ends the iteration with its typed error.
@@ -76,13 +77,19 @@ export async function* resumableWatch(
       for await (const message of call as AsyncIterable<WatchJobResponse>) {
         reached();
         const job = message.job;
-        if (job === undefined || job.revision <= lastRevision) continue;
-        lastRevision = job.revision;
-        yield job;
+        if (job === undefined) continue;
+        // A revision already yielded (or covered by afterRevision) is not yielded again, but a terminal
+        // one still ends the watch: nothing can follow it.
+        if (job.revision > lastRevision) {
+          lastRevision = job.revision;
+          yield job;
+        }
         if (isTerminalStatus(job.status)) return;
       }
-      // The server ended the stream with OK before a terminal status (it should not): resume anyway.
-      failure = new UnavailableError(`the watch of job ${jobId} ended early`, status.UNAVAILABLE);
+      // WatchJob ends with OK only once the job is terminal. With no terminal message seen, the caller
+      // already had the final revision (afterRevision), so the server sent nothing: the watch is over.
+      // Reconnecting would get the same empty answer forever.
+      return;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const typed = toClientError(err);
