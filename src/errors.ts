@@ -29,6 +29,14 @@ export class NotFoundError extends JobwatchError {
   override name = "NotFoundError";
 }
 
+/**
+ * The NotFoundError of a job that is missing, not visible to the caller, or removed by retention: one
+ * message for all three, written only here, so a caller cannot tell another user's job from no job.
+ */
+export function jobNotFound(jobId: string): NotFoundError {
+  return new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`);
+}
+
 /** Thrown when a job's current status does not allow the requested transition. */
 export class FailedPreconditionError extends JobwatchError {
   override name = "FailedPreconditionError";

@@ -217,7 +217,7 @@ for (const dialect of DIALECTS) {
     test("create validates the user and the role", async () => {
       await assert.rejects(createToken(db.replicaA, { user: " ", role: "admin" }), (e: unknown) => {
         assert.ok(e instanceof InvalidArgumentError);
-        assert.match(e.message, /--user: must not be empty/);
+        assert.match(e.message, /--user: is required/);
         return true;
       });
       await assert.rejects(createToken(db.replicaA, { user: "bob", role: "root" }), (e: unknown) => {

@@ -4,10 +4,13 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import pino from "pino";
+import { Timestamp } from "../src/gen/google/protobuf/timestamp.js";
+import { ListJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import type { Job } from "../src/gen/jobwatch/v1/job.js";
 import { NotFoundError, UnavailableError } from "../src/errors.js";
@@ -67,6 +70,28 @@ function assertInRevisionOrder(jobs: Job[]): void {
   for (let i = 1; i < jobs.length; i++) {
     assert.ok(jobs[i]!.revision > jobs[i - 1]!.revision, `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`);
   }
+}
+
+/**
+ * ListJobs with created_after / created_before given as raw Timestamp seconds: what a client in another
+ * language may send, and beyond what a JavaScript Date (and so the generated client) can hold.
+ */
+function listJobsBySeconds(server: TestServer, token: string, seconds: { after?: number; before?: number }): Promise<ListJobsResponse> {
+  const writer = new BinaryWriter();
+  if (seconds.after !== undefined) Timestamp.encode({ seconds: seconds.after, nanos: 0 }, writer.uint32(26).fork()).join();
+  if (seconds.before !== undefined) Timestamp.encode({ seconds: seconds.before, nanos: 0 }, writer.uint32(34).fork()).join();
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  return new Promise((resolve, reject) => {
+    server.jobClient.makeUnaryRequest(
+      "/jobwatch.v1.JobService/ListJobs",
+      (body: Buffer) => body,
+      (bytes: Buffer) => ListJobsResponse.decode(bytes),
+      Buffer.from(writer.finish()),
+      metadata,
+      (error, response) => (error ? reject(error) : resolve(response!)),
+    );
+  });
 }
 
 /** A client of grpc.health.v1.Health (grpc-health-check's proto-loader definition). */
@@ -247,7 +272,9 @@ for (const dialect of DIALECTS) {
           worker().createJob({ operationType: "add_golden_repo", username: "bob", requestId }),
           grpc.status.INVALID_ARGUMENT,
         );
-        assert.match(violation(error, "request_id"), /already used to create job .* use a new UUID/);
+        assert.match(violation(error, "request_id"), /already used to create another job with other fields; use a new UUID/);
+        // The job belongs to whoever made it first: its id is not for this caller to learn.
+        assert.ok(!error.details.includes(first.job!.jobId), error.details);
       });
 
       test("a second active job for the same resource is ALREADY_EXISTS naming the active job", async () => {
@@ -390,6 +417,29 @@ for (const dialect of DIALECTS) {
         const negative = await s.watch(s.tokens.alice, { jobId: bobs.jobId, afterRevision: -1 }).done;
         assert.equal(grpc.status[negative.code], "INVALID_ARGUMENT");
         violation(negative.error!, "after_revision");
+      });
+
+      test("several watchers of one job each get every status change and the same final job", async () => {
+        const job = await create("alice");
+        // Different principals share the hub's changes (and so the encoded messages).
+        const watches = [
+          ...Array.from({ length: 4 }, () => s.watch(s.tokens.alice, { jobId: job.jobId })),
+          s.watch(s.tokens.admin, { jobId: job.jobId }),
+        ];
+        await Promise.all(watches.map((w) => w.received(1)));
+        await worker().startJob({ jobId: job.jobId });
+        for (const progress of [25, 50, 75]) await worker().reportProgress({ jobId: job.jobId, progress, detail: `${progress}%` });
+        await worker().completeJob({ jobId: job.jobId, result: { watchers: 5 } });
+        const ends = await Promise.all(watches.map((w) => w.done));
+        assert.deepEqual(ends.map((e) => grpc.status[e.code]), ["OK", "OK", "OK", "OK", "OK"]);
+        const reference = watches[0]!.jobs.at(-1)!;
+        for (const watch of watches) {
+          assertInRevisionOrder(watch.jobs);
+          assert.deepEqual(transitions(watch.jobs), [PENDING, RUNNING, COMPLETED]);
+          assert.deepEqual(watch.jobs.at(-1), reference);
+        }
+        assert.equal(reference.revision, 6);
+        assert.deepEqual(reference.result, { watchers: 5 });
       });
 
       test("a client cancel releases the watcher", async () => {
@@ -547,6 +597,40 @@ for (const dialect of DIALECTS) {
         violation(range, "created_after");
       });
 
+      test("a status filter with UNSPECIFIED or an unknown number is INVALID_ARGUMENT listing the statuses to use", async () => {
+        const allowed = /may contain only JOB_STATUS_PENDING, JOB_STATUS_RUNNING, JOB_STATUS_COMPLETED, JOB_STATUS_FAILED, JOB_STATUS_CANCELLED; leave it empty for every status/;
+        const unspecified = await expectCode(
+          jobsOf(s.tokens.alice).listJobs({ statuses: [JobStatus.JOB_STATUS_UNSPECIFIED] }),
+          grpc.status.INVALID_ARGUMENT,
+        );
+        assert.match(violation(unspecified, "statuses"), allowed);
+        assert.match(violation(unspecified, "statuses"), /got JOB_STATUS_UNSPECIFIED$/);
+        const both = await expectCode(
+          jobsOf(s.tokens.alice).listJobs({ statuses: [RUNNING, JobStatus.JOB_STATUS_UNSPECIFIED, 9 as JobStatus] }),
+          grpc.status.INVALID_ARGUMENT,
+        );
+        assert.match(violation(both, "statuses"), /got JOB_STATUS_UNSPECIFIED, unknown number 9$/);
+      });
+
+      test("created_after / created_before outside Timestamp's range are INVALID_ARGUMENT naming the field", async () => {
+        const range = /must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or unset; got /;
+        // Far outside even a JavaScript Date: without the check this reached the query as NaN.
+        const far = await expectCode(listJobsBySeconds(s, s.tokens.alice, { after: 1e13 }), grpc.status.INVALID_ARGUMENT);
+        assert.match(violation(far, "created_after"), range);
+        const farBefore = await expectCode(listJobsBySeconds(s, s.tokens.alice, { before: -1e13 }), grpc.status.INVALID_ARGUMENT);
+        assert.match(violation(farBefore, "created_before"), range);
+        // A Date can hold it, a Timestamp cannot.
+        const year10000 = await expectCode(
+          listJobsBySeconds(s, s.tokens.alice, { after: 0, before: 253_402_300_800 }),
+          grpc.status.INVALID_ARGUMENT,
+        );
+        assert.match(violation(year10000, "created_before"), /got \+010000-01-01T00:00:00.000Z$/);
+        // The ends of the range themselves are fine.
+        const job = await create("alice");
+        const { jobs } = await listJobsBySeconds(s, s.tokens.alice, { after: -62_135_596_800, before: 253_402_300_799 });
+        assert.ok(jobs.some((j) => j.jobId === job.jobId));
+      });
+
       test("page_size above 100 is clamped to 100", async () => {
         const { jobs } = await jobsOf(s.tokens.admin).listJobs({ pageSize: 1000 });
         assert.ok(jobs.length <= 100);
@@ -569,6 +653,15 @@ for (const dialect of DIALECTS) {
           grpc.status.INVALID_ARGUMENT,
         );
         violation(window, "window");
+        for (const seconds of [315_576_001, 2 ** 52]) {
+          const tooLong = await expectCode(
+            jobsOf(s.tokens.alice).getJobStatistics({ window: { seconds, nanos: 0 } }),
+            grpc.status.INVALID_ARGUMENT,
+          );
+          assert.match(violation(tooLong, "window"), new RegExp(`at most 315576000s \\(10 years\\); got ${seconds}s`));
+        }
+        const tenYears = await jobsOf(s.tokens.alice).getJobStatistics({ window: { seconds: 315_576_000, nanos: 0 } });
+        assert.ok(tenYears.windowStart!.getTime() <= Date.now() - 315_576_000_000);
       });
 
       test("finished jobs in the window give a success rate and durations", async () => {
@@ -810,6 +903,37 @@ for (const dialect of DIALECTS) {
         const { job: read } = await call;
         assert.equal(read?.jobId, job.jobId);
         await stopping;
+      });
+
+      test("shutdown reaches a watch whose client stopped reading: UNAVAILABLE once it reads, not a forced close", async () => {
+        const r = await startTestServer({ sharing: s });
+        const viaR = r.as(r.tokens.worker).worker;
+        const job = (await viaR.createJob({ operationType: "add_golden_repo", username: "alice" })).job!;
+        await viaR.startJob({ jobId: job.jobId });
+        const watch = r.watch(r.tokens.alice, { jobId: job.jobId });
+        await watch.received(1);
+        watch.stream.pause();
+        // Big details fill the HTTP/2 window: the server's handler ends up waiting for the client to read.
+        for (let i = 1; i <= 300; i++) {
+          await viaR.reportProgress({ jobId: job.jobId, progress: Math.floor(i / 3), detail: `${i}/300 `.padEnd(900, ".") });
+        }
+        assert.ok(r.hub.bufferedCount >= 1, "the newest change should wait in the hub for the stalled stream");
+        const hubClosed = new Promise((resolve) => r.hub.closing.addEventListener("abort", resolve));
+        const stopping = r.stop();
+        await hubClosed;
+        watch.stream.resume();
+        const end = await watch.done;
+        await stopping;
+        // A forced close (the shutdown timeout) would have ended it CANCELLED, without the revision.
+        assert.equal(grpc.status[end.code], "UNAVAILABLE");
+        const last = watch.jobs.at(-1)!;
+        assert.equal(end.details, `server is shutting down: reconnect and resume with after_revision=${last.revision}`);
+        // Resuming there on another server continues from the newest state, then the end.
+        const resumed = s.watch(s.tokens.alice, { jobId: job.jobId, afterRevision: last.revision });
+        await worker().completeJob({ jobId: job.jobId });
+        assert.equal(grpc.status[(await resumed.done).code], "OK");
+        assert.equal(resumed.jobs.at(-1)?.status, COMPLETED);
+        assert.ok(resumed.jobs.every((j) => j.revision > last.revision));
       });
 
       test("shutdown ends an open watch with UNAVAILABLE naming the revision to resume after", async () => {

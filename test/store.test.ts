@@ -5,11 +5,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { sql } from "kysely";
+import type { CompiledQuery, DatabaseConnection } from "kysely";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../src/errors.js";
 import { openDatabase } from "../src/store/connect.js";
 import type { Job, JobStatus } from "../src/store/job.js";
 import { createStore } from "../src/store/sql-job-store.js";
-import type { SqlJobStore } from "../src/store/sql-job-store.js";
+import type { SqlJobStore, SqlJobStoreOptions } from "../src/store/sql-job-store.js";
 import { DIALECTS, freshDatabase } from "./helpers/databases.js";
 import type { TestDialect } from "./helpers/databases.js";
 
@@ -23,7 +25,7 @@ class Clock {
 }
 
 /** A fresh migrated database with `count` stores on it (each its own connection or pool, like replicas). */
-async function setup(t: TestContext, dialect: TestDialect, count = 1) {
+async function setup(t: TestContext, dialect: TestDialect, count = 1, options: SqlJobStoreOptions = {}) {
   const database = await freshDatabase(dialect);
   const clock = new Clock();
   const stores: SqlJobStore[] = [];
@@ -31,7 +33,7 @@ async function setup(t: TestContext, dialect: TestDialect, count = 1) {
     for (const s of stores) await s.close();
     await database.drop();
   });
-  for (let i = 0; i < count; i++) stores.push(createStore(database.url, { now: clock.now }));
+  for (let i = 0; i < count; i++) stores.push(createStore(database.url, { ...options, now: clock.now }));
   await stores[0]!.migrate();
   return { store: stores[0]!, stores, clock, url: database.url };
 }
@@ -68,6 +70,53 @@ async function jobIn(store: SqlJobStore, status: JobStatus, user = "alice"): Pro
       return store.failJob(job.jobId, "boom");
     case "cancelled":
       return store.cancelJob(job.jobId);
+  }
+}
+
+/**
+ * Runs `hook` after every statement `store` sends through its Kysely connection (transaction statements
+ * included), while the caller awaits: a deterministic way to let another replica write between them.
+ */
+function afterEachStatement(store: SqlJobStore, hook: () => Promise<void>): void {
+  const executor = store.db.getExecutor();
+  const provide = executor.provideConnection.bind(executor);
+  executor.provideConnection = <T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> =>
+    provide((connection) =>
+      consumer({
+        async executeQuery<R>(query: CompiledQuery) {
+          const result = await connection.executeQuery<R>(query);
+          await hook();
+          return result;
+        },
+        streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
+      }),
+    );
+}
+
+/** Makes the next job_events deletions fail once `allowed` rows have been deleted, like a process dying mid-sweep. */
+async function dieAfterDeleting(store: SqlJobStore, allowed: number): Promise<void> {
+  if (store.dialect === "sqlite") {
+    await sql`create table deleted_log (seq integer)`.execute(store.db);
+    await sql
+      .raw(
+        `create trigger die_mid_sweep before delete on job_events begin
+           select raise(abort, 'process died') where (select count(*) from deleted_log) >= ${allowed};
+           insert into deleted_log values (old.seq);
+         end`,
+      )
+      .execute(store.db);
+  } else {
+    await sql`create table deleted_log (seq bigint) engine=InnoDB`.execute(store.db);
+    await sql
+      .raw(
+        `create trigger die_mid_sweep before delete on job_events for each row begin
+           if (select count(*) from deleted_log) >= ${allowed} then
+             signal sqlstate '45000' set message_text = 'process died';
+           end if;
+           insert into deleted_log values (old.seq);
+         end`,
+      )
+      .execute(store.db);
   }
 }
 
@@ -282,6 +331,22 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    test("markCancelled without a cancel request names the status and who can request one, not an RPC the worker cannot call", async (t) => {
+      const { store } = await setup(t, dialect);
+      const running = await jobIn(store, "running");
+      await assert.rejects(store.markCancelled(running.jobId), {
+        message:
+          "cannot mark a job in RUNNING status as cancelled; no cancellation was requested: only a job whose " +
+          "cancellation was requested (CancelJob by its owner or an admin) can be marked cancelled",
+      });
+      const pending = await jobIn(store, "pending");
+      await assert.rejects(store.markCancelled(pending.jobId), {
+        message:
+          "cannot mark a job in PENDING status as cancelled; no cancellation was requested: only a RUNNING job whose " +
+          "cancellation was requested (CancelJob by its owner or an admin) can be marked cancelled",
+      });
+    });
+
     test("50 concurrent progress reports: every one applied, no revision reused", async (t) => {
       const { store } = await setup(t, dialect);
       const job = await jobIn(store, "running");
@@ -400,6 +465,25 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await store.getHistory("00000000-0000-4000-8000-000000000000"), []);
     });
 
+    test("history: a phase change is recorded at once, like a status change; progress within a phase is still throttled", async (t) => {
+      const { store, clock } = await setup(t, dialect);
+      const job = await jobIn(store, "running");
+      await store.reportProgress(job.jobId, 40, "semantic");
+      clock.advance(300);
+      await store.reportProgress(job.jobId, 40, "fts");
+      clock.advance(300);
+      await store.reportProgress(job.jobId, 41, "fts");
+      assert.deepEqual(
+        (await store.getHistory(job.jobId)).map((e) => [e.revision, e.status, e.progress, e.phase]),
+        [
+          [1, "pending", 0, null],
+          [2, "running", 0, null],
+          [3, "running", 40, "semantic"],
+          [4, "running", 40, "fts"],
+        ],
+      );
+    });
+
     test("listJobs: newest first, keyset pages with no repeats or skips while jobs are created", async (t) => {
       const { store, clock } = await setup(t, dialect);
       const original: Job[] = [];
@@ -492,6 +576,29 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([empty.total, empty.finishedInWindow, empty.p50DurationMs, empty.p95DurationMs], [0, 0, null, null]);
     });
 
+    test("statistics are one snapshot: another replica writing between its queries cannot make the figures disagree", async (t) => {
+      const { stores } = await setup(t, dialect, 2);
+      const [a, b] = [stores[0]!, stores[1]!];
+      for (let i = 0; i < 3; i++) await jobIn(a, "completed", "stat");
+      let armed = true;
+      let writes = 0;
+      // After each statement of a's getStatistics, replica b creates and completes a job of a new operation.
+      afterEachStatement(a, async () => {
+        if (!armed) return;
+        writes++;
+        const job = await b.createJob({ operationType: `op-${writes}`, username: "stat" });
+        await b.completeJob(job.jobId, null);
+      });
+      const stats = await a.getStatistics("stat", 24 * 3600_000);
+      armed = false;
+      const byOperation = Object.values(stats.byOperationType).reduce((x, y) => x + y, 0);
+      assert.equal(byOperation, stats.total, `by operation ${JSON.stringify(stats.byOperationType)} against total ${stats.total}`);
+      assert.equal(stats.byStatus.completed, stats.total);
+      assert.equal(stats.finishedInWindow, stats.total);
+      assert.equal(stats.completedInWindow, stats.total);
+      assert.equal((await a.getStatistics("stat", 24 * 3600_000)).total, 3 + writes);
+    });
+
     test("stale sweep: two replicas racing move each silent job once", async (t) => {
       const { stores, clock } = await setup(t, dialect, 2);
       const [a, b] = [stores[0]!, stores[1]!];
@@ -561,6 +668,42 @@ for (const dialect of DIALECTS) {
       }
       for (const job of [oldPending, oldRunning, recent]) assert.ok(await store.getJob(job.jobId));
       assert.equal((await store.getHistory(recent.jobId)).length, 3);
+    });
+
+    test("deleteExpired deletes events in bounded chunks, each committed: a sweep cut short leaves the job to the next", async (t) => {
+      const { store, clock } = await setup(t, dialect, 1, { retentionChunkRows: 5 });
+      const chatty = await jobIn(store, "running");
+      for (let p = 1; p <= 11; p++) {
+        clock.advance(1000);
+        await store.reportProgress(chatty.jobId, p * 5);
+      }
+      await store.completeJob(chatty.jobId, null);
+      const quiet = await jobIn(store, "completed");
+      const ids = [chatty.jobId, quiet.jobId];
+      const countEvents = async (): Promise<number> => {
+        const row = await store.db
+          .selectFrom("job_events")
+          .select((eb) => eb.fn.countAll<number | string>().as("n"))
+          .where("job_id", "in", ids)
+          .executeTakeFirstOrThrow();
+        return Number(row.n);
+      };
+      assert.equal(await countEvents(), 14 + 3);
+      clock.advance(40 * 24 * 3600_000);
+      const before = clock.t - 30 * 24 * 3600_000;
+
+      // The process "dies" while deleting the 8th event: the first chunk of 5 is gone for good.
+      await dieAfterDeleting(store, 7);
+      await assert.rejects(store.deleteExpired(before, 10), /process died/);
+      assert.equal(await countEvents(), 17 - 5);
+      for (const id of ids) assert.ok(await store.getJob(id), "the job row stays until its events are gone");
+
+      // The next sweep carries on.
+      await sql`drop trigger die_mid_sweep`.execute(store.db);
+      assert.equal(await store.deleteExpired(before, 10), 2);
+      assert.equal(await countEvents(), 0);
+      for (const id of ids) assert.equal(await store.getJob(id), undefined);
+      assert.equal(await store.deleteExpired(before, 10), 0);
     });
 
     test("change feed: seq order, snapshots at each revision, pruning of feed-only events", async (t) => {

@@ -26,11 +26,6 @@ export function statusFromProto(status: JobStatus): StoreJobStatus | undefined {
   return FROM_PROTO.get(status);
 }
 
-/** The UPPERCASE name a user sees for a store status, e.g. "RUNNING". */
-export function statusName(status: StoreJobStatus): string {
-  return status.toUpperCase();
-}
-
 function date(ms: number | null): Date | undefined {
   return ms === null ? undefined : new Date(ms);
 }

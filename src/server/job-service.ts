@@ -5,7 +5,7 @@ import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { canManageJobs, principalOf } from "../auth/principal.js";
 import type { Principal } from "../auth/principal.js";
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../errors.js";
+import { InvalidArgumentError, PermissionDeniedError, jobNotFound } from "../errors.js";
 import type {
   CancelJobResponse,
   GetJobDetailsResponse,
@@ -18,12 +18,12 @@ import type {
   WatchJobResponse,
 } from "../gen/jobwatch/v1/job_service.js";
 import { JobStatus as ProtoJobStatus } from "../gen/jobwatch/v1/job.js";
+import { JOB_STATUSES } from "../store/job.js";
 import type { Job, JobStatus } from "../store/job.js";
 import type { JobStore, ListJobsQuery } from "../store/store.js";
 import { errorToStatus, unaryHandler } from "./error-status.js";
-import { durationToMs, jobEventToProto, jobToProto, msToDuration, statusFromProto } from "./job-mapper.js";
+import { durationToMs, jobEventToProto, jobToProto, msToDuration, statusFromProto, statusToProto } from "./job-mapper.js";
 import { RequestValidator } from "./validate.js";
-import { jobNotFound } from "./watch-hub.js";
 import type { WatchOptions } from "./watch-hub.js";
 
 /** The hub as handlers use it: publish what changed, follow one job. */
@@ -32,6 +32,8 @@ export interface JobFeed {
   publish(job: Job): void;
   /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
   watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
+  /** Aborted at shutdown, once every watch has ended: a handler waiting for a slow client stops waiting. */
+  readonly closing: AbortSignal;
 }
 
 /** What JobService needs. */
@@ -57,14 +59,19 @@ async function visibleJob(store: JobStore, principal: Principal, jobId: string):
 }
 
 /**
- * Rethrows a store NotFoundError (the job vanished between the visibility check and the write, e.g. to
- * retention) as the one NOT_FOUND message; other errors pass through.
+ * The username a ListJobs or GetJobStatistics query is scoped to: with manage_jobs the requested one
+ * (empty: every user), without it always the caller's own, and naming someone else is PERMISSION_DENIED.
+ * `what` names the refused action in the message, e.g. "listing another user's jobs".
  */
-export function sameNotFound(jobId: string): (error: unknown) => never {
-  return (error: unknown) => {
-    if (error instanceof NotFoundError) throw jobNotFound(jobId);
-    throw error;
-  };
+function scopedUsername(principal: Principal, requested: string, what: string): string | undefined {
+  if (canManageJobs(principal)) return requested === "" ? undefined : requested;
+  if (requested !== "" && requested !== principal.username) {
+    throw new PermissionDeniedError(
+      `permission denied: ${what} needs permission 'manage_jobs'; leave username empty for your own jobs`,
+      "manage_jobs",
+    );
+  }
+  return principal.username;
 }
 
 // --- ListJobs page tokens ----------------------------------------------------------------------------
@@ -123,53 +130,85 @@ function decodePageToken(token: string, hash: string): PageCursor {
   return { createdAt: c.createdAt, jobId: c.jobId, filterHash: c.filterHash };
 }
 
+/** The statuses a ListJobs filter may name, as a user reads them in a message. */
+const FILTER_STATUS_NAMES = JOB_STATUSES.map((s) => ProtoJobStatus[statusToProto(s)]).join(", ");
+
+/**
+ * ListJobs' statuses as store statuses; undefined (every status) when empty. UNSPECIFIED or an unknown
+ * number is refused rather than ignored: dropping it would silently widen (or narrow) the filter.
+ */
+function statusFilter(v: RequestValidator, values: readonly ProtoJobStatus[]): JobStatus[] | undefined {
+  if (values.length === 0) return undefined;
+  const mapped = new Set<JobStatus>();
+  const bad: string[] = [];
+  for (const value of values) {
+    const status = statusFromProto(value);
+    if (status !== undefined) mapped.add(status);
+    else bad.push(value === ProtoJobStatus.JOB_STATUS_UNSPECIFIED ? "JOB_STATUS_UNSPECIFIED" : `unknown number ${value}`);
+  }
+  if (bad.length > 0) {
+    v.add("statuses", `may contain only ${FILTER_STATUS_NAMES}; leave it empty for every status; got ${bad.join(", ")}`);
+  }
+  return [...mapped];
+}
+
 /** Validates ListJobs' filters and resolves the username scope from the caller's permissions. */
 function listFilters(request: ListJobsRequest, principal: Principal): { filters: ListFilters; pageSize: number } {
   const v = new RequestValidator();
   const pageSize = v.pageSize(request.pageSize);
-  let statuses: JobStatus[] | undefined;
-  if (request.statuses.length > 0 && !request.statuses.includes(ProtoJobStatus.JOB_STATUS_UNSPECIFIED)) {
-    const mapped = new Set<JobStatus>();
-    for (const s of request.statuses) {
-      const status = statusFromProto(s);
-      if (status === undefined) v.add("statuses", `contains an unknown status number ${s}; use JOB_STATUS_PENDING .. JOB_STATUS_CANCELLED`);
-      else mapped.add(status);
-    }
-    statuses = [...mapped];
-  }
+  const statuses = statusFilter(v, request.statuses);
   const operationType = request.operationType === "" ? undefined : v.operationType(request.operationType);
-  const createdAfter = request.createdAfter?.getTime();
-  const createdBefore = request.createdBefore?.getTime();
+  const createdAfter = v.timestamp("created_after", request.createdAfter);
+  const createdBefore = v.timestamp("created_before", request.createdBefore);
   if (createdAfter !== undefined && createdBefore !== undefined && createdAfter >= createdBefore) {
     v.add("created_after", "must be before created_before (created_after is inclusive, created_before exclusive)");
   }
   v.check();
-
-  let username: string | undefined = principal.username;
-  if (canManageJobs(principal)) {
-    username = request.username === "" ? undefined : request.username;
-  } else if (request.username !== "" && request.username !== principal.username) {
-    throw new PermissionDeniedError(
-      "permission denied: filtering by another user's username requires permission 'manage_jobs'; leave username empty to list your own jobs",
-      "manage_jobs",
-    );
-  }
+  const username = scopedUsername(principal, request.username, "listing another user's jobs");
   return { filters: { username, statuses, operationType, createdAfter, createdBefore }, pageSize };
 }
 
 // --- WatchJob -----------------------------------------------------------------------------------------
 
-/** Resolves when the stream can take more ('drain') or the call is gone (signal aborted). */
-function drained(call: ServerWritableStream<WatchJobRequest, WatchJobResponse>, signal: AbortSignal): Promise<void> {
+/**
+ * Resolves when the stream can take more ('drain'), the call is gone (signal aborted) or the server is
+ * shutting down (closing aborted): then the watch's generator throws the UnavailableError that ends
+ * the call, instead of the handler waiting on a client that does not read.
+ */
+function drained(
+  call: ServerWritableStream<WatchJobRequest, WatchJobResponse>,
+  signal: AbortSignal,
+  closing: AbortSignal,
+): Promise<void> {
+  if (signal.aborted || closing.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       call.off("drain", done);
       signal.removeEventListener("abort", done);
+      closing.removeEventListener("abort", done);
       resolve();
     };
     call.on("drain", done);
     signal.addEventListener("abort", done, { once: true });
+    closing.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * The WatchJobResponse of each store job object, made once. The hub hands the same object to every
+ * watcher of a job, so a change is mapped once, not once per watcher; server.ts likewise encodes each
+ * response object once. Weak: an entry lives as long as some watcher still holds the job.
+ */
+const watchResponses = new WeakMap<Job, WatchJobResponse>();
+
+/** The (shared, never modified) response that carries `job`. */
+function watchResponse(job: Job): WatchJobResponse {
+  let response = watchResponses.get(job);
+  if (response === undefined) {
+    response = { job: jobToProto(job) };
+    watchResponses.set(job, response);
+  }
+  return response;
 }
 
 /** The WatchJob handler: drives hub.watch(), writing each revision and honouring backpressure. */
@@ -179,6 +218,8 @@ function watchJobHandler(deps: JobServiceDeps) {
     const controller = new AbortController();
     const { signal } = controller;
     call.on("cancelled", () => controller.abort());
+    // A cancel that arrived before the listener was attached would otherwise go unnoticed.
+    if (call.cancelled) controller.abort();
     let ended = false;
 
     const fail = (error: unknown): void => {
@@ -211,7 +252,7 @@ function watchJobHandler(deps: JobServiceDeps) {
       // terminal one), and throws UnavailableError naming the revision to resume after at shutdown.
       for await (const job of jobs) {
         if (signal.aborted) break;
-        if (!call.write({ job: jobToProto(job) })) await drained(call, signal);
+        if (!call.write(watchResponse(job))) await drained(call, signal, hub.closing);
         if (signal.aborted) break;
       }
       if (signal.aborted || ended) return;
@@ -263,21 +304,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
     getJobStatistics: unaryHandler(log, async (request, call): Promise<GetJobStatisticsResponse> => {
       const principal = principalOf(call.metadata);
       const v = new RequestValidator();
-      let windowMs = DEFAULT_STATISTICS_WINDOW_MS;
-      if (request.window !== undefined) {
-        windowMs = durationToMs(request.window);
-        if (!(windowMs > 0)) v.add("window", "must be a positive duration, e.g. 86400s for the last 24 hours; leave it unset for 24 hours");
-      }
+      const windowMs =
+        request.window === undefined ? DEFAULT_STATISTICS_WINDOW_MS : v.statisticsWindow(durationToMs(request.window));
       v.check();
-      let username: string | undefined = principal.username;
-      if (canManageJobs(principal)) {
-        username = request.username === "" ? undefined : request.username;
-      } else if (request.username !== "" && request.username !== principal.username) {
-        throw new PermissionDeniedError(
-          "permission denied: statistics of another user's jobs require permission 'manage_jobs'; leave username empty for your own",
-          "manage_jobs",
-        );
-      }
+      const username = scopedUsername(principal, request.username, "counting another user's jobs");
       const stats = await store.getStatistics(username, windowMs);
       return {
         pending: stats.byStatus.pending,
@@ -302,7 +332,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       const reason = v.reason(request.reason);
       v.check();
       await visibleJob(store, principalOf(call.metadata), jobId);
-      const job = await store.cancelJob(jobId, reason).catch(sameNotFound(jobId));
+      const job = await store.cancelJob(jobId, reason);
       hub.publish(job);
       return { job: jobToProto(job) };
     }),

@@ -7,7 +7,6 @@ import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { unaryHandler } from "./error-status.js";
 import { jobToProto } from "./job-mapper.js";
-import { sameNotFound } from "./job-service.js";
 import type { JobFeed } from "./job-service.js";
 import { RequestValidator } from "./validate.js";
 
@@ -42,11 +41,12 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       v.check();
       const job = await store.createJob({ operationType, username, requestId, resource });
       // A retry returns the job its request_id made; the same id with other contents is a client bug
-      // that would otherwise silently hand back someone else's job.
+      // that would otherwise silently hand back someone else's job. The message does not name that job:
+      // its id is not the caller's to learn (it may be another user's).
       if (job.operationType !== operationType || job.username !== username || (job.resource ?? undefined) !== resource) {
         throw InvalidArgumentError.field(
           "request_id",
-          `request_id ${requestId} was already used to create job ${job.jobId} with other fields; use a new UUID for a new job`,
+          `request_id ${requestId} was already used to create another job with other fields; use a new UUID for a new job`,
         );
       }
       return changed(job);
@@ -56,7 +56,7 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
-      return changed(await store.startJob(jobId).catch(sameNotFound(jobId)));
+      return changed(await store.startJob(jobId));
     }),
 
     reportProgress: unaryHandler(log, async (request) => {
@@ -66,14 +66,14 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const phase = v.phase(request.phase);
       const detail = v.detail(request.detail);
       v.check();
-      return changed(await store.reportProgress(jobId, progress, phase, detail).catch(sameNotFound(jobId)));
+      return changed(await store.reportProgress(jobId, progress, phase, detail));
     }),
 
     heartbeat: unaryHandler(log, async (request) => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
-      return changed(await store.heartbeat(jobId).catch(sameNotFound(jobId)));
+      return changed(await store.heartbeat(jobId));
     }),
 
     completeJob: unaryHandler(log, async (request) => {
@@ -81,7 +81,7 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const jobId = v.jobId(request.jobId);
       const result = v.result(request.result);
       v.check();
-      return changed(await store.completeJob(jobId, result).catch(sameNotFound(jobId)));
+      return changed(await store.completeJob(jobId, result));
     }),
 
     failJob: unaryHandler(log, async (request) => {
@@ -89,14 +89,14 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const jobId = v.jobId(request.jobId);
       const error = v.errorText(request.error);
       v.check();
-      return changed(await store.failJob(jobId, error).catch(sameNotFound(jobId)));
+      return changed(await store.failJob(jobId, error));
     }),
 
     markCancelled: unaryHandler(log, async (request) => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
-      return changed(await store.markCancelled(jobId).catch(sameNotFound(jobId)));
+      return changed(await store.markCancelled(jobId));
     }),
   };
 }

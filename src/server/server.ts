@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
 import { authInterceptor } from "../auth/interceptor.js";
 import { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
+import type { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { JobStore } from "../store/store.js";
 import { PERMISSION_TABLE } from "./contract.js";
@@ -65,6 +66,27 @@ function listenError(address: string, error: Error): Error {
 }
 
 /**
+ * JobService's definition with WatchJob's response encoder memoized per response object. The handler
+ * hands the same response object to every watcher of a change (see watchResponse in job-service.ts),
+ * so with many watchers a change is encoded once, not once per watcher. The generated definition is
+ * copied, not modified.
+ */
+function withSharedWatchEncoding(service: JobServiceService): JobServiceService {
+  const encode = service.watchJob.responseSerialize;
+  const encoded = new WeakMap<WatchJobResponse, Buffer>();
+  const responseSerialize = (value: WatchJobResponse): Buffer => {
+    let bytes = encoded.get(value);
+    if (bytes === undefined) {
+      bytes = encode(value);
+      encoded.set(value, bytes);
+    }
+    // grpc-js copies these bytes into each call's own frame and never writes to them.
+    return bytes;
+  };
+  return { ...service, watchJob: { ...service.watchJob, responseSerialize } };
+}
+
+/**
  * Assembles the server: every call passes the auth interceptor first (health and reflection are
  * public), then reaches JobService or JobWorkerService; health and reflection v1/v1alpha are added.
  */
@@ -77,7 +99,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     ...deps.options,
     interceptors: [authInterceptor({ authenticator, permissions: PERMISSION_TABLE, log })],
   });
-  grpcServer.addService(JobServiceService, createJobService({ store, hub, log }));
+  grpcServer.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));
   grpcServer.addService(JobWorkerServiceService, createJobWorkerService({ store, hub, log }));
   const health = new HealthMonitor({
     store,

@@ -20,7 +20,12 @@ export const LIMITS = {
   reason: 1000,
   pageSizeDefault: 50,
   pageSizeMax: 100,
+  /** GetJobStatistics' window: 10 years of 365.25 days. */
+  statisticsWindowSeconds: 315_576_000,
 } as const;
+
+/** The range of google.protobuf.Timestamp in epoch ms: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z. */
+export const TIMESTAMP_RANGE_MS = { min: -62_135_596_800_000, max: 253_402_300_799_999 } as const;
 
 /** Length in characters (code points), which is what the contract's limits count. */
 function chars(value: string): number {
@@ -162,6 +167,35 @@ export class RequestValidator {
   reason(value: string | undefined): string | undefined {
     if (value === undefined || value === "") return undefined;
     return this.maxLength("reason", value, LIMITS.reason, "one or two sentences");
+  }
+
+  /**
+   * An optional google.protobuf.Timestamp (a Date once decoded) as epoch ms. Seconds far out of range
+   * decode to an Invalid Date (NaN), which must not reach a query, so anything outside Timestamp's
+   * documented range is refused.
+   */
+  timestamp(field: string, value: Date | undefined): number | undefined {
+    if (value === undefined) return undefined;
+    const ms = value.getTime();
+    if (!(ms >= TIMESTAMP_RANGE_MS.min && ms <= TIMESTAMP_RANGE_MS.max)) {
+      const got = Number.isNaN(ms) ? "a time far outside that range" : value.toISOString();
+      this.add(field, `must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or unset; got ${got}`);
+      return undefined;
+    }
+    return ms;
+  }
+
+  /** GetJobStatistics' window in ms: positive and at most 10 years (a longer one is a client bug, not a query). */
+  statisticsWindow(ms: number): number {
+    if (!(ms > 0)) {
+      this.add("window", "must be a positive duration, e.g. 86400s for the last 24 hours; leave it unset for 24 hours");
+    } else if (ms > LIMITS.statisticsWindowSeconds * 1000) {
+      this.add(
+        "window",
+        `must be at most ${LIMITS.statisticsWindowSeconds}s (10 years); got ${ms / 1000}s; leave it unset for 24 hours`,
+      );
+    }
+    return ms;
   }
 
   /** page_size: 0 means the default, above the maximum is clamped, negative is invalid. */

@@ -1,7 +1,7 @@
 // The watch hub: fans every job change out to the WatchJob streams of this process, from this process's
 // own commits at once and from other replicas' commits through one change-feed poll per interval.
 import type { Logger } from "pino";
-import { NotFoundError, UnavailableError } from "../errors.js";
+import { UnavailableError, jobNotFound } from "../errors.js";
 import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
@@ -48,11 +48,6 @@ interface Watcher {
   release(): void;
 }
 
-/** The NotFoundError of a job that is missing or not visible (one message for both, so ids cannot be probed). */
-export function jobNotFound(jobId: string): NotFoundError {
-  return new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`);
-}
-
 /** The error that ends every watch at shutdown; names the revision to resume after. */
 export function shuttingDown(resumeAfter: number): UnavailableError {
   return new UnavailableError(`server is shutting down: reconnect and resume with after_revision=${resumeAfter}`);
@@ -80,6 +75,7 @@ export class WatchHub {
   private count = 0;
   private running = false;
   private closed = false;
+  private readonly closer = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private failingSince: number | undefined;
@@ -97,6 +93,14 @@ export class WatchHub {
   /** Open watches. */
   get watcherCount(): number {
     return this.count;
+  }
+
+  /**
+   * Aborted by close(), once every open watch has ended. A WatchJob handler waiting for a slow client to take more ('drain')
+   * listens to it, so at shutdown it stops waiting and pulls the UnavailableError that ends its watch.
+   */
+  get closing(): AbortSignal {
+    return this.closer.signal;
   }
 
   /** Changes held in memory for all watchers together (bounded per watcher); for tests and metrics. */
@@ -126,6 +130,8 @@ export class WatchHub {
         w.release();
       }
     }
+    // After the queues ended: a handler woken by this finds its watch's UnavailableError waiting.
+    this.closer.abort();
     // Let a poll in flight finish so the store can be closed after us, but don't let a database that
     // stopped answering hold up the shutdown.
     const polling = this.polling;

@@ -33,7 +33,7 @@ export interface JobsTable {
   started_at: Int64 | null;
   completed_at: Int64 | null;
   last_heartbeat_at: Int64 | null;
-  /** When the job's last progress change entered the history (progress is recorded at most once a second). */
+  /** When the job's last progress change entered the history (progress within a phase is recorded at most once a second). */
   history_at: Int64 | null;
 }
 

@@ -66,7 +66,7 @@ function init(dialect: Dialect): Migration {
         ? events.addColumn("seq", "bigint", (c) => c.autoIncrement().primaryKey())
         : events.addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement());
       // No foreign key to jobs: its shared locks on the parent row would add deadlocks to every
-      // transition, and retention deletes both tables in one transaction anyway.
+      // transition; retention deletes a job's events before the job itself.
       await events
         .addColumn("job_id", "varchar(36)", (c) => c.notNull())
         .addColumn("revision", "bigint", (c) => c.notNull())

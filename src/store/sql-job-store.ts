@@ -1,14 +1,14 @@
 // The JobStore over Kysely: every query jobwatch makes, on SQLite (better-sqlite3) and MySQL/MariaDB (mysql2).
 import { createHash, randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
 import type { CompiledQuery, Kysely, QueryResult } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError } from "../errors.js";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError, jobNotFound } from "../errors.js";
 import { openDatabase } from "./connect.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database, JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
-import { JOB_STATUSES } from "./job.js";
+import { JOB_STATUSES, TERMINAL_STATUSES, isTerminal } from "./job.js";
 import type { Job, JobEvent, JobStatus, JsonObject } from "./job.js";
 import { migrateToLatest } from "./migrations.js";
 import {
@@ -40,6 +40,11 @@ export interface SqlJobStoreOptions {
    * one; a hole that stays is a rolled-back (or pruned) insert.
    */
   feedGapGraceMs?: number;
+  /**
+   * Retention: the most job_events rows one DELETE removes (default 5000). Each such statement is its
+   * own short transaction, so retention never holds locks on a large part of the table.
+   */
+  retentionChunkRows?: number;
 }
 
 /** A write transaction as a generator: it yields compiled statements and receives their results. */
@@ -59,7 +64,8 @@ const MAX_TRANSITION_ATTEMPTS = 100;
 const MAX_TX_ATTEMPTS = 6;
 /** Jobs a sweeper moves per call; the next sweep takes the rest. */
 const SWEEP_BATCH = 500;
-const FINISHED: readonly JobStatus[] = ["completed", "failed", "cancelled"];
+/** The statuses of jobs that never change again, as a list for `where status in (...)`. */
+const TERMINAL: readonly JobStatus[] = [...TERMINAL_STATUSES];
 
 /** Opens `url` and returns a store on it (call migrate() before use). */
 export function createStore(url: string, options: SqlJobStoreOptions = {}): SqlJobStore {
@@ -76,8 +82,8 @@ export class SqlJobStore implements JobStore {
   readonly #sqlite: SqliteDatabase.Database | undefined;
   readonly #now: () => number;
   readonly #feedGapGraceMs: number;
+  readonly #retentionChunkRows: number;
   readonly #statements = new Map<string, SqliteDatabase.Statement>();
-  /** MySQL feed holes: seq -> when this process first saw it missing. */
 
   constructor(open: OpenDatabase, options: SqlJobStoreOptions = {}) {
     this.#open = open;
@@ -86,6 +92,7 @@ export class SqlJobStore implements JobStore {
     this.#sqlite = open.dialect === "sqlite" ? open.sqlite : undefined;
     this.#now = options.now ?? Date.now;
     this.#feedGapGraceMs = options.feedGapGraceMs ?? 3000;
+    this.#retentionChunkRows = options.retentionChunkRows ?? 5000;
   }
 
   async migrate(): Promise<void> {
@@ -189,11 +196,14 @@ export class SqlJobStore implements JobStore {
       const set: JobRowUpdate = { progress, last_heartbeat_at: now };
       if (phase !== undefined) set.phase = phase;
       if (detail !== undefined) set.detail = detail;
-      const changed =
-        progress !== job.progress || (phase !== undefined && phase !== job.phase) || (detail !== undefined && detail !== job.detail);
-      // Progress enters the history at most once a second, so a chatty worker cannot grow it without bound.
+      const phaseChanged = phase !== undefined && phase !== job.phase;
+      const changed = progress !== job.progress || phaseChanged || (detail !== undefined && detail !== job.detail);
+      // A new phase is a step a person reads in the history, like a status change: always recorded.
+      // Progress (and detail) within a phase enters it at most once a second, so a chatty worker
+      // cannot grow it without bound.
       const lastRecorded = row.history_at === null ? null : Number(row.history_at);
-      const recorded = changed && (lastRecorded === null || now - lastRecorded >= HISTORY_PROGRESS_INTERVAL_MS);
+      const recorded =
+        phaseChanged || (changed && (lastRecorded === null || now - lastRecorded >= HISTORY_PROGRESS_INTERVAL_MS));
       if (recorded) set.history_at = now;
       return { set, recorded };
     });
@@ -227,16 +237,13 @@ export class SqlJobStore implements JobStore {
 
   async markCancelled(jobId: string): Promise<Job> {
     return this.#mustTransition(jobId, (job, _row, now) => {
+      // A PENDING job never has a request: CancelJob cancels it at once.
       if (job.status === "pending") {
-        refuse(
-          job,
-          "mark a job in %s status as cancelled",
-          "only a RUNNING job whose cancellation was requested can be; CancelJob cancels a pending job at once",
-        );
+        refuse(job, "mark a job in %s status as cancelled", noCancelRequested("RUNNING job"));
       }
       if (job.status !== "running") refuse(job, "mark a job in %s status as cancelled");
       if (!job.cancelRequested) {
-        refuse(job, "mark a job in %s status as cancelled", "no cancellation was requested; call CancelJob first");
+        refuse(job, "mark a job in %s status as cancelled", noCancelRequested("job"));
       }
       return { set: { status: "cancelled", completed_at: now, active_key: null }, recorded: true };
     });
@@ -294,55 +301,58 @@ export class SqlJobStore implements JobStore {
     const scoped = this.db
       .selectFrom("jobs")
       .$if(username !== undefined, (q) => q.where("username", "=", username as string));
+    const finished = scoped.where("status", "in", [...TERMINAL]).where("completed_at", ">=", windowStart);
+    // Every figure from one snapshot, so total, by-status and by-operation agree while jobs change;
+    // each is one aggregate row or one row per group, never the jobs themselves.
+    return this.#read(function* () {
+      const statusRows = (yield scoped
+        .select(["status", (eb) => eb.fn.countAll<number | string>().as("n")])
+        .groupBy("status")
+        .compile()).rows as { status: string; n: number | string }[];
+      const byStatus = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+      for (const r of statusRows) {
+        if ((JOB_STATUSES as readonly string[]).includes(r.status)) byStatus[r.status as JobStatus] = Number(r.n);
+      }
+      const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
 
-    const statusRows = await scoped
-      .select(["status", (eb) => eb.fn.countAll<number | string>().as("n")])
-      .groupBy("status")
-      .execute();
-    const byStatus = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-    for (const r of statusRows) {
-      if ((JOB_STATUSES as readonly string[]).includes(r.status)) byStatus[r.status as JobStatus] = Number(r.n);
-    }
-    const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+      const opRows = (yield scoped
+        .select(["operation_type", (eb) => eb.fn.countAll<number | string>().as("n")])
+        .groupBy("operation_type")
+        .compile()).rows as { operation_type: string; n: number | string }[];
+      const byOperationType: Record<string, number> = {};
+      for (const r of opRows) byOperationType[r.operation_type] = Number(r.n);
 
-    const opRows = await scoped
-      .select(["operation_type", (eb) => eb.fn.countAll<number | string>().as("n")])
-      .groupBy("operation_type")
-      .execute();
-    const byOperationType: Record<string, number> = {};
-    for (const r of opRows) byOperationType[r.operation_type] = Number(r.n);
+      const counts = (yield finished
+        .select([
+          (eb) => eb.fn.countAll<number | string>().as("n"),
+          sql<number | string | null>`sum(case when status = 'completed' then 1 else 0 end)`.as("completed"),
+        ])
+        .compile()).rows[0] as { n: number | string; completed: number | string | null };
+      const finishedInWindow = Number(counts.n);
+      const completedInWindow = Number(counts.completed ?? 0);
 
-    const finished = scoped.where("status", "in", [...FINISHED]).where("completed_at", ">=", windowStart);
-    const counts = await finished
-      .select([
-        (eb) => eb.fn.countAll<number | string>().as("n"),
-        sql<number | string | null>`sum(case when status = 'completed' then 1 else 0 end)`.as("completed"),
-      ])
-      .executeTakeFirstOrThrow();
-    const finishedInWindow = Number(counts.n);
-    const completedInWindow = Number(counts.completed ?? 0);
-
-    // Percentiles by rank in SQL (one row each), never by loading the durations.
-    const percentile = async (p: number): Promise<number | null> => {
-      if (finishedInWindow === 0) return null;
-      const row = await finished
-        .select(sql<number | string>`completed_at - coalesce(started_at, created_at)`.as("d"))
-        .orderBy("d")
-        .limit(1)
-        .offset(Math.floor(p * (finishedInWindow - 1)))
-        .executeTakeFirst();
-      return row ? Number(row.d) : null;
-    };
-    return {
-      byStatus,
-      total,
-      byOperationType,
-      windowStart,
-      finishedInWindow,
-      completedInWindow,
-      p50DurationMs: await percentile(0.5),
-      p95DurationMs: await percentile(0.95),
-    };
+      // Percentiles by rank in SQL (one row each), never by loading the durations.
+      function* percentile(p: number): Generator<CompiledQuery, number | null, QueryResult<Record<string, unknown>>> {
+        if (finishedInWindow === 0) return null;
+        const row = (yield finished
+          .select(sql<number | string>`completed_at - coalesce(started_at, created_at)`.as("d"))
+          .orderBy("d")
+          .limit(1)
+          .offset(Math.floor(p * (finishedInWindow - 1)))
+          .compile()).rows[0] as { d: number | string } | undefined;
+        return row ? Number(row.d) : null;
+      }
+      return {
+        byStatus,
+        total,
+        byOperationType,
+        windowStart,
+        finishedInWindow,
+        completedInWindow,
+        p50DurationMs: yield* percentile(0.5),
+        p95DurationMs: yield* percentile(0.95),
+      };
+    });
   }
 
   async getHistory(jobId: string): Promise<JobEvent[]> {
@@ -468,12 +478,11 @@ export class SqlJobStore implements JobStore {
   }
 
   async deleteExpired(before: number, batch: number): Promise<number> {
-    // Ids first, then delete by id: MySQL cannot DELETE ... LIMIT with a subquery on the same table,
-    // and a bounded batch keeps each transaction's locks short.
+    // Ids first, then delete by id: MySQL cannot DELETE ... LIMIT with a subquery on the same table.
     const rows = await this.db
       .selectFrom("jobs")
       .select("job_id")
-      .where("status", "in", [...FINISHED])
+      .where("status", "in", [...TERMINAL])
       .where("completed_at", "<", before)
       // No ORDER BY: any expired batch will do, and sorting every expired row would cost more than the delete.
       .limit(batch)
@@ -481,9 +490,23 @@ export class SqlJobStore implements JobStore {
     if (rows.length === 0) return 0;
     const ids = rows.map((r) => r.job_id);
     const db = this.db;
+    // Their events first, a bounded chunk per statement and transaction: a job that reported progress
+    // every second has hundreds of thousands, and one transaction over all of them would hold its
+    // locks (MySQL) or the write lock (SQLite) for as long. A job row goes only after its events, so
+    // a sweep cut short leaves the job expired and the next sweep carries on.
+    const chunk = this.#retentionChunkRows;
+    for (;;) {
+      const deleted = await this.#write(function* () {
+        const r = yield db.deleteFrom("job_events").where("job_id", "in", ids).limit(chunk).compile();
+        return Number(r.numAffectedRows ?? 0);
+      });
+      if (deleted < chunk) break;
+      // SQLite writes run synchronously: let other callers in between chunks.
+      await nextTurn();
+    }
     return this.#write(function* () {
-      yield db.deleteFrom("job_events").where("job_id", "in", ids).compile();
-      const r = yield db.deleteFrom("jobs").where("job_id", "in", ids).where("status", "in", [...FINISHED]).compile();
+      // Guarded by status as well, so this statement can only ever remove a finished job.
+      const r = yield db.deleteFrom("jobs").where("job_id", "in", ids).where("status", "in", [...TERMINAL]).compile();
       return Number(r.numAffectedRows ?? 0);
     });
   }
@@ -561,7 +584,7 @@ export class SqlJobStore implements JobStore {
   /** #transition for a caller-named job: unknown ids are NotFoundError, and the job is returned. */
   async #mustTransition(jobId: string, decide: (job: Job, row: JobRow, now: number) => Change | null): Promise<Job> {
     const outcome = await this.#transition(jobId, decide);
-    if (!outcome) throw new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`);
+    if (!outcome) throw jobNotFound(jobId);
     return outcome.job;
   }
 
@@ -617,17 +640,31 @@ export class SqlJobStore implements JobStore {
         if (sqlite !== undefined) {
           return sqlite.transaction(() => drive(body(), (q) => this.#execSync(sqlite, q))).immediate();
         }
-        return await this.db.transaction().execute(async (trx) => {
-          const gen = body();
-          let step = gen.next();
-          while (!step.done) step = gen.next(await trx.executeQuery<Record<string, unknown>>(step.value));
-          return step.value;
-        });
+        return await this.db.transaction().execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
       } catch (error) {
         if (!isTransient(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
         await sleep(Math.random() * 20 * attempt);
       }
     }
+  }
+
+  /**
+   * Runs a read-only transaction on one consistent snapshot. SQLite: synchronously inside a deferred
+   * BEGIN on the raw handle, like #write, so the read lock is never held across an await (a Kysely
+   * transaction would hold it while the synchronous write path, on the same handle or another
+   * connection, could run or busy-wait on the one event loop). MySQL: REPEATABLE READ for this
+   * transaction (the session runs READ COMMITTED, where each SELECT sees a new snapshot), read only.
+   */
+  async #read<T>(body: TxBody<T>): Promise<T> {
+    const sqlite = this.#sqlite;
+    if (sqlite !== undefined) {
+      return sqlite.transaction(() => drive(body(), (q) => this.#execSync(sqlite, q))).deferred();
+    }
+    return this.db
+      .transaction()
+      .setIsolationLevel("repeatable read")
+      .setAccessMode("read only")
+      .execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
   }
 
   #execSync(sqlite: SqliteDatabase.Database, q: CompiledQuery): QueryResult<Record<string, unknown>> {
@@ -650,6 +687,16 @@ function drive<T>(
 ): T {
   let step = gen.next();
   while (!step.done) step = gen.next(exec(step.value));
+  return step.value;
+}
+
+/** drive() with statements that run asynchronously (a Kysely transaction). */
+async function driveAsync<T>(
+  gen: Generator<CompiledQuery, T, QueryResult<Record<string, unknown>>>,
+  exec: (q: CompiledQuery) => Promise<QueryResult<Record<string, unknown>>>,
+): Promise<T> {
+  let step = gen.next();
+  while (!step.done) step = gen.next(await exec(step.value));
   return step.value;
 }
 
@@ -680,9 +727,16 @@ function activeKeyOf(operationType: string, resource: string): string {
  * status goes (in upper case); `advice` says what to do, unless the job has finished anyway.
  */
 function refuse(job: Job, what: string, advice?: string): never {
-  const finished = FINISHED.includes(job.status);
-  const hint = finished || advice === undefined ? "the job has already finished" : advice;
+  const hint = isTerminal(job.status) || advice === undefined ? "the job has already finished" : advice;
   throw new FailedPreconditionError(`cannot ${what.replace("%s", job.status.toUpperCase())}; ${hint}`, "STATUS", job.jobId);
+}
+
+/**
+ * The advice of a refused MarkCancelled. It goes to the worker, which (role service) cannot call
+ * CancelJob itself, so it names who can instead of telling it to.
+ */
+function noCancelRequested(what: "job" | "RUNNING job"): string {
+  return `no cancellation was requested: only a ${what} whose cancellation was requested (CancelJob by its owner or an admin) can be marked cancelled`;
 }
 
 function errorCode(error: unknown): { code?: unknown; errno?: unknown } {

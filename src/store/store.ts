@@ -62,11 +62,6 @@ export interface TokenCredential {
   secretHash: string;
 }
 
-/** A job moved by a sweeper, with the reason. */
-export interface SweepResult {
-  moved: Job[];
-}
-
 /**
  * Every query jobwatch makes. Transitions are atomic against the stored row (a conditional update on
  * the revision): concurrent writers in one process or several never lose an update or reuse a revision.
@@ -120,7 +115,10 @@ export interface JobStore {
   // --- sweepers (safe with many replicas: each move is a conditional update) ---
   failStaleJobs(staleBefore: number): Promise<Job[]>;
   cancelUnconfirmed(requestedBefore: number): Promise<Job[]>;
-  /** Deletes up to `batch` finished jobs completed before `before`; returns how many. */
+  /**
+   * Deletes up to `batch` finished jobs completed before `before`, their events first in bounded chunks
+   * (each its own short transaction); returns how many jobs. Cut short, it leaves the jobs for the next call.
+   */
   deleteExpired(before: number, batch: number): Promise<number>;
   /** Deletes feed-only (unrecorded) events older than `before`. */
   pruneFeed(before: number): Promise<number>;

@@ -17,7 +17,7 @@ export const protobufFileName = "jobwatch/v1/job.proto";
 
 /** Where a job is in its lifecycle: PENDING -> RUNNING -> COMPLETED, FAILED or CANCELLED. */
 export enum JobStatus {
-  /** JOB_STATUS_UNSPECIFIED - Never set on a job; a filter value that means "any status". */
+  /** JOB_STATUS_UNSPECIFIED - Never set on a job, and not a valid filter value (leave ListJobs.statuses empty for any status). */
   JOB_STATUS_UNSPECIFIED = 0,
   /** JOB_STATUS_PENDING - Created and waiting for a worker to start it. */
   JOB_STATUS_PENDING = 1,

@@ -1621,8 +1621,9 @@ export const JobServiceService = {
   },
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
-   * page_token from another query, created_after not before created_before), PERMISSION_DENIED
-   * (username filter without manage_jobs).
+   * page_token from another query, an UNSPECIFIED or unknown status, a time outside 0001-9999 or
+   * created_after not before created_before), PERMISSION_DENIED (another user's username without
+   * manage_jobs).
    */
   listJobs: {
     path: "/jobwatch.v1.JobService/ListJobs" as const,
@@ -1635,8 +1636,8 @@ export const JobServiceService = {
   },
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive), PERMISSION_DENIED
-   * (username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
+   * PERMISSION_DENIED (another user's username without manage_jobs).
    */
   getJobStatistics: {
     path: "/jobwatch.v1.JobService/GetJobStatistics" as const,
@@ -1665,8 +1666,8 @@ export const JobServiceService = {
     responseDeserialize: (value: Buffer): CancelJobResponse => CancelJobResponse.decode(value),
   },
   /**
-   * Returns the recorded changes of a job, oldest first: every status change, and progress at most
-   * once a second. Errors as GetJobDetails.
+   * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
+   * or error, and progress within a phase at most once a second. Errors as GetJobDetails.
    */
   getJobHistory: {
     path: "/jobwatch.v1.JobService/GetJobHistory" as const,
@@ -1696,14 +1697,15 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   watchJob: handleServerStreamingCall<WatchJobRequest, WatchJobResponse>;
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
-   * page_token from another query, created_after not before created_before), PERMISSION_DENIED
-   * (username filter without manage_jobs).
+   * page_token from another query, an UNSPECIFIED or unknown status, a time outside 0001-9999 or
+   * created_after not before created_before), PERMISSION_DENIED (another user's username without
+   * manage_jobs).
    */
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive), PERMISSION_DENIED
-   * (username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
+   * PERMISSION_DENIED (another user's username without manage_jobs).
    */
   getJobStatistics: handleUnaryCall<GetJobStatisticsRequest, GetJobStatisticsResponse>;
   /**
@@ -1714,8 +1716,8 @@ export interface JobServiceServer extends UntypedServiceImplementation {
    */
   cancelJob: handleUnaryCall<CancelJobRequest, CancelJobResponse>;
   /**
-   * Returns the recorded changes of a job, oldest first: every status change, and progress at most
-   * once a second. Errors as GetJobDetails.
+   * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
+   * or error, and progress within a phase at most once a second. Errors as GetJobDetails.
    */
   getJobHistory: handleUnaryCall<GetJobHistoryRequest, GetJobHistoryResponse>;
 }
@@ -1755,8 +1757,9 @@ export interface JobServiceClient extends Client {
   ): ClientReadableStream<WatchJobResponse>;
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
-   * page_token from another query, created_after not before created_before), PERMISSION_DENIED
-   * (username filter without manage_jobs).
+   * page_token from another query, an UNSPECIFIED or unknown status, a time outside 0001-9999 or
+   * created_after not before created_before), PERMISSION_DENIED (another user's username without
+   * manage_jobs).
    */
   listJobs(
     request: ListJobsRequest,
@@ -1775,8 +1778,8 @@ export interface JobServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive), PERMISSION_DENIED
-   * (username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
+   * PERMISSION_DENIED (another user's username without manage_jobs).
    */
   getJobStatistics(
     request: GetJobStatisticsRequest,
@@ -1815,8 +1818,8 @@ export interface JobServiceClient extends Client {
     callback: (error: ServiceError | null, response: CancelJobResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Returns the recorded changes of a job, oldest first: every status change, and progress at most
-   * once a second. Errors as GetJobDetails.
+   * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
+   * or error, and progress within a phase at most once a second. Errors as GetJobDetails.
    */
   getJobHistory(
     request: GetJobHistoryRequest,
