@@ -96,24 +96,33 @@ export async function startService(
 /** `jobwatch serve`: runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0. */
 export async function serve(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel, base: { service: "jobwatch" } });
-  const service = await startService(config, log);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, "shutting down");
-      // Shut down once; a second signal (either one), or a shutdown that hangs, ends the process.
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      setTimeout(() => process.exit(1), SHUTDOWN_BUDGET_MS + 1500).unref();
-      process.once("SIGINT", () => process.exit(1));
-      process.once("SIGTERM", () => process.exit(1));
-      service.stop().then(resolve, (error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        resolve();
-      });
-    };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-  });
+  // Listen for signals before starting: a signal that arrives while the service starts (or just after
+  // it said it is serving) must still mean a graceful stop, not the default of dying at once.
+  let onSignal!: (signal: NodeJS.Signals) => void;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let service: Service;
+  try {
+    service = await startService(config, log);
+  } catch (error) {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    throw error;
+  }
+  const signal = await signalled;
+  log.info({ signal }, "shutting down");
+  // Shut down once; a second signal (either one), or a shutdown that hangs, ends the process.
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  setTimeout(() => process.exit(1), SHUTDOWN_BUDGET_MS + 1500).unref();
+  process.once("SIGINT", () => process.exit(1));
+  process.once("SIGTERM", () => process.exit(1));
+  try {
+    await service.stop();
+  } catch (error) {
+    log.error({ err: error }, "shutdown failed");
+  }
   log.info("stopped");
   log.flush();
 }

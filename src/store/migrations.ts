@@ -8,7 +8,7 @@ import type { Database } from "./database.js";
 
 /** The migrations, by name; names sort in the order they apply. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
-  return { "0001_init": init(dialect) };
+  return { "0001_init": init(dialect), "0002_jobs_status_created": statusCreatedIndex() };
 }
 
 /** A Kysely MigrationProvider serving migrations() for the dialect. */
@@ -101,6 +101,21 @@ function init(dialect: Dialect): Migration {
       await db.schema.dropTable("tokens").execute();
       await db.schema.dropTable("job_events").execute();
       await db.schema.dropTable("jobs").execute();
+    },
+  };
+}
+
+/**
+ * ListJobs filtered by status, newest first: without it both dialects read every job of the status
+ * and sort them (about 300 ms for one status at a million jobs on SQLite, bench/list-jobs.ts).
+ */
+function statusCreatedIndex(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex("jobs_status_created").on("jobs").columns(["status", "created_at", "job_id"]).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex("jobs_status_created").on("jobs").execute();
     },
   };
 }
