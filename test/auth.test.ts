@@ -31,6 +31,7 @@ import { JobServiceService } from "../src/gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../src/gen/jobwatch/v1/job_worker_service.js";
 import { PERMISSION_TABLE, descriptorSetBytes, fileDescriptorProtos } from "../src/server/contract.js";
 import { createStore } from "../src/store/sql-job-store.js";
+import { errorToStatus } from "../src/server/error-status.js";
 import type { SqlJobStore } from "../src/store/sql-job-store.js";
 import type { JobStore } from "../src/store/store.js";
 import { DIALECTS, freshDatabase } from "./helpers/databases.js";
@@ -436,7 +437,12 @@ describe("auth interceptor", () => {
     await auth.start();
     for (const role of ROLES) tokens[role] = (await createToken(db.replicaA, { user: `u-${role}`, role })).token;
     server = new grpc.Server({
-      interceptors: [authInterceptor({ authenticator: auth, permissions: PROBE_PERMISSIONS, log: silent })],
+      interceptors: [authInterceptor({
+        authenticator: auth,
+        permissions: PROBE_PERMISSIONS,
+        log: silent,
+        toStatus: (error) => errorToStatus(error, silent),
+      })],
     });
     const unary = (call: grpc.ServerUnaryCall<Json, Json>, cb: grpc.sendUnaryData<Json>) => {
       handled++;

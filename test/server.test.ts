@@ -165,6 +165,9 @@ for (const dialect of DIALECTS) {
           grpc.status.PERMISSION_DENIED,
         );
         assert.match(asAlice.details, /report_jobs/);
+        // The interceptor's rejections carry the same typed detail as a handler's.
+        assert.equal(errorInfoOf(asAlice)?.reason, "MISSING_PERMISSION");
+        assert.equal(errorInfoOf(asAlice)?.metadata.permission, "report_jobs");
         const asWorker = await expectCode(jobsOf(s.tokens.worker).getJobDetails({ jobId: randomUUID() }), grpc.status.PERMISSION_DENIED);
         assert.match(asWorker.details, /query_repos/);
       });

@@ -2,7 +2,7 @@
 // any handler runs, and hands handlers the caller through metadata no client can forge.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
+import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
 import type { Authenticator } from "./authenticator.js";
 import { MALFORMED_HEADER_MESSAGE } from "./authenticator.js";
 import { encodePrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
@@ -24,6 +24,11 @@ export interface AuthInterceptorOptions {
   /** Path prefixes that need no token; defaults to DEFAULT_PUBLIC_PREFIXES. */
   publicPrefixes?: readonly string[];
   log: Pick<Logger, "debug" | "warn" | "error">;
+  /**
+   * Turns a rejection (UnauthenticatedError, PermissionDeniedError, UnavailableError, anything else) into
+   * the call's status: the server's one error mapping, so a rejection here reads like one from a handler.
+   */
+  toStatus(error: unknown): grpc.StatusObject;
 }
 
 /**
@@ -32,7 +37,7 @@ export interface AuthInterceptorOptions {
  * sees a call it rejects.
  */
 export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInterceptor {
-  const { authenticator, permissions, log } = options;
+  const { authenticator, permissions, log, toStatus } = options;
   const publicPrefixes = options.publicPrefixes ?? DEFAULT_PUBLIC_PREFIXES;
 
   return (method, call) => {
@@ -40,8 +45,11 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
     const rpc = path.replace(/^\//, "");
 
     // Ends the call with the status; the handler never starts because the metadata is never passed on.
-    const reject = (code: grpc.status, details: string): void => {
-      call.sendStatus({ code, details, metadata: new grpc.Metadata() });
+    const reject = (error: unknown): void => {
+      if (error instanceof UnauthenticatedError || error instanceof PermissionDeniedError) {
+        log.debug({ rpc, peer: call.getPeer(), reason: error.message }, "call rejected");
+      }
+      call.sendStatus(toStatus(error));
     };
 
     // Resolves the principal or throws a domain error; never touches the call.
@@ -74,7 +82,7 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
               // A contract change that forgot the option must not open the rpc to everyone.
               const details = `rpc ${path} declares no required_permission; refusing (fail closed)`;
               log.warn({ rpc }, details);
-              reject(grpc.status.PERMISSION_DENIED, details);
+              reject(new PermissionDeniedError(details, "(none declared)"));
               return;
             }
             // Authentication may reload tokens (async); grpc-js holds any messages that arrive
@@ -86,21 +94,7 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
                 metadata.remove("authorization");
                 mdNext(metadata);
               },
-              (err: unknown) => {
-                if (err instanceof UnauthenticatedError) {
-                  log.debug({ rpc, peer: call.getPeer(), reason: err.message }, "call rejected: unauthenticated");
-                  reject(grpc.status.UNAUTHENTICATED, err.message);
-                } else if (err instanceof PermissionDeniedError) {
-                  log.debug({ rpc, peer: call.getPeer(), reason: err.message }, "call rejected: permission denied");
-                  reject(grpc.status.PERMISSION_DENIED, err.message);
-                } else if (err instanceof UnavailableError) {
-                  reject(grpc.status.UNAVAILABLE, err.message);
-                } else {
-                  // Unexpected: the stack goes to the log, never to the client.
-                  log.error({ err, rpc }, "authentication failed unexpectedly");
-                  reject(grpc.status.INTERNAL, "internal error while checking credentials");
-                }
-              },
+              reject,
             );
           },
         });

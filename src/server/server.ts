@@ -8,6 +8,7 @@ import type { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { JobStore } from "../store/store.js";
 import { PERMISSION_TABLE } from "./contract.js";
+import { errorToStatus } from "./error-status.js";
 import { HealthMonitor } from "./health.js";
 import { createJobService } from "./job-service.js";
 import type { JobFeed } from "./job-service.js";
@@ -97,7 +98,9 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
     ...deps.options,
-    interceptors: [authInterceptor({ authenticator, permissions: PERMISSION_TABLE, log })],
+    interceptors: [
+      authInterceptor({ authenticator, permissions: PERMISSION_TABLE, log, toStatus: (error) => errorToStatus(error, log) }),
+    ],
   });
   grpcServer.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));
   grpcServer.addService(JobWorkerServiceService, createJobWorkerService({ store, hub, log }));
