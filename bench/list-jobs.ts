@@ -36,8 +36,17 @@ async function fill(count: number): Promise<{ url: string; dir: string }> {
       const created = now - Math.floor(((count - i) / count) * 30 * 86_400_000);
       const started = status === "pending" ? null : created + 1000;
       const finished = ["completed", "failed", "cancelled"].includes(status) ? created + 1000 + (i % 600) * 1000 : null;
-      insert.run(randomUUID(), OPERATIONS[i % OPERATIONS.length], `user${i % USERS}`, status, finished ? 100 : 50,
-        created, finished ?? created, started, finished);
+      insert.run(
+        randomUUID(),
+        OPERATIONS[i % OPERATIONS.length],
+        `user${i % USERS}`,
+        status,
+        finished ? 100 : 50,
+        created,
+        finished ?? created,
+        started,
+        finished,
+      );
     }
   })();
   await open.db.destroy();
@@ -90,8 +99,12 @@ async function run(count: number): Promise<Record<string, number>> {
 const baselineJobs = Math.max(1000, Math.floor(JOBS / 100));
 const baseline = await run(baselineJobs);
 const full = await run(JOBS);
-console.log(`ListJobs / GetJobStatistics on SQLite, median of ${REPEAT}: ${JOBS} jobs against a baseline of ${baselineJobs} jobs`);
+console.log(
+  `ListJobs / GetJobStatistics on SQLite, median of ${REPEAT}: ${JOBS} jobs against a baseline of ${baselineJobs} jobs`,
+);
 for (const [name, ms] of Object.entries(full)) {
   const base = baseline[name]!;
-  console.log(`  ${name.padEnd(40)} ${ms.toFixed(2).padStart(8)} ms  (baseline ${base.toFixed(2)} ms, ratio ${(ms / base).toFixed(1)}x)`);
+  console.log(
+    `  ${name.padEnd(40)} ${ms.toFixed(2).padStart(8)} ms  (baseline ${base.toFixed(2)} ms, ratio ${(ms / base).toFixed(1)}x)`,
+  );
 }

@@ -99,16 +99,24 @@ async function main(): Promise<void> {
     const health = await load(() => healthCheck(channel));
     const get = await load(() => client.getJob(job.jobId));
     console.log(`GetJobDetails hot path (${CALLS} calls, ${CONCURRENCY} in flight, SQLite):`);
-    console.log(`  baseline health Check: ${health.perSecond.toFixed(0)} calls/s, p50 ${health.p50.toFixed(2)} ms, p99 ${health.p99.toFixed(2)} ms`);
-    console.log(`  GetJobDetails:         ${get.perSecond.toFixed(0)} calls/s, p50 ${get.p50.toFixed(2)} ms, p99 ${get.p99.toFixed(2)} ms`);
+    console.log(
+      `  baseline health Check: ${health.perSecond.toFixed(0)} calls/s, p50 ${health.p50.toFixed(2)} ms, p99 ${health.p99.toFixed(2)} ms`,
+    );
+    console.log(
+      `  GetJobDetails:         ${get.perSecond.toFixed(0)} calls/s, p50 ${get.p50.toFixed(2)} ms, p99 ${get.p99.toFixed(2)} ms`,
+    );
     console.log(`  ratio GetJobDetails / baseline throughput: ${(get.perSecond / health.perSecond).toFixed(2)}x`);
 
     const one = await fanOut(client, 1);
     const many = await fanOut(client, WATCHERS);
     console.log(`WatchJob fan-out (${REPORTS + 2} changes, watchers and server in one process):`);
     console.log(`  baseline 1 watcher:  ${one.ms.toFixed(0)} ms until the last watcher saw COMPLETED`);
-    console.log(`  ${WATCHERS} watchers:       ${many.ms.toFixed(0)} ms, about ${(many.heapPerWatcher / 1024).toFixed(1)} KiB heap per open watch (client and server side)`);
-    console.log(`  ratio ${WATCHERS} watchers / 1 watcher time: ${(many.ms / one.ms).toFixed(2)}x for ${WATCHERS}x the deliveries`);
+    console.log(
+      `  ${WATCHERS} watchers:       ${many.ms.toFixed(0)} ms, about ${(many.heapPerWatcher / 1024).toFixed(1)} KiB heap per open watch (client and server side)`,
+    );
+    console.log(
+      `  ratio ${WATCHERS} watchers / 1 watcher time: ${(many.ms / one.ms).toFixed(2)}x for ${WATCHERS}x the deliveries`,
+    );
   } finally {
     channel.close();
     client.close();

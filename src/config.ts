@@ -72,12 +72,20 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** Parses "200", "5m", "720h", "1.5s" (a bare number is milliseconds). */
-function duration(name: string, raw: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function duration(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const value = nonEmpty(raw);
   if (value === undefined) return fallback;
   const parsed = /^\d+(\.\d+)?$/.test(value) ? Number(value) : ms(value as ms.StringValue);
   if (typeof parsed !== "number" || !Number.isFinite(parsed)) {
-    throw new ConfigError(`${name} '${value}' is not a duration: use milliseconds (e.g. 200) or a unit (e.g. 5m, 720h)`);
+    throw new ConfigError(
+      `${name} '${value}' is not a duration: use milliseconds (e.g. 200) or a unit (e.g. 5m, 720h)`,
+    );
   }
   if (parsed < min) {
     throw new ConfigError(`${name} '${value}' is too small: the minimum is ${min} ms`);

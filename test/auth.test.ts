@@ -19,13 +19,7 @@ import {
 import type { Principal } from "../src/auth/principal.js";
 import { PERMISSIONS, ROLES, hasPermission, isRole, permissionsOf } from "../src/auth/roles.js";
 import { generateToken, hashToken, parseToken, tokenMatches } from "../src/auth/tokens.js";
-import {
-  createToken,
-  ensureBootstrapToken,
-  formatTokenTable,
-  listTokens,
-  revokeToken,
-} from "../src/cli/token.js";
+import { createToken, ensureBootstrapToken, formatTokenTable, listTokens, revokeToken } from "../src/cli/token.js";
 import { InvalidArgumentError, NotFoundError, UnauthenticatedError, UnavailableError } from "../src/errors.js";
 import { JobServiceService } from "../src/gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../src/gen/jobwatch/v1/job_worker_service.js";
@@ -40,10 +34,7 @@ import type { TestDialect } from "./helpers/databases.js";
 const silent = pino({ level: "silent" });
 
 /** The token part of the store. */
-type TokenStore = Pick<
-  JobStore,
-  "createToken" | "listTokens" | "revokeToken" | "activeTokens" | "countTokens"
->;
+type TokenStore = Pick<JobStore, "createToken" | "listTokens" | "revokeToken" | "activeTokens" | "countTokens">;
 
 /** One database as two replicas see it: two stores, each with its own connection, on the same data. */
 interface SharedDatabase {
@@ -182,7 +173,8 @@ describe("contract permission table", () => {
     for (const m of Object.values(JobWorkerServiceService)) {
       assert.equal(PERMISSION_TABLE.get(m.path), "report_jobs", m.path);
     }
-    for (const permission of PERMISSION_TABLE.values()) assert.ok((PERMISSIONS as readonly string[]).includes(permission));
+    for (const permission of PERMISSION_TABLE.values())
+      assert.ok((PERMISSIONS as readonly string[]).includes(permission));
   });
 
   test("file descriptors are the set's files, byte for byte, with their dependency lists", () => {
@@ -284,7 +276,10 @@ for (const dialect of DIALECTS) {
             return true;
           });
         const t = await createToken(db.replicaA, { user: "erin", role: "normal_user" });
-        await rejects(undefined, /^missing authorization metadata: send 'authorization: Bearer <token>' \(create a token with 'jobwatch token create'\)$/);
+        await rejects(
+          undefined,
+          /^missing authorization metadata: send 'authorization: Bearer <token>' \(create a token with 'jobwatch token create'\)$/,
+        );
         await rejects("", /^missing authorization metadata/);
         await rejects(t.token, /^malformed authorization metadata: expected 'authorization: Bearer <token>'/);
         await rejects(`Basic ${t.token}`, /^malformed authorization metadata/);
@@ -361,7 +356,13 @@ for (const dialect of DIALECTS) {
         assert.equal((await auth.authenticate(bearer(t.token))).username, "hank");
         await revokeToken(db.replicaB, t.tokenId);
         // Polls until rejected; the test's timeout is the only clock.
-        while (await auth.authenticate(bearer(t.token)).then(() => true, () => false)) await delay(10);
+        while (
+          await auth.authenticate(bearer(t.token)).then(
+            () => true,
+            () => false,
+          )
+        )
+          await delay(10);
       } finally {
         await auth.stop();
       }
@@ -419,7 +420,11 @@ function seen(call: grpc.ServerUnaryCall<Json, Json> | grpc.ServerWritableStream
   } catch (e) {
     principal = (e as Error).name;
   }
-  return { principal, authorization: call.metadata.get("authorization").length, forged: call.metadata.get(PRINCIPAL_METADATA_KEY).length };
+  return {
+    principal,
+    authorization: call.metadata.get("authorization").length,
+    forged: call.metadata.get(PRINCIPAL_METADATA_KEY).length,
+  };
 }
 
 describe("auth interceptor", () => {
@@ -437,12 +442,14 @@ describe("auth interceptor", () => {
     await auth.start();
     for (const role of ROLES) tokens[role] = (await createToken(db.replicaA, { user: `u-${role}`, role })).token;
     server = new grpc.Server({
-      interceptors: [authInterceptor({
-        authenticator: auth,
-        permissions: PROBE_PERMISSIONS,
-        log: silent,
-        toStatus: (error) => errorToStatus(error, silent),
-      })],
+      interceptors: [
+        authInterceptor({
+          authenticator: auth,
+          permissions: PROBE_PERMISSIONS,
+          log: silent,
+          toStatus: (error) => errorToStatus(error, silent),
+        }),
+      ],
     });
     const unary = (call: grpc.ServerUnaryCall<Json, Json>, cb: grpc.sendUnaryData<Json>) => {
       handled++;
@@ -461,7 +468,9 @@ describe("auth interceptor", () => {
     });
     server.addService(HEALTH, { Check: unary });
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     const Probe = grpc.makeGenericClientConstructor(PROBE, "Probe");
     const Health = grpc.makeGenericClientConstructor(HEALTH, "Health");
@@ -510,7 +519,11 @@ describe("auth interceptor", () => {
       grpc.status.UNAUTHENTICATED,
       /^missing authorization metadata: send 'authorization: Bearer <token>' \(create a token with 'jobwatch token create'\)$/,
     );
-    await rejectsWith(unary(client, "Whoami", md({ authorization: "Bearer nope" })), grpc.status.UNAUTHENTICATED, /malformed token/);
+    await rejectsWith(
+      unary(client, "Whoami", md({ authorization: "Bearer nope" })),
+      grpc.status.UNAUTHENTICATED,
+      /malformed token/,
+    );
     await rejectsWith(
       unary(client, "Whoami", md({ authorization: bearer(generateToken().token) })),
       grpc.status.UNAUTHENTICATED,
@@ -529,7 +542,10 @@ describe("auth interceptor", () => {
       grpc.status.PERMISSION_DENIED,
       /requires permission 'query_repos', which role 'service' does not grant/,
     );
-    assert.equal(((await unary(client, "Report", md({ authorization: bearer(tokens.service!) }))).principal as Json).role, "service");
+    assert.equal(
+      ((await unary(client, "Report", md({ authorization: bearer(tokens.service!) }))).principal as Json).role,
+      "service",
+    );
   });
 
   test("an rpc with no declared permission is refused, even for admin", async () => {
@@ -547,11 +563,19 @@ describe("auth interceptor", () => {
       "Whoami",
       md({ authorization: bearer(tokens.normal_user!), [PRINCIPAL_METADATA_KEY]: forged }),
     );
-    assert.deepEqual(res.principal, { tokenId: parseToken(tokens.normal_user!)!.tokenId, username: "u-normal_user", role: "normal_user" });
+    assert.deepEqual(res.principal, {
+      tokenId: parseToken(tokens.normal_user!)!.tokenId,
+      username: "u-normal_user",
+      role: "normal_user",
+    });
     assert.equal(res.authorization, 0);
     assert.equal(res.forged, 1, "exactly one principal: the interceptor's");
     // Without a token the forged header gets nothing.
-    await rejectsWith(unary(client, "Whoami", md({ [PRINCIPAL_METADATA_KEY]: forged })), grpc.status.UNAUTHENTICATED, /missing/);
+    await rejectsWith(
+      unary(client, "Whoami", md({ [PRINCIPAL_METADATA_KEY]: forged })),
+      grpc.status.UNAUTHENTICATED,
+      /missing/,
+    );
   });
 
   test("public services need no token and see no client-sent principal", async () => {
@@ -574,9 +598,16 @@ describe("auth interceptor", () => {
 
   test("a revoked token is refused", async () => {
     const t = await createToken(db.replicaA, { user: "ivan", role: "admin" });
-    assert.equal(((await unary(client, "Whoami", md({ authorization: bearer(t.token) }))).principal as Json).username, "ivan");
+    assert.equal(
+      ((await unary(client, "Whoami", md({ authorization: bearer(t.token) }))).principal as Json).username,
+      "ivan",
+    );
     await revokeToken(db.replicaB, t.tokenId);
     await auth.refresh();
-    await rejectsWith(unary(client, "Whoami", md({ authorization: bearer(t.token) })), grpc.status.UNAUTHENTICATED, /unknown or revoked/);
+    await rejectsWith(
+      unary(client, "Whoami", md({ authorization: bearer(t.token) })),
+      grpc.status.UNAUTHENTICATED,
+      /unknown or revoked/,
+    );
   });
 });

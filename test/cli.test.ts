@@ -13,9 +13,15 @@ const cli = (args: string[], env: Record<string, string | undefined> = {}) => ru
 
 /** The `#rev STATUS` pairs of watch's line output, checked to be strictly increasing (no duplicate). */
 function watchLines(stdout: string): { revision: number; status: string }[] {
-  const lines = [...stdout.matchAll(/^\S+Z\s+#(\d+)\s+([A-Z]+)/gm)].map((m) => ({ revision: Number(m[1]), status: m[2]! }));
+  const lines = [...stdout.matchAll(/^\S+Z\s+#(\d+)\s+([A-Z]+)/gm)].map((m) => ({
+    revision: Number(m[1]),
+    status: m[2]!,
+  }));
   for (let i = 1; i < lines.length; i++) {
-    assert.ok(lines[i]!.revision > lines[i - 1]!.revision, `revision ${lines[i]!.revision} printed after ${lines[i - 1]!.revision}`);
+    assert.ok(
+      lines[i]!.revision > lines[i - 1]!.revision,
+      `revision ${lines[i]!.revision} printed after ${lines[i - 1]!.revision}`,
+    );
   }
   return lines;
 }
@@ -55,7 +61,11 @@ describe("jobwatch client commands", () => {
   });
 
   test("get prints a readable summary, and --json the protobuf JSON mapping", async () => {
-    const job = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice", resource: "repo-get" });
+    const job = await worker.worker.createJob({
+      operationType: "add_golden_repo",
+      username: "alice",
+      resource: "repo-get",
+    });
     await worker.worker.startJob(job.jobId);
     await worker.worker.reportProgress(job.jobId, 40, { phase: "semantic", detail: "200/500 files indexed" });
 
@@ -143,12 +153,18 @@ describe("jobwatch client commands", () => {
 
   test("a shell script can be a worker: job create/start/progress, a cancel request exits 3, job cancelled", async () => {
     const env = as(server.tokens.worker);
-    const created = await cli(["job", "create", "--operation", "add_golden_repo", "--user", "alice", "--resource", "sh-repo"], env);
+    const created = await cli(
+      ["job", "create", "--operation", "add_golden_repo", "--user", "alice", "--resource", "sh-repo"],
+      env,
+    );
     assert.equal(created.code, ExitCode.OK, created.stderr);
     const id = created.stdout.trim();
     assert.match(id, /^[0-9a-f-]{36}$/);
     assert.equal((await cli(["job", "start", id], env)).code, ExitCode.OK);
-    const progress = await cli(["job", "progress", id, "30", "--phase", "semantic", "--detail", "150/500 files indexed"], env);
+    const progress = await cli(
+      ["job", "progress", id, "30", "--phase", "semantic", "--detail", "150/500 files indexed"],
+      env,
+    );
     assert.equal(progress.code, ExitCode.OK, progress.stderr);
     assert.match(progress.stdout, /RUNNING 30%\s+semantic: 150\/500 files indexed/);
 

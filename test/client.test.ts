@@ -55,11 +55,15 @@ function collect(iterable: AsyncIterable<Job>): { jobs: Job[]; done: Promise<voi
 /** Asserts revisions strictly increase (no duplicate) and returns the status sequence without repeats. */
 function transitions(jobs: Job[]): string[] {
   for (let i = 1; i < jobs.length; i++) {
-    assert.ok(jobs[i]!.revision > jobs[i - 1]!.revision, `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`);
+    assert.ok(
+      jobs[i]!.revision > jobs[i - 1]!.revision,
+      `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`,
+    );
   }
   const out: string[] = [];
   for (const job of jobs) {
-    const name = statusName(job.status) + (job.cancelRequested && job.status === JobStatus.JOB_STATUS_RUNNING ? "+cancel" : "");
+    const name =
+      statusName(job.status) + (job.cancelRequested && job.status === JobStatus.JOB_STATUS_RUNNING ? "+cancel" : "");
     if (out[out.length - 1] !== name) out.push(name);
   }
   return out;
@@ -91,7 +95,11 @@ for (const dialect of DIALECTS) {
     });
 
     test("getJob returns the job a worker created, as the owner sees it", async () => {
-      const created = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice", resource: "r-get" });
+      const created = await worker.worker.createJob({
+        operationType: "add_golden_repo",
+        username: "alice",
+        resource: "r-get",
+      });
       const job = await alice.getJob(created.jobId);
       assert.equal(job.jobId, created.jobId);
       assert.equal(job.status, PENDING);
@@ -122,7 +130,9 @@ for (const dialect of DIALECTS) {
       const hidden = await alice.getJob(bobs.jobId).catch((e: unknown) => e);
       assert.ok(hidden instanceof JobNotFoundError);
 
-      const rejected = await open("jw_not_a_real_token").getJob(bobs.jobId).catch((e: unknown) => e);
+      const rejected = await open("jw_not_a_real_token")
+        .getJob(bobs.jobId)
+        .catch((e: unknown) => e);
       assert.ok(rejected instanceof UnauthenticatedError);
       assert.equal(rejected.code, GrpcStatus.UNAUTHENTICATED);
 
@@ -142,7 +152,9 @@ for (const dialect of DIALECTS) {
       assert.ok(dup instanceof AlreadyExistsError);
       assert.equal(dup.activeJobId, active.jobId);
 
-      const down = await open(server.tokens.alice, "127.0.0.1:1").getJob(bobs.jobId).catch((e: unknown) => e);
+      const down = await open(server.tokens.alice, "127.0.0.1:1")
+        .getJob(bobs.jobId)
+        .catch((e: unknown) => e);
       assert.ok(down instanceof UnavailableError);
       assert.equal(down.code, GrpcStatus.UNAVAILABLE);
     });
@@ -313,7 +325,11 @@ for (const dialect of DIALECTS) {
           for (let i = 1; i <= 50; i++) await ctx.progress(i * 2, { phase: "fts", detail: `${i}/50` });
           return { files: 50 };
         },
-        { beforeStart: (job) => void (created = job) },
+        {
+          beforeStart: (job) => {
+            created = job;
+          },
+        },
       );
       assert.equal(created?.status, PENDING);
       assert.equal(final.status, COMPLETED);
@@ -367,7 +383,8 @@ for (const dialect of DIALECTS) {
     test("listJobs, listAllJobs, getStatistics, cancelJob and getHistory", async () => {
       const bobClient = open(server.tokens.bob);
       const made: string[] = [];
-      for (let i = 0; i < 3; i++) made.push((await worker.worker.createJob({ operationType: "list_op", username: "bob" })).jobId);
+      for (let i = 0; i < 3; i++)
+        made.push((await worker.worker.createJob({ operationType: "list_op", username: "bob" })).jobId);
       const page = await bobClient.listJobs({ operationType: "list_op", pageSize: 2 });
       assert.equal(page.jobs.length, 2);
       assert.ok(page.nextPageToken);

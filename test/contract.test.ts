@@ -67,7 +67,11 @@ describe("the contract and its generated code", () => {
       assert.equal(result.code, 0, `buf generate:\n${result.stderr}`);
       const fresh = await tree(join(out, "src", "gen"));
       const committed = await tree(join(ROOT, "src", "gen"));
-      assert.deepEqual([...committed.keys()].sort(), [...fresh.keys()].sort(), "src/gen has other files than buf generates");
+      assert.deepEqual(
+        [...committed.keys()].sort(),
+        [...fresh.keys()].sort(),
+        "src/gen has other files than buf generates",
+      );
       for (const [path, content] of fresh) {
         assert.ok(committed.get(path) === content, `src/gen/${path} is stale: run npm run generate`);
       }
@@ -124,7 +128,9 @@ async function fileContainingSymbol(address: string, version: "v1" | "v1alpha", 
   );
   const client = new Client(address, grpc.credentials.createInsecure());
   try {
-    const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<Buffer, Buffer> }).ServerReflectionInfo();
+    const call = (
+      client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<Buffer, Buffer> }
+    ).ServerReflectionInfo();
     const response = new Promise<Buffer>((resolvePromise, reject) => {
       call.once("data", (b: Buffer) => resolvePromise(b));
       call.once("error", reject);
@@ -197,7 +203,10 @@ describe("server reflection", () => {
   });
 
   test("without a token the call is UNAUTHENTICATED, while reflection and health stay public", async () => {
-    const result = await curl("/jobwatch.v1.JobService/GetJobDetails", ["-d", JSON.stringify({ job_id: randomUUID() })]);
+    const result = await curl("/jobwatch.v1.JobService/GetJobDetails", [
+      "-d",
+      JSON.stringify({ job_id: randomUUID() }),
+    ]);
     assert.equal((JSON.parse(result.stderr) as { code: string }).code, "unauthenticated");
     const health = await curl("/grpc.health.v1.Health/Check", ["-d", "{}"]);
     assert.equal(health.code, 0, health.stderr);
@@ -207,7 +216,10 @@ describe("server reflection", () => {
   for (const version of ["v1", "v1alpha"] as const) {
     test(`reflection ${version} serves the compiled descriptors byte for byte, with every import`, async () => {
       const compiled = new Map(
-        fileDescriptorProtos().map((bytes) => [fromBinary(FileDescriptorProtoSchema, bytes).name, new Uint8Array(bytes)]),
+        fileDescriptorProtos().map((bytes) => [
+          fromBinary(FileDescriptorProtoSchema, bytes).name,
+          new Uint8Array(bytes),
+        ]),
       );
       const served = await fileContainingSymbol(s.address, version, "jobwatch.v1.JobService");
       const byName = new Map(served.map((bytes) => [fromBinary(FileDescriptorProtoSchema, bytes).name, bytes]));
@@ -224,7 +236,9 @@ describe("server reflection", () => {
       }
       // What `describe` shows: comments, and the rpc's declared permission.
       const service = first.service.find((x) => x.name === "JobService")!;
-      assert.ok(first.sourceCodeInfo?.location.some((l) => l.leadingComments.includes("Returns the current state of one job")));
+      assert.ok(
+        first.sourceCodeInfo?.location.some((l) => l.leadingComments.includes("Returns the current state of one job")),
+      );
       assert.ok(service.method.find((m) => m.name === "GetJobDetails")?.options !== undefined);
     });
   }

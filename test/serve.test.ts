@@ -53,12 +53,15 @@ describe("configuration", () => {
       [{ JOBWATCH_LOG_LEVEL: "loud" }, /JOBWATCH_LOG_LEVEL 'loud' is not one of/],
     ];
     for (const [env, message] of cases) {
-      assert.throws(() => loadConfig(env), (error: unknown) => {
-        assert.ok(error instanceof ConfigError, `${JSON.stringify(env)} throws a ConfigError`);
-        assert.match(error.message, message);
-        assert.ok(!error.message.includes("\n"), "one line");
-        return true;
-      });
+      assert.throws(
+        () => loadConfig(env),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError, `${JSON.stringify(env)} throws a ConfigError`);
+          assert.match(error.message, message);
+          assert.ok(!error.message.includes("\n"), "one line");
+          return true;
+        },
+      );
     }
   });
 });
@@ -159,7 +162,10 @@ describe("jobwatch serve on a fresh folder (embedded SQLite)", () => {
     assert.equal(await server.exited, 0);
     assert.ok(Date.now() - began < 10_000, `stopped in ${Date.now() - began} ms`);
 
-    const again = start(["serve", "--listen", address, "--log-level", "info"], { cwd: dir, env: { JOBWATCH_DATABASE_URL: undefined } });
+    const again = start(["serve", "--listen", address, "--log-level", "info"], {
+      cwd: dir,
+      env: { JOBWATCH_DATABASE_URL: undefined },
+    });
     try {
       await again.waitFor(/jobwatch is serving/);
       assert.doesNotMatch(again.stdout, /admin token was created/);

@@ -20,13 +20,7 @@ import { Sweeper } from "../src/server/sweeper.js";
 import { WatchHub } from "../src/server/watch-hub.js";
 import type { JobStore } from "../src/store/store.js";
 import { DIALECTS } from "./helpers/databases.js";
-import {
-  errorInfoOf,
-  failure,
-  fieldViolationsOf,
-  preconditionFailureOf,
-  startTestServer,
-} from "./helpers/server.js";
+import { errorInfoOf, failure, fieldViolationsOf, preconditionFailureOf, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
 
 const { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED } = {
@@ -68,7 +62,10 @@ function transitions(jobs: Job[]): JobStatus[] {
 /** Revisions strictly increase. */
 function assertInRevisionOrder(jobs: Job[]): void {
   for (let i = 1; i < jobs.length; i++) {
-    assert.ok(jobs[i]!.revision > jobs[i - 1]!.revision, `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`);
+    assert.ok(
+      jobs[i]!.revision > jobs[i - 1]!.revision,
+      `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`,
+    );
   }
 }
 
@@ -76,10 +73,16 @@ function assertInRevisionOrder(jobs: Job[]): void {
  * ListJobs with created_after / created_before given as raw Timestamp seconds: what a client in another
  * language may send, and beyond what a JavaScript Date (and so the generated client) can hold.
  */
-function listJobsBySeconds(server: TestServer, token: string, seconds: { after?: number; before?: number }): Promise<ListJobsResponse> {
+function listJobsBySeconds(
+  server: TestServer,
+  token: string,
+  seconds: { after?: number; before?: number },
+): Promise<ListJobsResponse> {
   const writer = new BinaryWriter();
-  if (seconds.after !== undefined) Timestamp.encode({ seconds: seconds.after, nanos: 0 }, writer.uint32(26).fork()).join();
-  if (seconds.before !== undefined) Timestamp.encode({ seconds: seconds.before, nanos: 0 }, writer.uint32(34).fork()).join();
+  if (seconds.after !== undefined)
+    Timestamp.encode({ seconds: seconds.after, nanos: 0 }, writer.uint32(26).fork()).join();
+  if (seconds.before !== undefined)
+    Timestamp.encode({ seconds: seconds.before, nanos: 0 }, writer.uint32(34).fork()).join();
   const metadata = new grpc.Metadata();
   metadata.set("authorization", `Bearer ${token}`);
   return new Promise((resolve, reject) => {
@@ -95,7 +98,16 @@ function listJobsBySeconds(server: TestServer, token: string, seconds: { after?:
 }
 
 /** A client of grpc.health.v1.Health (grpc-health-check's proto-loader definition). */
-const HealthClient = grpc.makeGenericClientConstructor(healthService, "grpc.health.v1.Health");
+const HealthClient = grpc.makeGenericClientConstructor(healthService, "grpc.health.v1.Health") as unknown as new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+) => grpc.Client & {
+  check(
+    request: { service: string },
+    callback: (error: ServiceError | null, response: { status: ServingStatus }) => void,
+  ): void;
+  watch(request: { service: string }): grpc.ClientReadableStream<{ status: ServingStatus }>;
+};
 type ServingStatus = "SERVING" | "NOT_SERVING" | "UNKNOWN" | "SERVICE_UNKNOWN";
 
 function healthCheck(address: string, service: string): Promise<ServingStatus> {
@@ -113,7 +125,10 @@ describe("errorToStatus", () => {
   const log = quiet;
 
   test("an unexpected error is INTERNAL with a fixed message: no stack or detail reaches the client", () => {
-    const status = errorToStatus(new TypeError("cannot read properties of undefined (reading 'x') at /srv/secret.ts:1"), log);
+    const status = errorToStatus(
+      new TypeError("cannot read properties of undefined (reading 'x') at /srv/secret.ts:1"),
+      log,
+    );
     assert.equal(grpc.status[status.code], "INTERNAL");
     assert.equal(status.details, INTERNAL_MESSAGE);
     assert.deepEqual(status.metadata.getMap(), {});
@@ -149,14 +164,23 @@ for (const dialect of DIALECTS) {
 
     describe("authentication and permissions", () => {
       test("a call without a token is UNAUTHENTICATED and says how to send one", async () => {
-        const error = await expectCode(s.as(undefined).jobs.getJobDetails({ jobId: randomUUID() }), grpc.status.UNAUTHENTICATED);
+        const error = await expectCode(
+          s.as(undefined).jobs.getJobDetails({ jobId: randomUUID() }),
+          grpc.status.UNAUTHENTICATED,
+        );
         assert.match(error.details, /authorization: Bearer/);
       });
 
       test("an unknown or malformed token is UNAUTHENTICATED", async () => {
-        await expectCode(s.as("jw_000000000000_" + "A".repeat(43)).jobs.getJobDetails({ jobId: randomUUID() }), grpc.status.UNAUTHENTICATED);
+        await expectCode(
+          s.as(`jw_000000000000_${"A".repeat(43)}`).jobs.getJobDetails({ jobId: randomUUID() }),
+          grpc.status.UNAUTHENTICATED,
+        );
         await expectCode(s.as("not-a-token").jobs.getJobDetails({ jobId: randomUUID() }), grpc.status.UNAUTHENTICATED);
-        await expectCode(s.as("not-a-token").worker.createJob({ operationType: "x", username: "y" }), grpc.status.UNAUTHENTICATED);
+        await expectCode(
+          s.as("not-a-token").worker.createJob({ operationType: "x", username: "y" }),
+          grpc.status.UNAUTHENTICATED,
+        );
       });
 
       test("a role without the rpc's permission is PERMISSION_DENIED naming the permission", async () => {
@@ -168,7 +192,10 @@ for (const dialect of DIALECTS) {
         // The interceptor's rejections carry the same typed detail as a handler's.
         assert.equal(errorInfoOf(asAlice)?.reason, "MISSING_PERMISSION");
         assert.equal(errorInfoOf(asAlice)?.metadata.permission, "report_jobs");
-        const asWorker = await expectCode(jobsOf(s.tokens.worker).getJobDetails({ jobId: randomUUID() }), grpc.status.PERMISSION_DENIED);
+        const asWorker = await expectCode(
+          jobsOf(s.tokens.worker).getJobDetails({ jobId: randomUUID() }),
+          grpc.status.PERMISSION_DENIED,
+        );
         assert.match(asWorker.details, /query_repos/);
       });
 
@@ -206,13 +233,22 @@ for (const dialect of DIALECTS) {
 
       test("another user's job answers exactly like a missing one; manage_jobs sees it", async () => {
         const bobs = await create("bob");
-        const other = await expectCode(jobsOf(s.tokens.alice).getJobDetails({ jobId: bobs.jobId }), grpc.status.NOT_FOUND);
+        const other = await expectCode(
+          jobsOf(s.tokens.alice).getJobDetails({ jobId: bobs.jobId }),
+          grpc.status.NOT_FOUND,
+        );
         assert.equal(other.details, notFound(bobs.jobId));
         // The same id with a never-used suffix: the message differs only by the id.
         const missingId = randomUUID();
-        const missing = await expectCode(jobsOf(s.tokens.alice).getJobDetails({ jobId: missingId }), grpc.status.NOT_FOUND);
+        const missing = await expectCode(
+          jobsOf(s.tokens.alice).getJobDetails({ jobId: missingId }),
+          grpc.status.NOT_FOUND,
+        );
         assert.equal(missing.details.replace(missingId, "ID"), other.details.replace(bobs.jobId, "ID"));
-        assert.deepEqual(missing.metadata.get("grpc-status-details-bin").length, other.metadata.get("grpc-status-details-bin").length);
+        assert.deepEqual(
+          missing.metadata.get("grpc-status-details-bin").length,
+          other.metadata.get("grpc-status-details-bin").length,
+        );
 
         const { job } = await jobsOf(s.tokens.bob).getJobDetails({ jobId: bobs.jobId });
         assert.equal(job?.username, "bob");
@@ -246,21 +282,42 @@ for (const dialect of DIALECTS) {
 
     describe("JobWorkerService", () => {
       test("CreateJob names every invalid field and what to fix", async () => {
-        const both = await expectCode(worker().createJob({ operationType: "", username: "" }), grpc.status.INVALID_ARGUMENT);
+        const both = await expectCode(
+          worker().createJob({ operationType: "", username: "" }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(both, "operation_type"), /is required/);
         assert.match(violation(both, "username"), /is required/);
 
-        const chars = await expectCode(worker().createJob({ operationType: "add golden/repo", username: "alice" }), grpc.status.INVALID_ARGUMENT);
+        const chars = await expectCode(
+          worker().createJob({ operationType: "add golden/repo", username: "alice" }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(chars, "operation_type"), /letters, digits/);
-        const long = await expectCode(worker().createJob({ operationType: "a".repeat(101), username: "alice" }), grpc.status.INVALID_ARGUMENT);
+        const long = await expectCode(
+          worker().createJob({ operationType: "a".repeat(101), username: "alice" }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(long, "operation_type"), /at most 100 characters; got 101/);
-        const userLong = await expectCode(worker().createJob({ operationType: "x", username: "u".repeat(201) }), grpc.status.INVALID_ARGUMENT);
+        const userLong = await expectCode(
+          worker().createJob({ operationType: "x", username: "u".repeat(201) }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(userLong, "username"), /at most 200/);
-        const control = await expectCode(worker().createJob({ operationType: "x", username: "al\nice" }), grpc.status.INVALID_ARGUMENT);
+        const control = await expectCode(
+          worker().createJob({ operationType: "x", username: "al\nice" }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(control, "username"), /control characters/);
-        const requestId = await expectCode(worker().createJob({ operationType: "x", username: "alice", requestId: "retry-1" }), grpc.status.INVALID_ARGUMENT);
+        const requestId = await expectCode(
+          worker().createJob({ operationType: "x", username: "alice", requestId: "retry-1" }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(requestId, "request_id"), /UUID/);
-        const resource = await expectCode(worker().createJob({ operationType: "x", username: "alice", resource: "r".repeat(201) }), grpc.status.INVALID_ARGUMENT);
+        const resource = await expectCode(
+          worker().createJob({ operationType: "x", username: "alice", resource: "r".repeat(201) }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(resource, "resource"), /at most 200/);
       });
 
@@ -275,7 +332,10 @@ for (const dialect of DIALECTS) {
           worker().createJob({ operationType: "add_golden_repo", username: "bob", requestId }),
           grpc.status.INVALID_ARGUMENT,
         );
-        assert.match(violation(error, "request_id"), /already used to create another job with other fields; use a new UUID/);
+        assert.match(
+          violation(error, "request_id"),
+          /already used to create another job with other fields; use a new UUID/,
+        );
         // The job belongs to whoever made it first: its id is not for this caller to learn.
         assert.ok(!error.details.includes(first.job!.jobId), error.details);
       });
@@ -298,7 +358,10 @@ for (const dialect of DIALECTS) {
 
       test("illegal transitions are FAILED_PRECONDITION naming the current status", async () => {
         const job = await create("alice");
-        const early = await expectCode(worker().reportProgress({ jobId: job.jobId, progress: 10 }), grpc.status.FAILED_PRECONDITION);
+        const early = await expectCode(
+          worker().reportProgress({ jobId: job.jobId, progress: 10 }),
+          grpc.status.FAILED_PRECONDITION,
+        );
         assert.match(early.details, /PENDING/);
         const pf = preconditionFailureOf(early);
         assert.equal(pf?.violations[0]?.type, "STATUS");
@@ -312,7 +375,10 @@ for (const dialect of DIALECTS) {
         await worker().completeJob({ jobId: job.jobId });
         const again = await expectCode(worker().completeJob({ jobId: job.jobId }), grpc.status.FAILED_PRECONDITION);
         assert.match(again.details, /COMPLETED/);
-        const late = await expectCode(worker().reportProgress({ jobId: job.jobId, progress: 10 }), grpc.status.FAILED_PRECONDITION);
+        const late = await expectCode(
+          worker().reportProgress({ jobId: job.jobId, progress: 10 }),
+          grpc.status.FAILED_PRECONDITION,
+        );
         assert.match(late.details, /COMPLETED/);
         await expectCode(worker().failJob({ jobId: job.jobId, error: "x" }), grpc.status.FAILED_PRECONDITION);
       });
@@ -321,18 +387,33 @@ for (const dialect of DIALECTS) {
         const job = await create("alice");
         await worker().startJob({ jobId: job.jobId });
         for (const progress of [-1, 101]) {
-          const error = await expectCode(worker().reportProgress({ jobId: job.jobId, progress }), grpc.status.INVALID_ARGUMENT);
+          const error = await expectCode(
+            worker().reportProgress({ jobId: job.jobId, progress }),
+            grpc.status.INVALID_ARGUMENT,
+          );
           assert.match(violation(error, "progress"), new RegExp(`0 to 100; got ${progress}`));
         }
-        const phase = await expectCode(worker().reportProgress({ jobId: job.jobId, progress: 1, phase: "p".repeat(101) }), grpc.status.INVALID_ARGUMENT);
+        const phase = await expectCode(
+          worker().reportProgress({ jobId: job.jobId, progress: 1, phase: "p".repeat(101) }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         violation(phase, "phase");
-        const detail = await expectCode(worker().reportProgress({ jobId: job.jobId, progress: 1, detail: "d".repeat(1001) }), grpc.status.INVALID_ARGUMENT);
+        const detail = await expectCode(
+          worker().reportProgress({ jobId: job.jobId, progress: 1, detail: "d".repeat(1001) }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         violation(detail, "detail");
         const empty = await expectCode(worker().failJob({ jobId: job.jobId, error: "" }), grpc.status.INVALID_ARGUMENT);
         assert.match(violation(empty, "error"), /is required/);
-        const longError = await expectCode(worker().failJob({ jobId: job.jobId, error: "e".repeat(16385) }), grpc.status.INVALID_ARGUMENT);
+        const longError = await expectCode(
+          worker().failJob({ jobId: job.jobId, error: "e".repeat(16385) }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(longError, "error"), /at most 16384/);
-        const big = await expectCode(worker().completeJob({ jobId: job.jobId, result: { blob: "x".repeat(70_000) } }), grpc.status.INVALID_ARGUMENT);
+        const big = await expectCode(
+          worker().completeJob({ jobId: job.jobId, result: { blob: "x".repeat(70_000) } }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(big, "result"), /65536 bytes/);
         const badId = await expectCode(worker().startJob({ jobId: "job-1" }), grpc.status.INVALID_ARGUMENT);
         violation(badId, "job_id");
@@ -374,7 +455,12 @@ for (const dialect of DIALECTS) {
         await watch.received(1);
         await worker().startJob({ jobId: job.jobId });
         for (const progress of [10, 50, 90]) {
-          await worker().reportProgress({ jobId: job.jobId, progress, phase: "semantic", detail: `${progress}/100 files indexed` });
+          await worker().reportProgress({
+            jobId: job.jobId,
+            progress,
+            phase: "semantic",
+            detail: `${progress}/100 files indexed`,
+          });
         }
         await worker().completeJob({ jobId: job.jobId, result: { indexed: 100 } });
         const end = await watch.done;
@@ -393,11 +479,17 @@ for (const dialect of DIALECTS) {
         await worker().failJob({ jobId: job.jobId, error: "disk full" });
         const whole = s.watch(s.tokens.alice, { jobId: job.jobId });
         assert.equal(grpc.status[(await whole.done).code], "OK");
-        assert.deepEqual(whole.jobs.map((j) => [j.status, j.error]), [[FAILED, "disk full"]]);
+        assert.deepEqual(
+          whole.jobs.map((j) => [j.status, j.error]),
+          [[FAILED, "disk full"]],
+        );
 
         const resumed = s.watch(s.tokens.alice, { jobId: job.jobId, afterRevision: 1 });
         assert.equal(grpc.status[(await resumed.done).code], "OK");
-        assert.deepEqual(resumed.jobs.map((j) => j.status), [RUNNING, FAILED]);
+        assert.deepEqual(
+          resumed.jobs.map((j) => j.status),
+          [RUNNING, FAILED],
+        );
 
         const current = s.watch(s.tokens.alice, { jobId: job.jobId, afterRevision: 3 });
         assert.equal(grpc.status[(await current.done).code], "OK");
@@ -431,10 +523,14 @@ for (const dialect of DIALECTS) {
         ];
         await Promise.all(watches.map((w) => w.received(1)));
         await worker().startJob({ jobId: job.jobId });
-        for (const progress of [25, 50, 75]) await worker().reportProgress({ jobId: job.jobId, progress, detail: `${progress}%` });
+        for (const progress of [25, 50, 75])
+          await worker().reportProgress({ jobId: job.jobId, progress, detail: `${progress}%` });
         await worker().completeJob({ jobId: job.jobId, result: { watchers: 5 } });
         const ends = await Promise.all(watches.map((w) => w.done));
-        assert.deepEqual(ends.map((e) => grpc.status[e.code]), ["OK", "OK", "OK", "OK", "OK"]);
+        assert.deepEqual(
+          ends.map((e) => grpc.status[e.code]),
+          ["OK", "OK", "OK", "OK", "OK"],
+        );
         const reference = watches[0]!.jobs.at(-1)!;
         for (const watch of watches) {
           assertInRevisionOrder(watch.jobs);
@@ -558,7 +654,10 @@ for (const dialect of DIALECTS) {
         for (let i = 1; i < jobs.length; i++) {
           const a = jobs[i - 1]!;
           const b = jobs[i]!;
-          assert.ok(a.createdAt!.getTime() > b.createdAt!.getTime() || (a.createdAt!.getTime() === b.createdAt!.getTime() && a.jobId > b.jobId));
+          assert.ok(
+            a.createdAt!.getTime() > b.createdAt!.getTime() ||
+              (a.createdAt!.getTime() === b.createdAt!.getTime() && a.jobId > b.jobId),
+          );
         }
       });
 
@@ -569,15 +668,24 @@ for (const dialect of DIALECTS) {
         await create("alice", op);
         await create("bob", op);
         const { jobs } = await jobsOf(s.tokens.alice).listJobs({ operationType: op, statuses: [RUNNING] });
-        assert.deepEqual(jobs.map((j) => j.jobId), [running.jobId]);
+        assert.deepEqual(
+          jobs.map((j) => j.jobId),
+          [running.jobId],
+        );
         const all = await jobsOf(s.tokens.admin).listJobs({ operationType: op });
         assert.equal(all.jobs.length, 3);
         const bobs = await jobsOf(s.tokens.admin).listJobs({ operationType: op, username: "bob" });
-        assert.deepEqual(bobs.jobs.map((j) => j.username), ["bob"]);
+        assert.deepEqual(
+          bobs.jobs.map((j) => j.username),
+          ["bob"],
+        );
       });
 
       test("errors: negative page_size, a token from another query, username without manage_jobs, bad time range", async () => {
-        const negative = await expectCode(jobsOf(s.tokens.alice).listJobs({ pageSize: -1 }), grpc.status.INVALID_ARGUMENT);
+        const negative = await expectCode(
+          jobsOf(s.tokens.alice).listJobs({ pageSize: -1 }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         violation(negative, "page_size");
         const op = `token_${randomUUID().slice(0, 8)}`;
         await create("alice", op);
@@ -589,9 +697,15 @@ for (const dialect of DIALECTS) {
           grpc.status.INVALID_ARGUMENT,
         );
         assert.match(violation(foreign, "page_token"), /other filters/);
-        const garbage = await expectCode(jobsOf(s.tokens.alice).listJobs({ pageToken: "not a token" }), grpc.status.INVALID_ARGUMENT);
+        const garbage = await expectCode(
+          jobsOf(s.tokens.alice).listJobs({ pageToken: "not a token" }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         violation(garbage, "page_token");
-        const denied = await expectCode(jobsOf(s.tokens.alice).listJobs({ username: "bob" }), grpc.status.PERMISSION_DENIED);
+        const denied = await expectCode(
+          jobsOf(s.tokens.alice).listJobs({ username: "bob" }),
+          grpc.status.PERMISSION_DENIED,
+        );
         assert.match(denied.details, /manage_jobs/);
         const range = await expectCode(
           jobsOf(s.tokens.alice).listJobs({ createdAfter: new Date(2000), createdBefore: new Date(1000) }),
@@ -601,7 +715,8 @@ for (const dialect of DIALECTS) {
       });
 
       test("a status filter with UNSPECIFIED or an unknown number is INVALID_ARGUMENT listing the statuses to use", async () => {
-        const allowed = /may contain only JOB_STATUS_PENDING, JOB_STATUS_RUNNING, JOB_STATUS_COMPLETED, JOB_STATUS_FAILED, JOB_STATUS_CANCELLED; leave it empty for every status/;
+        const allowed =
+          /may contain only JOB_STATUS_PENDING, JOB_STATUS_RUNNING, JOB_STATUS_COMPLETED, JOB_STATUS_FAILED, JOB_STATUS_CANCELLED; leave it empty for every status/;
         const unspecified = await expectCode(
           jobsOf(s.tokens.alice).listJobs({ statuses: [JobStatus.JOB_STATUS_UNSPECIFIED] }),
           grpc.status.INVALID_ARGUMENT,
@@ -618,9 +733,15 @@ for (const dialect of DIALECTS) {
       test("created_after / created_before outside Timestamp's range are INVALID_ARGUMENT naming the field", async () => {
         const range = /must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or unset; got /;
         // Far outside even a JavaScript Date: without the check this reached the query as NaN.
-        const far = await expectCode(listJobsBySeconds(s, s.tokens.alice, { after: 1e13 }), grpc.status.INVALID_ARGUMENT);
+        const far = await expectCode(
+          listJobsBySeconds(s, s.tokens.alice, { after: 1e13 }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(far, "created_after"), range);
-        const farBefore = await expectCode(listJobsBySeconds(s, s.tokens.alice, { before: -1e13 }), grpc.status.INVALID_ARGUMENT);
+        const farBefore = await expectCode(
+          listJobsBySeconds(s, s.tokens.alice, { before: -1e13 }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         assert.match(violation(farBefore, "created_before"), range);
         // A Date can hold it, a Timestamp cannot.
         const year10000 = await expectCode(
@@ -630,7 +751,10 @@ for (const dialect of DIALECTS) {
         assert.match(violation(year10000, "created_before"), /got \+010000-01-01T00:00:00.000Z$/);
         // The ends of the range themselves are fine.
         const job = await create("alice");
-        const { jobs } = await listJobsBySeconds(s, s.tokens.alice, { after: -62_135_596_800, before: 253_402_300_799 });
+        const { jobs } = await listJobsBySeconds(s, s.tokens.alice, {
+          after: -62_135_596_800,
+          before: 253_402_300_799,
+        });
         assert.ok(jobs.some((j) => j.jobId === job.jobId));
       });
 
@@ -649,7 +773,10 @@ for (const dialect of DIALECTS) {
         assert.equal(mine.active, mine.running);
         const all = await jobsOf(s.tokens.admin).getJobStatistics({});
         assert.ok(all.total > mine.total);
-        const denied = await expectCode(jobsOf(s.tokens.alice).getJobStatistics({ username: "bob" }), grpc.status.PERMISSION_DENIED);
+        const denied = await expectCode(
+          jobsOf(s.tokens.alice).getJobStatistics({ username: "bob" }),
+          grpc.status.PERMISSION_DENIED,
+        );
         assert.match(denied.details, /manage_jobs/);
         const window = await expectCode(
           jobsOf(s.tokens.alice).getJobStatistics({ window: { seconds: 0, nanos: 0 } }),
@@ -694,7 +821,10 @@ for (const dialect of DIALECTS) {
 
         const done = await create("alice");
         await worker().completeJob({ jobId: done.jobId });
-        const error = await expectCode(jobsOf(s.tokens.alice).cancelJob({ jobId: done.jobId }), grpc.status.FAILED_PRECONDITION);
+        const error = await expectCode(
+          jobsOf(s.tokens.alice).cancelJob({ jobId: done.jobId }),
+          grpc.status.FAILED_PRECONDITION,
+        );
         assert.match(error.details, /cannot cancel a job in COMPLETED status/);
       });
 
@@ -713,8 +843,14 @@ for (const dialect of DIALECTS) {
         const end = await watch.done;
         assert.equal(grpc.status[end.code], "OK");
         assert.deepEqual(
-          watch.jobs.map((j) => [j.status, j.cancelRequested]).filter((x, i, all) => i === 0 || JSON.stringify(x) !== JSON.stringify(all[i - 1])),
-          [[RUNNING, false], [RUNNING, true], [CANCELLED, true]],
+          watch.jobs
+            .map((j) => [j.status, j.cancelRequested])
+            .filter((x, i, all) => i === 0 || JSON.stringify(x) !== JSON.stringify(all[i - 1])),
+          [
+            [RUNNING, false],
+            [RUNNING, true],
+            [CANCELLED, true],
+          ],
         );
       });
 
@@ -722,7 +858,10 @@ for (const dialect of DIALECTS) {
         const bobs = await create("bob");
         const error = await expectCode(jobsOf(s.tokens.alice).cancelJob({ jobId: bobs.jobId }), grpc.status.NOT_FOUND);
         assert.equal(error.details, notFound(bobs.jobId));
-        const reason = await expectCode(jobsOf(s.tokens.bob).cancelJob({ jobId: bobs.jobId, reason: "r".repeat(1001) }), grpc.status.INVALID_ARGUMENT);
+        const reason = await expectCode(
+          jobsOf(s.tokens.bob).cancelJob({ jobId: bobs.jobId, reason: "r".repeat(1001) }),
+          grpc.status.INVALID_ARGUMENT,
+        );
         violation(reason, "reason");
         const { job } = await jobsOf(s.tokens.admin).cancelJob({ jobId: bobs.jobId });
         assert.equal(job?.status, CANCELLED);
@@ -740,12 +879,20 @@ for (const dialect of DIALECTS) {
         for (let i = 1; i < events.length; i++) assert.ok(events[i]!.revision > events[i - 1]!.revision);
         const error = await expectCode(jobsOf(s.tokens.bob).getJobHistory({ jobId: job.jobId }), grpc.status.NOT_FOUND);
         assert.equal(error.details, notFound(job.jobId));
-        violation(await expectCode(jobsOf(s.tokens.bob).getJobHistory({ jobId: "x" }), grpc.status.INVALID_ARGUMENT), "job_id");
+        violation(
+          await expectCode(jobsOf(s.tokens.bob).getJobHistory({ jobId: "x" }), grpc.status.INVALID_ARGUMENT),
+          "job_id",
+        );
       });
     });
 
     describe("sweepers", () => {
-      const short = { staleAfterMs: 300, cancelGraceMs: 300, retentionMs: 30 * 24 * 3600_000, sweepIntervalMs: 3600_000 };
+      const short = {
+        staleAfterMs: 300,
+        cancelGraceMs: 300,
+        retentionMs: 30 * 24 * 3600_000,
+        sweepIntervalMs: 3600_000,
+      };
 
       test("a job whose worker stops reporting is FAILED by exactly one of two replicas, and watchers see it", async () => {
         const r1 = await startTestServer({ sharing: s, sweeper: short });
@@ -872,7 +1019,9 @@ for (const dialect of DIALECTS) {
           log: quiet,
         });
         try {
-          await assert.rejects(second.listen(s.address), { message: `cannot listen on ${s.address}: address already in use` });
+          await assert.rejects(second.listen(s.address), {
+            message: `cannot listen on ${s.address}: address already in use`,
+          });
         } finally {
           await second.shutdown(0);
         }
@@ -918,7 +1067,11 @@ for (const dialect of DIALECTS) {
         watch.stream.pause();
         // Big details fill the HTTP/2 window: the server's handler ends up waiting for the client to read.
         for (let i = 1; i <= 300; i++) {
-          await viaR.reportProgress({ jobId: job.jobId, progress: Math.floor(i / 3), detail: `${i}/300 `.padEnd(900, ".") });
+          await viaR.reportProgress({
+            jobId: job.jobId,
+            progress: Math.floor(i / 3),
+            detail: `${i}/300 `.padEnd(900, "."),
+          });
         }
         assert.ok(r.hub.bufferedCount >= 1, "the newest change should wait in the hub for the stalled stream");
         const hubClosed = new Promise((resolve) => r.hub.closing.addEventListener("abort", resolve));

@@ -248,11 +248,17 @@ for (const dialect of DIALECTS) {
       const pending = await jobIn(store, "pending");
       clock.advance(5);
       const failed = await store.failJob(pending.jobId, "repository not reachable");
-      assert.deepEqual([failed.status, failed.error, failed.completedAt, failed.revision], ["failed", "repository not reachable", clock.t, 2]);
+      assert.deepEqual(
+        [failed.status, failed.error, failed.completedAt, failed.revision],
+        ["failed", "repository not reachable", clock.t, 2],
+      );
       const running = await jobIn(store, "running");
       await store.reportProgress(running.jobId, 55);
       const failed2 = await store.failJob(running.jobId, "disk full");
-      assert.deepEqual([failed2.status, failed2.error, failed2.progress, failed2.revision], ["failed", "disk full", 55, 4]);
+      assert.deepEqual(
+        [failed2.status, failed2.error, failed2.progress, failed2.revision],
+        ["failed", "disk full", 55, 4],
+      );
     });
 
     test("cancellation: PENDING at once, RUNNING by request and confirmation, CANCELLED idempotent", async (t) => {
@@ -269,7 +275,13 @@ for (const dialect of DIALECTS) {
       const running = await jobIn(store, "running");
       const requested = await store.cancelJob(running.jobId, "user asked");
       assert.deepEqual(
-        [requested.status, requested.cancelRequested, requested.cancelReason, requested.completedAt, requested.revision],
+        [
+          requested.status,
+          requested.cancelRequested,
+          requested.cancelReason,
+          requested.completedAt,
+          requested.revision,
+        ],
         ["running", true, "user asked", null, 3],
       );
       // A second request changes nothing.
@@ -308,7 +320,11 @@ for (const dialect of DIALECTS) {
             await op(store, job.jobId);
           } else {
             await rejectsStatus(op(store, job.jobId), status, job.jobId);
-            assert.equal((await store.getJob(job.jobId))?.revision, job.revision, `${name} on ${status} changed nothing`);
+            assert.equal(
+              (await store.getJob(job.jobId))?.revision,
+              job.revision,
+              `${name} on ${status} changed nothing`,
+            );
           }
         }
         await assert.rejects(op(store, "00000000-0000-4000-8000-000000000000"), {
@@ -389,10 +405,15 @@ for (const dialect of DIALECTS) {
       // Racing retries through two replicas still make one job.
       const other = "0a0c3f7d-8a54-4d0f-a2a7-1c4b9e3f5d21";
       const racing = await Promise.all(
-        range(1, 6).map((i) => (i % 2 ? a : b).createJob({ operationType: "index_repo", username: "alice", requestId: other })),
+        range(1, 6).map((i) =>
+          (i % 2 ? a : b).createJob({ operationType: "index_repo", username: "alice", requestId: other }),
+        ),
       );
       assert.equal(new Set(racing.map((j) => j.jobId)).size, 1);
-      const count = await a.db.selectFrom("jobs").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
+      const count = await a.db
+        .selectFrom("jobs")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirstOrThrow();
       assert.equal(Number(count.n), 2);
     });
 
@@ -493,7 +514,9 @@ for (const dialect of DIALECTS) {
         original.push(await store.createJob({ operationType: i % 2 ? "index" : "remove", username: "pager" }));
       }
       await store.createJob({ operationType: "index", username: "someone-else" });
-      const expected = [...original].sort((x, y) => y.createdAt - x.createdAt || (y.jobId < x.jobId ? -1 : 1)).map((j) => j.jobId);
+      const expected = [...original]
+        .sort((x, y) => y.createdAt - x.createdAt || (y.jobId < x.jobId ? -1 : 1))
+        .map((j) => j.jobId);
 
       const seen: string[] = [];
       let after: { createdAt: number; jobId: string } | undefined;
@@ -573,7 +596,10 @@ for (const dialect of DIALECTS) {
 
       const empty = await store.getStatistics("nobody", 1000);
       assert.deepEqual(empty.byStatus, { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 });
-      assert.deepEqual([empty.total, empty.finishedInWindow, empty.p50DurationMs, empty.p95DurationMs], [0, 0, null, null]);
+      assert.deepEqual(
+        [empty.total, empty.finishedInWindow, empty.p50DurationMs, empty.p95DurationMs],
+        [0, 0, null, null],
+      );
     });
 
     test("statistics are one snapshot: another replica writing between its queries cannot make the figures disagree", async (t) => {
@@ -592,7 +618,11 @@ for (const dialect of DIALECTS) {
       const stats = await a.getStatistics("stat", 24 * 3600_000);
       armed = false;
       const byOperation = Object.values(stats.byOperationType).reduce((x, y) => x + y, 0);
-      assert.equal(byOperation, stats.total, `by operation ${JSON.stringify(stats.byOperationType)} against total ${stats.total}`);
+      assert.equal(
+        byOperation,
+        stats.total,
+        `by operation ${JSON.stringify(stats.byOperationType)} against total ${stats.total}`,
+      );
       assert.equal(stats.byStatus.completed, stats.total);
       assert.equal(stats.finishedInWindow, stats.total);
       assert.equal(stats.completedInWindow, stats.total);
@@ -635,7 +665,10 @@ for (const dialect of DIALECTS) {
       const recent = await jobIn(a, "running");
       await a.cancelJob(recent.jobId);
       const requestedBefore = clock.t - 5 * 60_000;
-      const [movedA, movedB] = await Promise.all([a.cancelUnconfirmed(requestedBefore), b.cancelUnconfirmed(requestedBefore)]);
+      const [movedA, movedB] = await Promise.all([
+        a.cancelUnconfirmed(requestedBefore),
+        b.cancelUnconfirmed(requestedBefore),
+      ]);
       const moved = [...movedA, ...movedB];
       assert.equal(moved.length, 8);
       assert.deepEqual(new Set(moved.map((j) => j.jobId)), new Set(unconfirmed.map((j) => j.jobId)));
@@ -651,7 +684,11 @@ for (const dialect of DIALECTS) {
 
     test("deleteExpired: old finished jobs and their events go in batches; active and recent ones stay", async (t) => {
       const { store, clock } = await setup(t, dialect);
-      const oldFinished = [await jobIn(store, "completed"), await jobIn(store, "failed"), await jobIn(store, "cancelled")];
+      const oldFinished = [
+        await jobIn(store, "completed"),
+        await jobIn(store, "failed"),
+        await jobIn(store, "cancelled"),
+      ];
       const oldPending = await jobIn(store, "pending");
       const oldRunning = await jobIn(store, "running");
       clock.advance(40 * 24 * 3600_000);
@@ -779,7 +816,10 @@ for (const dialect of DIALECTS) {
           const tx = a.db
             .transaction()
             .execute(async (trx) => {
-              await trx.insertInto("job_events").values({ ...event, revision }).execute();
+              await trx
+                .insertInto("job_events")
+                .values({ ...event, revision })
+                .execute();
               inserted();
               await finishP;
               if (outcome === "rollback") throw new Error("rolled back on purpose");
@@ -827,7 +867,13 @@ for (const dialect of DIALECTS) {
       const t1 = await store.createToken({ tokenId: "tok1", username: "admin", role: "admin", secretHash: "h1" });
       clock.advance(1);
       await store.createToken({ tokenId: "tok2", username: "worker", role: "service", secretHash: "h2" });
-      assert.deepEqual(t1, { tokenId: "tok1", username: "admin", role: "admin", createdAt: clock.t - 1, revokedAt: null });
+      assert.deepEqual(t1, {
+        tokenId: "tok1",
+        username: "admin",
+        role: "admin",
+        createdAt: clock.t - 1,
+        revokedAt: null,
+      });
       assert.deepEqual(
         (await store.listTokens()).map((x) => x.tokenId),
         ["tok1", "tok2"],
@@ -836,9 +882,15 @@ for (const dialect of DIALECTS) {
       const revoked = await store.revokeToken("tok1");
       assert.equal(revoked.revokedAt, clock.t);
       clock.advance(5);
-      assert.equal((await store.revokeToken("tok1")).revokedAt, revoked.revokedAt, "revoking twice keeps the first time");
+      assert.equal(
+        (await store.revokeToken("tok1")).revokedAt,
+        revoked.revokedAt,
+        "revoking twice keeps the first time",
+      );
       await assert.rejects(store.revokeToken("nope"), { name: "NotFoundError", message: "token nope not found" });
-      assert.deepEqual(await store.activeTokens(), [{ tokenId: "tok2", username: "worker", role: "service", secretHash: "h2" }]);
+      assert.deepEqual(await store.activeTokens(), [
+        { tokenId: "tok2", username: "worker", role: "service", secretHash: "h2" },
+      ]);
       assert.equal(await store.countTokens(), 2);
       await assert.rejects(store.createToken({ tokenId: "tok3", username: "x", role: "admin", secretHash: "h2" }));
     });

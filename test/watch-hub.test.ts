@@ -182,7 +182,11 @@ for (const backend of BACKENDS) {
       const pollsBefore = calls.readFeed;
 
       await onB.complete(job.jobId);
-      for (const s of streams) assert.deepEqual((await collect(s)).map((j) => j.status), ["completed"]);
+      for (const s of streams)
+        assert.deepEqual(
+          (await collect(s)).map((j) => j.status),
+          ["completed"],
+        );
       assert.equal(calls.snapshotsAt, 1);
       assert.equal(calls.snapshotsBetween, 0);
       assert.ok(calls.readFeed > pollsBefore);
@@ -213,7 +217,10 @@ for (const backend of BACKENDS) {
       const stream = hubA.watch(job.jobId, opts());
       await stream.next();
       await onB.complete(job.jobId);
-      assert.deepEqual((await collect(stream)).map((j) => j.status), ["completed"]);
+      assert.deepEqual(
+        (await collect(stream)).map((j) => j.status),
+        ["completed"],
+      );
       assert.equal(failures, 0);
       assert.deepEqual(
         warnings.map((w) => w.msg),
@@ -300,7 +307,9 @@ for (const backend of BACKENDS) {
 
       const rest = await collect(stream);
       assertIncreasing(rest);
-      const steps = rest.map((j) => `${j.status}${j.cancelRequested ? "+cancel" : ""}`).filter((s, i, all) => s !== all[i - 1]);
+      const steps = rest
+        .map((j) => `${j.status}${j.cancelRequested ? "+cancel" : ""}`)
+        .filter((s, i, all) => s !== all[i - 1]);
       assert.deepEqual(steps, ["running", "running+cancel", "completed+cancel"]);
     });
 
@@ -318,15 +327,23 @@ for (const backend of BACKENDS) {
       const fromOne = hub.watch(job.jobId, opts({ afterRevision: 1 }));
       const fromSix = hub.watch(job.jobId, opts({ afterRevision: 6 }));
       const firstOfTwo = [await fromTwo.next(), await fromTwo.next()].map((r) => r.value.revision);
-      const firstOfOne = [await fromOne.next(), await fromOne.next(), await fromOne.next()].map((r) => r.value.revision);
+      const firstOfOne = [await fromOne.next(), await fromOne.next(), await fromOne.next()].map(
+        (r) => r.value.revision,
+      );
       assert.deepEqual(firstOfTwo, [5, 6]);
       assert.deepEqual(firstOfOne, [2, 5, 6]);
 
       const nextOfSix = fromSix.next(); // already current: nothing until the next change
       await w.complete(job.jobId); // r7
       assert.equal((await nextOfSix).value.revision, 7);
-      assert.deepEqual((await collect(fromTwo)).map((j) => j.revision), [7]);
-      assert.deepEqual((await collect(fromOne)).map((j) => j.revision), [7]);
+      assert.deepEqual(
+        (await collect(fromTwo)).map((j) => j.revision),
+        [7],
+      );
+      assert.deepEqual(
+        (await collect(fromOne)).map((j) => j.revision),
+        [7],
+      );
       assert.deepEqual(await collect(fromSix), []);
       // Resuming after the end of a finished job: nothing more to send, the stream ends OK.
       assert.deepEqual(await collect(hub.watch(job.jobId, opts({ afterRevision: 7 }))), []);
@@ -379,7 +396,10 @@ for (const backend of BACKENDS) {
       // watch has ended, so that pull is what names the revision to resume after.
       let pulledOnClosing: Promise<unknown> | undefined;
       hub.closing.addEventListener("abort", () => {
-        pulledOnClosing = between.next().then((r) => r, (err: unknown) => err);
+        pulledOnClosing = between.next().then(
+          (r) => r,
+          (err: unknown) => err,
+        );
       });
       assert.equal(hub.closing.aborted, false);
 
@@ -479,7 +499,10 @@ describe("change feed cursor", () => {
     await feed.start();
     f.show(1, 2);
     const dropped = await feed.read();
-    assert.deepEqual(dropped.entries.map((e) => e.seq), [1, 2]);
+    assert.deepEqual(
+      dropped.entries.map((e) => e.seq),
+      [1, 2],
+    );
     assert.deepEqual(await readSeqs(feed), [1, 2]);
   });
 
@@ -506,10 +529,13 @@ describe("watch queue", () => {
 
   test("duplicates and old revisions are dropped; a revision that overtakes another waits for it", async () => {
     const fetched: Array<[number, number]> = [];
-    const q = new WatchQueue(async (a, b) => {
-      fetched.push([a, b]);
-      return [job(b - 1)];
-    }, (err) => assert.fail(String(err)));
+    const q = new WatchQueue(
+      async (a, b) => {
+        fetched.push([a, b]);
+        return [job(b - 1)];
+      },
+      (err) => assert.fail(String(err)),
+    );
     q.offer(job(2)); // held until start
     q.start(1);
     q.offer(job(2));
@@ -556,7 +582,10 @@ function statusSteps(jobs: Job[]): JobStatus[] {
 
 function assertIncreasing(jobs: Job[]): void {
   for (let i = 1; i < jobs.length; i++) {
-    assert.ok(jobs[i]!.revision > jobs[i - 1]!.revision, `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`);
+    assert.ok(
+      jobs[i]!.revision > jobs[i - 1]!.revision,
+      `revision ${jobs[i]!.revision} after ${jobs[i - 1]!.revision}`,
+    );
   }
 }
 

@@ -87,15 +87,12 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
             }
             // Authentication may reload tokens (async); grpc-js holds any messages that arrive
             // meanwhile and delivers them after mdNext, and mdNext is a no-op once the call is cancelled.
-            authorize(metadata, permission).then(
-              (principal) => {
-                metadata.set(PRINCIPAL_METADATA_KEY, encodePrincipal(principal));
-                // The handler learns the caller from the principal; the secret goes no further.
-                metadata.remove("authorization");
-                mdNext(metadata);
-              },
-              reject,
-            );
+            authorize(metadata, permission).then((principal) => {
+              metadata.set(PRINCIPAL_METADATA_KEY, encodePrincipal(principal));
+              // The handler learns the caller from the principal; the secret goes no further.
+              metadata.remove("authorization");
+              mdNext(metadata);
+            }, reject);
           },
         });
       },

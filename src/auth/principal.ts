@@ -55,8 +55,7 @@ export function decodePrincipal(value: string): Principal | undefined {
  */
 export function principalOf(metadata: MetadataReader): Principal {
   const values = metadata.get(PRINCIPAL_METADATA_KEY);
-  const principal =
-    values.length === 1 && typeof values[0] === "string" ? decodePrincipal(values[0]) : undefined;
+  const principal = values.length === 1 && typeof values[0] === "string" ? decodePrincipal(values[0]) : undefined;
   if (!principal) {
     throw new UnauthenticatedError(
       "no authenticated caller on this call: the server is misconfigured (auth interceptor missing)",

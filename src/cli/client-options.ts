@@ -122,7 +122,10 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
     };
   }
   if (err instanceof DeadlineExceededError) {
-    return { message: `no answer from the jobwatch server at ${address} in time: ${err.message}`, code: ExitCode.UNREACHABLE_OR_TIMEOUT };
+    return {
+      message: `no answer from the jobwatch server at ${address} in time: ${err.message}`,
+      code: ExitCode.UNREACHABLE_OR_TIMEOUT,
+    };
   }
   if (err instanceof UnauthenticatedError) {
     const message = context.tokenGiven
@@ -158,7 +161,8 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
     return { message: `${err.codeName}: ${err.message}`, code: ExitCode.ERROR };
   }
   const message = err instanceof Error ? err.message : String(err);
-  if (process.env["JOBWATCH_DEBUG"] && err instanceof Error && err.stack) return { message: err.stack, code: ExitCode.ERROR };
+  if (process.env["JOBWATCH_DEBUG"] && err instanceof Error && err.stack)
+    return { message: err.stack, code: ExitCode.ERROR };
   return { message, code: ExitCode.ERROR };
 }
 

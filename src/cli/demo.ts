@@ -38,10 +38,34 @@ const FILES = 500;
 
 // Modelled on indexing a repository (add_golden_repo): clone, scan, semantic and full-text indexing.
 const PHASES: Phase[] = [
-  { name: "clone", share: 0.12, until: 10, steps: 4, detail: (i, n) => `receiving objects ${Math.round((100 * i) / n)}%` },
-  { name: "scan", share: 0.08, until: 15, steps: 2, detail: (i, n) => (i < n ? "listing files" : `found ${FILES} files`) },
-  { name: "semantic", share: 0.5, until: 70, steps: 20, detail: (i, n) => `${Math.round((FILES * i) / n)}/${FILES} files indexed` },
-  { name: "fts", share: 0.25, until: 95, steps: 10, detail: (i, n) => `${Math.round((FILES * i) / n)}/${FILES} files indexed` },
+  {
+    name: "clone",
+    share: 0.12,
+    until: 10,
+    steps: 4,
+    detail: (i, n) => `receiving objects ${Math.round((100 * i) / n)}%`,
+  },
+  {
+    name: "scan",
+    share: 0.08,
+    until: 15,
+    steps: 2,
+    detail: (i, n) => (i < n ? "listing files" : `found ${FILES} files`),
+  },
+  {
+    name: "semantic",
+    share: 0.5,
+    until: 70,
+    steps: 20,
+    detail: (i, n) => `${Math.round((FILES * i) / n)}/${FILES} files indexed`,
+  },
+  {
+    name: "fts",
+    share: 0.25,
+    until: 95,
+    steps: 10,
+    detail: (i, n) => `${Math.round((FILES * i) / n)}/${FILES} files indexed`,
+  },
   { name: "finalize", share: 0.05, until: 100, steps: 1, detail: () => "writing index metadata" },
 ];
 
@@ -56,7 +80,9 @@ export function register(program: Command): void {
     )
     .option("--user <name>", "the user the job is for", defaultUser())
     .option("--operation <type>", "the operation type", "add_golden_repo")
-    .addOption(new Option("--duration <duration>", "how long the work takes").argParser(parseDuration).default(20_000, "20s"))
+    .addOption(
+      new Option("--duration <duration>", "how long the work takes").argParser(parseDuration).default(20_000, "20s"),
+    )
     .addOption(
       new Option("--delay <duration>", "time to start a watcher before the job starts")
         .argParser(parseNonNegativeDuration)
@@ -118,7 +144,8 @@ export function register(program: Command): void {
         }
         out("");
         out(finalSummary(c, final));
-        if (final.status === JobStatus.JOB_STATUS_CANCELLED) out(`${paintStatus(c, final.status)}: the worker stopped and confirmed.`);
+        if (final.status === JobStatus.JOB_STATUS_CANCELLED)
+          out(`${paintStatus(c, final.status)}: the worker stopped and confirmed.`);
         return exitCodeForStatus(final.status);
       });
     } finally {
@@ -143,11 +170,15 @@ async function work(
     const from = progress;
     for (let step = 1; step <= phase.steps; step++) {
       await sleep((flags.duration * phase.share) / phase.steps, signal).catch((err: unknown) => {
-        if (err instanceof CancelRequestedError) out(`cancel requested${err.reason ? ` (${err.reason})` : ""}: stopping`);
+        if (err instanceof CancelRequestedError)
+          out(`cancel requested${err.reason ? ` (${err.reason})` : ""}: stopping`);
         throw err;
       });
       if (flags.fail && phase.name === "fts" && step > phase.steps / 2) {
-        throw new DemoFailure(ctx.jobId, "fts indexing failed: no space left on device (index needs 2.1 GB, 0.4 GB free)");
+        throw new DemoFailure(
+          ctx.jobId,
+          "fts indexing failed: no space left on device (index needs 2.1 GB, 0.4 GB free)",
+        );
       }
       progress = Math.round(from + ((phase.until - from) * step) / phase.steps);
       const detail = phase.detail(step, phase.steps);

@@ -76,29 +76,22 @@ export function register(program: Command): void {
       );
     });
 
-  transition(job, "heartbeat", "tell the server a RUNNING job's worker is alive (exits 3 if a cancel was requested)", (client, id) =>
-    client.worker.heartbeat(id),
+  transition(
+    job,
+    "heartbeat",
+    "tell the server a RUNNING job's worker is alive (exits 3 if a cancel was requested)",
+    (client, id) => client.worker.heartbeat(id),
   );
 
-  leaf(
-    job
-      .command("complete")
-      .description("finish a job as COMPLETED")
-      .argument("<job-id>", "the job's id"),
-  )
-    .option("--result <json>", 'the result, a JSON object, e.g. \'{"files": 500}\'', parseResult)
+  leaf(job.command("complete").description("finish a job as COMPLETED").argument("<job-id>", "the job's id"))
+    .option("--result <json>", "the result, a JSON object, e.g. '{\"files\": 500}'", parseResult)
     .action(async (jobId: string, flags: ClientFlags & { result?: JsonObject }) => {
       await runWithClient(flags, async (client) => show(flags, await client.worker.completeJob(jobId, flags.result)), {
         jobId,
       });
     });
 
-  leaf(
-    job
-      .command("fail")
-      .description("finish a job as FAILED")
-      .argument("<job-id>", "the job's id"),
-  )
+  leaf(job.command("fail").description("finish a job as FAILED").argument("<job-id>", "the job's id"))
     .requiredOption("--error <text>", "what went wrong, for the user")
     .action(async (jobId: string, flags: ClientFlags & { error: string }) => {
       await runWithClient(flags, async (client) => show(flags, await client.worker.failJob(jobId, flags.error)), {
@@ -141,9 +134,7 @@ function show(flags: ClientFlags, job: Job): ExitCode {
   }
   if (job.cancelRequested && job.status === JobStatus.JOB_STATUS_RUNNING) {
     const reason = job.cancelReason ? ` (${job.cancelReason})` : "";
-    process.stderr.write(
-      `cancel requested${reason}: stop the work and run \`jobwatch job cancelled ${job.jobId}\`\n`,
-    );
+    process.stderr.write(`cancel requested${reason}: stop the work and run \`jobwatch job cancelled ${job.jobId}\`\n`);
     return ExitCode.CANCELLED;
   }
   return ExitCode.OK;

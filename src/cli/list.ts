@@ -36,7 +36,11 @@ export function register(program: Command): void {
     )
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
     .option("--user <name>", "only this user's jobs (needs an admin token)")
-    .option("--since <time>", 'only jobs created at or after this time (ISO 8601, or a duration ago such as "2h")', parseTime)
+    .option(
+      "--since <time>",
+      'only jobs created at or after this time (ISO 8601, or a duration ago such as "2h")',
+      parseTime,
+    )
     .option("--before <time>", "only jobs created before this time (ISO 8601, or a duration ago)", parseTime)
     .option("--limit <n>", "jobs per page (default 50, at most 100)", parseInteger(1, 100))
     .option("--page-token <token>", "continue from where a previous list stopped (same filters)")

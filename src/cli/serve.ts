@@ -6,7 +6,9 @@ import { exitOnError } from "./fail.js";
 
 /** Adds `serve` to the program. */
 export function register(program: Command): void {
-  withDatabaseOption(program.command("serve").description("start the jobwatch gRPC server (migrates the database first)"))
+  withDatabaseOption(
+    program.command("serve").description("start the jobwatch gRPC server (migrates the database first)"),
+  )
     .option("--listen <host:port>", "address to listen on (env JOBWATCH_LISTEN; default 0.0.0.0:50051)")
     .option("--watch-poll-ms <ms>", "change-feed poll interval (env JOBWATCH_WATCH_POLL_MS; default 200)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env JOBWATCH_LOG_LEVEL; default info)")

@@ -48,7 +48,12 @@ export function register(program: Command): void {
       const byType = Object.entries(stats.byOperationType).sort((a, b) => b[1] - a[1]);
       if (byType.length > 0) {
         lines.push("", c.bold("By operation"));
-        lines.push(table(["OPERATION", "JOBS"], byType.map(([type, count]) => [type, String(count)])));
+        lines.push(
+          table(
+            ["OPERATION", "JOBS"],
+            byType.map(([type, count]) => [type, String(count)]),
+          ),
+        );
       }
       lines.push("", c.bold(`Finished since ${formatTime(stats.windowStart)}`));
       if (stats.finishedInWindow === 0) {

@@ -49,7 +49,10 @@ export async function revokeToken(store: Pick<JobStore, "revokeToken">, idOrToke
   const value = idOrToken.trim();
   const tokenId = parseToken(value)?.tokenId ?? value;
   if (!isTokenId(tokenId)) {
-    throw InvalidArgumentError.field("ID", `'${value}' is not a token id (12 hex characters, as 'jobwatch token list' shows)`);
+    throw InvalidArgumentError.field(
+      "ID",
+      `'${value}' is not a token id (12 hex characters, as 'jobwatch token list' shows)`,
+    );
   }
   return store.revokeToken(tokenId);
 }
@@ -96,5 +99,12 @@ export function formatTokenTable(rows: readonly TokenInfo[]): string {
     ]),
   ];
   const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
-  return table.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join("  ").trimEnd()).join("\n");
+  return table
+    .map((row) =>
+      row
+        .map((cell, col) => cell.padEnd(widths[col]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }

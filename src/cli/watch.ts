@@ -1,13 +1,7 @@
 // `jobwatch watch ID`: follow a job to its end, as a live bar on a terminal or one line per change otherwise.
 import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
-import {
-  DeadlineExceededError,
-  Job,
-  JobStatus,
-  statusName,
-  type RetryEvent,
-} from "../client/index.js";
+import { DeadlineExceededError, type Job, JobStatus, statusName, type RetryEvent } from "../client/index.js";
 import {
   addClientOptions,
   connectionCause,
@@ -44,7 +38,11 @@ export function register(program: Command): void {
         "Survives server restarts: it reconnects and resumes without repeating or missing a change.",
     )
     .argument("<job-id>", "the job's id (a UUID)")
-    .option("--timeout <duration>", 'give up (exit 5) if the job has not ended by then, e.g. "90s", "10m"', parseDuration)
+    .option(
+      "--timeout <duration>",
+      'give up (exit 5) if the job has not ended by then, e.g. "90s", "10m"',
+      parseDuration,
+    )
     .addOption(
       new Option("--reconnect-for <duration>", "how long to keep reconnecting while the server is unreachable")
         .argParser(parseDuration)
@@ -59,7 +57,9 @@ export function register(program: Command): void {
   addClientOptions(command);
   command.action(async (jobId: string, flags: WatchFlags) => {
     const view: View =
-      process.stdout.isTTY && !flags.json ? new BarView(colorsFor(process.stdout)) : new LineView(flags, colorsFor(process.stdout));
+      process.stdout.isTTY && !flags.json
+        ? new BarView(colorsFor(process.stdout))
+        : new LineView(flags, colorsFor(process.stdout));
     // Ctrl-C: leave at once, with the terminal as it was (cursor back, bar line ended).
     const onInterrupt = (): void => {
       view.stop();
@@ -94,7 +94,10 @@ export function register(program: Command): void {
           } catch (err) {
             view.stop();
             if (err instanceof DeadlineExceededError && flags.timeout !== undefined) {
-              const state = last === undefined ? "has not been seen yet" : `is still ${statusName(last.status)} at ${progressText(last)}`;
+              const state =
+                last === undefined
+                  ? "has not been seen yet"
+                  : `is still ${statusName(last.status)} at ${progressText(last)}`;
               printError(`gave up after ${formatDuration(flags.timeout)} (--timeout): job ${jobId} ${state}`);
               return ExitCode.UNREACHABLE_OR_TIMEOUT;
             }

@@ -1,5 +1,11 @@
 // One unary call as a promise: token metadata, deadline, abort signal, typed errors, retry when safe.
-import { Metadata, status, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import {
+  Metadata,
+  status,
+  type CallOptions as GrpcCallOptions,
+  type ClientUnaryCall,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
 

@@ -87,7 +87,10 @@ export interface JobwatchClient {
   /** Every job matching the filter, page after page. */
   listAllJobs(filter?: Omit<ListJobsFilter, "pageToken">, options?: CallOptions): AsyncGenerator<Job, void, undefined>;
   /** Counts per status and operation type, success rate and durations in a window (default 24 h). */
-  getStatistics(query?: { username?: string; windowMs?: number }, options?: CallOptions): Promise<GetJobStatisticsResponse>;
+  getStatistics(
+    query?: { username?: string; windowMs?: number },
+    options?: CallOptions,
+  ): Promise<GetJobStatisticsResponse>;
   /** Cancels a job: PENDING ends CANCELLED at once; RUNNING gets cancelRequested for its worker. */
   cancelJob(jobId: string, options?: CallOptions & { reason?: string }): Promise<Job>;
   /** The job's recorded changes, oldest first. */

@@ -20,7 +20,10 @@ export function statusName(status: JobStatus): string {
 
 /** Parses "running", "RUNNING" or "JOB_STATUS_RUNNING" into a status; undefined when unknown. */
 export function parseStatus(text: string): JobStatus | undefined {
-  const key = text.trim().toUpperCase().replace(/^JOB_STATUS_/, "");
+  const key = text
+    .trim()
+    .toUpperCase()
+    .replace(/^JOB_STATUS_/, "");
   const value = (JobStatus as unknown as Record<string, JobStatus | undefined>)[`JOB_STATUS_${key}`];
   return value === undefined || value === JobStatus.JOB_STATUS_UNSPECIFIED ? undefined : value;
 }

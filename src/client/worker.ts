@@ -121,7 +121,7 @@ export function createWorkerClient(ctx: CallContext, grpc: JobWorkerServiceClien
       return job(await unaryCall(ctx, grpc.heartbeat.bind(grpc), { jobId }, "idempotent", options));
     },
     async completeJob(jobId, result, options) {
-      const request = { jobId, result: result as { [key: string]: any } | undefined };
+      const request = { jobId, result: result as { [key: string]: unknown } | undefined };
       return job(await unaryCall(ctx, grpc.completeJob.bind(grpc), request, "once", options));
     },
     async failJob(jobId, error, options) {

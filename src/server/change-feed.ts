@@ -93,7 +93,9 @@ export class ChangeFeed {
     }
     const live = gaps.filter((g) => now - g.since < this.deps.gapTimeoutMs);
     if (live.length !== gaps.length) {
-      const dropped = gaps.filter((g) => !live.includes(g)).map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
+      const dropped = gaps
+        .filter((g) => !live.includes(g))
+        .map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
       this.deps.log?.debug({ seqs: dropped }, "change feed: seqs never committed, treated as rolled back");
     }
     entries.sort((a, b) => a.seq - b.seq);

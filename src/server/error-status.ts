@@ -11,7 +11,7 @@ import {
   UnauthenticatedError,
   UnavailableError,
 } from "../errors.js";
-import { Any } from "../gen/google/protobuf/any.js";
+import type { Any } from "../gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../gen/google/rpc/error_details.js";
 import { Status } from "../gen/google/rpc/status.js";
 

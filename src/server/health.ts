@@ -94,7 +94,10 @@ export class HealthMonitor {
       await Promise.race([
         this.store.ping(),
         new Promise<never>((_, reject) => {
-          timeout = setTimeout(() => reject(new Error(`no answer within ${this.pingTimeoutMs} ms`)), this.pingTimeoutMs);
+          timeout = setTimeout(
+            () => reject(new Error(`no answer within ${this.pingTimeoutMs} ms`)),
+            this.pingTimeoutMs,
+          );
         }),
       ]);
       if (this.stopped) return;

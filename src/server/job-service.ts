@@ -22,7 +22,14 @@ import { JOB_STATUSES } from "../store/job.js";
 import type { Job, JobStatus } from "../store/job.js";
 import type { JobStore, ListJobsQuery } from "../store/store.js";
 import { errorToStatus, unaryHandler } from "./error-status.js";
-import { durationToMs, jobEventToProto, jobToProto, msToDuration, statusFromProto, statusToProto } from "./job-mapper.js";
+import {
+  durationToMs,
+  jobEventToProto,
+  jobToProto,
+  msToDuration,
+  statusFromProto,
+  statusToProto,
+} from "./job-mapper.js";
 import { RequestValidator } from "./validate.js";
 import type { WatchOptions } from "./watch-hub.js";
 
@@ -105,7 +112,8 @@ function encodePageToken(cursor: PageCursor): string {
 
 const FOREIGN_TOKEN =
   "was issued for a query with other filters; repeat the filters of the first page (statuses, operation_type, created_after, created_before, username) or start again without page_token";
-const MALFORMED_TOKEN = "is not a next_page_token of ListJobs; pass next_page_token unchanged, or leave it empty for the first page";
+const MALFORMED_TOKEN =
+  "is not a next_page_token of ListJobs; pass next_page_token unchanged, or leave it empty for the first page";
 
 /** Decodes a token and checks it belongs to these filters. */
 function decodePageToken(token: string, hash: string): PageCursor {
@@ -144,10 +152,14 @@ function statusFilter(v: RequestValidator, values: readonly ProtoJobStatus[]): J
   for (const value of values) {
     const status = statusFromProto(value);
     if (status !== undefined) mapped.add(status);
-    else bad.push(value === ProtoJobStatus.JOB_STATUS_UNSPECIFIED ? "JOB_STATUS_UNSPECIFIED" : `unknown number ${value}`);
+    else
+      bad.push(value === ProtoJobStatus.JOB_STATUS_UNSPECIFIED ? "JOB_STATUS_UNSPECIFIED" : `unknown number ${value}`);
   }
   if (bad.length > 0) {
-    v.add("statuses", `may contain only ${FILTER_STATUS_NAMES}; leave it empty for every status; got ${bad.join(", ")}`);
+    v.add(
+      "statuses",
+      `may contain only ${FILTER_STATUS_NAMES}; leave it empty for every status; got ${bad.join(", ")}`,
+    );
   }
   return [...mapped];
 }
@@ -236,7 +248,10 @@ function watchJobHandler(deps: JobServiceDeps) {
       const jobId = v.jobId(request.jobId);
       const afterRevision = request.afterRevision;
       if (afterRevision !== undefined && afterRevision < 0) {
-        v.add("after_revision", `must not be negative; pass the last revision you received, or leave it unset; got ${afterRevision}`);
+        v.add(
+          "after_revision",
+          `must not be negative; pass the last revision you received, or leave it unset; got ${afterRevision}`,
+        );
       }
       v.check();
       const principal = principalOf(call.metadata);

@@ -43,7 +43,11 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       // A retry returns the job its request_id made; the same id with other contents is a client bug
       // that would otherwise silently hand back someone else's job. The message does not name that job:
       // its id is not the caller's to learn (it may be another user's).
-      if (job.operationType !== operationType || job.username !== username || (job.resource ?? undefined) !== resource) {
+      if (
+        job.operationType !== operationType ||
+        job.username !== username ||
+        (job.resource ?? undefined) !== resource
+      ) {
         throw InvalidArgumentError.field(
           "request_id",
           `request_id ${requestId} was already used to create another job with other fields; use a new UUID for a new job`,

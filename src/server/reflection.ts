@@ -87,7 +87,10 @@ function healthFileDescriptor(): Uint8Array {
         nestedType: [
           {
             name: "StatusesEntry",
-            field: [field("key", 1, TYPE_STRING), field("value", 2, TYPE_MESSAGE, ".grpc.health.v1.HealthCheckResponse")],
+            field: [
+              field("key", 1, TYPE_STRING),
+              field("value", 2, TYPE_MESSAGE, ".grpc.health.v1.HealthCheckResponse"),
+            ],
             options: { mapEntry: true },
           },
         ],
@@ -113,8 +116,16 @@ function healthFileDescriptor(): Uint8Array {
       {
         name: "Health",
         method: [
-          { name: "Check", inputType: ".grpc.health.v1.HealthCheckRequest", outputType: ".grpc.health.v1.HealthCheckResponse" },
-          { name: "List", inputType: ".grpc.health.v1.HealthListRequest", outputType: ".grpc.health.v1.HealthListResponse" },
+          {
+            name: "Check",
+            inputType: ".grpc.health.v1.HealthCheckRequest",
+            outputType: ".grpc.health.v1.HealthCheckResponse",
+          },
+          {
+            name: "List",
+            inputType: ".grpc.health.v1.HealthListRequest",
+            outputType: ".grpc.health.v1.HealthListResponse",
+          },
           {
             name: "Watch",
             inputType: ".grpc.health.v1.HealthCheckRequest",

@@ -99,7 +99,12 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     "grpc.keepalive_timeout_ms": 20_000,
     ...deps.options,
     interceptors: [
-      authInterceptor({ authenticator, permissions: PERMISSION_TABLE, log, toStatus: (error) => errorToStatus(error, log) }),
+      authInterceptor({
+        authenticator,
+        permissions: PERMISSION_TABLE,
+        log,
+        toStatus: (error) => errorToStatus(error, log),
+      }),
     ],
   });
   grpcServer.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));

@@ -161,11 +161,14 @@ export class Sweeper {
 
   private scheduleRetention(): void {
     if (this.stopped) return;
-    this.retentionTimer = setTimeout(() => {
-      const run = this.sweepRetention();
-      this.track(run);
-      void run.finally(() => this.scheduleRetention());
-    }, Math.min(this.settings.sweepIntervalMs, MAX_TIMER_MS));
+    this.retentionTimer = setTimeout(
+      () => {
+        const run = this.sweepRetention();
+        this.track(run);
+        void run.finally(() => this.scheduleRetention());
+      },
+      Math.min(this.settings.sweepIntervalMs, MAX_TIMER_MS),
+    );
     this.retentionTimer.unref();
   }
 }

@@ -5,7 +5,7 @@ import type { FieldViolation } from "../errors.js";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const OPERATION_TYPE = /^[A-Za-z0-9_.-]+$/;
 // C0, DEL and C1 control characters.
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** The documented limits of request fields (proto/jobwatch/v1/*.proto). */
@@ -36,8 +36,8 @@ function chars(value: string): number {
 
 /** A value shown back in a message: quoted, shortened, control characters escaped. */
 export function shown(value: string): string {
-  const short = chars(value) > 60 ? [...value].slice(0, 60).join("") + "..." : value;
-  return "'" + JSON.stringify(short).slice(1, -1).replace(/'/g, "\\'") + "'";
+  const short = chars(value) > 60 ? `${[...value].slice(0, 60).join("")}...` : value;
+  return `'${JSON.stringify(short).slice(1, -1).replace(/'/g, "\\'")}'`;
 }
 
 /** The message of a job_id (or other UUID field) that is not a UUID. */
@@ -79,11 +79,17 @@ export class RequestValidator {
   /** operation_type: 1-100 of [A-Za-z0-9_.-]. */
   operationType(value: string, field = "operation_type"): string {
     if (value === "") {
-      this.add(field, "is required: name the operation, e.g. 'add_golden_repo' (1 to 100 letters, digits, '_', '-' or '.')");
+      this.add(
+        field,
+        "is required: name the operation, e.g. 'add_golden_repo' (1 to 100 letters, digits, '_', '-' or '.')",
+      );
     } else if (chars(value) > LIMITS.operationType) {
       this.add(field, `must be at most ${LIMITS.operationType} characters; got ${chars(value)}`);
     } else if (!OPERATION_TYPE.test(value)) {
-      this.add(field, `may contain only letters, digits, '_', '-' and '.', e.g. 'add_golden_repo'; got ${shown(value)}`);
+      this.add(
+        field,
+        `may contain only letters, digits, '_', '-' and '.', e.g. 'add_golden_repo'; got ${shown(value)}`,
+      );
     }
     return value;
   }
@@ -131,7 +137,10 @@ export class RequestValidator {
     if (value === "") {
       this.add("error", "is required: say what went wrong, for the user (1 to 16384 characters)");
     } else if (chars(value) > LIMITS.error) {
-      this.add("error", `must be at most ${LIMITS.error} characters; got ${chars(value)} (put the full log elsewhere and say where)`);
+      this.add(
+        "error",
+        `must be at most ${LIMITS.error} characters; got ${chars(value)} (put the full log elsewhere and say where)`,
+      );
     }
     return value;
   }
@@ -201,7 +210,10 @@ export class RequestValidator {
   /** page_size: 0 means the default, above the maximum is clamped, negative is invalid. */
   pageSize(value: number): number {
     if (value < 0) {
-      this.add("page_size", `must not be negative; pass 0 for the default of ${LIMITS.pageSizeDefault}, at most ${LIMITS.pageSizeMax}; got ${value}`);
+      this.add(
+        "page_size",
+        `must not be negative; pass 0 for the default of ${LIMITS.pageSizeDefault}, at most ${LIMITS.pageSizeMax}; got ${value}`,
+      );
       return LIMITS.pageSizeDefault;
     }
     if (value === 0) return LIMITS.pageSizeDefault;

@@ -51,11 +51,19 @@ function init(dialect: Dialect): Migration {
         .modifyEnd(tableOptions)
         .execute();
       // ListJobs of one user, newest first, keyset on (created_at, job_id).
-      await db.schema.createIndex("jobs_user_created").on("jobs").columns(["username", "created_at", "job_id"]).execute();
+      await db.schema
+        .createIndex("jobs_user_created")
+        .on("jobs")
+        .columns(["username", "created_at", "job_id"])
+        .execute();
       // ListJobs of every user (manage_jobs), same keyset.
       await db.schema.createIndex("jobs_created").on("jobs").columns(["created_at", "job_id"]).execute();
       // Status counts; the stale-worker sweep.
-      await db.schema.createIndex("jobs_status_heartbeat").on("jobs").columns(["status", "last_heartbeat_at"]).execute();
+      await db.schema
+        .createIndex("jobs_status_heartbeat")
+        .on("jobs")
+        .columns(["status", "last_heartbeat_at"])
+        .execute();
       // Retention sweep and the statistics window.
       await db.schema.createIndex("jobs_status_completed").on("jobs").columns(["status", "completed_at"]).execute();
       // Cancel grace sweep.
@@ -82,7 +90,12 @@ function init(dialect: Dialect): Migration {
         .modifyEnd(tableOptions)
         .execute();
       // One event per revision: a second writer of the same revision fails instead of forking history.
-      await db.schema.createIndex("job_events_job_revision").unique().on("job_events").columns(["job_id", "revision"]).execute();
+      await db.schema
+        .createIndex("job_events_job_revision")
+        .unique()
+        .on("job_events")
+        .columns(["job_id", "revision"])
+        .execute();
       // pruneFeed: unrecorded events by age.
       await db.schema.createIndex("job_events_recorded_at").on("job_events").columns(["recorded", "at"]).execute();
 
@@ -112,7 +125,11 @@ function init(dialect: Dialect): Migration {
 function statusCreatedIndex(): Migration {
   return {
     async up(db: Kysely<unknown>) {
-      await db.schema.createIndex("jobs_status_created").on("jobs").columns(["status", "created_at", "job_id"]).execute();
+      await db.schema
+        .createIndex("jobs_status_created")
+        .on("jobs")
+        .columns(["status", "created_at", "job_id"])
+        .execute();
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropIndex("jobs_status_created").on("jobs").execute();
@@ -172,5 +189,8 @@ async function beginImmediate(db: Kysely<Database>, sqlite: SqliteDatabase.Datab
 }
 
 function isSqliteBusy(error: unknown): boolean {
-  return typeof (error as { code?: unknown })?.code === "string" && (error as { code: string }).code.startsWith("SQLITE_BUSY");
+  return (
+    typeof (error as { code?: unknown })?.code === "string" &&
+    (error as { code: string }).code.startsWith("SQLITE_BUSY")
+  );
 }

@@ -80,6 +80,8 @@ export function tokenRowToTokenInfo(row: TokenRow): TokenInfo {
 }
 
 /** A token with its secret's hash, for the authenticator. */
-export function tokenRowToCredential(row: Pick<TokenRow, "token_id" | "username" | "role" | "secret_hash">): TokenCredential {
+export function tokenRowToCredential(
+  row: Pick<TokenRow, "token_id" | "username" | "role" | "secret_hash">,
+): TokenCredential {
   return { tokenId: row.token_id, username: row.username, role: row.role, secretHash: row.secret_hash };
 }

@@ -4,7 +4,13 @@ import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promi
 import { sql } from "kysely";
 import type { CompiledQuery, Kysely, QueryResult } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError, jobNotFound } from "../errors.js";
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  NotFoundError,
+  UnavailableError,
+  jobNotFound,
+} from "../errors.js";
 import { openDatabase } from "./connect.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database, JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
@@ -20,15 +26,7 @@ import {
   tokenRowToCredential,
   tokenRowToTokenInfo,
 } from "./rows.js";
-import type {
-  FeedEntry,
-  JobStatistics,
-  JobStore,
-  ListJobsQuery,
-  NewJob,
-  TokenCredential,
-  TokenInfo,
-} from "./store.js";
+import type { FeedEntry, JobStatistics, JobStore, ListJobsQuery, NewJob, TokenCredential, TokenInfo } from "./store.js";
 
 /** Options of SqlJobStore. */
 export interface SqlJobStoreOptions {
@@ -149,7 +147,10 @@ export class SqlJobStore implements JobStore {
       try {
         await this.#write(function* () {
           yield db.insertInto("jobs").values(row).compile();
-          yield db.insertInto("job_events").values(eventRow(job, now, true)).compile();
+          yield db
+            .insertInto("job_events")
+            .values(eventRow(job, now, true))
+            .compile();
         });
         return job;
       } catch (error) {
@@ -161,7 +162,11 @@ export class SqlJobStore implements JobStore {
         if (existing) return existing;
       }
       if (activeKey !== null) {
-        const active = await this.db.selectFrom("jobs").selectAll().where("active_key", "=", activeKey).executeTakeFirst();
+        const active = await this.db
+          .selectFrom("jobs")
+          .selectAll()
+          .where("active_key", "=", activeKey)
+          .executeTakeFirst();
         if (active) {
           throw new AlreadyExistsError(
             `job ${active.job_id} (${active.status.toUpperCase()}) is already working on ${input.operationType} of '${resource}'; ` +
@@ -184,7 +189,11 @@ export class SqlJobStore implements JobStore {
   async startJob(jobId: string): Promise<Job> {
     return this.#mustTransition(jobId, (job, _row, now) => {
       if (job.status !== "pending") {
-        refuse(job, "start a job in %s status", job.status === "running" ? "it was already started" : "only a PENDING job can be started");
+        refuse(
+          job,
+          "start a job in %s status",
+          job.status === "running" ? "it was already started" : "only a PENDING job can be started",
+        );
       }
       return { set: { status: "running", started_at: now, last_heartbeat_at: now }, recorded: true };
     });
@@ -269,11 +278,18 @@ export class SqlJobStore implements JobStore {
         case "running":
           // The worker has to stop: it learns of the request from the job and confirms with MarkCancelled.
           if (job.cancelRequested) return null;
-          return { set: { cancel_requested: 1, cancel_reason: cancelReason, cancel_requested_at: now }, recorded: true };
+          return {
+            set: { cancel_requested: 1, cancel_reason: cancelReason, cancel_requested_at: now },
+            recorded: true,
+          };
         case "cancelled":
           return null;
         default:
-          throw new FailedPreconditionError(`cannot cancel a job in ${job.status.toUpperCase()} status`, "STATUS", job.jobId);
+          throw new FailedPreconditionError(
+            `cannot cancel a job in ${job.status.toUpperCase()} status`,
+            "STATUS",
+            job.jobId,
+          );
       }
     });
   }
@@ -371,11 +387,19 @@ export class SqlJobStore implements JobStore {
   async latestSeq(): Promise<number> {
     if (this.dialect === "sqlite") {
       // SQLite has one writer at a time: seq order is commit order.
-      const row = await this.db.selectFrom("job_events").select((eb) => eb.fn.max("seq").as("m")).executeTakeFirst();
+      const row = await this.db
+        .selectFrom("job_events")
+        .select((eb) => eb.fn.max("seq").as("m"))
+        .executeTakeFirst();
       return Number(row?.m ?? 0);
     }
     // MySQL: stop before a recent hole (an insert not yet committed) so a reader starting here misses nothing.
-    const rows = await this.db.selectFrom("job_events").select(["seq", "at"]).orderBy("seq", "desc").limit(200).execute();
+    const rows = await this.db
+      .selectFrom("job_events")
+      .select(["seq", "at"])
+      .orderBy("seq", "desc")
+      .limit(200)
+      .execute();
     if (rows.length === 0) return 0;
     const asc = rows.map((r) => ({ seq: Number(r.seq), at: Number(r.at) })).reverse();
     const now = this.#now();
@@ -404,7 +428,11 @@ export class SqlJobStore implements JobStore {
     if (seqs.length === 0) return [];
     const bySeq = new Map<number, Job>();
     for (const chunk of chunks([...new Set(seqs)], 500)) {
-      const rows = await this.db.selectFrom("job_events").select(["seq", "snapshot"]).where("seq", "in", chunk).execute();
+      const rows = await this.db
+        .selectFrom("job_events")
+        .select(["seq", "snapshot"])
+        .where("seq", "in", chunk)
+        .execute();
       for (const r of rows) bySeq.set(Number(r.seq), snapshotToJob(r.snapshot));
     }
     return seqs.flatMap((s) => {
@@ -461,7 +489,8 @@ export class SqlJobStore implements JobStore {
       rows.map((r) => r.job_id),
       (job, now, row) => {
         const requestedAt = row.cancel_requested_at === null ? null : Number(row.cancel_requested_at);
-        if (job.status !== "running" || !job.cancelRequested || requestedAt === null || requestedAt >= requestedBefore) return null;
+        if (job.status !== "running" || !job.cancelRequested || requestedAt === null || requestedAt >= requestedBefore)
+          return null;
         const error = "cancelled: the worker never confirmed the cancellation within the grace period";
         return { set: { status: "cancelled", error, completed_at: now, active_key: null }, recorded: true };
       },
@@ -506,7 +535,11 @@ export class SqlJobStore implements JobStore {
     }
     return this.#write(function* () {
       // Guarded by status as well, so this statement can only ever remove a finished job.
-      const r = yield db.deleteFrom("jobs").where("job_id", "in", ids).where("status", "in", [...TERMINAL]).compile();
+      const r = yield db
+        .deleteFrom("jobs")
+        .where("job_id", "in", ids)
+        .where("status", "in", [...TERMINAL])
+        .compile();
       return Number(r.numAffectedRows ?? 0);
     });
   }
@@ -566,7 +599,10 @@ export class SqlJobStore implements JobStore {
   }
 
   async countTokens(): Promise<number> {
-    const row = await this.db.selectFrom("tokens").select((eb) => eb.fn.countAll<number | string>().as("n")).executeTakeFirstOrThrow();
+    const row = await this.db
+      .selectFrom("tokens")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
@@ -616,7 +652,10 @@ export class SqlJobStore implements JobStore {
           .where("revision", "=", job.revision)
           .compile();
         if (Number(r.numAffectedRows ?? 0) !== 1) return false;
-        yield db.insertInto("job_events").values(eventRow(next, now, change.recorded)).compile();
+        yield db
+          .insertInto("job_events")
+          .values(eventRow(next, now, change.recorded))
+          .compile();
         return true;
       });
       if (applied) return { job: next, changed: true };
@@ -640,7 +679,9 @@ export class SqlJobStore implements JobStore {
         if (sqlite !== undefined) {
           return sqlite.transaction(() => drive(body(), (q) => this.#execSync(sqlite, q))).immediate();
         }
-        return await this.db.transaction().execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
+        return await this.db
+          .transaction()
+          .execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
       } catch (error) {
         if (!isTransient(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
         await sleep(Math.random() * 20 * attempt);
@@ -728,7 +769,11 @@ function activeKeyOf(operationType: string, resource: string): string {
  */
 function refuse(job: Job, what: string, advice?: string): never {
   const hint = isTerminal(job.status) || advice === undefined ? "the job has already finished" : advice;
-  throw new FailedPreconditionError(`cannot ${what.replace("%s", job.status.toUpperCase())}; ${hint}`, "STATUS", job.jobId);
+  throw new FailedPreconditionError(
+    `cannot ${what.replace("%s", job.status.toUpperCase())}; ${hint}`,
+    "STATUS",
+    job.jobId,
+  );
 }
 
 /**
@@ -746,7 +791,12 @@ function errorCode(error: unknown): { code?: unknown; errno?: unknown } {
 /** A unique (or primary) key violation on either dialect. */
 function isUniqueViolation(error: unknown): boolean {
   const { code, errno } = errorCode(error);
-  return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "ER_DUP_ENTRY" || errno === 1062;
+  return (
+    code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
+    code === "ER_DUP_ENTRY" ||
+    errno === 1062
+  );
 }
 
 /** Errors after which running the same transaction again can succeed. */

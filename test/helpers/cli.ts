@@ -8,7 +8,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = fileURLToPath(new URL(process.env.JOBWATCH_TEST_CLI ?? "src/cli/main.ts", new URL("../../", import.meta.url)));
+const CLI = fileURLToPath(
+  new URL(process.env.JOBWATCH_TEST_CLI ?? "src/cli/main.ts", new URL("../../", import.meta.url)),
+);
 // An absolute loader, so the CLI also runs from a working directory outside the repository.
 const TSX = import.meta.resolve("tsx");
 
@@ -51,7 +53,9 @@ export function start(args: string[], options: RunOptions = {}): Run {
         };
         child.stdout!.on("data", check);
         void run.exited.then(() =>
-          pattern.test(run.stdout) ? resolve() : reject(new Error(`exited before ${pattern}: ${run.stdout}${run.stderr}`)),
+          pattern.test(run.stdout)
+            ? resolve()
+            : reject(new Error(`exited before ${pattern}: ${run.stdout}${run.stderr}`)),
         );
         check();
       }),

@@ -43,9 +43,14 @@ export interface TestDatabase {
 export async function freshDatabase(dialect: TestDialect): Promise<TestDatabase> {
   if (dialect === "sqlite") {
     const dir = await mkdtemp(join(tmpdir(), "jobwatch-test-"));
-    return { dialect, url: `sqlite:${join(dir, "jobwatch.db")}`, drop: () => rm(dir, { recursive: true, force: true }) };
+    return {
+      dialect,
+      url: `sqlite:${join(dir, "jobwatch.db")}`,
+      drop: () => rm(dir, { recursive: true, force: true }),
+    };
   }
-  if (!TEST_MYSQL_URL) throw new Error("the mysql dialect needs JOBWATCH_TEST_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306/test)");
+  if (!TEST_MYSQL_URL)
+    throw new Error("the mysql dialect needs JOBWATCH_TEST_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306/test)");
   const name = `jobwatch_t_${randomBytes(6).toString("hex")}`;
   const server = await mysqlServer();
   try {

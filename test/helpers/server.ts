@@ -15,7 +15,7 @@ import type { CallOptions, ClientUnaryCall, Metadata, ServiceError } from "@grpc
 import pino from "pino";
 import { Authenticator } from "../../src/auth/authenticator.js";
 import { createToken } from "../../src/cli/token.js";
-import { Any } from "../../src/gen/google/protobuf/any.js";
+import type { Any } from "../../src/gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import type { BadRequest_FieldViolation } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
@@ -220,12 +220,14 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const jobClient = new JobServiceClient(address, credentials);
   const workerClient = new JobWorkerServiceClient(address, credentials);
 
-  const metadataFor = (token: string | undefined, extra: Record<string, string> = {}) => (): Metadata => {
-    const md = new grpc.Metadata();
-    if (token !== undefined) md.set("authorization", `Bearer ${token}`);
-    for (const [key, value] of Object.entries(extra)) md.set(key, value);
-    return md;
-  };
+  const metadataFor =
+    (token: string | undefined, extra: Record<string, string> = {}) =>
+    (): Metadata => {
+      const md = new grpc.Metadata();
+      if (token !== undefined) md.set("authorization", `Bearer ${token}`);
+      for (const [key, value] of Object.entries(extra)) md.set(key, value);
+      return md;
+    };
 
   const as = (token: string | undefined, extra: Record<string, string> = {}) => {
     const md = metadataFor(token, extra);
@@ -275,7 +277,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       const finish = (): void => {
         if (!status || !ended) return;
         wake(true);
-        resolve(error ? { code: status.code, details: status.details, error } : { code: status.code, details: status.details });
+        resolve(
+          error
+            ? { code: status.code, details: status.details, error }
+            : { code: status.code, details: status.details },
+        );
       };
       stream.on("error", (e: ServiceError) => {
         error = e;
