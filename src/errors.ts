@@ -85,3 +85,22 @@ export class PermissionDeniedError extends JobwatchError {
 export class UnavailableError extends JobwatchError {
   override name = "UnavailableError";
 }
+
+/** Thrown when a position the caller resumes from is no longer held (a WatchJobs cursor too old); start again. */
+export class OutOfRangeError extends JobwatchError {
+  override name = "OutOfRangeError";
+}
+
+/**
+ * Thrown when a limit on what one caller or the server holds is reached (open watches, a reader that fell
+ * too far behind); `subject` and `limit` name the quota for google.rpc.QuotaFailure.
+ */
+export class ResourceExhaustedError extends JobwatchError {
+  override name = "ResourceExhaustedError";
+  constructor(
+    message: string,
+    readonly subject: string,
+  ) {
+    super(message);
+  }
+}

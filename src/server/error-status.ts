@@ -7,12 +7,14 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  OutOfRangeError,
   PermissionDeniedError,
+  ResourceExhaustedError,
   UnauthenticatedError,
   UnavailableError,
 } from "../errors.js";
 import type { Any } from "../gen/google/protobuf/any.js";
-import { BadRequest, ErrorInfo, PreconditionFailure } from "../gen/google/rpc/error_details.js";
+import { BadRequest, ErrorInfo, PreconditionFailure, QuotaFailure } from "../gen/google/rpc/error_details.js";
 import { Status } from "../gen/google/rpc/status.js";
 
 /** The trailer in which gRPC carries a serialized google.rpc.Status with typed details. */
@@ -89,6 +91,17 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
   if (error instanceof UnavailableError) {
     // Retryable by definition: the client should back off and try again (a watcher resumes with after_revision).
     return richStatus(GrpcStatus.UNAVAILABLE, error.message, []);
+  }
+  if (error instanceof OutOfRangeError) {
+    // Not retryable as is: the caller must start over (WatchJobs without a cursor).
+    return richStatus(GrpcStatus.OUT_OF_RANGE, error.message, []);
+  }
+  if (error instanceof ResourceExhaustedError) {
+    return richStatus(GrpcStatus.RESOURCE_EXHAUSTED, error.message, [
+      pack("google.rpc.QuotaFailure", QuotaFailure, {
+        violations: [{ subject: error.subject, description: error.message }],
+      }),
+    ]);
   }
   if (isAbortError(error)) {
     return { code: GrpcStatus.CANCELLED, details: "the call was cancelled", metadata: new Metadata() };
