@@ -1,6 +1,9 @@
 // The client commands as a user runs them: the real CLI spawned against a real server, output and exit codes.
 import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createClient, JobStatus, UnavailableError, type JobwatchClient } from "../src/client/index.js";
 import { ExitCode } from "../src/cli/exit-codes.js";
@@ -197,6 +200,38 @@ describe("jobwatch client commands", () => {
     assert.equal(stats.code, ExitCode.OK, stats.stderr);
     assert.ok(Number((JSON.parse(stats.stdout) as { total: number | string }).total) >= 1);
     await worker.worker.failJob(job.jobId, "cleanup");
+  });
+
+  test("client commands and --version load no server, store, auth or database code", async () => {
+    const job = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice" });
+    await worker.worker.failJob(job.jobId, "disk full");
+    const dir = await mkdtemp(join(tmpdir(), "jobwatch-trace-"));
+    const hook = new URL("./helpers/trace-imports.mjs", import.meta.url).href;
+    // What only the server side needs: our server/store/auth code, the composition root, drivers, the logger.
+    const serverSide =
+      /\/(src|dist)\/(server|store|auth)\/|\/(src|dist)\/main\.[jt]s$|node_modules\/(kysely|better-sqlite3|mysql2|pino)\//;
+    try {
+      for (const args of [["--version"], ["get", job.jobId], ["watch", job.jobId], ["list"], ["stats"]]) {
+        const trace = join(dir, `${args[0]}.txt`);
+        const run = await runCli(args, {
+          env: { ...as(server.tokens.alice), JOBWATCH_TRACE_IMPORTS: trace },
+          nodeArgs: ["--import", hook],
+        });
+        assert.ok(run.code === ExitCode.OK || run.code === ExitCode.FAILED, `${args.join(" ")}: ${run.stderr}`);
+        const loaded = (await readFile(trace, "utf8")).split("\n").filter((url) => url !== "");
+        assert.ok(
+          loaded.some((url) => /\/cli\/main\.[jt]s$/.test(url)),
+          `the trace of ${args[0]} saw the CLI load`,
+        );
+        assert.deepEqual(
+          loaded.filter((url) => serverSide.test(url)),
+          [],
+          `jobwatch ${args.join(" ")} loads only client code`,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("demo drives a job through its phases while watch follows it to COMPLETED", async () => {

@@ -1,12 +1,20 @@
 // The canonical proto3 JSON mapping of jobwatch messages (int64 as strings, enums by name, RFC 3339
 // times, lowerCamelCase names), from the contract's own descriptors, for `--json` output and scripts.
-import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
+import { createRequire } from "node:module";
 import type { JsonValue, Registry } from "@bufbuild/protobuf";
 import type { BinaryWriter } from "@bufbuild/protobuf/wire";
-import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { descriptorSetBase64 } from "../gen/descriptor-set.js";
 
-let registry: Registry | undefined;
+// @bufbuild/protobuf's reflection runtime costs about 40 ms to load, a quarter of a CLI command's startup,
+// and only --json needs it: it is required on first use instead of imported (the package ships CommonJS
+// too, and nothing here shares its objects with the generated code, which uses only the wire format).
+const require = createRequire(import.meta.url);
+let loaded:
+  | {
+      protobuf: typeof import("@bufbuild/protobuf");
+      registry: Registry;
+    }
+  | undefined;
 
 /** A generated message's codec, as ts-proto emits it (Job, JobEvent, GetJobStatisticsResponse ...). */
 export interface MessageCodec<T> {
@@ -18,8 +26,14 @@ export interface MessageCodec<T> {
  * own toJSON writes int64 as numbers; this follows the specification, which every proto3 JSON parser reads.
  */
 export function toProtoJson<T>(codec: MessageCodec<T>, typeName: string, message: T): JsonValue {
-  registry ??= createFileRegistry(fromBinary(FileDescriptorSetSchema, Buffer.from(descriptorSetBase64, "base64")));
+  if (loaded === undefined) {
+    const protobuf = require("@bufbuild/protobuf") as typeof import("@bufbuild/protobuf");
+    const { FileDescriptorSetSchema } = require("@bufbuild/protobuf/wkt") as typeof import("@bufbuild/protobuf/wkt");
+    const set = protobuf.fromBinary(FileDescriptorSetSchema, Buffer.from(descriptorSetBase64, "base64"));
+    loaded = { protobuf, registry: protobuf.createFileRegistry(set) };
+  }
+  const { protobuf, registry } = loaded;
   const schema = registry.getMessage(typeName);
   if (!schema) throw new Error(`unknown message type ${typeName}`);
-  return toJson(schema, fromBinary(schema, codec.encode(message).finish()), { registry });
+  return protobuf.toJson(schema, protobuf.fromBinary(schema, codec.encode(message).finish()), { registry });
 }

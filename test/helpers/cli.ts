@@ -1,8 +1,8 @@
 // Spawning the real `jobwatch` command in tests, and waiting on its output and exit code.
 //
 // API:
-//   start(args, { env?, cwd? })  the CLI running; waitFor(/pattern/) on stdout, exited -> exit code
-//   cli(args, { env?, cwd? })    the CLI run to completion, with stdout, stderr and code
+//   start(args, { env?, cwd?, nodeArgs? })  the CLI running; waitFor(/pattern/) on stdout, exited -> exit code
+//   cli(args, { env?, cwd?, nodeArgs? })    the CLI run to completion, with stdout, stderr and code
 // JOBWATCH_TEST_CLI=dist/cli/main.js runs the same tests against the build.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -29,12 +29,14 @@ export interface Run {
 export interface RunOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** Extra node options placed before the script, e.g. ["--import", hook]. */
+  nodeArgs?: string[];
 }
 
 /** Starts the CLI with `args`. */
 export function start(args: string[], options: RunOptions = {}): Run {
   const loader = CLI.endsWith(".ts") ? ["--import", TSX] : [];
-  const child = spawn(process.execPath, [...loader, CLI, ...args], {
+  const child = spawn(process.execPath, [...loader, ...(options.nodeArgs ?? []), CLI, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, FORCE_COLOR: undefined, JOBWATCH_TOKEN: undefined, NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,82 @@
+// Startup time of the built `jobwatch` command (`--version`, and `get ID` against a real server in this
+// process), each printed next to a plain `node -e ''` measured in the same run: the difference is what
+// jobwatch adds to a bare Node start (goal: within 150 ms), the ratio how many Node starts it costs.
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { createClient } from "../src/client/index.js";
+import { loadConfig } from "../src/config.js";
+import { startService } from "../src/main.js";
+
+const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 15);
+const GOAL_MS = 150;
+const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+
+/** Runs node with `args` to completion and returns the wall time in ms; rejects on a non-zero exit. */
+function timeRun(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { env }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`node ${args.join(" ")} failed: ${stderr || err.message}`));
+      else resolve(performance.now() - started);
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  const dir = mkdtempSync(join(tmpdir(), "jobwatch-bench-startup-"));
+  const config = loadConfig({
+    JOBWATCH_DATABASE_URL: `sqlite:${join(dir, "bench.db")}`,
+    JOBWATCH_LISTEN: "127.0.0.1:0",
+    JOBWATCH_LOG_LEVEL: "silent",
+  });
+  let token = "";
+  const service = await startService(config, pino({ level: "silent" }), (text) => {
+    token = /jw_[A-Za-z0-9_-]+/.exec(text)?.[0] ?? token;
+  });
+  const client = createClient({ address: service.address, token });
+  try {
+    const job = await client.worker.createJob({ operationType: "bench_startup", username: "admin" });
+    const env = { ...process.env, JOBWATCH_ADDRESS: service.address, JOBWATCH_TOKEN: token, NO_COLOR: "1" };
+    const cases: [string, string[]][] = [
+      ["node -e ''", ["-e", ""]],
+      ["jobwatch --version", [CLI, "--version"]],
+      ["jobwatch get ID", [CLI, "get", job.jobId]],
+    ];
+    const times = new Map<string, number[]>(cases.map(([name]) => [name, []]));
+    // One warm-up round (file cache), then the rounds interleaved so machine load hits every case alike.
+    for (let round = -1; round < RUNS; round++) {
+      for (const [name, args] of cases) {
+        const ms = await timeRun(args, env);
+        if (round >= 0) times.get(name)!.push(ms);
+      }
+    }
+    const baseline = median(times.get("node -e ''")!);
+    console.log(`CLI startup (built dist/, median of ${RUNS} runs; get against a server on ${service.address}):`);
+    console.log(`  baseline node -e '':   ${baseline.toFixed(0)} ms`);
+    for (const [name] of cases.slice(1)) {
+      const ms = median(times.get(name)!);
+      const over = ms - baseline;
+      console.log(
+        `  ${`${name}:`.padEnd(21)} ${ms.toFixed(0)} ms, +${over.toFixed(0)} ms over node, ratio ${(ms / baseline).toFixed(2)}x` +
+          ` (goal +${GOAL_MS} ms: ${over <= GOAL_MS ? "met" : "NOT met"})`,
+      );
+    }
+  } finally {
+    client.close();
+    await service.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
