@@ -4,6 +4,7 @@ import type { StatusObject, ServerUnaryCall, handleUnaryCall, sendUnaryData } fr
 import type { Logger } from "pino";
 import {
   AlreadyExistsError,
+  type FieldViolation,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -33,9 +34,53 @@ function pack<T>(typeName: string, fns: { encode(message: T): { finish(): Uint8A
   return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(fns.encode(message).finish()) };
 }
 
+/**
+ * Bounds of what an error may carry. The message travels twice (grpc-message and inside
+ * grpc-status-details-bin, base64) in the trailers, which must fit HTTP/2's header list limit (grpc-js
+ * and most clients: 8-16 KiB): past it nothing is sent and every call on the connection hangs.
+ */
+export const ERROR_LIMITS = {
+  /** Characters of a status message. */
+  messageChars: 512,
+  /** google.rpc.BadRequest field violations sent; the rest are counted in the last one. */
+  violations: 5,
+  /** Characters of one violation's description. */
+  descriptionChars: 200,
+  /** Characters of a field name, an ErrorInfo metadata value, a precondition subject. */
+  fieldChars: 100,
+} as const;
+
+/** `text` cut to at most `max` characters (code points), ending in "..." when cut. */
+export function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const points = [...text];
+  return points.length <= max ? text : `${points.slice(0, max - 3).join("")}...`;
+}
+
+/**
+ * The violations as sent: the first few, each shortened, and (when some were left out) a last one
+ * saying how many, so a request with thousands of bad values still gets a reply that fits.
+ */
+export function boundedViolations(violations: readonly FieldViolation[]): FieldViolation[] {
+  const shown = violations.slice(0, ERROR_LIMITS.violations).map((v) => ({
+    field: truncate(v.field, ERROR_LIMITS.fieldChars),
+    description: truncate(v.description, ERROR_LIMITS.descriptionChars),
+  }));
+  const rest = violations.length - shown.length;
+  if (rest > 0) {
+    const fields = [...new Set(violations.slice(shown.length).map((v) => v.field))];
+    shown.push({
+      field: truncate(fields.slice(0, 3).join(", "), ERROR_LIMITS.fieldChars),
+      description: `and ${rest} more violation${rest === 1 ? "" : "s"} not listed; fix these first`,
+    });
+  }
+  return shown;
+}
+
 /** A status whose trailer carries google.rpc.Status{code, message, details}, as rich-error clients expect. */
-function richStatus(code: GrpcStatus, details: string, anyDetails: Any[]): StatusObject {
+function richStatus(code: GrpcStatus, message: string, anyDetails: Any[]): StatusObject {
   const metadata = new Metadata();
+  const details = truncate(message, ERROR_LIMITS.messageChars);
   const body = Status.encode({ code, message: details, details: anyDetails }).finish();
   metadata.set(STATUS_DETAILS_TRAILER, Buffer.from(body));
   return { code, details, metadata };
@@ -53,10 +98,9 @@ function isAbortError(error: unknown): boolean {
  */
 export function errorToStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject {
   if (error instanceof InvalidArgumentError) {
-    return richStatus(GrpcStatus.INVALID_ARGUMENT, error.message, [
-      pack("google.rpc.BadRequest", BadRequest, {
-        fieldViolations: error.violations.map((v) => ({ field: v.field, description: v.description })),
-      }),
+    const violations = boundedViolations(error.violations);
+    return richStatus(GrpcStatus.INVALID_ARGUMENT, violations.map((v) => `${v.field}: ${v.description}`).join("; "), [
+      pack("google.rpc.BadRequest", BadRequest, { fieldViolations: violations }),
     ]);
   }
   if (error instanceof NotFoundError) {
@@ -65,13 +109,27 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
   if (error instanceof FailedPreconditionError) {
     return richStatus(GrpcStatus.FAILED_PRECONDITION, error.message, [
       pack("google.rpc.PreconditionFailure", PreconditionFailure, {
-        violations: [{ type: error.type, subject: error.subject, description: error.message }],
+        violations: [
+          {
+            type: truncate(error.type, ERROR_LIMITS.fieldChars),
+            subject: truncate(error.subject, ERROR_LIMITS.fieldChars),
+            description: truncate(error.message, ERROR_LIMITS.descriptionChars),
+          },
+        ],
       }),
     ]);
   }
   if (error instanceof AlreadyExistsError) {
     return richStatus(GrpcStatus.ALREADY_EXISTS, error.message, [
-      pack("google.rpc.ErrorInfo", ErrorInfo, { reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }),
+      pack("google.rpc.ErrorInfo", ErrorInfo, {
+        reason: error.reason,
+        domain: ERROR_DOMAIN,
+        metadata: Object.fromEntries(
+          Object.entries(error.metadata)
+            .slice(0, ERROR_LIMITS.violations)
+            .map(([k, v]) => [truncate(k, ERROR_LIMITS.fieldChars), truncate(v, ERROR_LIMITS.fieldChars)]),
+        ),
+      }),
     ]);
   }
   if (error instanceof UnauthenticatedError) {

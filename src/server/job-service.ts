@@ -110,6 +110,9 @@ function encodePageToken(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify(cursor), "utf8").toString("base64url");
 }
 
+/** Longer page tokens are refused unread. */
+const MAX_PAGE_TOKEN_CHARS = 1024;
+
 const FOREIGN_TOKEN =
   "was issued for a query with other filters; repeat the filters of the first page (statuses, operation_type, created_after, created_before, username) or start again without page_token";
 const MALFORMED_TOKEN =
@@ -117,6 +120,8 @@ const MALFORMED_TOKEN =
 
 /** Decodes a token and checks it belongs to these filters. */
 function decodePageToken(token: string, hash: string): PageCursor {
+  // A real token is about 120 characters; a huge one is not worth decoding.
+  if (token.length > MAX_PAGE_TOKEN_CHARS) throw InvalidArgumentError.field("page_token", MALFORMED_TOKEN);
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
@@ -147,6 +152,14 @@ const FILTER_STATUS_NAMES = JOB_STATUSES.map((s) => ProtoJobStatus[statusToProto
  */
 function statusFilter(v: RequestValidator, values: readonly ProtoJobStatus[]): JobStatus[] | undefined {
   if (values.length === 0) return undefined;
+  // There are five statuses: a longer list is a client bug, and refusing it bounds the work and the error.
+  if (values.length > JOB_STATUSES.length) {
+    v.add(
+      "statuses",
+      `may name at most ${JOB_STATUSES.length} statuses (each of ${FILTER_STATUS_NAMES} once); got ${values.length} values`,
+    );
+    return undefined;
+  }
   const mapped = new Set<JobStatus>();
   const bad: string[] = [];
   for (const value of values) {

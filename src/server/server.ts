@@ -13,6 +13,7 @@ import { HealthMonitor } from "./health.js";
 import { createJobService } from "./job-service.js";
 import type { JobFeed } from "./job-service.js";
 import { createJobWorkerService } from "./job-worker-service.js";
+import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
 
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
@@ -108,7 +109,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     ],
   });
   grpcServer.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));
-  grpcServer.addService(JobWorkerServiceService, createJobWorkerService({ store, hub, log }));
+  grpcServer.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store, hub, log }));
   const health = new HealthMonitor({
     store,
     log,

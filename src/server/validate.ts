@@ -7,6 +7,11 @@ const OPERATION_TYPE = /^[A-Za-z0-9_.-]+$/;
 // C0, DEL and C1 control characters.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// The same but newline and tab, which multi-line text (a detail, an error, a reason) may hold.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_BUT_NEWLINE_TAB = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+// Leading or trailing whitespace: MySQL's PAD SPACE collations (and people) cannot tell "alice " from "alice".
+const EDGE_SPACE = /^\s|\s$/u;
 
 /** The documented limits of request fields (proto/jobwatch/v1/*.proto). */
 export const LIMITS = {
@@ -45,6 +50,27 @@ export function notUuidMessage(value: string): string {
   return `must be a UUID like 3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70; got ${shown(value)}`;
 }
 
+/** Calls `report` for each value under `value` that JSON cannot hold exactly (see RequestValidator.result). */
+function unrepresentable(value: unknown, path: string, report: (field: string, description: string) => void): void {
+  if (value === undefined) {
+    report(path, "is a google.protobuf.Value with no kind set, which has no JSON form; set null_value for null");
+  } else if (typeof value === "number") {
+    if (!Number.isFinite(value)) {
+      report(path, `is ${value}, which JSON cannot hold (it would read back as null); send a string or null`);
+    }
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) unrepresentable(value[i], `${path}[${i}]`, report);
+  } else if (typeof value === "object" && value !== null) {
+    for (const key of Object.keys(value)) {
+      if (key === "__proto__") {
+        report(`${path}.${key}`, "the key '__proto__' is not accepted: JavaScript readers drop it; rename it");
+        continue;
+      }
+      unrepresentable((value as Record<string, unknown>)[key], `${path}.${key}`, report);
+    }
+  }
+}
+
 /**
  * Collects the violations of one request so the caller learns every bad field at once; `check()` throws
  * InvalidArgumentError (INVALID_ARGUMENT with a google.rpc.BadRequest) when there is any.
@@ -60,6 +86,31 @@ export class RequestValidator {
   /** Throws when any violation was recorded. */
   check(): void {
     if (this.violations.length > 0) throw new InvalidArgumentError([...this.violations]);
+  }
+
+  /**
+   * Refuses control characters in free text. They are refused here, at the API, rather than escaped
+   * wherever text is shown, because jobwatch does not own every place it is shown: grpcurl, dashboards
+   * and clients in other languages print these fields too, and an escape sequence in a cancel reason
+   * could drive the terminal of whoever reads it (OSC 52 sets the clipboard). `multiline` lets newline
+   * and tab through.
+   */
+  private noControls(field: string, value: string, multiline: boolean): void {
+    const match = (multiline ? CONTROL_BUT_NEWLINE_TAB : CONTROL).exec(value);
+    if (match) {
+      const code = match[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+      this.add(
+        field,
+        `must not contain control characters${multiline ? " other than newline and tab" : ""}; got U+${code} at character ${[...value.slice(0, match.index)].length + 1}`,
+      );
+    }
+  }
+
+  /** Refuses leading and trailing whitespace in a name that is compared exactly. */
+  private noEdgeSpace(field: string, value: string): boolean {
+    if (!EDGE_SPACE.test(value)) return true;
+    this.add(field, `must not start or end with whitespace; got ${shown(value)}`);
+    return false;
   }
 
   /** A required UUID, normalized to lowercase. */
@@ -102,6 +153,8 @@ export class RequestValidator {
       this.add(field, `must be at most ${LIMITS.username} characters; got ${chars(value)}`);
     } else if (CONTROL.test(value)) {
       this.add(field, `must not contain control characters (newlines, tabs ...); got ${shown(value)}`);
+    } else {
+      this.noEdgeSpace(field, value);
     }
     return value;
   }
@@ -122,13 +175,15 @@ export class RequestValidator {
     return value;
   }
 
-  /** phase: at most 100 characters. */
+  /** phase: at most 100 characters, one line. */
   phase(value: string | undefined): string | undefined {
+    if (value !== undefined) this.noControls("phase", value, false);
     return this.maxLength("phase", value, LIMITS.phase, "a short name such as 'semantic'");
   }
 
-  /** detail: at most 1000 characters. */
+  /** detail: at most 1000 characters, no control characters but newline and tab. */
   detail(value: string | undefined): string | undefined {
+    if (value !== undefined) this.noControls("detail", value, true);
     return this.maxLength("detail", value, LIMITS.detail, "a short line such as '150/500 files indexed'");
   }
 
@@ -141,13 +196,25 @@ export class RequestValidator {
         "error",
         `must be at most ${LIMITS.error} characters; got ${chars(value)} (put the full log elsewhere and say where)`,
       );
+    } else {
+      this.noControls("error", value, true);
     }
     return value;
   }
 
-  /** The result of CompleteJob: its JSON encoding at most 65536 bytes; undefined means no result. */
+  /**
+   * The result of CompleteJob: its JSON encoding at most 65536 bytes; undefined means no result. It is
+   * stored as JSON and must come back as sent, so what JSON cannot hold is refused, never changed:
+   * NaN and Infinity (JSON.stringify makes them null), a "__proto__" key (a JavaScript object drops it),
+   * a Value with no kind set.
+   */
   result(value: { [key: string]: unknown } | undefined): { [key: string]: unknown } | null {
     if (value === undefined) return null;
+    const before = this.violations.length;
+    unrepresentable(value, "result", (field, description) => {
+      if (this.violations.length - before < 3) this.add(field, description);
+    });
+    if (this.violations.length > before) return value;
     const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
     if (bytes > LIMITS.resultBytes) {
       this.add(
@@ -168,6 +235,8 @@ export class RequestValidator {
     if (value === undefined || value === "") return undefined;
     if (CONTROL.test(value)) {
       this.add("resource", `must not contain control characters; got ${shown(value)}`);
+    } else {
+      this.noEdgeSpace("resource", value);
     }
     return this.maxLength("resource", value, LIMITS.resource, "e.g. a repository alias");
   }
@@ -175,6 +244,7 @@ export class RequestValidator {
   /** The reason of CancelJob: at most 1000 characters; empty means none. */
   reason(value: string | undefined): string | undefined {
     if (value === undefined || value === "") return undefined;
+    this.noControls("reason", value, true);
     return this.maxLength("reason", value, LIMITS.reason, "one or two sentences");
   }
 

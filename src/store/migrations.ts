@@ -8,7 +8,11 @@ import type { Database } from "./database.js";
 
 /** The migrations, by name; names sort in the order they apply. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
-  return { "0001_init": init(dialect), "0002_jobs_status_created": statusCreatedIndex() };
+  return {
+    "0001_init": init(dialect),
+    "0002_jobs_status_created": statusCreatedIndex(),
+    "0003_no_pad_collation": noPadCollation(dialect),
+  };
 }
 
 /** A Kysely MigrationProvider serving migrations() for the dialect. */
@@ -133,6 +137,38 @@ function statusCreatedIndex(): Migration {
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropIndex("jobs_status_created").on("jobs").execute();
+    },
+  };
+}
+
+/**
+ * MySQL's utf8mb4_bin is a PAD SPACE collation: 'alice' = 'alice   ', so alice's ListJobs and statistics
+ * counted the jobs of user "alice   " while GetJobDetails (checked in code) hid them. A NO PAD binary
+ * collation compares strings exactly, as SQLite does: utf8mb4_0900_bin on MySQL 8, utf8mb4_nopad_bin on
+ * MariaDB. Converting only makes values more distinct, so no unique key can start to collide.
+ */
+function noPadCollation(dialect: Dialect): Migration {
+  const tables = ["jobs", "job_events", "tokens"];
+  return {
+    async up(db: Kysely<unknown>) {
+      if (dialect !== "mysql") return;
+      const { rows } = await sql<{ Collation: string }>`show collation like 'utf8mb4_%bin'`.execute(db);
+      const names = new Set(rows.map((r) => r.Collation));
+      const collation = ["utf8mb4_0900_bin", "utf8mb4_nopad_bin"].find((c) => names.has(c));
+      if (collation === undefined) {
+        throw new Error("the server has no NO PAD binary collation (MySQL 8 or MariaDB 10.2+ needed)");
+      }
+      for (const table of tables) {
+        await sql`alter table ${sql.table(table)} convert to character set utf8mb4 collate ${sql.raw(collation)}`.execute(
+          db,
+        );
+      }
+    },
+    async down(db: Kysely<unknown>) {
+      if (dialect !== "mysql") return;
+      for (const table of tables) {
+        await sql`alter table ${sql.table(table)} convert to character set utf8mb4 collate utf8mb4_bin`.execute(db);
+      }
     },
   };
 }

@@ -62,7 +62,10 @@ export interface WatchJobResponse {
 
 /** The request of ListJobs. Filters combine with AND. */
 export interface ListJobsRequest {
-  /** Only jobs in any of these statuses; empty means every status. */
+  /**
+   * Only jobs in any of these statuses; empty means every status. At most 5 values (INVALID_ARGUMENT
+   * otherwise).
+   */
   statuses: JobStatus[];
   /** Only jobs of this operation type; empty means every type. */
   operationType: string;
@@ -144,7 +147,10 @@ export interface GetJobStatisticsResponse_ByOperationTypeEntry {
 export interface CancelJobRequest {
   /** The job to cancel, a UUID. */
   jobId: string;
-  /** Why, shown to the worker and watchers; at most 1000 characters. */
+  /**
+   * Why, shown to the worker and watchers: at most 1000 characters, no control characters but newline
+   * and tab (INVALID_ARGUMENT otherwise).
+   */
   reason?: string | undefined;
 }
 

@@ -32,8 +32,8 @@ export interface CreateJobRequest {
   /** Type of operation: 1 to 100 characters, letters, digits, '_', '-' and '.'; e.g. "add_golden_repo". */
   operationType: string;
   /**
-   * The user the job is submitted for: 1 to 200 characters, no control characters. Only they (and
-   * manage_jobs) can see the job.
+   * The user the job is submitted for: 1 to 200 characters, no control characters, no leading or
+   * trailing whitespace (names compare exactly). Only they (and manage_jobs) can see the job.
    */
   username: string;
   /**
@@ -44,8 +44,9 @@ export interface CreateJobRequest {
     | string
     | undefined;
   /**
-   * What the job acts on, e.g. a repository alias, at most 200 characters. While a job with the same
-   * operation_type and resource is PENDING or RUNNING, CreateJob fails with ALREADY_EXISTS.
+   * What the job acts on, e.g. a repository alias: at most 200 characters, no control characters, no
+   * leading or trailing whitespace. While a job with the same operation_type and resource is PENDING or
+   * RUNNING, CreateJob fails with ALREADY_EXISTS.
    */
   resource?: string | undefined;
 }
@@ -74,11 +75,17 @@ export interface ReportProgressRequest {
   jobId: string;
   /** Progress percentage, 0 to 100. */
   progress: number;
-  /** The current phase, e.g. "semantic"; at most 100 characters. Unset keeps the previous phase. */
+  /**
+   * The current phase, e.g. "semantic": at most 100 characters, no control characters (INVALID_ARGUMENT
+   * otherwise). Unset keeps the previous phase.
+   */
   phase?:
     | string
     | undefined;
-  /** A detail such as "150/500 files indexed"; at most 1000 characters. Unset keeps the previous detail. */
+  /**
+   * A detail such as "150/500 files indexed": at most 1000 characters, no control characters but newline
+   * and tab (INVALID_ARGUMENT otherwise). Unset keeps the previous detail.
+   */
   detail?: string | undefined;
 }
 
@@ -104,7 +111,11 @@ export interface HeartbeatResponse {
 export interface CompleteJobRequest {
   /** The job, a UUID. */
   jobId: string;
-  /** The operation's output; its JSON encoding may be at most 65536 bytes. */
+  /**
+   * The operation's output, stored and returned exactly as sent. INVALID_ARGUMENT when its JSON encoding
+   * is over 65536 bytes, or it holds what JSON cannot: NaN or +/-Infinity, a "__proto__" key, a Value
+   * with no kind set.
+   */
   result: { [key: string]: any } | undefined;
 }
 
@@ -118,7 +129,10 @@ export interface CompleteJobResponse {
 export interface FailJobRequest {
   /** The job, a UUID. */
   jobId: string;
-  /** What went wrong, for the user: 1 to 16384 characters. */
+  /**
+   * What went wrong, for the user: 1 to 16384 characters, no control characters but newline and tab
+   * (INVALID_ARGUMENT otherwise).
+   */
   error: string;
 }
 
