@@ -157,7 +157,12 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
   if (error instanceof ResourceExhaustedError) {
     return richStatus(GrpcStatus.RESOURCE_EXHAUSTED, error.message, [
       pack("google.rpc.QuotaFailure", QuotaFailure, {
-        violations: [{ subject: error.subject, description: error.message }],
+        violations: [
+          {
+            subject: truncate(error.subject, ERROR_LIMITS.fieldChars),
+            description: truncate(error.message, ERROR_LIMITS.descriptionChars),
+          },
+        ],
       }),
     ]);
   }
