@@ -1,6 +1,7 @@
-// ListJobs and GetJobStatistics against a large jobs table (default 1,000,000 rows, SQLite): each query is
-// timed at full size and at a baseline of 1% of the rows in this same run, so the ratio shows how the
-// query grows with the table (about 1x for an indexed keyset page, about 100x for a full scan).
+// ListJobs and GetJobStatistics against a large jobs table (default 1,000,000 rows) on SQLite and, when
+// JOBWATCH_TEST_MYSQL_URL is set, MySQL: the median time of each documented filter combination and of the
+// statistics, through the store (no transport). Used by bench/run.ts; run alone with
+// `node --import tsx bench/list-jobs.ts [jobs]`.
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,51 +10,94 @@ import { performance } from "node:perf_hooks";
 import { openDatabase } from "../src/store/connect.js";
 import { migrateToLatest } from "../src/store/migrations.js";
 import { createStore } from "../src/store/sql-job-store.js";
-import type { JobStore } from "../src/store/store.js";
+import type { JobStore, ListJobsQuery } from "../src/store/store.js";
+import { freshDatabase, TEST_MYSQL_URL } from "../test/helpers/databases.js";
 
-const JOBS = Number(process.env.BENCH_JOBS ?? 1_000_000);
 const USERS = 1000;
-const STATUSES = ["completed", "completed", "completed", "failed", "cancelled", "running", "pending"];
+const STATUSES = ["completed", "completed", "completed", "failed", "cancelled", "running", "pending"] as const;
 const OPERATIONS = ["add_golden_repo", "refresh_golden_repo", "remove_golden_repo", "add_golden_repo_index"];
+const DAY = 86_400_000;
 const REPEAT = 20;
 
-/** A jobs table of `count` rows spread over USERS users and the last 30 days, written straight to SQLite. */
-async function fill(count: number): Promise<{ url: string; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "jobwatch-bench-list-"));
-  const url = `sqlite:${join(dir, "bench.db")}`;
-  const open = openDatabase(url);
-  await migrateToLatest(open);
-  if (open.dialect !== "sqlite") throw new Error("unreachable");
-  const insert = open.sqlite.prepare(
-    `INSERT INTO jobs (job_id, operation_type, username, status, progress, cancel_requested, revision,
-       created_at, updated_at, started_at, completed_at)
-     VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?)`,
-  );
-  const now = Date.now();
-  open.sqlite.transaction(() => {
-    for (let i = 0; i < count; i++) {
-      const status = STATUSES[i % STATUSES.length]!;
-      const created = now - Math.floor(((count - i) / count) * 30 * 86_400_000);
-      const started = status === "pending" ? null : created + 1000;
-      const finished = ["completed", "failed", "cancelled"].includes(status) ? created + 1000 + (i % 600) * 1000 : null;
-      insert.run(
-        randomUUID(),
-        OPERATIONS[i % OPERATIONS.length],
-        `user${i % USERS}`,
-        status,
-        finished ? 100 : 50,
-        created,
-        finished ?? created,
-        started,
-        finished,
-      );
-    }
-  })();
-  await open.db.destroy();
-  return { url, dir };
+/** What queryBench measured, in ms (medians). */
+export interface QueryFigures {
+  statisticsMs: number;
+  statisticsUserMs: number;
+  /** Per filter combination, e.g. "user+status". */
+  listMs: Record<string, number>;
 }
 
-/** Median ms of REPEAT runs of `query`. */
+/** A deterministic pseudo-random sequence (mulberry32), so every run fills the same table. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The rows of the table: users, statuses and operations independent of each other, over 30 days. */
+function* jobRows(count: number, now: number): Generator<unknown[]> {
+  const next = random(42);
+  for (let i = 0; i < count; i++) {
+    const status = STATUSES[Math.floor(next() * STATUSES.length)]!;
+    const created = now - Math.floor(((count - i) / count) * 30 * DAY);
+    const started = status === "pending" ? null : created + 1000;
+    const finished = status === "completed" || status === "failed" || status === "cancelled";
+    const completed = finished ? created + 1000 + Math.floor(next() * 600) * 1000 : null;
+    yield [
+      randomUUID(),
+      OPERATIONS[Math.floor(next() * OPERATIONS.length)],
+      `user${Math.floor(next() * USERS)}`,
+      status,
+      finished ? 100 : 50,
+      created,
+      completed ?? created,
+      started,
+      completed,
+    ];
+  }
+}
+
+const COLUMNS =
+  "job_id, operation_type, username, status, progress, cancel_requested, revision, created_at, updated_at, started_at, completed_at";
+
+/** Fills the jobs table of the (migrated) database at `url` with `count` rows, straight through SQL. */
+async function fill(url: string, count: number): Promise<void> {
+  const open = openDatabase(url);
+  const now = Date.now();
+  try {
+    await migrateToLatest(open);
+    if (open.dialect === "sqlite") {
+      const insert = open.sqlite.prepare(`INSERT INTO jobs (${COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?)`);
+      open.sqlite.transaction(() => {
+        for (const row of jobRows(count, now)) insert.run(row);
+      })();
+      return;
+    }
+    const { sql } = await import("kysely");
+    let batch: unknown[][] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const values = sql.join(
+        batch.map((r) => sql`(${r[0]}, ${r[1]}, ${r[2]}, ${r[3]}, ${r[4]}, 0, 1, ${r[5]}, ${r[6]}, ${r[7]}, ${r[8]})`),
+      );
+      await sql`INSERT INTO jobs (${sql.raw(COLUMNS)}) VALUES ${values}`.execute(open.db);
+      batch = [];
+    };
+    for (const row of jobRows(count, now)) {
+      batch.push(row);
+      if (batch.length === 2000) await flush();
+    }
+    await flush();
+  } finally {
+    await open.db.destroy();
+  }
+}
+
+/** Median ms of REPEAT runs of `query` (after one unmeasured run). */
 async function time(query: () => Promise<unknown>): Promise<number> {
   const samples: number[] = [];
   await query();
@@ -66,45 +110,68 @@ async function time(query: () => Promise<unknown>): Promise<number> {
   return samples[Math.floor(samples.length / 2)]!;
 }
 
-/** The queries of ListJobs and GetJobStatistics that a user and an admin make. */
-async function measure(store: JobStore): Promise<Record<string, number>> {
-  const firstPage = await store.listJobs({ limit: 50 });
-  // A cursor deep into the table: the 50 jobs after one created half way back.
-  const middle = (await store.listJobs({ limit: 1, createdBefore: Date.now() - 15 * 86_400_000 }))[0]!;
-  const after = { createdAt: middle.createdAt, jobId: middle.jobId };
-  return {
-    "ListJobs admin, first page": await time(() => store.listJobs({ limit: 50 })),
-    "ListJobs admin, page half way back": await time(() => store.listJobs({ limit: 50, after })),
-    "ListJobs one user, first page": await time(() => store.listJobs({ username: "user7", limit: 50 })),
-    "ListJobs one user, page half way back": await time(() => store.listJobs({ username: "user7", limit: 50, after })),
-    "ListJobs admin, status=failed": await time(() => store.listJobs({ statuses: ["failed"], limit: 50 })),
-    "GetJobStatistics one user": await time(() => store.getStatistics("user7", 86_400_000)),
-    "GetJobStatistics all jobs": await time(() => store.getStatistics(undefined, 86_400_000)),
-    ...(firstPage.length === 50 ? {} : { "(first page short)": 0 }),
+/** Every combination of ListJobs' documented filters (user, statuses, operation_type, created_after), plus deep pages. */
+async function measureLists(store: JobStore): Promise<Record<string, number>> {
+  const filters: Record<string, Partial<ListJobsQuery>> = {
+    user: { username: "user7" },
+    status: { statuses: ["running"] },
+    op: { operationType: "refresh_golden_repo" },
+    since: { createdAfter: Date.now() - 3_600_000 },
   };
+  const names = Object.keys(filters);
+  const out: Record<string, number> = {};
+  for (let mask = 0; mask < 1 << names.length; mask++) {
+    const picked = names.filter((_, i) => mask & (1 << i));
+    const query: ListJobsQuery = Object.assign({ limit: 51 }, ...picked.map((n) => filters[n]));
+    out[picked.length === 0 ? "no filter" : picked.join("+")] = await time(() => store.listJobs(query));
+  }
+  out["statuses failed,cancelled"] = await time(() => store.listJobs({ statuses: ["failed", "cancelled"], limit: 51 }));
+  out["user+statuses failed,cancelled"] = await time(() =>
+    store.listJobs({ username: "user7", statuses: ["failed", "cancelled"], limit: 51 }),
+  );
+  out["created_before 15 days ago"] = await time(() =>
+    store.listJobs({ createdBefore: Date.now() - 15 * DAY, limit: 51 }),
+  );
+  const middle = (await store.listJobs({ limit: 1, createdBefore: Date.now() - 15 * DAY }))[0]!;
+  const after = { createdAt: middle.createdAt, jobId: middle.jobId };
+  out["page half way back"] = await time(() => store.listJobs({ limit: 51, after }));
+  out["user, page half way back"] = await time(() => store.listJobs({ username: "user7", limit: 51, after }));
+  out["status, page half way back"] = await time(() => store.listJobs({ statuses: ["running"], limit: 51, after }));
+  return out;
 }
 
-async function run(count: number): Promise<Record<string, number>> {
-  const { url, dir } = await fill(count);
-  const store = createStore(url);
+/** Fills a fresh database of `dialect` with `jobs` jobs and times the queries. */
+export async function queryBench(dialect: "sqlite" | "mysql", jobs: number, work?: string): Promise<QueryFigures> {
+  const dir = work ?? mkdtempSync(join(tmpdir(), "jobwatch-bench-list-"));
+  const database =
+    dialect === "mysql"
+      ? await freshDatabase("mysql")
+      : { url: `sqlite:${join(dir, `list-${jobs}.db`)}`, drop: async () => undefined };
   try {
-    await store.migrate();
-    return await measure(store);
+    await fill(database.url, jobs);
+    const store = createStore(database.url);
+    try {
+      await store.migrate();
+      const statisticsMs = await time(() => store.getStatistics(undefined, DAY));
+      const statisticsUserMs = await time(() => store.getStatistics("user7", DAY));
+      return { statisticsMs, statisticsUserMs, listMs: await measureLists(store) };
+    } finally {
+      await store.close();
+    }
   } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await database.drop();
+    if (work === undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const baselineJobs = Math.max(1000, Math.floor(JOBS / 100));
-const baseline = await run(baselineJobs);
-const full = await run(JOBS);
-console.log(
-  `ListJobs / GetJobStatistics on SQLite, median of ${REPEAT}: ${JOBS} jobs against a baseline of ${baselineJobs} jobs`,
-);
-for (const [name, ms] of Object.entries(full)) {
-  const base = baseline[name]!;
-  console.log(
-    `  ${name.padEnd(40)} ${ms.toFixed(2).padStart(8)} ms  (baseline ${base.toFixed(2)} ms, ratio ${(ms / base).toFixed(1)}x)`,
-  );
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const jobs = Number(process.argv[2] ?? 1_000_000);
+  for (const dialect of TEST_MYSQL_URL ? (["sqlite", "mysql"] as const) : (["sqlite"] as const)) {
+    const f = await queryBench(dialect, jobs);
+    console.log(
+      `${dialect}, ${jobs} jobs: GetJobStatistics all ${f.statisticsMs.toFixed(2)} ms, one user ${f.statisticsUserMs.toFixed(2)} ms`,
+    );
+    for (const [what, ms] of Object.entries(f.listMs))
+      console.log(`  ListJobs ${what.padEnd(34)} ${ms.toFixed(2).padStart(8)} ms`);
+  }
 }

@@ -1,128 +1,519 @@
-// Benchmarks of the two hot paths, GetJobDetails and the WatchJob fan-out, each printed as a ratio against
-// a baseline measured in this same run on this same server (absolute numbers vary by machine; ratios less).
-import { mkdtempSync, rmSync } from "node:fs";
+// `npm run bench`: jobwatch against a bare grpc-js server started in this same run, on SQLite and (when
+// JOBWATCH_TEST_MYSQL_URL is set) MySQL. Servers run in child processes pinned to one core, the load
+// (h2load, or node:http2 clients) on the other; targets alternate run by run (bare, SQLite, MySQL, bare,
+// ...) and each figure is the median of its runs. Prints one table with each goal of issue 10 beside it.
+// `--quick` (or BENCH_QUICK=1, which `npm run bench` passes on) for a short run (fewer and shorter runs, fewer watchers and jobs).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
-import { pino } from "pino";
 import { createClient } from "../src/client/index.js";
 import type { JobwatchClient } from "../src/client/index.js";
-import { loadConfig } from "../src/config.js";
-import { startService } from "../src/main.js";
+import { GetJobDetailsRequest } from "../src/gen/jobwatch/v1/job_service.js";
+import { ReportProgressRequest } from "../src/gen/jobwatch/v1/job_worker_service.js";
+import { freshDatabase, TEST_MYSQL_URL } from "../test/helpers/databases.js";
+import type { TestDatabase } from "../test/helpers/databases.js";
+import type { LoadResult, LoadSpec } from "./h2-client.js";
+import { cpuMs, grpcFrame, installed, median, nodeTs, PINNING, quantile, run, spread, startChild } from "./lib.js";
+import type { Child } from "./lib.js";
+import { queryBench } from "./list-jobs.js";
+import type { QueryFigures } from "./list-jobs.js";
 
-const CALLS = Number(process.env.BENCH_CALLS ?? 4000);
-const CONCURRENCY = 16;
-const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 200);
-const REPORTS = 100;
+const quick = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1";
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 3));
+const DURATION_S = Number(process.env.BENCH_SECONDS ?? (quick ? 2 : 5));
+const WARMUP_S = 1;
+const CONNECTIONS = 10;
+const STREAMS = 10;
+const DISTINCT_JOBS = CONNECTIONS * STREAMS;
+const WATCHERS = Number(process.env.BENCH_WATCHERS ?? (quick ? 2000 : 10_000));
+const CHANGES = quick ? 10 : 20;
+const CHANGE_INTERVAL_MS = 300;
+const JOBS = Number(process.env.BENCH_JOBS ?? (quick ? 100_000 : 1_000_000));
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+const ONLY = process.env.BENCH_ONLY?.split(",");
+const H2LOAD = installed("h2load") && process.env.BENCH_NO_H2LOAD === undefined;
 
-/** Runs `call` CALLS times, CONCURRENCY at once; returns calls per second and latency percentiles. */
-async function load(call: () => Promise<unknown>): Promise<{ perSecond: number; p50: number; p99: number }> {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < CALLS) {
-        const t = performance.now();
-        await call();
-        latencies.push(performance.now() - t);
-      }
-    }),
+type TargetName = "bare" | "sqlite" | "mysql";
+
+/** A server under test, with what the load needs to call it. */
+interface Target {
+  name: TargetName;
+  child: Child<{ address: string; user?: string; worker?: string; admin?: string }>;
+  address: string;
+  userToken: string;
+  workerToken: string;
+  client?: JobwatchClient;
+  /** The job GetJobDetails reads (the caller's own). */
+  getJobId: string;
+  /** Running jobs, one per stream slot of the distinct-jobs load. */
+  distinctJobIds: string[];
+  /** The running job every call of the hot-job load reports on. */
+  hotJobId: string;
+  database?: TestDatabase;
+}
+
+// The orchestrator only sets up and paces: it shares the load core, never the servers'.
+if (PINNING) await run("taskset", ["-p", "-c", PINNING.load, String(process.pid)]);
+const work = mkdtempSync(join(tmpdir(), "jobwatch-bench-"));
+
+async function startJobwatch(name: "sqlite" | "mysql"): Promise<Target> {
+  const database = name === "sqlite" ? undefined : await freshDatabase("mysql");
+  const url = database?.url ?? `sqlite:${join(work, "bench.db")}`;
+  const profile = PROFILE_DIR
+    ? ["--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `${name}.cpuprofile`]
+    : [];
+  const child = await startChild<{ address: string; user: string; worker: string; admin: string }>(
+    PINNING?.server,
+    nodeTs("bench/jobwatch-server.ts", profile).concat(url),
   );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { perSecond: CALLS / seconds, p50: at(0.5), p99: at(0.99) };
+  const { address, user, worker, admin } = child.info;
+  const client = createClient({ address, token: admin });
+  const make = async (): Promise<string> =>
+    (await client.worker.createJob({ operationType: "bench", username: "bench-user" })).jobId;
+  const getJobId = await make();
+  const distinctJobIds: string[] = [];
+  for (let i = 0; i < DISTINCT_JOBS; i++) distinctJobIds.push(await make());
+  const hotJobId = await make();
+  for (const id of [...distinctJobIds, hotJobId]) await client.worker.startJob(id);
+  const target: Target = {
+    name,
+    child,
+    address,
+    userToken: user,
+    workerToken: worker,
+    client,
+    getJobId,
+    distinctJobIds,
+    hotJobId,
+  };
+  if (database) target.database = database;
+  return target;
 }
 
-/** A unary call to grpc.health.v1.Health/Check: transport only, no auth, no database. */
-function healthCheck(channel: grpc.Client): Promise<void> {
-  return new Promise((resolve, reject) => {
+/** One unary call with raw bytes in and out (to capture jobwatch's real responses for the bare server). */
+function rawCall(address: string, path: string, token: string, request: Uint8Array): Promise<Buffer> {
+  const channel = new grpc.Client(address, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  return new Promise<Buffer>((resolve, reject) => {
     channel.makeUnaryRequest(
-      "/grpc.health.v1.Health/Check",
-      () => Buffer.alloc(0),
+      path,
       (b: Buffer) => b,
-      {},
-      (err) => (err ? reject(err) : resolve()),
+      (b: Buffer) => b,
+      Buffer.from(request),
+      metadata,
+      (error, value) => (error || !value ? reject(error) : resolve(value)),
     );
-  });
+  }).finally(() => channel.close());
 }
 
-/** Opens `watchers` watches of one job, drives it through REPORTS progress reports, and times the delivery. */
-async function fanOut(client: JobwatchClient, watchers: number): Promise<{ ms: number; heapPerWatcher: number }> {
-  const job = await client.worker.createJob({ operationType: "bench_fan_out", username: "admin" });
-  const ready: Promise<void>[] = [];
-  const done: Promise<void>[] = [];
-  global.gc?.();
-  const heapBefore = process.memoryUsage().heapUsed;
-  for (let i = 0; i < watchers; i++) {
-    let markReady!: () => void;
-    ready.push(new Promise((r) => (markReady = r)));
-    done.push(
-      (async () => {
-        for await (const seen of client.watchJob(job.jobId)) {
-          if (seen.revision === job.revision) markReady();
-        }
-      })(),
-    );
+const GET_PATH = "/jobwatch.v1.JobService/GetJobDetails";
+const REPORT_PATH = "/jobwatch.v1.JobWorkerService/ReportProgress";
+const getBody = (id: string): Buffer => grpcFrame(GetJobDetailsRequest.encode({ jobId: id }).finish());
+const reportBody = (id: string): Buffer =>
+  grpcFrame(ReportProgressRequest.encode({ jobId: id, progress: 50 }).finish());
+
+/** What one load run measured. */
+interface Load {
+  perSecond: number;
+  /** Calls that ended OK, warm-up included (node:http2 clients only: h2load cannot read grpc-status). */
+  okTotal?: number;
+  p99Ms: number;
+  failed: number;
+}
+
+/** Drives `path` with a closed loop of CONNECTIONS x STREAMS calls in flight (or `rps` calls/s when set). */
+async function load(
+  target: Target,
+  path: string,
+  token: string,
+  bodies: Buffer[],
+  options: { rps?: number; node?: boolean } = {},
+): Promise<Load> {
+  const { rps } = options;
+  const headers = { authorization: `Bearer ${token}` };
+  if (H2LOAD && bodies.length === 1 && !options.node) {
+    const data = join(work, "body.bin");
+    const log = join(work, "h2load.log");
+    writeFileSync(data, bodies[0]!);
+    rmSync(log, { force: true });
+    const args = [
+      ...(PINNING ? ["-c", PINNING.load, "h2load"] : []),
+      "-c",
+      String(CONNECTIONS),
+      "-m",
+      String(STREAMS),
+      "-t",
+      "1",
+      "-D",
+      String(DURATION_S),
+      "--warm-up-time",
+      String(WARMUP_S),
+      "-d",
+      data,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      "-H",
+      `authorization: ${headers.authorization}`,
+      ...(rps === undefined ? [] : ["--rps", String(Math.max(1, Math.round(rps / CONNECTIONS))), "--log-file", log]),
+      `http://${target.address}${path}`,
+    ];
+    const out = await run(PINNING ? "taskset" : "h2load", args);
+    const perSecond = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? Number.NaN);
+    const counts =
+      /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+    let p99Ms = Number.NaN;
+    if (rps !== undefined) {
+      const durations = readFileSync(log, "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => Number(line.split("\t")[2]) / 1000)
+        .sort((a, b) => a - b);
+      p99Ms = quantile(durations, 0.99);
+    }
+    return { perSecond, p99Ms, failed: Number(counts?.[5] ?? 0) + Number(counts?.[6] ?? 0) };
   }
-  await Promise.all(ready);
-  global.gc?.();
-  const heapPerWatcher = (process.memoryUsage().heapUsed - heapBefore) / watchers;
-  const started = performance.now();
-  await client.worker.startJob(job.jobId);
-  for (let p = 1; p <= REPORTS; p++) await client.worker.reportProgress(job.jobId, p);
-  await client.worker.completeJob(job.jobId, { bench: true });
-  await Promise.all(done);
-  return { ms: performance.now() - started, heapPerWatcher };
+  const spec: LoadSpec = {
+    address: target.address,
+    path,
+    headers,
+    bodies: bodies.map((b) => b.toString("base64")),
+    connections: CONNECTIONS,
+    streams: STREAMS,
+    warmupMs: WARMUP_S * 1000,
+    durationMs: DURATION_S * 1000,
+  };
+  const [command, args] = PINNING
+    ? ["taskset", ["-c", PINNING.load, process.execPath, ...nodeTs("bench/h2-client.ts"), JSON.stringify(spec)]]
+    : [process.execPath, [...nodeTs("bench/h2-client.ts"), JSON.stringify(spec)]];
+  const result = JSON.parse(await run(command, args)) as LoadResult;
+  const failed = Object.values(result.failed).reduce((a, b) => a + b, 0);
+  return { perSecond: result.ok / result.seconds, p99Ms: result.p99Ms, failed, okTotal: result.okTotal };
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "jobwatch-bench-"));
-  const config = loadConfig({
-    JOBWATCH_DATABASE_URL: `sqlite:${join(dir, "bench.db")}`,
-    JOBWATCH_LISTEN: "127.0.0.1:0",
-    JOBWATCH_LOG_LEVEL: "silent",
-  });
-  let token = "";
-  const service = await startService(config, pino({ level: "silent" }), (text) => {
-    token = /jw_[A-Za-z0-9_-]+/.exec(text)?.[0] ?? token;
-  });
-  const client = createClient({ address: service.address, token });
-  const channel = new grpc.Client(service.address, grpc.credentials.createInsecure());
+/** The current revision of a job, read through jobwatch. */
+async function revisionOf(target: Target, jobId: string): Promise<number> {
+  return (await target.client!.getJob(jobId)).revision;
+}
+
+/** What one fan-out run measured. */
+interface FanOut {
+  cpuUsPerDelivery: number;
+  p99Ms: number;
+  lost: number;
+  received: number;
+}
+
+/** WATCHERS streams on one job, CHANGES changes CHANGE_INTERVAL_MS apart; server CPU per delivered change. */
+async function fanOut(target: Target): Promise<FanOut> {
+  const jobId =
+    target.name === "bare"
+      ? "00000000-0000-4000-8000-000000000000"
+      : (await target.client!.worker.createJob({ operationType: "bench_fan_out", username: "bench-user" })).jobId;
+  if (target.client) await target.client.worker.startJob(jobId);
+  const spec = { address: target.address, token: target.userToken, jobId, count: WATCHERS, connections: 20 };
+  const watchers = await startChild<{ streams: number }>(
+    PINNING?.load,
+    nodeTs("bench/watchers.ts").concat(JSON.stringify(spec)),
+  );
+  const ask = <T>(): Promise<T> =>
+    new Promise((resolve) => {
+      watchers.process.once("message", (m) => resolve(m as T));
+      watchers.process.send({ type: "report" });
+    });
   try {
-    const job = await client.worker.createJob({ operationType: "bench_get", username: "admin" });
-    // Warm up both paths (JIT, connections, the token cache).
-    for (let i = 0; i < 200; i++) await Promise.all([healthCheck(channel), client.getJob(job.jobId)]);
-
-    const health = await load(() => healthCheck(channel));
-    const get = await load(() => client.getJob(job.jobId));
-    console.log(`GetJobDetails hot path (${CALLS} calls, ${CONCURRENCY} in flight, SQLite):`);
-    console.log(
-      `  baseline health Check: ${health.perSecond.toFixed(0)} calls/s, p50 ${health.p50.toFixed(2)} ms, p99 ${health.p99.toFixed(2)} ms`,
-    );
-    console.log(
-      `  GetJobDetails:         ${get.perSecond.toFixed(0)} calls/s, p50 ${get.p50.toFixed(2)} ms, p99 ${get.p99.toFixed(2)} ms`,
-    );
-    console.log(`  ratio GetJobDetails / baseline throughput: ${(get.perSecond / health.perSecond).toFixed(2)}x`);
-
-    const one = await fanOut(client, 1);
-    const many = await fanOut(client, WATCHERS);
-    console.log(`WatchJob fan-out (${REPORTS + 2} changes, watchers and server in one process):`);
-    console.log(`  baseline 1 watcher:  ${one.ms.toFixed(0)} ms until the last watcher saw COMPLETED`);
-    console.log(
-      `  ${WATCHERS} watchers:       ${many.ms.toFixed(0)} ms, about ${(many.heapPerWatcher / 1024).toFixed(1)} KiB heap per open watch (client and server side)`,
-    );
-    console.log(
-      `  ratio ${WATCHERS} watchers / 1 watcher time: ${(many.ms / one.ms).toFixed(2)}x for ${WATCHERS}x the deliveries`,
-    );
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${target.name}: ${WATCHERS} watches not open after 120 s`)),
+        120_000,
+      );
+      watchers.process.once("message", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await sleep(500);
+    const cpuBefore = cpuMs(target.child.pid);
+    for (let i = 1; i <= CHANGES; i++) {
+      await rawCall(
+        target.address,
+        REPORT_PATH,
+        target.workerToken,
+        ReportProgressRequest.encode({ jobId, progress: i }).finish(),
+      );
+      await sleep(CHANGE_INTERVAL_MS);
+    }
+    const expected = WATCHERS * CHANGES;
+    let report = await ask<{ received: number; missed: number; p99Ms: number }>();
+    for (let waited = 0; report.received + report.missed < expected && waited < 15_000; waited += 250) {
+      await sleep(250);
+      report = await ask();
+    }
+    const cpu = cpuMs(target.child.pid) - cpuBefore;
+    return {
+      cpuUsPerDelivery: (cpu * 1000) / Math.max(1, report.received),
+      p99Ms: report.p99Ms,
+      lost: expected - report.received,
+      received: report.received,
+    };
   } finally {
-    channel.close();
-    client.close();
-    await service.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await watchers.stop();
   }
 }
 
-await main();
+/** Runs `measure` on each target in turn, ROUNDS times (bare, SQLite, MySQL, bare, ...). */
+async function alternate<T>(targets: Target[], measure: (t: Target) => Promise<T>): Promise<Map<TargetName, T[]>> {
+  const results = new Map<TargetName, T[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of targets) results.get(t.name)!.push(await measure(t));
+  }
+  return results;
+}
+
+const wanted = (what: string): boolean => ONLY === undefined || ONLY.includes(what);
+
+// --- set up ---------------------------------------------------------------------------------------
+
+console.error(
+  `jobwatch bench${quick ? " --quick" : ""}: ${ROUNDS} alternated runs of ${DURATION_S} s per figure; load: ${H2LOAD ? "h2load" : "node:http2 clients"}; ` +
+    (PINNING ? `servers on core ${PINNING.server}, load on core ${PINNING.load}` : "no taskset: nothing pinned"),
+);
+const jobwatch: Target[] = [await startJobwatch("sqlite")];
+if (TEST_MYSQL_URL) jobwatch.push(await startJobwatch("mysql"));
+const first = jobwatch[0]!;
+const responsesFile = join(work, "responses.json");
+writeFileSync(
+  responsesFile,
+  JSON.stringify({
+    getJobDetails: (
+      await rawCall(
+        first.address,
+        GET_PATH,
+        first.userToken,
+        GetJobDetailsRequest.encode({ jobId: first.getJobId }).finish(),
+      )
+    ).toString("base64"),
+    reportProgress: (
+      await rawCall(
+        first.address,
+        REPORT_PATH,
+        first.workerToken,
+        ReportProgressRequest.encode({ jobId: first.hotJobId, progress: 50 }).finish(),
+      )
+    ).toString("base64"),
+  }),
+);
+const bareChild = await startChild<{ address: string }>(
+  PINNING?.server,
+  nodeTs("bench/bare-server.ts").concat(responsesFile),
+);
+const bare: Target = {
+  ...first,
+  name: "bare",
+  child: bareChild,
+  address: bareChild.info.address,
+};
+delete bare.client;
+delete bare.database;
+const targets = [bare, ...jobwatch];
+
+/** One row of the table: a figure per target and the goal beside it. */
+interface Row {
+  figure: string;
+  values: Partial<Record<TargetName, string>>;
+  goal: string;
+  met: string;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+const ratio = (value: number, base: number): string => `${(value / base).toFixed(2)}x`;
+const k = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+const verdict = (ok: boolean[]): string => (ok.length === 0 ? "-" : ok.every(Boolean) ? "yes" : "NO");
+
+try {
+  let bareGet = Number.NaN;
+  if (wanted("get")) {
+    const runs = await alternate(targets, (t) => load(t, GET_PATH, t.userToken, [getBody(t.getJobId)]));
+    const rate = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.perSecond));
+    bareGet = rate("bare");
+    const values: Row["values"] = { bare: `${k(bareGet)}/s` };
+    const ok: boolean[] = [];
+    for (const t of jobwatch) {
+      const r = rate(t.name);
+      values[t.name] = `${k(r)}/s (${ratio(r, bareGet)})`;
+      ok.push(r / bareGet >= (t.name === "sqlite" ? 0.85 : 0.6));
+    }
+    rows.push({
+      figure: "GetJobDetails, own job, 100 in flight",
+      values,
+      goal: ">= 0.85x SQLite, >= 0.6x MySQL",
+      met: verdict(ok),
+    });
+    for (const [name, r] of runs)
+      notes.push(`GetJobDetails ${name}: calls/s of each run ${spread(r.map((x) => x.perSecond))}`);
+    const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) notes.push(`GetJobDetails: ${failed} calls failed at the HTTP/2 level`);
+  }
+
+  if (wanted("p99") && Number.isFinite(bareGet)) {
+    const rps = bareGet / 2;
+    const runs = await alternate(targets, (t) => load(t, GET_PATH, t.userToken, [getBody(t.getJobId)], { rps }));
+    const p99 = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.p99Ms));
+    const base = p99("bare");
+    const values: Row["values"] = { bare: `${base.toFixed(1)} ms` };
+    const ok: boolean[] = [];
+    for (const t of jobwatch) {
+      values[t.name] = `${p99(t.name).toFixed(1)} ms (${ratio(p99(t.name), base)})`;
+      ok.push(p99(t.name) / base <= 1.5);
+    }
+    rows.push({
+      figure: `GetJobDetails p99 at ${k(rps)} calls/s (half of bare)`,
+      values,
+      goal: "<= 1.5x bare's p99",
+      met: verdict(ok),
+    });
+  }
+
+  if (wanted("distinct")) {
+    // A body per stream slot (h2load sends one body), so this load always runs on node:http2 clients.
+    const runs = await alternate(targets, (t) => load(t, REPORT_PATH, t.workerToken, t.distinctJobIds.map(reportBody)));
+    const rate = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.perSecond));
+    const base = rate("bare");
+    const values: Row["values"] = { bare: `${k(base)}/s` };
+    const ok: boolean[] = [];
+    for (const t of jobwatch) {
+      values[t.name] = `${k(rate(t.name))}/s (${ratio(rate(t.name), base)})`;
+      ok.push(rate(t.name) / base >= (t.name === "sqlite" ? 0.5 : 0.25));
+    }
+    rows.push({
+      figure: `ReportProgress, ${DISTINCT_JOBS} distinct jobs`,
+      values,
+      goal: ">= 0.5x SQLite, >= 0.25x MySQL",
+      met: verdict(ok),
+    });
+    const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) notes.push(`ReportProgress distinct jobs: ${failed} calls did not end OK`);
+  }
+
+  if (wanted("hot")) {
+    const distinct: string[] = [];
+    let sameRevisions = true;
+    const runs = await alternate(targets, async (t) => {
+      const before = t.client ? await revisionOf(t, t.hotJobId) : 0;
+      // node:http2 clients, which see each call's grpc-status: h2load counts an HTTP 200 as a success.
+      const result = await load(t, REPORT_PATH, t.workerToken, [reportBody(t.hotJobId)], { node: true });
+      if (t.client) {
+        // Every call that ended OK (warm-up included) must have made exactly one new revision.
+        const made = (await revisionOf(t, t.hotJobId)) - before;
+        distinct.push(`${t.name} ${result.okTotal} OK / ${made} revisions`);
+        if (made !== result.okTotal) sameRevisions = false;
+      }
+      return result;
+    });
+    const rate = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.perSecond));
+    const values: Row["values"] = { bare: `${k(rate("bare"))}/s` };
+    const ok: boolean[] = [];
+    for (const t of jobwatch) {
+      values[t.name] = `${k(rate(t.name))}/s`;
+      if (t.name === "mysql") ok.push(rate(t.name) >= 1000);
+    }
+    const failed = [...runs.entries()]
+      .filter(([n]) => n !== "bare")
+      .flatMap(([, r]) => r)
+      .reduce((a, r) => a + r.failed, 0);
+    rows.push({
+      figure: `ReportProgress, one hot job, ${DISTINCT_JOBS} in flight`,
+      values,
+      goal: ">= 1,000/s MySQL, each OK a new revision",
+      met: verdict([...ok, sameRevisions]),
+    });
+    notes.push(`hot job: ${failed} calls not OK; per run: ${distinct.join(", ")}`);
+  }
+
+  if (wanted("fanout")) {
+    const runs = await alternate(targets, fanOut);
+    const cpu = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.cpuUsPerDelivery));
+    const p99 = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.p99Ms));
+    const lost = (n: TargetName): number => Math.max(...(runs.get(n) ?? []).map((r) => r.lost));
+    const base = cpu("bare");
+    const cpuValues: Row["values"] = { bare: `${base.toFixed(1)} us` };
+    const p99Values: Row["values"] = { bare: `${p99("bare").toFixed(0)} ms` };
+    const lostValues: Row["values"] = { bare: String(lost("bare")) };
+    const okCpu: boolean[] = [];
+    const okP99: boolean[] = [];
+    const okLost: boolean[] = [];
+    for (const t of jobwatch) {
+      cpuValues[t.name] = `${cpu(t.name).toFixed(1)} us (${ratio(cpu(t.name), base)})`;
+      p99Values[t.name] = `${p99(t.name).toFixed(0)} ms`;
+      lostValues[t.name] = String(lost(t.name));
+      okCpu.push(cpu(t.name) / base <= 1.3);
+      okP99.push(p99(t.name) <= 250);
+      okLost.push(lost(t.name) === 0);
+    }
+    const what = `WatchJob fan-out, ${WATCHERS} watchers, ${CHANGES} changes`;
+    rows.push({
+      figure: `${what}: server CPU per delivery`,
+      values: cpuValues,
+      goal: "<= 1.3x bare",
+      met: verdict(okCpu),
+    });
+    rows.push({ figure: `${what}: p99 delivery`, values: p99Values, goal: "<= 250 ms", met: verdict(okP99) });
+    rows.push({ figure: `${what}: deliveries lost (worst run)`, values: lostValues, goal: "0", met: verdict(okLost) });
+  }
+} finally {
+  for (const t of targets) {
+    t.client?.close();
+    await t.child.stop();
+  }
+  for (const t of jobwatch) await t.database?.drop();
+}
+
+if (wanted("queries")) {
+  const figures = new Map<TargetName, QueryFigures>();
+  for (const t of jobwatch) figures.set(t.name, await queryBench(t.name as "sqlite" | "mysql", JOBS, work));
+  const statsValues: Row["values"] = {};
+  const listValues: Row["values"] = {};
+  const okStats: boolean[] = [];
+  const okList: boolean[] = [];
+  for (const [name, f] of figures) {
+    statsValues[name] = `${f.statisticsMs.toFixed(2)} ms`;
+    const worst = Object.entries(f.listMs).sort((a, b) => b[1] - a[1])[0]!;
+    listValues[name] = `${worst[1].toFixed(2)} ms`;
+    okStats.push(f.statisticsMs <= 10);
+    okList.push(worst[1] <= 5);
+    notes.push(`ListJobs on ${name}, slowest filter combination: ${worst[0]}`);
+    for (const [what, ms] of Object.entries(f.listMs)) notes.push(`  ${name} ListJobs ${what}: ${ms.toFixed(2)} ms`);
+    notes.push(`  ${name} GetJobStatistics one user: ${f.statisticsUserMs.toFixed(2)} ms`);
+  }
+  rows.push({
+    figure: `GetJobStatistics, all jobs, ${k(JOBS)} jobs (median)`,
+    values: statsValues,
+    goal: "<= 10 ms",
+    met: verdict(okStats),
+  });
+  rows.push({
+    figure: `ListJobs, slowest filter combination, ${k(JOBS)} jobs`,
+    values: listValues,
+    goal: "<= 5 ms",
+    met: verdict(okList),
+  });
+}
+rmSync(work, { recursive: true, force: true });
+
+const columns: TargetName[] = TEST_MYSQL_URL ? ["bare", "sqlite", "mysql"] : ["bare", "sqlite"];
+const header = [
+  "figure",
+  ...columns.map((c) => (c === "bare" ? "bare grpc-js" : `jobwatch ${c === "sqlite" ? "SQLite" : "MySQL"}`)),
+  "goal",
+  "met",
+];
+console.log(`| ${header.join(" | ")} |`);
+console.log(`|${header.map(() => "---").join("|")}|`);
+for (const row of rows) {
+  console.log(`| ${[row.figure, ...columns.map((c) => row.values[c] ?? ""), row.goal, row.met].join(" | ")} |`);
+}
+for (const note of notes) console.log(note);

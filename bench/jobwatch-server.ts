@@ -1,0 +1,27 @@
+// jobwatch as the benchmark runs it: the real service (startService) on the database URL in argv[2],
+// with a normal user's and a worker's token made for the run. Prints {"address", "user", "worker", "admin"}
+// when serving; stops gracefully on SIGTERM (so a --cpu-prof profile is written).
+import { pino } from "pino";
+import { createToken } from "../src/cli/token.js";
+import { loadConfig } from "../src/config.js";
+import { startService } from "../src/main.js";
+import { createStore } from "../src/store/sql-job-store.js";
+
+const url = process.argv[2]!;
+const config = loadConfig({ JOBWATCH_DATABASE_URL: url, JOBWATCH_LISTEN: "127.0.0.1:0", JOBWATCH_LOG_LEVEL: "silent" });
+let admin = "";
+const service = await startService(config, pino({ level: "silent" }), (text) => {
+  admin = /jw_[A-Za-z0-9_-]+/.exec(text)?.[0] ?? admin;
+});
+const store = createStore(url);
+const user = await createToken(store, { user: "bench-user", role: "normal_user" });
+const worker = await createToken(store, { user: "bench-worker", role: "service" });
+await store.close();
+
+process.once("SIGTERM", () => {
+  service.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+});
+console.log(JSON.stringify({ address: service.address, user: user.token, worker: worker.token, admin }));
