@@ -1,0 +1,93 @@
+// Change-feed queries: where the feed ends, what follows a seq, and the job as of each feed entry.
+import type { Job } from "./job.js";
+import { snapshotToJob } from "./rows.js";
+import type { FeedEntry } from "./store.js";
+import type { StoreDb } from "./transaction.js";
+
+/** Seqs per `where seq in (...)` of snapshotsAt. */
+const SNAPSHOT_CHUNK = 500;
+
+/**
+ * The seq to start reading the feed after; see JobStore.latestSeq. On MySQL a hole younger than
+ * `gapGraceMs` (an insert not yet committed) ends the scan before it.
+ */
+export async function latestSeq(db: StoreDb, gapGraceMs: number): Promise<number> {
+  if (db.dialect === "sqlite") {
+    // SQLite has one writer at a time: seq order is commit order.
+    const row = await db.kysely
+      .selectFrom("job_events")
+      .select((eb) => eb.fn.max("seq").as("m"))
+      .executeTakeFirst();
+    return Number(row?.m ?? 0);
+  }
+  // MySQL: stop before a recent hole (an insert not yet committed) so a reader starting here misses nothing.
+  const rows = await db.kysely
+    .selectFrom("job_events")
+    .select(["seq", "at"])
+    .orderBy("seq", "desc")
+    .limit(200)
+    .execute();
+  if (rows.length === 0) return 0;
+  const asc = rows.map((r) => ({ seq: Number(r.seq), at: Number(r.at) })).reverse();
+  const now = db.now();
+  for (let i = 1; i < asc.length; i++) {
+    const prev = asc[i - 1]!;
+    const cur = asc[i]!;
+    if (cur.seq !== prev.seq + 1 && cur.at > now - gapGraceMs) return prev.seq;
+  }
+  return asc[asc.length - 1]!.seq;
+}
+
+/** Feed entries with seq > afterSeq, in seq order, at most `limit`. */
+export async function readFeed(db: StoreDb, afterSeq: number, limit: number): Promise<FeedEntry[]> {
+  // Plain seq order: the reader (the watch hub's ChangeFeed) tracks holes left by seqs that commit
+  // out of order, and re-reads them until they fill or time out.
+  const rows = await db.kysely
+    .selectFrom("job_events")
+    .select(["seq", "job_id", "revision"])
+    .where("seq", ">", afterSeq)
+    .orderBy("seq")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, revision: Number(r.revision) }));
+}
+
+/** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
+export async function snapshotsAt(db: StoreDb, seqs: readonly number[]): Promise<Job[]> {
+  if (seqs.length === 0) return [];
+  const bySeq = new Map<number, Job>();
+  for (const chunk of chunks([...new Set(seqs)], SNAPSHOT_CHUNK)) {
+    const rows = await db.kysely
+      .selectFrom("job_events")
+      .select(["seq", "snapshot"])
+      .where("seq", "in", chunk)
+      .execute();
+    for (const r of rows) bySeq.set(Number(r.seq), snapshotToJob(r.snapshot));
+  }
+  return seqs.flatMap((s) => {
+    const job = bySeq.get(s);
+    return job ? [job] : [];
+  });
+}
+
+/** The job as of each revision in (afterRevision, beforeRevision), in order. */
+export async function snapshotsBetween(
+  db: StoreDb,
+  jobId: string,
+  afterRevision: number,
+  beforeRevision: number,
+): Promise<Job[]> {
+  const rows = await db.kysely
+    .selectFrom("job_events")
+    .select("snapshot")
+    .where("job_id", "=", jobId)
+    .where("revision", ">", afterRevision)
+    .where("revision", "<", beforeRevision)
+    .orderBy("revision")
+    .execute();
+  return rows.map((r) => snapshotToJob(r.snapshot));
+}
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}

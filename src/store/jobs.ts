@@ -1,0 +1,205 @@
+// Job queries: create, read, list, history, and the conditional update that applies a lifecycle rule.
+import { createHash, randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AlreadyExistsError, UnavailableError, jobNotFound } from "../errors.js";
+import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
+import type { Job, JobEvent } from "./job.js";
+import type { Rule } from "./lifecycle.js";
+import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
+import type { ListJobsQuery, NewJob } from "./store.js";
+import { isUniqueViolation } from "./transaction.js";
+import type { StoreDb } from "./transaction.js";
+
+/** Attempts of a conditional update before giving up (each retry re-reads the row). */
+const MAX_TRANSITION_ATTEMPTS = 100;
+/** Attempts of an insert whose active job finished in between (each retry inserts again). */
+const MAX_CREATE_ATTEMPTS = 5;
+
+/** A new PENDING job; see JobStore.createJob. */
+export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
+  const requestId = input.requestId ?? null;
+  if (requestId !== null) {
+    const existing = await jobByRequestId(db, requestId);
+    if (existing) return existing;
+  }
+  const resource = input.resource ?? null;
+  const activeKey = resource === null ? null : activeKeyOf(input.operationType, resource);
+  const k = db.kysely;
+  for (let attempt = 1; attempt <= MAX_CREATE_ATTEMPTS; attempt++) {
+    const now = db.now();
+    const row: NewJobRow = {
+      job_id: randomUUID(),
+      operation_type: input.operationType,
+      username: input.username,
+      resource,
+      request_id: requestId,
+      active_key: activeKey,
+      status: "pending",
+      progress: 0,
+      phase: null,
+      detail: null,
+      result: null,
+      error: null,
+      cancel_requested: 0,
+      cancel_reason: null,
+      cancel_requested_at: null,
+      revision: 1,
+      created_at: now,
+      updated_at: now,
+      started_at: null,
+      completed_at: null,
+      last_heartbeat_at: null,
+      history_at: null,
+    };
+    const job = jobRowToJob(row as JobRow);
+    try {
+      await db.write(function* () {
+        yield k.insertInto("jobs").values(row).compile();
+        yield k
+          .insertInto("job_events")
+          .values(eventRow(job, now, true))
+          .compile();
+      });
+      return job;
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+    }
+    // A unique key said no: a retry of the same request, or an active job on the same resource.
+    if (requestId !== null) {
+      const existing = await jobByRequestId(db, requestId);
+      if (existing) return existing;
+    }
+    if (activeKey !== null) {
+      const active = await k.selectFrom("jobs").selectAll().where("active_key", "=", activeKey).executeTakeFirst();
+      if (active) {
+        throw new AlreadyExistsError(
+          `job ${active.job_id} (${active.status.toUpperCase()}) is already working on ${input.operationType} of '${resource}'; ` +
+            `wait for it to finish or cancel it`,
+          "ACTIVE_JOB_EXISTS",
+          { job_id: active.job_id },
+        );
+      }
+    }
+    // The conflicting job finished in between: insert again.
+  }
+  throw new UnavailableError(`could not create the job: the database kept reporting a conflict; try again`);
+}
+
+/** The job, or undefined when there is no such job. */
+export async function getJob(db: StoreDb, jobId: string): Promise<Job | undefined> {
+  const row = await jobRow(db, jobId);
+  return row ? jobRowToJob(row) : undefined;
+}
+
+/** One page of jobs, newest first; see ListJobsQuery. */
+export async function listJobs(db: StoreDb, query: ListJobsQuery): Promise<Job[]> {
+  let q = db.kysely.selectFrom("jobs").selectAll();
+  if (query.username !== undefined) q = q.where("username", "=", query.username);
+  if (query.statuses !== undefined && query.statuses.length > 0) q = q.where("status", "in", [...query.statuses]);
+  if (query.operationType !== undefined) q = q.where("operation_type", "=", query.operationType);
+  if (query.createdAfter !== undefined) q = q.where("created_at", ">=", query.createdAfter);
+  if (query.createdBefore !== undefined) q = q.where("created_at", "<", query.createdBefore);
+  const after = query.after;
+  if (after !== undefined) {
+    // (created_at, job_id) < (a.createdAt, a.jobId), spelled so the leading range uses the index on both dialects.
+    q = q
+      .where("created_at", "<=", after.createdAt)
+      .where((eb) => eb.or([eb("created_at", "<", after.createdAt), eb("job_id", "<", after.jobId)]));
+  }
+  const rows = await q.orderBy("created_at", "desc").orderBy("job_id", "desc").limit(query.limit).execute();
+  return rows.map(jobRowToJob);
+}
+
+/** The recorded changes of a job, oldest first. */
+export async function getHistory(db: StoreDb, jobId: string): Promise<JobEvent[]> {
+  const rows = await db.kysely
+    .selectFrom("job_events")
+    .select(["revision", "at", "status", "progress", "phase", "detail", "cancel_requested", "error"])
+    .where("job_id", "=", jobId)
+    .where("recorded", "=", 1)
+    .orderBy("revision")
+    .execute();
+  return rows.map(eventRowToJobEvent);
+}
+
+/** transition() for a caller-named job: unknown ids are NotFoundError, and the job is returned. */
+export async function mustTransition(db: StoreDb, jobId: string, rule: Rule): Promise<Job> {
+  const outcome = await transition(db, jobId, rule);
+  if (!outcome) throw jobNotFound(jobId);
+  return outcome.job;
+}
+
+/**
+ * Reads the job, lets `rule` check the status (it throws FailedPreconditionError) and name the
+ * change (null: nothing to do), then applies it with `UPDATE ... WHERE revision = <read revision>`
+ * and the job_events row in one transaction. When another writer got there first the update
+ * matches no row and we start over from the read. undefined when the job does not exist.
+ */
+export async function transition(
+  db: StoreDb,
+  jobId: string,
+  rule: Rule,
+): Promise<{ job: Job; changed: boolean } | undefined> {
+  const k = db.kysely;
+  for (let attempt = 1; ; attempt++) {
+    const row = await jobRow(db, jobId);
+    if (!row) return undefined;
+    const job = jobRowToJob(row);
+    const now = db.now();
+    const change = rule(job, row, now);
+    if (change === null) return { job, changed: false };
+    const set: JobRowUpdate = { ...change.set, revision: job.revision + 1, updated_at: now };
+    const next = jobRowToJob({ ...row, ...set } as JobRow);
+    const applied = await db.write(function* () {
+      const r = yield k
+        .updateTable("jobs")
+        .set(set)
+        .where("job_id", "=", jobId)
+        .where("revision", "=", job.revision)
+        .compile();
+      if (Number(r.numAffectedRows ?? 0) !== 1) return false;
+      yield k
+        .insertInto("job_events")
+        .values(eventRow(next, now, change.recorded))
+        .compile();
+      return true;
+    });
+    if (applied) return { job: next, changed: true };
+    if (attempt >= MAX_TRANSITION_ATTEMPTS) {
+      throw new UnavailableError(`job ${jobId} is being changed by too many writers at once; try again`);
+    }
+    // Jitter, so writers that keep colliding spread out.
+    if (attempt > 2) await sleep(Math.random() * Math.min(25, attempt));
+  }
+}
+
+async function jobRow(db: StoreDb, jobId: string): Promise<JobRow | undefined> {
+  return db.kysely.selectFrom("jobs").selectAll().where("job_id", "=", jobId).executeTakeFirst();
+}
+
+async function jobByRequestId(db: StoreDb, requestId: string): Promise<Job | undefined> {
+  const row = await db.kysely.selectFrom("jobs").selectAll().where("request_id", "=", requestId).executeTakeFirst();
+  return row ? jobRowToJob(row) : undefined;
+}
+
+/** The job_events row of a job at its (new) revision. */
+function eventRow(job: Job, at: number, recorded: boolean): NewJobEventRow {
+  return {
+    job_id: job.jobId,
+    revision: job.revision,
+    at,
+    status: job.status,
+    progress: job.progress,
+    phase: job.phase,
+    detail: job.detail,
+    cancel_requested: job.cancelRequested ? 1 : 0,
+    error: job.error,
+    recorded: recorded ? 1 : 0,
+    snapshot: jobToSnapshot(job),
+  };
+}
+
+/** The unique key that allows one PENDING/RUNNING job per (operation_type, resource). */
+function activeKeyOf(operationType: string, resource: string): string {
+  return createHash("sha256").update(`${operationType}\u0000${resource}`).digest("hex");
+}

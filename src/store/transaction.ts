@@ -1,0 +1,146 @@
+// Transactions on either dialect: a body yields compiled statements; SQLite runs it synchronously, MySQL on one connection.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { CompiledQuery, Kysely, QueryResult } from "kysely";
+import type SqliteDatabase from "better-sqlite3";
+import type { Dialect, OpenDatabase } from "./connect.js";
+import type { Database } from "./database.js";
+
+/** The result of one statement of a transaction body. */
+export type StatementResult = QueryResult<Record<string, unknown>>;
+
+/** A transaction as a generator: it yields compiled statements and receives their results. */
+export type TxBody<T> = () => Generator<CompiledQuery, T, StatementResult>;
+
+/**
+ * What every store function takes first (as kysely's example app passes `db`): Kysely for single
+ * statements, the clock, and the transaction runner of the dialect.
+ */
+export interface StoreDb {
+  /** Kysely on the database; single statements run here (each its own implicit transaction). */
+  readonly kysely: Kysely<Database>;
+  /** Which SQL dialect the database speaks. */
+  readonly dialect: Dialect;
+  /** The clock, epoch ms. */
+  readonly now: () => number;
+  /**
+   * Runs a write transaction. SQLite: synchronously inside BEGIN IMMEDIATE on the raw handle, so the
+   * write lock is never held across an await. MySQL: a Kysely transaction on one pooled connection.
+   * Deadlocks, lock timeouts and SQLITE_BUSY are retried a few times (the body runs again from the start).
+   */
+  write<T>(body: TxBody<T>): Promise<T>;
+  /**
+   * Runs a read-only transaction on one consistent snapshot. SQLite: synchronously inside a deferred
+   * BEGIN on the raw handle, like write, so the read lock is never held across an await (a Kysely
+   * transaction would hold it while the synchronous write path, on the same handle or another
+   * connection, could run or busy-wait on the one event loop). MySQL: REPEATABLE READ for this
+   * transaction (the session runs READ COMMITTED, where each SELECT sees a new snapshot), read only.
+   */
+  read<T>(body: TxBody<T>): Promise<T>;
+  /** Forgets the prepared statements (before the database closes). */
+  clear(): void;
+}
+
+/** Attempts of a transaction that failed on a deadlock, lock timeout or SQLITE_BUSY. */
+const MAX_TX_ATTEMPTS = 6;
+/** Prepared SQLite statements kept per store, by SQL text. */
+const MAX_CACHED_STATEMENTS = 256;
+
+/** The StoreDb of an open database; `now` is the clock (tests pass one they can move). */
+export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
+  const kysely = open.db;
+  const sqlite = open.dialect === "sqlite" ? open.sqlite : undefined;
+  const statements = new Map<string, SqliteDatabase.Statement>();
+
+  const execSync = (handle: SqliteDatabase.Database, q: CompiledQuery): StatementResult => {
+    let stmt = statements.get(q.sql);
+    if (stmt === undefined) {
+      stmt = handle.prepare(q.sql);
+      if (statements.size < MAX_CACHED_STATEMENTS) statements.set(q.sql, stmt);
+    }
+    const params = q.parameters as unknown[];
+    if (stmt.reader) return { rows: stmt.all(params) as Record<string, unknown>[] };
+    const info = stmt.run(params);
+    return { rows: [], numAffectedRows: BigInt(info.changes), insertId: BigInt(info.lastInsertRowid) };
+  };
+
+  return {
+    kysely,
+    dialect: open.dialect,
+    now,
+    async write<T>(body: TxBody<T>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          if (sqlite !== undefined) {
+            return sqlite.transaction(() => drive(body(), (q) => execSync(sqlite, q))).immediate();
+          }
+          return await kysely
+            .transaction()
+            .execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
+        } catch (error) {
+          if (!isTransient(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
+          await sleep(Math.random() * 20 * attempt);
+        }
+      }
+    },
+    async read<T>(body: TxBody<T>): Promise<T> {
+      if (sqlite !== undefined) {
+        return sqlite.transaction(() => drive(body(), (q) => execSync(sqlite, q))).deferred();
+      }
+      return kysely
+        .transaction()
+        .setIsolationLevel("repeatable read")
+        .setAccessMode("read only")
+        .execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
+    },
+    clear() {
+      statements.clear();
+    },
+  };
+}
+
+/** Runs a transaction body to its end, executing each statement it yields with `exec`. */
+export function drive<T>(
+  gen: Generator<CompiledQuery, T, StatementResult>,
+  exec: (q: CompiledQuery) => StatementResult,
+): T {
+  let step = gen.next();
+  while (!step.done) step = gen.next(exec(step.value));
+  return step.value;
+}
+
+/** drive() with statements that run asynchronously (a Kysely transaction). */
+export async function driveAsync<T>(
+  gen: Generator<CompiledQuery, T, StatementResult>,
+  exec: (q: CompiledQuery) => Promise<StatementResult>,
+): Promise<T> {
+  let step = gen.next();
+  while (!step.done) step = gen.next(await exec(step.value));
+  return step.value;
+}
+
+function errorCode(error: unknown): { code?: unknown; errno?: unknown } {
+  return typeof error === "object" && error !== null ? (error as { code?: unknown; errno?: unknown }) : {};
+}
+
+/** A unique (or primary) key violation on either dialect. */
+export function isUniqueViolation(error: unknown): boolean {
+  const { code, errno } = errorCode(error);
+  return (
+    code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
+    code === "ER_DUP_ENTRY" ||
+    errno === 1062
+  );
+}
+
+/** Errors after which running the same transaction again can succeed. */
+export function isTransient(error: unknown): boolean {
+  const { code, errno } = errorCode(error);
+  return (
+    (typeof code === "string" && code.startsWith("SQLITE_BUSY")) ||
+    code === "ER_LOCK_DEADLOCK" ||
+    errno === 1213 ||
+    code === "ER_LOCK_WAIT_TIMEOUT" ||
+    errno === 1205
+  );
+}
