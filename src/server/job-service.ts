@@ -17,7 +17,7 @@ import type {
   WatchJobRequest,
   WatchJobResponse,
 } from "../gen/jobwatch/v1/job_service.js";
-import { JobStatus as ProtoJobStatus } from "../gen/jobwatch/v1/job.js";
+import { Job as ProtoJob, JobStatus as ProtoJobStatus } from "../gen/jobwatch/v1/job.js";
 import { JOB_STATUSES } from "../store/job.js";
 import type { Job, JobStatus } from "../store/job.js";
 import type { JobStore, ListJobsQuery } from "../store/store.js";
@@ -141,6 +141,24 @@ function decodePageToken(token: string, hash: string): PageCursor {
   }
   if (c.filterHash !== hash) throw InvalidArgumentError.field("page_token", FOREIGN_TOKEN);
   return { createdAt: c.createdAt, jobId: c.jobId, filterHash: c.filterHash };
+}
+
+/**
+ * Bytes of jobs one ListJobs page carries at most. Every gRPC client accepts 4 MiB by default; a page
+ * of 100 jobs with 62 KB results was 6.9 MB. One job is always sent (the write limits keep it well under
+ * the budget), so paging always moves on.
+ */
+export const LIST_PAGE_BYTES = 1 << 20;
+
+/** The leading jobs whose encoding fits in LIST_PAGE_BYTES (at least one). */
+function withinReplyBudget(jobs: ProtoJob[]): ProtoJob[] {
+  let bytes = 0;
+  for (let i = 0; i < jobs.length; i++) {
+    // Each job is a length-delimited field 1 of ListJobsResponse: a tag byte and a length before it.
+    bytes += ProtoJob.encode(jobs[i]!).finish().length + 6;
+    if (bytes > LIST_PAGE_BYTES && i > 0) return jobs.slice(0, i);
+  }
+  return jobs;
 }
 
 /** The statuses a ListJobs filter may name, as a user reads them in a message. */
@@ -320,13 +338,13 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
         limit: pageSize + 1,
         after: after && { createdAt: after.createdAt, jobId: after.jobId },
       });
-      const page = rows.slice(0, pageSize);
+      const page = withinReplyBudget(rows.slice(0, pageSize).map(jobToProto));
       const last = page[page.length - 1];
       const nextPageToken =
-        rows.length > pageSize && last !== undefined
-          ? encodePageToken({ createdAt: last.createdAt, jobId: last.jobId, filterHash: hash })
+        rows.length > page.length && last !== undefined
+          ? encodePageToken({ createdAt: last.createdAt!.getTime(), jobId: last.jobId, filterHash: hash })
           : "";
-      return { jobs: page.map(jobToProto), nextPageToken };
+      return { jobs: page, nextPageToken };
     }),
 
     getJobStatistics: unaryHandler(log, async (request, call): Promise<GetJobStatisticsResponse> => {
