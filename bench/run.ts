@@ -61,9 +61,7 @@ const work = mkdtempSync(join(tmpdir(), "jobwatch-bench-"));
 async function startJobwatch(name: "sqlite" | "mysql"): Promise<Target> {
   const database = name === "sqlite" ? undefined : await freshDatabase("mysql");
   const url = database?.url ?? `sqlite:${join(work, "bench.db")}`;
-  const profile = PROFILE_DIR
-    ? ["--cpu-prof", "--cpu-prof-dir", PROFILE_DIR, "--cpu-prof-name", `${name}.cpuprofile`]
-    : [];
+  const profile = PROFILE_DIR ? ["--cpu-prof", "--cpu-prof-dir", join(PROFILE_DIR, name)] : [];
   const child = await startChild<{ address: string; user: string; worker: string; admin: string }>(
     PINNING?.server,
     nodeTs("bench/jobwatch-server.ts", profile).concat(url),
