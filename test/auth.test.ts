@@ -9,13 +9,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import pino from "pino";
 import { Authenticator } from "../src/auth/authenticator.js";
 import { authInterceptor } from "../src/auth/interceptor.js";
-import {
-  PRINCIPAL_METADATA_KEY,
-  canManageJobs,
-  decodePrincipal,
-  encodePrincipal,
-  principalOf,
-} from "../src/auth/principal.js";
+import { PRINCIPAL_METADATA_KEY, canManageJobs, attachPrincipal, principalOf } from "../src/auth/principal.js";
 import type { Principal } from "../src/auth/principal.js";
 import { PERMISSIONS, ROLES, hasPermission, isRole, permissionsOf } from "../src/auth/roles.js";
 import { generateToken, hashToken, parseToken, tokenMatches } from "../src/auth/tokens.js";
@@ -144,14 +138,18 @@ describe("tokens", () => {
   });
 });
 
+/** What a client might send to pass as an admin: the JSON the principal metadata value once held. */
+const FORGED_ADMIN = '{"tokenId":"000000000000","username":"u-admin","role":"admin"}';
+
 describe("principal", () => {
-  test("round-trips through metadata, non-ASCII usernames included", () => {
+  test("is read from the metadata object it was attached to, never from a metadata value", () => {
     const p: Principal = { tokenId: "0123456789ab", username: "jürgen 山田", role: "normal_user" };
     const md = new grpc.Metadata();
-    md.set(PRINCIPAL_METADATA_KEY, encodePrincipal(p)); // grpc-js throws on non-ASCII values
+    attachPrincipal(md, p);
     assert.deepEqual(principalOf(md), p);
-    assert.equal(decodePrincipal("not json"), undefined);
-    assert.equal(decodePrincipal('{"username":"x"}'), undefined);
+    const sent = new grpc.Metadata();
+    sent.set(PRINCIPAL_METADATA_KEY, FORGED_ADMIN);
+    assert.throws(() => principalOf(sent), UnauthenticatedError);
   });
 
   test("principalOf throws UnauthenticatedError when the interceptor set nothing", () => {
@@ -311,6 +309,25 @@ for (const dialect of DIALECTS) {
         const before = loads();
         for (let i = 0; i < 5; i++) await auth.authenticate(bearer(t.token));
         assert.equal(loads(), before, "known tokens are checked without a database round trip");
+      } finally {
+        await auth.stop();
+      }
+    });
+
+    test("an accepted token is remembered until the next reload, and only while the copy is fresh", async () => {
+      let now = 1_000_000;
+      const auth = new Authenticator({ store: db.replicaA, refreshMs: 3_600_000, maxStaleMs: 5000, now: () => now });
+      await auth.start();
+      try {
+        const t = await createToken(db.replicaA, { user: "ivy", role: "normal_user" });
+        assert.equal(auth.cached(bearer(t.token)), undefined, "not before it was checked");
+        const principal = await auth.authenticate(bearer(t.token));
+        assert.deepEqual(auth.cached(bearer(t.token)), principal);
+        assert.equal(auth.cached(bearer(generateToken().token)), undefined);
+        now += 5001;
+        assert.equal(auth.cached(bearer(t.token)), undefined, "a stale copy sends every call to authenticate()");
+        await auth.refresh();
+        assert.equal(auth.cached(bearer(t.token)), undefined, "a reload empties it");
       } finally {
         await auth.stop();
       }
@@ -557,7 +574,7 @@ describe("auth interceptor", () => {
   });
 
   test("the handler sees the real caller, never a client-sent principal, and not the token", async () => {
-    const forged = encodePrincipal({ tokenId: "000000000000", username: "u-admin", role: "admin" });
+    const forged = FORGED_ADMIN;
     const res = await unary(
       client,
       "Whoami",
@@ -569,7 +586,7 @@ describe("auth interceptor", () => {
       role: "normal_user",
     });
     assert.equal(res.authorization, 0);
-    assert.equal(res.forged, 1, "exactly one principal: the interceptor's");
+    assert.equal(res.forged, 0, "a client-sent principal value is removed");
     // Without a token the forged header gets nothing.
     await rejectsWith(
       unary(client, "Whoami", md({ [PRINCIPAL_METADATA_KEY]: forged })),
@@ -579,7 +596,7 @@ describe("auth interceptor", () => {
   });
 
   test("public services need no token and see no client-sent principal", async () => {
-    const forged = encodePrincipal({ tokenId: "000000000000", username: "x", role: "admin" });
+    const forged = FORGED_ADMIN;
     const res = await unary(health, "Check", md({ [PRINCIPAL_METADATA_KEY]: forged }));
     assert.deepEqual([res.principal, res.forged], ["UnauthenticatedError", 0]);
   });

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
 import type { Authenticator } from "./authenticator.js";
 import { MALFORMED_HEADER_MESSAGE } from "./authenticator.js";
-import { encodePrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
+import { attachPrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
 import type { Principal } from "./principal.js";
 import { hasPermission } from "./roles.js";
 
@@ -18,7 +18,7 @@ export const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
 
 /** Options of authInterceptor. */
 export interface AuthInterceptorOptions {
-  authenticator: Pick<Authenticator, "authenticate">;
+  authenticator: Pick<Authenticator, "authenticate"> & Partial<Pick<Authenticator, "cached">>;
   /** gRPC path ("/pkg.Service/Method") -> the permission the contract declares for it. */
   permissions: ReadonlyMap<string, string>;
   /** Path prefixes that need no token; defaults to DEFAULT_PUBLIC_PREFIXES. */
@@ -85,14 +85,23 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
               reject(new PermissionDeniedError(details, "(none declared)"));
               return;
             }
-            // Authentication may reload tokens (async); grpc-js holds any messages that arrive
-            // meanwhile and delivers them after mdNext, and mdNext is a no-op once the call is cancelled.
-            authorize(metadata, permission).then((principal) => {
-              metadata.set(PRINCIPAL_METADATA_KEY, encodePrincipal(principal));
+            const accept = (principal: Principal): void => {
+              attachPrincipal(metadata, principal);
               // The handler learns the caller from the principal; the secret goes no further.
               metadata.remove("authorization");
               mdNext(metadata);
-            }, reject);
+            };
+            // A token already accepted since the last reload: passed on in this same turn.
+            const values = metadata.get("authorization");
+            const header = values.length === 1 ? values[0] : undefined;
+            const known = typeof header === "string" ? authenticator.cached?.(header) : undefined;
+            if (known !== undefined && hasPermission(known.role, permission)) {
+              accept(known);
+              return;
+            }
+            // Authentication may reload tokens (async); grpc-js holds any messages that arrive
+            // meanwhile and delivers them after mdNext, and mdNext is a no-op once the call is cancelled.
+            authorize(metadata, permission).then(accept, reject);
           },
         });
       },

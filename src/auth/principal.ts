@@ -10,52 +10,29 @@ export interface Principal {
 }
 
 /**
- * The metadata key through which the auth interceptor hands the principal to handlers. The interceptor
- * removes every client-sent value of it before setting its own, so its presence can be trusted.
+ * A metadata key that once carried the principal. Nothing reads it any more; the interceptor still
+ * removes any client-sent value so that no handler or log ever mistakes one for the caller.
  */
 export const PRINCIPAL_METADATA_KEY = "x-jobwatch-principal";
 
-/** The part of grpc-js's Metadata that principalOf reads (kept structural so src/auth needs no grpc). */
-export interface MetadataReader {
-  get(key: string): Array<string | Buffer>;
-}
-
 /**
- * The principal as a metadata value: JSON with every non-ASCII character escaped, because grpc-js
- * accepts only printable ASCII in a non-binary metadata value and usernames may be anything.
+ * The principal of each call's metadata object, set by the auth interceptor. The handler receives the
+ * very object the interceptor passed on, so this is a lookup instead of a JSON round trip per call, and a
+ * client cannot forge an entry (nothing it sends reaches this map).
  */
-export function encodePrincipal(principal: Principal): string {
-  const json = JSON.stringify({
-    tokenId: principal.tokenId,
-    username: principal.username,
-    role: principal.role,
-  });
-  return json.replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
+const principals = new WeakMap<object, Principal>();
 
-/** Parses a value made by encodePrincipal; undefined when it is not one. */
-export function decodePrincipal(value: string): Principal | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== "object" || parsed === null) return undefined;
-  const { tokenId, username, role } = parsed as Record<string, unknown>;
-  if (typeof tokenId !== "string" || typeof username !== "string" || typeof role !== "string") {
-    return undefined;
-  }
-  return { tokenId, username, role };
+/** Records who is calling on a call's metadata (the auth interceptor does this, before the handler runs). */
+export function attachPrincipal(metadata: object, principal: Principal): void {
+  principals.set(metadata, principal);
 }
 
 /**
  * The caller of a call whose metadata passed the auth interceptor. Throws UnauthenticatedError when
  * the principal is absent, which only happens on a server assembled without the interceptor.
  */
-export function principalOf(metadata: MetadataReader): Principal {
-  const values = metadata.get(PRINCIPAL_METADATA_KEY);
-  const principal = values.length === 1 && typeof values[0] === "string" ? decodePrincipal(values[0]) : undefined;
+export function principalOf(metadata: object): Principal {
+  const principal = principals.get(metadata);
   if (!principal) {
     throw new UnauthenticatedError(
       "no authenticated caller on this call: the server is misconfigured (auth interceptor missing)",
