@@ -51,9 +51,9 @@ export class HealthMonitor {
     return this.current;
   }
 
-  /** Registers grpc.health.v1.Health on the server. */
-  addToServer(server: Server): void {
-    this.implementation.addToServer(server);
+  /** Registers grpc.health.v1.Health on the server (grpc-health-check calls nothing but addService). */
+  addToServer(server: Pick<Server, "addService">): void {
+    this.implementation.addToServer(server as Server);
   }
 
   /** Pings once (so the first answer is real) and then every interval. */

@@ -15,6 +15,7 @@ import type { JobFeed } from "./job-service.js";
 import { createJobWorkerService } from "./job-worker-service.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
+import type { ServiceRegistrar } from "./reflection.js";
 
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
@@ -67,6 +68,14 @@ function listenError(address: string, error: Error): Error {
   return new Error(`cannot listen on ${address}: ${text.split("\n")[0]}`);
 }
 
+/** "pkg.Service" of a grpc-js service definition, read from its methods' paths ("/pkg.Service/Method"). */
+function serviceNameOf(definition: grpc.ServiceDefinition): string {
+  const [method] = Object.values(definition);
+  const name = method?.path.split("/")[1];
+  if (name === undefined || name === "") throw new Error("a service definition without methods");
+  return name;
+}
+
 /**
  * JobService's definition with WatchJob's response encoder memoized per response object. The handler
  * hands the same response object to every watcher of a change (see watchResponse in job-service.ts),
@@ -108,15 +117,23 @@ export function createServer(deps: ServerDeps): JobwatchServer {
       }),
     ],
   });
-  grpcServer.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));
-  grpcServer.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store, hub, log }));
+  // Every service goes through here, so reflection lists exactly what is registered.
+  const services: string[] = [];
+  const registrar: ServiceRegistrar = {
+    addService(definition, implementation) {
+      grpcServer.addService(definition, implementation);
+      services.push(serviceNameOf(definition));
+    },
+  };
+  registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));
+  registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store, hub, log }));
   const health = new HealthMonitor({
     store,
     log,
     ...(deps.healthIntervalMs === undefined ? {} : { intervalMs: deps.healthIntervalMs }),
   });
-  health.addToServer(grpcServer);
-  addReflection(grpcServer);
+  health.addToServer(registrar);
+  addReflection(registrar, () => services);
 
   let listening = false;
   let shutdownPromise: Promise<void> | undefined;
