@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# A 3-node MariaDB Galera cluster on 127.0.0.1 for tests and measurements: start|stop|kill-node N|restart-node N|status.
+#
+# Everything lives under one folder (default ${TMPDIR:-/tmp}/jobwatch-galera): each node's my.cnf, data, socket,
+# pid file and error log. `stop` ends exactly the mariadbd processes this script started (by the pids it
+# recorded) and removes the folder. Ports (override with the variables below):
+#   node N: mysql 33060+N, gcomm 45670+N, IST 45680+N, SST (rsync) 45690+N.
+# Clients connect as root@127.0.0.1 without a password, e.g. mysql://root@127.0.0.1:33061/jobwatch.
+#
+# Why it is set up like this (each one learned the hard way):
+# - mariadbd runs as the `mysql` user (--user=mysql, data folders chowned): run as root, the rsync state
+#   transfer runs as `nobody` and fails.
+# - each node has its own --defaults-file, or it reads the system my.cnf (port 3306, /var/lib/mysql).
+# - root@localhost matches the Unix socket only, so root@'127.0.0.1' is created for TCP clients.
+# - Galera needs binlog_format=ROW and innodb_autoinc_lock_mode=2 (interleaved auto-increment).
+# - after kill -9 a node restarts with `--wsrep-recover` and then `--wsrep-start-position=<uuid:seqno>`,
+#   so it catches up by IST (incremental) instead of a full copy that would lock its donor.
+# - short EVS timeouts, so a killed node is evicted (and the others commit again) within ~3 s, not 15 s.
+set -euo pipefail
+
+DIR="${JOBWATCH_GALERA_DIR:-${TMPDIR:-/tmp}/jobwatch-galera}"
+MYSQL_BASE="${JOBWATCH_GALERA_MYSQL_BASE:-33060}"
+GCOMM_BASE="${JOBWATCH_GALERA_GCOMM_BASE:-45670}"
+IST_BASE="${JOBWATCH_GALERA_IST_BASE:-45680}"
+SST_BASE="${JOBWATCH_GALERA_SST_BASE:-45690}"
+NODES=3
+PROVIDER=/usr/lib/galera/libgalera_smm.so
+MARIADBD=/usr/sbin/mariadbd
+
+usage() {
+  echo "usage: $0 start|stop|kill-node N|restart-node N|status" >&2
+  exit 2
+}
+
+log() { echo "galera-cluster: $*" >&2; }
+
+# Installs the packages the cluster needs when they are missing (CI machines may lack them).
+ensure_packages() {
+  local missing=()
+  [ -x "$MARIADBD" ] || missing+=(mariadb-server)
+  [ -f "$PROVIDER" ] || missing+=(galera-4)
+  command -v rsync >/dev/null || missing+=(rsync)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+  fi
+}
+
+node_dir() { echo "$DIR/node$1"; }
+mysql_port() { echo $((MYSQL_BASE + $1)); }
+
+# The pid this script recorded for node N, if that process is still a mariadbd.
+node_pid() {
+  local file pid
+  file="$(node_dir "$1")/started.pid"
+  [ -f "$file" ] || return 1
+  pid="$(cat "$file")"
+  [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && grep -qx 'mariadbd' "/proc/$pid/comm" || return 1
+  echo "$pid"
+}
+
+# A query on node N through its socket (root@localhost), tab-separated, no headers.
+node_sql() {
+  mariadb --defaults-file="$(node_dir "$1")/my.cnf" -N -B -e "$2" 2>/dev/null
+}
+
+write_config() {
+  local n=$1 d cluster=""
+  d="$(node_dir "$n")"
+  for i in $(seq 1 $NODES); do cluster+="${cluster:+,}127.0.0.1:$((GCOMM_BASE + i))"; done
+  mkdir -p "$d/data" "$d/tmp"
+  cat >"$d/my.cnf" <<EOF
+[client]
+socket = $d/mysqld.sock
+user = root
+
+[mysqld]
+user = mysql
+datadir = $d/data
+tmpdir = $d/tmp
+socket = $d/mysqld.sock
+pid-file = $d/mysqld.pid
+log-error = $d/error.log
+bind-address = 127.0.0.1
+port = $(mysql_port "$n")
+skip-name-resolve
+performance_schema = OFF
+max_connections = 300
+innodb_buffer_pool_size = 64M
+innodb_log_file_size = 32M
+# Commits are durable on the other nodes; a killed process keeps what it wrote to the OS.
+innodb_flush_log_at_trx_commit = 2
+binlog_format = ROW
+default_storage_engine = InnoDB
+innodb_autoinc_lock_mode = 2
+wsrep_on = ON
+wsrep_provider = $PROVIDER
+wsrep_cluster_name = jobwatch-test
+wsrep_cluster_address = gcomm://$cluster
+wsrep_node_name = node$n
+wsrep_node_address = 127.0.0.1
+wsrep_sst_method = rsync
+wsrep_sst_receive_address = 127.0.0.1:$((SST_BASE + n))
+wsrep_slave_threads = 2
+wsrep_provider_options = "gmcast.listen_addr=tcp://127.0.0.1:$((GCOMM_BASE + n));ist.recv_addr=127.0.0.1:$((IST_BASE + n));gcache.size=64M;evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT3S;evs.install_timeout=PT3S;evs.join_retrans_period=PT0.5S;pc.wait_prim_timeout=PT10S"
+EOF
+  chown -R mysql:mysql "$d"
+}
+
+# Starts mariadbd for node N in the background with extra arguments, and records its pid.
+launch() {
+  local n=$1 d
+  shift
+  d="$(node_dir "$n")"
+  # setsid: the node outlives this script and is not hit by a Ctrl-C meant for the caller.
+  setsid "$MARIADBD" --defaults-file="$d/my.cnf" "$@" </dev/null >>"$d/stdout.log" 2>&1 &
+  echo $! >"$d/started.pid"
+}
+
+# Waits until node N answers and is Synced with the cluster (or fails after $2 seconds).
+wait_synced() {
+  local n=$1 limit=${2:-120} state
+  for _ in $(seq 1 $((limit * 4))); do
+    if ! node_pid "$n" >/dev/null; then
+      log "node$n exited while starting; the end of its log:"
+      tail -n 30 "$(node_dir "$n")/error.log" >&2 || true
+      return 1
+    fi
+    state="$(node_sql "$n" "select variable_value from information_schema.global_status where variable_name='wsrep_local_state_comment'" || true)"
+    [ "$state" = "Synced" ] && return 0
+    sleep 0.25
+  done
+  log "node$n not Synced after ${limit}s (state '${state:-no answer}'); the end of its log:"
+  tail -n 30 "$(node_dir "$n")/error.log" >&2 || true
+  return 1
+}
+
+any_running() {
+  for n in $(seq 1 $NODES); do node_pid "$n" >/dev/null && return 0; done
+  return 1
+}
+
+cmd_start() {
+  ensure_packages
+  if any_running; then
+    log "a cluster from $DIR is already running; run '$0 stop' first"
+    exit 1
+  fi
+  for n in $(seq 1 $NODES); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$(mysql_port "$n")") 2>/dev/null; then
+      log "port $(mysql_port "$n") is already in use"
+      exit 1
+    fi
+  done
+  rm -rf "$DIR"
+  mkdir -p "$DIR"
+  chmod 755 "$DIR"
+  for n in $(seq 1 $NODES); do write_config "$n"; done
+  # Only the first node gets a fresh data folder; the others receive its copy by state transfer.
+  mariadb-install-db --defaults-file="$(node_dir 1)/my.cnf" --user=mysql --skip-test-db --auth-root-authentication-method=socket \
+    >"$(node_dir 1)/install.log" 2>&1 || {
+    cat "$(node_dir 1)/install.log" >&2
+    exit 1
+  }
+  launch 1 --wsrep-new-cluster
+  wait_synced 1 60
+  node_sql 1 "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+  for n in $(seq 2 $NODES); do launch "$n"; done
+  for n in $(seq 2 $NODES); do wait_synced "$n" 120; done
+  log "up: mysql://root@127.0.0.1:$(mysql_port 1) ... :$(mysql_port $NODES) (folder $DIR)"
+}
+
+cmd_stop() {
+  local pids=() pid
+  for n in $(seq 1 $NODES); do
+    if pid="$(node_pid "$n")"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 120); do
+      [ -e "/proc/$pid" ] || break
+      sleep 0.25
+    done
+    if [ -e "/proc/$pid" ]; then
+      log "mariadbd $pid did not stop within 30 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  if [ "${JOBWATCH_GALERA_KEEP:-}" = "1" ]; then
+    log "stopped; kept $DIR"
+  else
+    rm -rf "$DIR"
+    log "stopped"
+  fi
+}
+
+cmd_kill_node() {
+  local n=$1 pid
+  pid="$(node_pid "$n")" || {
+    log "node$n is not running"
+    exit 1
+  }
+  kill -KILL "$pid"
+  while [ -e "/proc/$pid" ]; do sleep 0.05; done
+  log "node$n killed (pid $pid)"
+}
+
+cmd_restart_node() {
+  local n=$1 d position
+  d="$(node_dir "$n")"
+  [ -f "$d/my.cnf" ] || {
+    log "no node$n in $DIR: start the cluster first"
+    exit 1
+  }
+  if node_pid "$n" >/dev/null; then
+    log "node$n is running"
+    exit 1
+  fi
+  # The position the node's InnoDB reached, so it asks the cluster only for what it missed (IST).
+  rm -f "$d/recover.log"
+  "$MARIADBD" --defaults-file="$d/my.cnf" --wsrep-recover --log-error="$d/recover.log" >/dev/null 2>&1 || true
+  position="$(sed -n 's/.*WSREP: Recovered position: *\([^ ]*\).*/\1/p' "$d/recover.log" | tail -n 1)"
+  chown -R mysql:mysql "$d"
+  if [ -n "$position" ]; then
+    launch "$n" --wsrep-start-position="$position"
+  else
+    log "node$n: no position recovered; it will take a full state transfer"
+    launch "$n"
+  fi
+  wait_synced "$n" 120
+  log "node$n Synced again${position:+ (from $position)}"
+}
+
+cmd_status() {
+  local pid
+  for n in $(seq 1 $NODES); do
+    if pid="$(node_pid "$n")"; then
+      echo "node$n pid $pid port $(mysql_port "$n"): $(node_sql "$n" "select group_concat(concat(variable_name,'=',variable_value) order by variable_name separator ' ') from information_schema.global_status where variable_name in ('wsrep_local_state_comment','wsrep_cluster_size','wsrep_ready','wsrep_cluster_status')" || echo 'no answer')"
+    else
+      echo "node$n not running"
+    fi
+  done
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+kill-node)
+  [[ "${2:-}" =~ ^[1-3]$ ]] || usage
+  cmd_kill_node "$2"
+  ;;
+restart-node)
+  [[ "${2:-}" =~ ^[1-3]$ ]] || usage
+  cmd_restart_node "$2"
+  ;;
+status) cmd_status ;;
+*) usage ;;
+esac
