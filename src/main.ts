@@ -11,7 +11,9 @@ import { Sweeper } from "./server/sweeper.js";
 import { WatchHub } from "./server/watch-hub.js";
 import { openDatabase, redactUrl } from "./store/connect.js";
 import { SqlJobStore } from "./store/sql-job-store.js";
-import type { JobStore } from "./store/store.js";
+import { probeWrite } from "./store/write-probe.js";
+import { guardStore } from "./store/guarded-store.js";
+import type { GuardedStore } from "./store/guarded-store.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
 const SHUTDOWN_BUDGET_MS = 8000;
@@ -20,8 +22,10 @@ const SHUTDOWN_BUDGET_MS = 8000;
  * Opens the database at `url`, checks that it answers and applies pending migrations. Errors carry
  * one line that names the (redacted) URL and the cause.
  */
-export async function openStore(url: string): Promise<JobStore> {
-  const store = new SqlJobStore(openDatabase(url));
+export async function openStore(url: string): Promise<GuardedStore> {
+  // Startup errors name the driver's cause (the address, the refused login); calls get guarded errors.
+  const open = openDatabase(url);
+  const store = new SqlJobStore(open);
   try {
     await store.ping();
   } catch (error) {
@@ -34,7 +38,7 @@ export async function openStore(url: string): Promise<JobStore> {
     await store.close().catch(() => undefined);
     throw new Error(`cannot migrate the database at ${redactUrl(url)}: ${causeOf(error)}`);
   }
-  return store;
+  return guardStore(store, { probeWrite: () => probeWrite(open) });
 }
 
 /** A running jobwatch service. */

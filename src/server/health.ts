@@ -3,6 +3,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { ServingStatus } from "grpc-health-check";
 import type { Server } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { StorageFaultEvent } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 
 /** The names health answers for: "" (the whole server) and each jobwatch service. */
@@ -16,12 +17,17 @@ export interface HealthMonitorDeps {
   intervalMs?: number;
   /** A ping slower than this counts as unreachable; default 2000 ms. */
   pingTimeoutMs?: number;
+  /** Storage faults met by calls: each triggers a check at once instead of at the next interval. */
+  faults?: { onFault(listener: (event: StorageFaultEvent) => void): () => void } | undefined;
+  /** Other conditions that make the replica unfit to serve: each returns why, or undefined when fine. */
+  conditions?: (() => string | undefined)[] | undefined;
 }
 
 /**
- * Serves grpc.health.v1 and keeps every name's status in line with the database: a periodic ping sets
+ * Serves grpc.health.v1 and keeps every name's status in line with the database: a periodic ping (a
+ * real read, a write probe while writes fail, the Galera node's readiness; see the store's ping) sets
  * them NOT_SERVING while it fails and SERVING again once it succeeds, so load balancers route around a
- * replica that has lost its database.
+ * replica that has lost its database. A storage fault met by any call triggers a ping at once.
  */
 export class HealthMonitor {
   /** The grpc-health-check implementation that answers Check, Watch and List. */
@@ -34,12 +40,19 @@ export class HealthMonitor {
   private stopped = false;
   private current: ServingStatus = "NOT_SERVING";
   private checking: Promise<void> | undefined;
+  private readonly conditions: (() => string | undefined)[];
+  private unsubscribe: (() => void) | undefined;
 
   constructor(deps: HealthMonitorDeps) {
     this.store = deps.store;
     this.log = deps.log;
     this.intervalMs = deps.intervalMs ?? 2000;
     this.pingTimeoutMs = deps.pingTimeoutMs ?? 2000;
+    this.conditions = deps.conditions ?? [];
+    // A call that met a storage fault is news: check now, so health follows within one ping, not an interval.
+    this.unsubscribe = deps.faults?.onFault(() => {
+      if (!this.stopped) void this.check();
+    });
     // NOT_SERVING until the first ping has succeeded.
     this.implementation = new HealthImplementation(
       Object.fromEntries(HEALTH_SERVICE_NAMES.map((name) => [name, "NOT_SERVING" as ServingStatus])),
@@ -66,6 +79,8 @@ export class HealthMonitor {
   /** Stops pinging and reports NOT_SERVING: the server is going away. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.checking;
@@ -101,11 +116,15 @@ export class HealthMonitor {
         }),
       ]);
       if (this.stopped) return;
+      for (const condition of this.conditions) {
+        const problem = condition();
+        if (problem !== undefined) throw new Error(problem);
+      }
       if (this.current !== "SERVING") this.log.info("database reachable: health SERVING");
       this.set("SERVING");
     } catch (err) {
       if (this.stopped) return;
-      if (this.current !== "NOT_SERVING") this.log.warn({ err }, "database unreachable: health NOT_SERVING");
+      if (this.current !== "NOT_SERVING") this.log.warn({ err }, "database cannot serve: health NOT_SERVING");
       this.set("NOT_SERVING");
     } finally {
       clearTimeout(timeout);

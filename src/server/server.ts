@@ -6,6 +6,7 @@ import { authInterceptor } from "../auth/interceptor.js";
 import { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
 import type { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
+import type { GuardedStore } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 import { PERMISSION_TABLE } from "./contract.js";
 import { errorToStatus } from "./error-status.js";
@@ -20,7 +21,7 @@ import type { ServiceRegistrar } from "./reflection.js";
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
   store: JobStore;
-  hub: JobFeed & { close(): Promise<void> };
+  hub: JobFeed & { close(): Promise<void>; feedFailure?(): string | undefined };
   authenticator: Pick<Authenticator, "authenticate">;
   log: Logger;
   /** How often health pings the database; default 2000 ms. */
@@ -130,6 +131,9 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const health = new HealthMonitor({
     store,
     log,
+    // A guarded store (guardStore) reports storage faults as they happen; the hub, a lost change feed.
+    faults: "onFault" in store ? (store as GuardedStore) : undefined,
+    conditions: hub.feedFailure ? [() => hub.feedFailure?.()] : [],
     ...(deps.healthIntervalMs === undefined ? {} : { intervalMs: deps.healthIntervalMs }),
   });
   health.addToServer(registrar);

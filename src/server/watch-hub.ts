@@ -17,6 +17,13 @@ const FEED_PAGE_SIZE = 500;
 /** How long close() waits for a poll in flight. */
 const CLOSE_WAIT_MS = 2000;
 
+/**
+ * How long the change feed may fail before open watches are ended with UNAVAILABLE: their clients
+ * resume on another replica (a healthy one, as health is NOT_SERVING here by then) instead of
+ * waiting, unaware, for changes this replica cannot read.
+ */
+export const DEFAULT_FEED_LOST_AFTER_MS = 5000;
+
 /** A failing poll is logged at warn at most this often (it is retried every interval). */
 const POLL_WARN_EVERY_MS = 30_000;
 
@@ -37,6 +44,8 @@ export interface WatchHubDeps {
   pollMs: number;
   log: Logger;
   gapTimeoutMs?: number;
+  /** See DEFAULT_FEED_LOST_AFTER_MS. */
+  feedLostAfterMs?: number;
 }
 
 /** One open watch. */
@@ -90,6 +99,20 @@ export class WatchHub {
     });
   }
 
+  /**
+   * Why this replica cannot serve watches, when its change feed has failed for longer than
+   * feedLostAfterMs; undefined while the feed is read. A health condition.
+   */
+  feedFailure(): string | undefined {
+    const since = this.failingSince;
+    if (since === undefined || Date.now() - since < this.feedLostAfterMs) return undefined;
+    return `the change feed could not be read for ${Math.round((Date.now() - since) / 1000)} s`;
+  }
+
+  private get feedLostAfterMs(): number {
+    return this.deps.feedLostAfterMs ?? DEFAULT_FEED_LOST_AFTER_MS;
+  }
+
   /** Open watches. */
   get watcherCount(): number {
     return this.count;
@@ -124,12 +147,7 @@ export class WatchHub {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const topic of [...this.topics.values()]) {
-      for (const w of [...topic]) {
-        w.queue.end(() => shuttingDown(w.resumeAfter));
-        w.release();
-      }
-    }
+    this.endAll((w) => shuttingDown(w.resumeAfter));
     // After the queues ended: a handler woken by this finds its watch's UnavailableError waiting.
     this.closer.abort();
     // Let a poll in flight finish so the store can be closed after us, but don't let a database that
@@ -139,6 +157,16 @@ export class WatchHub {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([polling, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
       clearTimeout(timer);
+    }
+  }
+
+  /** Ends every open watch with the error `why` makes for it (naming the revision to resume after). */
+  private endAll(why: (w: Watcher) => Error): void {
+    for (const topic of [...this.topics.values()]) {
+      for (const w of [...topic]) {
+        w.queue.end(() => why(w));
+        w.release();
+      }
     }
   }
 
@@ -307,6 +335,10 @@ export class WatchHub {
       if (now - this.lastWarnAt >= POLL_WARN_EVERY_MS) {
         this.lastWarnAt = now;
         this.deps.log.warn({ err }, "watch hub: change-feed poll failed; retrying every poll interval");
+      }
+      if (now - this.failingSince >= this.feedLostAfterMs && this.count > 0) {
+        this.deps.log.warn({ watchers: this.count }, "watch hub: change feed lost; ending open watches (UNAVAILABLE)");
+        this.endAll((w) => feedLost(w.resumeAfter));
       }
     }
   }

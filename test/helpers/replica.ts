@@ -11,7 +11,10 @@ import pino from "pino";
 import { Authenticator } from "../../src/auth/authenticator.js";
 import { createServer } from "../../src/server/server.js";
 import { WatchHub } from "../../src/server/watch-hub.js";
-import { createStore } from "../../src/store/sql-job-store.js";
+import { openDatabase } from "../../src/store/connect.js";
+import { guardStore } from "../../src/store/guarded-store.js";
+import { SqlJobStore } from "../../src/store/sql-job-store.js";
+import { probeWrite } from "../../src/store/write-probe.js";
 import type { TestServer } from "./server.js";
 
 /** A server started by startReplica. */
@@ -26,8 +29,10 @@ const silent = pino({ level: process.env.JOBWATCH_TEST_LOG_LEVEL ?? "silent" });
 
 /** Starts a server on the owner's database (see the file header). */
 export async function startReplica(owner: TestServer, listen = "127.0.0.1:0"): Promise<Replica> {
-  const store = createStore(owner.database.url);
-  await store.migrate();
+  const open = openDatabase(owner.database.url);
+  const realStore = new SqlJobStore(open);
+  await realStore.migrate();
+  const store = guardStore(realStore, { probeWrite: () => probeWrite(open) });
   const authenticator = new Authenticator({ store, log: silent });
   await authenticator.start();
   const hub = new WatchHub({ store, pollMs: 50, log: silent });

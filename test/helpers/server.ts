@@ -60,8 +60,10 @@ import type { JobwatchServer } from "../../src/server/server.js";
 import { Sweeper } from "../../src/server/sweeper.js";
 import type { SweeperSettings } from "../../src/server/sweeper.js";
 import { WatchHub } from "../../src/server/watch-hub.js";
-import { createStore } from "../../src/store/sql-job-store.js";
-import type { SqlJobStore } from "../../src/store/sql-job-store.js";
+import { openDatabase } from "../../src/store/connect.js";
+import { guardStore } from "../../src/store/guarded-store.js";
+import { SqlJobStore } from "../../src/store/sql-job-store.js";
+import { probeWrite } from "../../src/store/write-probe.js";
 import type { JobStore } from "../../src/store/store.js";
 import { freshDatabase } from "./databases.js";
 import type { TestDatabase, TestDialect } from "./databases.js";
@@ -173,6 +175,8 @@ export interface TestServerOptions {
   sweeper?: SweeperSettings;
   /** Health ping interval; default 2000 ms. */
   healthIntervalMs?: number;
+  /** Rewrites the URL the server's store connects to (e.g. through a TCP proxy, tcp-proxy.ts). */
+  connectVia?: (url: string) => string;
   /** Wraps the store the server uses (e.g. to make ping fail); the helper still closes the real one. */
   wrapStore?: (store: SqlJobStore) => JobStore;
 }
@@ -183,9 +187,13 @@ const silent = pino({ level: process.env.JOBWATCH_TEST_LOG_LEVEL ?? "silent" });
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const sharing = options.sharing;
   const database = sharing ? sharing.database : await freshDatabase(options.dialect ?? "sqlite");
-  const realStore = createStore(database.url);
+  const open = openDatabase(options.connectVia ? options.connectVia(database.url) : database.url);
+  const realStore = new SqlJobStore(open);
   await realStore.migrate();
-  const store: JobStore = options.wrapStore ? options.wrapStore(realStore) : realStore;
+  // Guarded as `serve` guards it (main.ts openStore): storage faults are UNAVAILABLE, health follows them.
+  const store: JobStore = guardStore(options.wrapStore ? options.wrapStore(realStore) : realStore, {
+    probeWrite: () => probeWrite(open),
+  });
 
   let tokens: TestTokens;
   if (sharing) {
