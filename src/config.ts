@@ -19,6 +19,10 @@ export interface Config {
   sweepIntervalMs: number;
   /** pino level: fatal, error, warn, info, debug, trace, silent. */
   logLevel: string;
+  /** "json": JSON lines always; "auto": pino-pretty when stdout is a terminal. */
+  logFormat: "json" | "auto";
+  /** One line per finished call at this level, or none. */
+  accessLog: "off" | "debug" | "info";
 }
 
 /** Thrown for a bad setting; its message is one line naming the setting and what to fix. */
@@ -55,6 +59,14 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   if (!LOG_LEVELS.has(logLevel)) {
     throw new ConfigError(`JOBWATCH_LOG_LEVEL '${logLevel}' is not one of ${[...LOG_LEVELS].join(", ")}`);
   }
+  const logFormat = nonEmpty(env.JOBWATCH_LOG_FORMAT) ?? "auto";
+  if (logFormat !== "json" && logFormat !== "auto") {
+    throw new ConfigError(`JOBWATCH_LOG_FORMAT '${logFormat}' is not json or auto`);
+  }
+  const accessLog = nonEmpty(env.JOBWATCH_ACCESS_LOG) ?? "info";
+  if (accessLog !== "off" && accessLog !== "debug" && accessLog !== "info") {
+    throw new ConfigError(`JOBWATCH_ACCESS_LOG '${accessLog}' is not off, debug or info`);
+  }
   return {
     databaseUrl,
     listen,
@@ -64,6 +76,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     retentionMs: duration("JOBWATCH_RETENTION", env.JOBWATCH_RETENTION, ms("720h"), 1),
     sweepIntervalMs: duration("JOBWATCH_SWEEP_INTERVAL", env.JOBWATCH_SWEEP_INTERVAL, ms("1h"), 100),
     logLevel,
+    logFormat,
+    accessLog,
   };
 }
 

@@ -68,6 +68,13 @@ export class AlreadyExistsError extends JobwatchError {
 /** Thrown when the caller presents no valid credentials (missing, malformed, unknown or revoked token). */
 export class UnauthenticatedError extends JobwatchError {
   override name = "UnauthenticatedError";
+  constructor(
+    message: string,
+    /** Machine-readable reason, UPPER_SNAKE_CASE, sent as google.rpc.ErrorInfo (e.g. TOKEN_EXPIRED). */
+    readonly reason = "INVALID_TOKEN",
+  ) {
+    super(message);
+  }
 }
 
 /** Thrown when the caller is known but their role lacks the permission the operation needs. */

@@ -1,11 +1,12 @@
 // Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
-import { format } from "node:util";
-import * as grpc from "@grpc/grpc-js";
-import { pino } from "pino";
 import type { Logger } from "pino";
 import { Authenticator } from "./auth/authenticator.js";
 import { bootstrapTokenMessage, ensureBootstrapToken } from "./cli/token.js";
 import type { Config } from "./config.js";
+import { createLogger } from "./logger.js";
+import { accessLogHooks } from "./server/access-log.js";
+import type { CallHooks } from "./server/call-observer.js";
+import { routeGrpcLog } from "./server/grpc-log.js";
 import { createServer } from "./server/server.js";
 import { Sweeper } from "./server/sweeper.js";
 import { WatchHub } from "./server/watch-hub.js";
@@ -49,15 +50,20 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** Starts the whole service on `config`; `print` receives what a person at the terminal should read. */
+/**
+ * Starts the whole service on `config`; `print` receives what a person at the terminal should read (the
+ * bootstrap token): stderr by default, so the JSON log on stdout never holds a secret.
+ */
 export async function startService(
   config: Config,
   log: Logger,
-  print: (text: string) => void = (text) => process.stdout.write(`${text}\n`),
+  print: (text: string) => void = (text) => process.stderr.write(`${text}\n`),
 ): Promise<Service> {
   // grpc-js writes its own errors to stderr ("No address added ..."); what matters reaches the user
-  // through our errors, so its lines go to the log at debug.
-  grpc.setLogger({ error: (...args: unknown[]) => log.debug({ grpc: format(...args) }, "grpc-js") });
+  // through our errors, so its lines go to the log at debug, with any secret in them removed.
+  routeGrpcLog(log);
+  const callHooks: CallHooks[] = [];
+  if (config.accessLog !== "off") callHooks.push(accessLogHooks(log, config.accessLog));
   const store = await openStore(config.databaseUrl);
   const authenticator = new Authenticator({ store, log });
   const hub = new WatchHub({ store, pollMs: config.watchPollMs, log });
@@ -70,7 +76,7 @@ export async function startService(
     retentionMs: config.retentionMs,
     sweepIntervalMs: config.sweepIntervalMs,
   });
-  const server = createServer({ store, hub, authenticator, log });
+  const server = createServer({ store, hub, authenticator, log, callHooks });
   try {
     await authenticator.start();
     await hub.start();
@@ -99,7 +105,7 @@ export async function startService(
 
 /** `jobwatch serve`: runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0. */
 export async function serve(config: Config): Promise<void> {
-  const log = pino({ level: config.logLevel, base: { service: "jobwatch" } });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
   // Listen for signals before starting: a signal that arrives while the service starts (or just after
   // it said it is serving) must still mean a graceful stop, not the default of dying at once.
   let onSignal!: (signal: NodeJS.Signals) => void;

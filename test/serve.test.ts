@@ -99,7 +99,7 @@ describe("jobwatch serve on a fresh folder (embedded SQLite)", () => {
       env: { JOBWATCH_DATABASE_URL: undefined },
     });
     await server.waitFor(/^\s+(jw_\S+)$/m);
-    adminToken = /^\s+(jw_\S+)$/m.exec(server.stdout)![1]!;
+    adminToken = /^\s+(jw_\S+)$/m.exec(server.stderr)![1]!;
   });
 
   after(async () => {
@@ -109,8 +109,9 @@ describe("jobwatch serve on a fresh folder (embedded SQLite)", () => {
 
   test("creates data/jobwatch.db and prints an admin token once, with how to use it", async () => {
     assert.ok((await stat(join(dir, "data", "jobwatch.db"))).isFile());
-    assert.match(server.stdout, /an admin token was created for user 'admin'/);
-    assert.match(server.stdout, /grpcurl -plaintext -H 'authorization: Bearer jw_/);
+    assert.match(server.stderr, /an admin token was created for user 'admin'/);
+    assert.ok(!server.stdout.includes(adminToken), "the token is never in the JSON log on stdout");
+    assert.match(server.stderr, /grpcurl -plaintext -H 'authorization: Bearer jw_/);
     const client = createClient({ address, token: adminToken });
     try {
       await assert.rejects(client.getJob(UNKNOWN_JOB), JobNotFoundError);
@@ -168,7 +169,7 @@ describe("jobwatch serve on a fresh folder (embedded SQLite)", () => {
     });
     try {
       await again.waitFor(/jobwatch is serving/);
-      assert.doesNotMatch(again.stdout, /admin token was created/);
+      assert.doesNotMatch(again.stdout + again.stderr, /admin token was created/);
     } finally {
       again.child.kill("SIGINT");
       assert.equal(await again.exited, 0);
@@ -225,7 +226,7 @@ for (const dialect of DIALECTS) {
       const server = start(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"], { env });
       try {
         await server.waitFor(/jobwatch is serving/);
-        assert.match(server.stdout, /an admin token was created/);
+        assert.match(server.stderr, /an admin token was created/);
       } finally {
         server.child.kill("SIGTERM");
         assert.equal(await server.exited, 0);

@@ -4,7 +4,6 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
 import type { Authenticator } from "./authenticator.js";
-import { MALFORMED_HEADER_MESSAGE } from "./authenticator.js";
 import { attachPrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
 import type { Principal } from "./principal.js";
 import { hasPermission } from "./roles.js";
@@ -55,7 +54,12 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
     // Resolves the principal or throws a domain error; never touches the call.
     const authorize = async (metadata: grpc.Metadata, permission: string): Promise<Principal> => {
       const values = metadata.get("authorization");
-      if (values.length > 1) throw new UnauthenticatedError(MALFORMED_HEADER_MESSAGE);
+      if (values.length > 1) {
+        throw new UnauthenticatedError(
+          `${values.length} authorization headers: send exactly one 'authorization: Bearer <token>'`,
+          "REPEATED_AUTHORIZATION",
+        );
+      }
       const header = values[0];
       const principal = await authenticator.authenticate(typeof header === "string" ? header : undefined);
       if (!hasPermission(principal.role, permission)) {

@@ -27,6 +27,11 @@ export function attachPrincipal(metadata: object, principal: Principal): void {
   principals.set(metadata, principal);
 }
 
+/** The principal the auth interceptor attached to a call's metadata, if it accepted the call. */
+export function findPrincipal(metadata: object): Principal | undefined {
+  return principals.get(metadata);
+}
+
 /**
  * The caller of a call whose metadata passed the auth interceptor. Throws UnauthenticatedError when
  * the principal is absent, which only happens on a server assembled without the interceptor.

@@ -134,7 +134,7 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
   }
   if (error instanceof UnauthenticatedError) {
     return richStatus(GrpcStatus.UNAUTHENTICATED, error.message, [
-      pack("google.rpc.ErrorInfo", ErrorInfo, { reason: "INVALID_TOKEN", domain: ERROR_DOMAIN, metadata: {} }),
+      pack("google.rpc.ErrorInfo", ErrorInfo, { reason: error.reason, domain: ERROR_DOMAIN, metadata: {} }),
     ]);
   }
   if (error instanceof PermissionDeniedError) {

@@ -17,6 +17,9 @@ import { createJobWorkerService } from "./job-worker-service.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
 import type { ServiceRegistrar } from "./reflection.js";
+import { callObserver, withMessageSizes } from "./call-observer.js";
+import type { CallHooks } from "./call-observer.js";
+import { refuseRepeatedAuthorization } from "./repeated-authorization.js";
 
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
@@ -28,6 +31,10 @@ export interface ServerDeps {
   healthIntervalMs?: number;
   /** grpc-js channel options for the server (e.g. keepalive); merged over jobwatch's defaults. */
   options?: grpc.ServerOptions;
+  /** Told about every call, rejected ones included (access log, metrics); none: no observer at all. */
+  callHooks?: CallHooks[];
+  /** How the port is secured; default plaintext. */
+  credentials?: grpc.ServerCredentials;
 }
 
 /** A jobwatch gRPC server, assembled but not yet listening. */
@@ -98,6 +105,30 @@ function withSharedWatchEncoding(service: JobServiceService): JobServiceService 
   return { ...service, watchJob: { ...service.watchJob, responseSerialize } };
 }
 
+/** One interceptor that tells every hook about every call; none when there are no hooks. */
+function observerOf(hooks: CallHooks[]): grpc.ServerInterceptor[] {
+  if (hooks.length === 0) return [];
+  if (hooks.length === 1) return [callObserver(hooks[0]!)];
+  const wantsPeer = hooks.some((h) => h.wantsPeer);
+  return [
+    callObserver({
+      wantsPeer,
+      started: (rpc) => {
+        for (const h of hooks) h.started?.(rpc);
+      },
+      received: (rpc) => {
+        for (const h of hooks) h.received?.(rpc);
+      },
+      sent: (rpc, message) => {
+        for (const h of hooks) h.sent?.(rpc, message);
+      },
+      finished: (call) => {
+        for (const h of hooks) h.finished?.(call);
+      },
+    }),
+  ];
+}
+
 /**
  * Assembles the server: every call passes the auth interceptor first (health and reflection are
  * public), then reaches JobService or JobWorkerService; health and reflection v1/v1alpha are added.
@@ -110,6 +141,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     "grpc.keepalive_timeout_ms": 20_000,
     ...deps.options,
     interceptors: [
+      ...observerOf(deps.callHooks ?? []),
       authInterceptor({
         authenticator,
         permissions: PERMISSION_TABLE,
@@ -118,11 +150,13 @@ export function createServer(deps: ServerDeps): JobwatchServer {
       }),
     ],
   });
-  // Every service goes through here, so reflection lists exactly what is registered.
+  // Every service goes through here, so reflection lists exactly what is registered (and, with call
+  // hooks, every message's size is recorded for them).
+  const measure = (deps.callHooks ?? []).length > 0;
   const services: string[] = [];
   const registrar: ServiceRegistrar = {
     addService(definition, implementation) {
-      grpcServer.addService(definition, implementation);
+      grpcServer.addService(measure ? withMessageSizes(definition) : definition, implementation);
       services.push(serviceNameOf(definition));
     },
   };
@@ -144,12 +178,13 @@ export function createServer(deps: ServerDeps): JobwatchServer {
 
   const listen = async (address: string): Promise<string> => {
     const port = await new Promise<number>((resolve, reject) => {
-      grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+      grpcServer.bindAsync(address, deps.credentials ?? grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
         if (error) reject(listenError(address, error));
         else resolve(boundPort);
       });
     });
     listening = true;
+    refuseRepeatedAuthorization(grpcServer);
     await health.start();
     return withPort(address, port);
   };

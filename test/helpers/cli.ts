@@ -1,7 +1,7 @@
 // Spawning the real `jobwatch` command in tests, and waiting on its output and exit code.
 //
 // API:
-//   start(args, { env?, cwd?, nodeArgs? })  the CLI running; waitFor(/pattern/) on stdout, exited -> exit code
+//   start(args, { env?, cwd?, nodeArgs? })  the CLI running; waitFor(/pattern/) on stdout or stderr, exited -> exit code
 //   cli(args, { env?, cwd?, nodeArgs? })    the CLI run to completion, with stdout, stderr and code
 // JOBWATCH_TEST_CLI=dist/cli/main.js runs the same tests against the build.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -19,7 +19,7 @@ export interface Run {
   readonly child: ChildProcess;
   stdout: string;
   stderr: string;
-  /** Resolves when stdout matches (rejects if the process exits first). */
+  /** Resolves when stdout or stderr matches (rejects if the process exits first). */
   waitFor(pattern: RegExp): Promise<void>;
   /** Resolves with the exit code once the process has exited. */
   readonly exited: Promise<number | null>;
@@ -47,17 +47,18 @@ export function start(args: string[], options: RunOptions = {}): Run {
     stderr: "",
     waitFor: (pattern) =>
       new Promise((resolve, reject) => {
+        const matches = (): boolean => pattern.test(run.stdout) || pattern.test(run.stderr);
         const check = (): void => {
-          if (pattern.test(run.stdout)) {
+          if (matches()) {
             child.stdout!.off("data", check);
+            child.stderr!.off("data", check);
             resolve();
           }
         };
         child.stdout!.on("data", check);
+        child.stderr!.on("data", check);
         void run.exited.then(() =>
-          pattern.test(run.stdout)
-            ? resolve()
-            : reject(new Error(`exited before ${pattern}: ${run.stdout}${run.stderr}`)),
+          matches() ? resolve() : reject(new Error(`exited before ${pattern}: ${run.stdout}${run.stderr}`)),
         );
         check();
       }),
