@@ -211,7 +211,14 @@ describe("jobwatch client commands", () => {
     const serverSide =
       /\/(src|dist)\/(server|store|auth)\/|\/(src|dist)\/main\.[jt]s$|node_modules\/(kysely|better-sqlite3|mysql2|pino)\//;
     try {
-      for (const args of [["--version"], ["get", job.jobId], ["watch", job.jobId], ["list"], ["stats"]]) {
+      for (const args of [
+        ["--version"],
+        ["get", job.jobId],
+        ["watch", job.jobId],
+        ["list"],
+        ["stats"],
+        ["mcp", "--help"],
+      ]) {
         const trace = join(dir, `${args[0]}.txt`);
         const run = await runCli(args, {
           env: { ...as(server.tokens.alice), JOBWATCH_TRACE_IMPORTS: trace },

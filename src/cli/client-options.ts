@@ -15,6 +15,7 @@ import {
   UnavailableError,
   type JobwatchClient,
 } from "../client/index.js";
+import { connectionCause } from "../client/errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { colorsFor } from "./format.js";
 
@@ -164,16 +165,6 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
   if (process.env["JOBWATCH_DEBUG"] && err instanceof Error && err.stack)
     return { message: err.stack, code: ExitCode.ERROR };
   return { message, code: ExitCode.ERROR };
-}
-
-/** The socket-level reason in a grpc-js "no connection" message, e.g. "connect ECONNREFUSED 127.0.0.1:50051". */
-export function connectionCause(message: string): string | undefined {
-  const last = /Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s.exec(message);
-  if (last?.[1]) return last[1];
-  if (/No connection established|Connection dropped|Name resolution failed|ECONNREFUSED|ECONNRESET/.test(message)) {
-    return message;
-  }
-  return undefined;
 }
 
 function permissionHint(message: string): string {

@@ -24,6 +24,8 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   cancel: () => import("./cancel.js"),
   job: () => import("./job.js"),
   demo: () => import("./demo.js"),
+  // For AI assistants: the job tools over the Model Context Protocol.
+  mcp: () => import("./mcp.js"),
 };
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };

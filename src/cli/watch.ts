@@ -2,14 +2,8 @@
 import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
 import { DeadlineExceededError, type Job, JobStatus, statusName, type RetryEvent } from "../client/index.js";
-import {
-  addClientOptions,
-  connectionCause,
-  parseDuration,
-  printError,
-  runWithClient,
-  type ClientFlags,
-} from "./client-options.js";
+import { connectionCause } from "../client/errors.js";
+import { addClientOptions, parseDuration, printError, runWithClient, type ClientFlags } from "./client-options.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
 import {
   colorsFor,

@@ -164,6 +164,16 @@ export function decodeDetails(metadata: Metadata | undefined): ErrorDetails {
   return out;
 }
 
+/** The socket-level reason in a grpc-js "no connection" message, e.g. "connect ECONNREFUSED 127.0.0.1:50051". */
+export function connectionCause(message: string): string | undefined {
+  const last = /Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s.exec(message);
+  if (last?.[1]) return last[1];
+  if (/No connection established|Connection dropped|Name resolution failed|ECONNREFUSED|ECONNRESET/.test(message)) {
+    return message;
+  }
+  return undefined;
+}
+
 function emptyDetails(): ErrorDetails {
   return { fieldViolations: [], preconditionViolations: [], errorInfo: undefined };
 }

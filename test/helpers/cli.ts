@@ -3,6 +3,7 @@
 // API:
 //   start(args, { env?, cwd?, nodeArgs? })  the CLI running; waitFor(/pattern/) on stdout or stderr, exited -> exit code
 //   cli(args, { env?, cwd?, nodeArgs? })    the CLI run to completion, with stdout, stderr and code
+//   cliCommand(args)                         { command, args } that run the CLI, for other spawners
 // JOBWATCH_TEST_CLI=dist/cli/main.js runs the same tests against the build.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -33,10 +34,16 @@ export interface RunOptions {
   nodeArgs?: string[];
 }
 
+/** The command line that runs the CLI with `args` (node, the tsx loader unless built, the script, args). */
+export function cliCommand(args: string[], nodeArgs: string[] = []): { command: string; args: string[] } {
+  const loader = CLI.endsWith(".ts") ? ["--import", TSX] : [];
+  return { command: process.execPath, args: [...loader, ...nodeArgs, CLI, ...args] };
+}
+
 /** Starts the CLI with `args`. */
 export function start(args: string[], options: RunOptions = {}): Run {
-  const loader = CLI.endsWith(".ts") ? ["--import", TSX] : [];
-  const child = spawn(process.execPath, [...loader, ...(options.nodeArgs ?? []), CLI, ...args], {
+  const line = cliCommand(args, options.nodeArgs);
+  const child = spawn(line.command, line.args, {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, FORCE_COLOR: undefined, JOBWATCH_TOKEN: undefined, NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
