@@ -5,7 +5,7 @@ import { InvalidArgumentError as UsageError, Option, type Command } from "comman
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { isLoopbackHost, listenHttp } from "../mcp/http.js";
 import { createMcpServer } from "../mcp/server.js";
-import type { ToolContext } from "../mcp/tools.js";
+import { ToolRunner } from "../mcp/tools.js";
 import { addClientOptions, openClient, printError, type ClientFlags } from "./client-options.js";
 import { ExitCode } from "./exit-codes.js";
 
@@ -33,7 +33,7 @@ export function register(program: Command): void {
   command.action(async (flags: McpFlags) => {
     const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
     const client = flags.token ? openClient(flags) : undefined;
-    const context: ToolContext = { client, address: flags.address };
+    const runner = new ToolRunner({ client, address: flags.address });
     if (client === undefined) {
       process.stderr.write(
         "jobwatch mcp: no token (JOBWATCH_TOKEN or --token): every tool will answer how to configure one\n",
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     if (flags.http) {
       let http: Awaited<ReturnType<typeof listenHttp>>;
       try {
-        http = await listenHttp(flags.http.host, flags.http.port, () => createMcpServer(context, version));
+        http = await listenHttp(flags.http.host, flags.http.port, () => createMcpServer(runner, version));
       } catch (err) {
         client?.close();
         printError(`cannot listen on ${flags.http.host}:${flags.http.port}: ${(err as Error).message}`);
@@ -58,7 +58,7 @@ export function register(program: Command): void {
       process.stdout.write(`jobwatch MCP server on ${http.url} (jobwatch server ${flags.address})\n`);
       stop = () => http.close();
     } else {
-      const server = createMcpServer(context, version);
+      const server = createMcpServer(runner, version);
       const transport = new StdioServerTransport();
       await server.connect(transport);
       // The assistant ends the session by closing our stdin.

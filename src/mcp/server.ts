@@ -9,17 +9,19 @@ import {
   type ServerNotification,
 } from "@modelcontextprotocol/sdk/types.js";
 import { toolNamed, TOOLS } from "./tool-definitions.js";
-import { ToolRunner, type ToolContext } from "./tools.js";
+import type { ToolRunner } from "./tools.js";
 
 const INSTRUCTIONS =
   "jobwatch reports the state of background jobs (repository indexing, refresh, removal). Use get_job_details " +
   "for a job's current state, and wait_for_job to wait for it to finish in one call instead of polling. " +
   "list_jobs and get_job_statistics give an overview; cancel_job stops a job.";
 
-/** An MCP server (not yet connected to a transport) whose tools call the jobwatch server of `context`. */
-export function createMcpServer(context: ToolContext, version: string): Server {
+/**
+ * An MCP server (not yet connected to a transport) whose tools `runner` runs. Over HTTP there is one per
+ * request, so the runner (with its compiled schemas and the jobwatch connection) is made once and shared.
+ */
+export function createMcpServer(runner: ToolRunner, version: string): Server {
   const server = new Server({ name: "jobwatch", version }, { capabilities: { tools: {} }, instructions: INSTRUCTIONS });
-  const runner = new ToolRunner(context);
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: [...TOOLS] }));
 

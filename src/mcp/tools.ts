@@ -13,7 +13,7 @@ import {
   type JobwatchClient,
 } from "../client/index.js";
 import { seedJob, statisticsJson } from "./job-json.js";
-import { DEFAULT_WAIT_SECONDS, outputSchemaOf, TOOLS, type ToolName } from "./tool-definitions.js";
+import { DEFAULT_WAIT_SECONDS, outputSchemaOf, STATUS_WORDS, TOOLS, type ToolName } from "./tool-definitions.js";
 import { noTokenMessage, ToolInputError, toolErrorMessage } from "./tool-errors.js";
 
 /** What the tools share: the jobwatch client (none when no token is configured) and its address. */
@@ -183,9 +183,15 @@ function progressNotifier(call: ToolCall): (job: Job) => void {
   };
 }
 
-/** ajv's "data/job_id must be string" as "job_id must be string". */
+/** ajv's "data/job_id must be string" as "job_id must be string", with the allowed values spelled out. */
 function ajvMessage(text: string | undefined): string {
-  return (text ?? "invalid").replace(/\bdata\//g, "").replace(/\bdata\b/g, "arguments");
+  return (
+    (text ?? "invalid")
+      .replace(/\bdata\//g, "")
+      .replace(/\bdata\b/g, "arguments")
+      // The one enum of the tools' inputs is list_jobs' status words, and ajv's text does not name them.
+      .replace(/must be equal to one of the allowed values/g, `must be one of ${STATUS_WORDS.join(", ")}`)
+  );
 }
 
 /** `{ [key]: value }`, or nothing when value is undefined (for exactOptionalPropertyTypes-style options). */
