@@ -135,6 +135,11 @@ describe("jobwatch mcp", () => {
     assert.equal(cancel?.readOnlyHint, false);
     assert.equal(cancel?.destructiveHint, true);
     assert.equal(cancel?.idempotentHint, true);
+    await assert.rejects(alice.callTool({ name: "get_job", arguments: {} }), (err: Error & { code?: number }) => {
+      assert.equal(err.code, -32602, "an unknown tool is a protocol error (invalid params)");
+      assert.match(err.message, /unknown tool 'get_job'; the tools are get_job_details, wait_for_job/);
+      return true;
+    });
     for (const tool of tools) {
       assert.ok(tool.outputSchema, `${tool.name} declares its output`);
       assert.deepEqual((tool.outputSchema as { required?: string[] }).required, ["success"]);
