@@ -14,8 +14,12 @@ export abstract class JobwatchError extends Error {
 /** Thrown when a request field is malformed or out of range; never retryable as is. */
 export class InvalidArgumentError extends JobwatchError {
   override name = "InvalidArgumentError";
-  constructor(readonly violations: FieldViolation[]) {
-    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "));
+  /** `message` defaults to the violations joined; give one when no single field is to blame (no violations). */
+  constructor(
+    readonly violations: FieldViolation[],
+    message?: string,
+  ) {
+    super(message ?? violations.map((v) => `${v.field}: ${v.description}`).join("; "));
   }
 
   /** One violation, the common case. */

@@ -1,6 +1,7 @@
 // The contract as the server reads it at run time: the permission table from each rpc's
 // `required_permission` option, and the exact file descriptors that server reflection serves.
 import { createFileRegistry, fromBinary, getOption, hasOption } from "@bufbuild/protobuf";
+import type { FileRegistry } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { descriptorSetBase64 } from "../gen/descriptor-set.js";
@@ -28,6 +29,9 @@ export function fileDescriptorProtos(): Buffer[] {
   }
   return files;
 }
+
+/** The compiled contract, its imports, health and reflection as a registry of descriptors. */
+export const CONTRACT_REGISTRY: FileRegistry = createFileRegistry(fromBinary(FileDescriptorSetSchema, SET_BYTES));
 
 /** The full name of the method option through which the contract declares an rpc's permission. */
 export const REQUIRED_PERMISSION_OPTION = "jobwatch.v1.required_permission";

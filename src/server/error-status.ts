@@ -99,7 +99,10 @@ function isAbortError(error: unknown): boolean {
 export function errorToStatus(error: unknown, log: Logger, context: Record<string, unknown> = {}): StatusObject {
   if (error instanceof InvalidArgumentError) {
     const violations = boundedViolations(error.violations);
-    return richStatus(GrpcStatus.INVALID_ARGUMENT, violations.map((v) => `${v.field}: ${v.description}`).join("; "), [
+    // No violations: no single field is to blame (e.g. an undecodable body), and the message says why.
+    const message =
+      violations.length === 0 ? error.message : violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+    return richStatus(GrpcStatus.INVALID_ARGUMENT, message, [
       pack("google.rpc.BadRequest", BadRequest, { fieldViolations: violations }),
     ]);
   }

@@ -1,7 +1,8 @@
 // grpc.health.v1 for the server and each service, NOT_SERVING while the database cannot be reached.
 import { HealthImplementation } from "grpc-health-check";
 import type { ServingStatus } from "grpc-health-check";
-import type { Server } from "@grpc/grpc-js";
+import type { Server, ServiceDefinition } from "@grpc/grpc-js";
+import { HealthService } from "../gen/grpc/health/v1/health.js";
 import type { Logger } from "pino";
 import type { StorageFaultEvent } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
@@ -64,9 +65,22 @@ export class HealthMonitor {
     return this.current;
   }
 
-  /** Registers grpc.health.v1.Health on the server (grpc-health-check calls nothing but addService). */
+  /**
+   * Registers grpc.health.v1.Health on the server (grpc-health-check calls nothing but addService), with
+   * the generated decoders of the vendored health.proto: proto-loader's accept a truncated body as a valid
+   * request, where every other service refuses it as INVALID_ARGUMENT.
+   */
   addToServer(server: Pick<Server, "addService">): void {
-    this.implementation.addToServer(server as Server);
+    const strict: Pick<Server, "addService"> = {
+      addService(definition, implementation) {
+        const methods = Object.entries(definition).map(([name, method]) => {
+          const generated = Object.values(HealthService as ServiceDefinition).find((m) => m.path === method.path);
+          return [name, generated ? { ...method, requestDeserialize: generated.requestDeserialize } : method];
+        });
+        server.addService(Object.fromEntries(methods), implementation);
+      },
+    };
+    this.implementation.addToServer(strict as Server);
   }
 
   /** Pings once (so the first answer is real) and then every interval. */

@@ -8,7 +8,7 @@ import type { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { GuardedStore } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
-import { PERMISSION_TABLE } from "./contract.js";
+import { CONTRACT_REGISTRY, PERMISSION_TABLE } from "./contract.js";
 import { errorToStatus } from "./error-status.js";
 import { HealthMonitor } from "./health.js";
 import { createJobService } from "./job-service.js";
@@ -16,6 +16,7 @@ import type { JobFeed } from "./job-service.js";
 import { createJobWorkerService } from "./job-worker-service.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
+import { guardRequestDecoding, malformedRequestInterceptor } from "./request-decoding.js";
 import type { ServiceRegistrar } from "./reflection.js";
 import { callObserver, withMessageSizes } from "./call-observer.js";
 import type { CallHooks } from "./call-observer.js";
@@ -148,15 +149,18 @@ export function createServer(deps: ServerDeps): JobwatchServer {
         log,
         toStatus: (error) => errorToStatus(error, log),
       }),
+      malformedRequestInterceptor((error) => errorToStatus(error, log)),
     ],
   });
-  // Every service goes through here, so reflection lists exactly what is registered (and, with call
-  // hooks, every message's size is recorded for them).
+  // Every service goes through here, so reflection lists exactly what is registered, no request decoder
+  // can throw (a body it cannot read is INVALID_ARGUMENT, not grpc-js's INTERNAL) and, with call hooks,
+  // every message's size is recorded.
   const measure = (deps.callHooks ?? []).length > 0;
   const services: string[] = [];
   const registrar: ServiceRegistrar = {
     addService(definition, implementation) {
-      grpcServer.addService(measure ? withMessageSizes(definition) : definition, implementation);
+      const guarded = guardRequestDecoding(definition, CONTRACT_REGISTRY);
+      grpcServer.addService(measure ? withMessageSizes(guarded) : guarded, implementation);
       services.push(serviceNameOf(definition));
     },
   };

@@ -21,6 +21,8 @@ export const LIMITS = {
   detail: 1000,
   error: 16384,
   resultBytes: 65536,
+  /** How deep objects and arrays may nest in a result (ts-proto's decoder stops at 33 levels of objects). */
+  resultDepth: 32,
   resource: 200,
   reason: 1000,
   pageSizeDefault: 50,
@@ -43,6 +45,23 @@ function chars(value: string): number {
 export function shown(value: string): string {
   const short = chars(value) > 60 ? `${[...value].slice(0, 60).join("")}...` : value;
   return `'${JSON.stringify(short).slice(1, -1).replace(/'/g, "\\'")}'`;
+}
+
+/** How deep objects and arrays nest in a JSON value: 0 for a scalar, 1 for {} or [] of scalars. */
+export function jsonDepth(value: unknown): number {
+  if (typeof value !== "object" || value === null) return 0;
+  let deepest = 0;
+  for (const item of Object.values(value)) deepest = Math.max(deepest, jsonDepth(item));
+  return deepest + 1;
+}
+
+/**
+ * What is wrong with a result nested too deep: shared by validation and by the request decoder, which
+ * refuses the deepest bodies before validation runs (and cannot say how deep they were).
+ */
+export function nestingDescription(depth?: number): string {
+  const got = depth === undefined ? "" : `; got ${depth}`;
+  return `objects and arrays may nest at most ${LIMITS.resultDepth} levels deep${got} (flatten it, or store it elsewhere)`;
 }
 
 /** The message of a job_id (or other UUID field) that is not a UUID. */
@@ -203,13 +222,18 @@ export class RequestValidator {
   }
 
   /**
-   * The result of CompleteJob: its JSON encoding at most 65536 bytes; undefined means no result. It is
+   * The result of CompleteJob: at most 32 levels deep and 65536 bytes as JSON; undefined means no result. It is
    * stored as JSON and must come back as sent, so what JSON cannot hold is refused, never changed:
    * NaN and Infinity (JSON.stringify makes them null), a "__proto__" key (a JavaScript object drops it),
    * a Value with no kind set.
    */
   result(value: { [key: string]: unknown } | undefined): { [key: string]: unknown } | null {
     if (value === undefined) return null;
+    const depth = jsonDepth(value);
+    if (depth > LIMITS.resultDepth) {
+      this.add("result", nestingDescription(depth));
+      return value;
+    }
     const before = this.violations.length;
     unrepresentable(value, "result", (field, description) => {
       if (this.violations.length - before < 3) this.add(field, description);
