@@ -187,15 +187,17 @@ describe("server reflection protocol", () => {
         }
       });
 
-      test("all_extension_numbers_of_type: an unknown type, a leading dot or a non-message is NOT_FOUND", async () => {
-        for (const type of [
-          "no.such.Type",
-          ".google.protobuf.MethodOptions",
-          "jobwatch.v1.JobStatus",
-          "jobwatch.v1.JobService",
-        ]) {
+      test("all_extension_numbers_of_type: an unknown type or a leading dot is NOT_FOUND", async () => {
+        for (const type of ["no.such.Type", ".google.protobuf.MethodOptions", "jobwatch", ""]) {
           const message = notFound(await askOnce(s.address, version, { allExtensionNumbersOfType: type }));
-          assert.match(message, /message type not found/, type);
+          assert.match(message, /type not found/, type);
+        }
+      });
+
+      test("all_extension_numbers_of_type of another known symbol (enum, service) is [], as grpc-go answers", async () => {
+        for (const type of ["jobwatch.v1.JobStatus", "jobwatch.v1.JobService"]) {
+          const response = await askOnce(s.address, version, { allExtensionNumbersOfType: type });
+          assert.deepEqual(response.allExtensionNumbersResponse, { baseTypeName: type, extensionNumber: [] }, type);
         }
       });
 

@@ -24,7 +24,6 @@ export class DescriptorIndex {
   private readonly files = new Map<string, IndexedFile>();
   /** Fully-qualified name (no leading dot) of every element -> the file defining it. */
   private readonly symbols = new Map<string, string>();
-  private readonly messages = new Set<string>();
   /** Extended message -> extension number -> the file declaring the extension. */
   private readonly extensions = new Map<string, Map<number, string>>();
 
@@ -53,7 +52,6 @@ export class DescriptorIndex {
   private addMessage(file: string, scope: string, message: DescriptorProto): void {
     const name = scope + message.name;
     this.addSymbol(file, name);
-    this.messages.add(name);
     for (const field of message.field) this.addSymbol(file, `${name}.${field.name}`);
     for (const oneof of message.oneofDecl) this.addSymbol(file, `${name}.${oneof.name}`);
     for (const nested of message.nestedType) this.addMessage(file, `${name}.`, nested);
@@ -88,10 +86,13 @@ export class DescriptorIndex {
     return this.extensions.get(extendee)?.get(number);
   }
 
-  /** The extension numbers of a message, ascending ([] when it has none); undefined for an unknown message. */
-  extensionNumbers(message: string): number[] | undefined {
-    if (!this.messages.has(message)) return undefined;
-    return [...(this.extensions.get(message)?.keys() ?? [])].sort((a, b) => a - b);
+  /**
+   * The extension numbers of a message, ascending ([] when it has none); undefined for an unknown name. As
+   * grpc-go does, any other known symbol (a service, an enum) has none rather than being unknown.
+   */
+  extensionNumbers(name: string): number[] | undefined {
+    if (!this.symbols.has(name)) return undefined;
+    return [...(this.extensions.get(name)?.keys() ?? [])].sort((a, b) => a - b);
   }
 
   /** True when the set holds a file of this name. */
@@ -161,7 +162,7 @@ export function answer(
   if (request.allExtensionNumbersOfType !== undefined) {
     const name = request.allExtensionNumbersOfType;
     const numbers = index.extensionNumbers(name);
-    if (numbers === undefined) return notFound(`message type not found: ${name}${nameHint(name)}`);
+    if (numbers === undefined) return notFound(`type not found: ${name}${nameHint(name)}`);
     return { ...base, allExtensionNumbersResponse: { baseTypeName: name, extensionNumber: numbers } };
   }
   if (request.listServices !== undefined) {
