@@ -111,15 +111,19 @@ export interface Job {
     | undefined;
   /** Username of the user who submitted the job; only they (and holders of manage_jobs) can see it. */
   username: string;
-  /** 1 at creation, +1 on every change. WatchJob resumes after a revision (after_revision). */
+  /**
+   * 1 at creation, +1 on every change (a heartbeat included). WatchJob resumes after a revision
+   * (after_revision).
+   */
   revision: number;
   /** When the job last changed (the time of `revision`). */
   updatedAt:
     | Date
     | undefined;
   /**
-   * Set when someone asked to cancel the job while it was RUNNING; the worker should stop and call
-   * MarkCancelled. Stays set if the worker finished the job anyway.
+   * Set once someone asked to cancel the job (CancelJob), and never cleared. A PENDING job is cancelled
+   * at once with it set; a RUNNING job keeps running until its worker stops and calls MarkCancelled (or
+   * the grace period ends it CANCELLED). Stays set if the worker finished the job anyway.
    */
   cancelRequested: boolean;
   /** The reason given with the cancellation, if any. */
@@ -148,7 +152,10 @@ export interface Job {
   resource?: string | undefined;
 }
 
-/** One recorded change of a job, as GetJobHistory returns it. */
+/**
+ * One recorded change of a job, as GetJobHistory returns it. Not every revision is recorded: heartbeats
+ * are not, and progress within a phase at most once a second.
+ */
 export interface JobEvent {
   /** The job's revision after this change. */
   revision: number;

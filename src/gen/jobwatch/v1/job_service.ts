@@ -48,8 +48,10 @@ export interface WatchJobRequest {
   jobId: string;
   /**
    * Resume after this revision: changes up to it are not sent again. Unset (or 0) sends the current
-   * state first. If the job is already past this revision, the status changes missed in between are
-   * sent first, then the current state.
+   * state first. If the job is already past this revision, the status (and cancel_requested) changes
+   * missed in between are sent first, then the current state. At or past the current revision, nothing
+   * is sent until the next change; for a finished job the stream then ends with OK and no message.
+   * Negative is INVALID_ARGUMENT.
    */
   afterRevision?: number | undefined;
 }
@@ -77,7 +79,10 @@ export interface ListJobsRequest {
   createdBefore:
     | Date
     | undefined;
-  /** Only this user's jobs. Needs manage_jobs; without it a caller always gets their own jobs. */
+  /**
+   * Only this user's jobs. With manage_jobs, empty means every user's. Without it, only empty or the
+   * caller's own username is allowed (PERMISSION_DENIED otherwise), and the caller's jobs are listed.
+   */
   username: string;
   /** At most this many jobs; 0 means 50, more than 100 is clamped to 100, negative is invalid. */
   pageSize: number;
@@ -87,7 +92,10 @@ export interface ListJobsRequest {
 
 /** The response of ListJobs. */
 export interface ListJobsResponse {
-  /** The jobs of this page, newest first (by created_at, then job_id). */
+  /**
+   * The jobs of this page, newest first (by created_at, then job_id). Fewer than page_size when the
+   * jobs are large (a page holds at most 1 MiB of jobs); next_page_token then continues after the last.
+   */
   jobs: Job[];
   /** Pass as page_token for the next page; empty on the last page. */
   nextPageToken: string;
@@ -96,8 +104,8 @@ export interface ListJobsResponse {
 /** The request of GetJobStatistics. */
 export interface GetJobStatisticsRequest {
   /**
-   * Only this user's jobs. Needs manage_jobs; without it a caller always gets their own jobs, and with
-   * it an empty username means every job.
+   * Only this user's jobs. With manage_jobs, empty means every job. Without it, only empty or the
+   * caller's own username is allowed (PERMISSION_DENIED otherwise), and the caller's jobs are counted.
    */
   username: string;
   /** How far back the finished-job figures look; unset means 24 hours. */
@@ -1591,14 +1599,18 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
 /**
  * Reads and follows background jobs. A caller sees the jobs submitted under their username;
  * a caller whose role grants manage_jobs sees every job. Another user's job answers exactly like a
- * missing one (NOT_FOUND), so job ids cannot be probed.
+ * missing one (NOT_FOUND), so job ids cannot be probed. Besides the errors named per rpc, any rpc can
+ * fail with UNAUTHENTICATED (google.rpc.ErrorInfo reason INVALID_TOKEN or REPEATED_AUTHORIZATION),
+ * PERMISSION_DENIED (ErrorInfo reason MISSING_PERMISSION, metadata "permission"), UNAVAILABLE (the
+ * database cannot serve, or the server is shutting down: retry), and INVALID_ARGUMENT for a body that
+ * is not the request message or holds an int64 outside +/-(2^53-1) (google.rpc.BadRequest names it).
  */
 export type JobServiceService = typeof JobServiceService;
 export const JobServiceService = {
   /**
    * Returns the current state of one job: status, progress, timestamps, result or error.
    * Errors: INVALID_ARGUMENT (job_id is not a UUID), NOT_FOUND (unknown, not yours, or removed after
-   * the retention period), UNAUTHENTICATED, PERMISSION_DENIED.
+   * the retention period).
    */
   getJobDetails: {
     path: "/jobwatch.v1.JobService/GetJobDetails" as const,
@@ -1627,9 +1639,9 @@ export const JobServiceService = {
   },
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
-   * page_token from another query, an UNSPECIFIED or unknown status, a time outside 0001-9999 or
-   * created_after not before created_before), PERMISSION_DENIED (another user's username without
-   * manage_jobs).
+   * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
+   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
+   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
    */
   listJobs: {
     path: "/jobwatch.v1.JobService/ListJobs" as const,
@@ -1673,7 +1685,8 @@ export const JobServiceService = {
   },
   /**
    * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
-   * or error, and progress within a phase at most once a second. Errors as GetJobDetails.
+   * or error, and progress or detail within a phase at most once a second (heartbeats are not
+   * recorded). Errors as GetJobDetails.
    */
   getJobHistory: {
     path: "/jobwatch.v1.JobService/GetJobHistory" as const,
@@ -1691,7 +1704,7 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   /**
    * Returns the current state of one job: status, progress, timestamps, result or error.
    * Errors: INVALID_ARGUMENT (job_id is not a UUID), NOT_FOUND (unknown, not yours, or removed after
-   * the retention period), UNAUTHENTICATED, PERMISSION_DENIED.
+   * the retention period).
    */
   getJobDetails: handleUnaryCall<GetJobDetailsRequest, GetJobDetailsResponse>;
   /**
@@ -1703,9 +1716,9 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   watchJob: handleServerStreamingCall<WatchJobRequest, WatchJobResponse>;
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
-   * page_token from another query, an UNSPECIFIED or unknown status, a time outside 0001-9999 or
-   * created_after not before created_before), PERMISSION_DENIED (another user's username without
-   * manage_jobs).
+   * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
+   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
+   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
    */
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   /**
@@ -1723,7 +1736,8 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   cancelJob: handleUnaryCall<CancelJobRequest, CancelJobResponse>;
   /**
    * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
-   * or error, and progress within a phase at most once a second. Errors as GetJobDetails.
+   * or error, and progress or detail within a phase at most once a second (heartbeats are not
+   * recorded). Errors as GetJobDetails.
    */
   getJobHistory: handleUnaryCall<GetJobHistoryRequest, GetJobHistoryResponse>;
 }
@@ -1732,7 +1746,7 @@ export interface JobServiceClient extends Client {
   /**
    * Returns the current state of one job: status, progress, timestamps, result or error.
    * Errors: INVALID_ARGUMENT (job_id is not a UUID), NOT_FOUND (unknown, not yours, or removed after
-   * the retention period), UNAUTHENTICATED, PERMISSION_DENIED.
+   * the retention period).
    */
   getJobDetails(
     request: GetJobDetailsRequest,
@@ -1763,9 +1777,9 @@ export interface JobServiceClient extends Client {
   ): ClientReadableStream<WatchJobResponse>;
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
-   * page_token from another query, an UNSPECIFIED or unknown status, a time outside 0001-9999 or
-   * created_after not before created_before), PERMISSION_DENIED (another user's username without
-   * manage_jobs).
+   * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
+   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
+   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
    */
   listJobs(
     request: ListJobsRequest,
@@ -1825,7 +1839,8 @@ export interface JobServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
-   * or error, and progress within a phase at most once a second. Errors as GetJobDetails.
+   * or error, and progress or detail within a phase at most once a second (heartbeats are not
+   * recorded). Errors as GetJobDetails.
    */
   getJobHistory(
     request: GetJobHistoryRequest,

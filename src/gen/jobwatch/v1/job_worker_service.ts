@@ -37,8 +37,9 @@ export interface CreateJobRequest {
    */
   username: string;
   /**
-   * A client-chosen UUID that makes the call idempotent: a retry with the same request_id returns the
-   * job the first call created and creates nothing.
+   * A client-chosen UUID that makes the call idempotent: a retry with the same request_id and fields
+   * returns the job the first call created and creates nothing; the same request_id with other fields is
+   * INVALID_ARGUMENT.
    */
   requestId?:
     | string
@@ -113,8 +114,8 @@ export interface CompleteJobRequest {
   jobId: string;
   /**
    * The operation's output, stored and returned exactly as sent. INVALID_ARGUMENT when its JSON encoding
-   * is over 65536 bytes, or it holds what JSON cannot: NaN or +/-Infinity, a "__proto__" key, a Value
-   * with no kind set.
+   * is over 65536 bytes, objects and arrays nest deeper than 32 levels, or it holds what JSON cannot:
+   * NaN or +/-Infinity, a "__proto__" key, a Value with no kind set.
    */
   result: { [key: string]: any } | undefined;
 }
@@ -1270,13 +1271,15 @@ export const MarkCancelledResponse: MessageFns<MarkCancelledResponse> = {
  * Used by workers to create jobs and move them through their lifecycle. Every transition is checked
  * atomically against the stored job: an illegal one fails with FAILED_PRECONDITION naming the job's
  * current status, and of two racing terminal transitions exactly one wins. Every response carries the
- * job as stored after the call, so a worker sees cancel_requested on its next report.
+ * job as stored after the call, so a worker sees cancel_requested on its next report. Besides the errors
+ * named per rpc, any rpc can fail as described on JobService (UNAUTHENTICATED, PERMISSION_DENIED,
+ * UNAVAILABLE, INVALID_ARGUMENT for an undecodable body).
  */
 export type JobWorkerServiceService = typeof JobWorkerServiceService;
 export const JobWorkerServiceService = {
   /**
-   * Creates a PENDING job with a new UUID. Errors: INVALID_ARGUMENT (empty or over-long operation_type
-   * or username, request_id not a UUID), ALREADY_EXISTS (a PENDING or RUNNING job with the same
+   * Creates a PENDING job with a new UUID. Errors: INVALID_ARGUMENT (a field outside its limits below,
+   * request_id not a UUID or already used with other fields), ALREADY_EXISTS (a PENDING or RUNNING job with the same
    * operation_type and resource exists; its id is in the google.rpc.ErrorInfo metadata "job_id").
    */
   createJob: {
@@ -1331,7 +1334,8 @@ export const JobWorkerServiceService = {
   },
   /**
    * Moves a PENDING or RUNNING job to COMPLETED with progress 100, completed_at and the result.
-   * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result too large), NOT_FOUND.
+   * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result refused, see below),
+   * NOT_FOUND.
    */
   completeJob: {
     path: "/jobwatch.v1.JobWorkerService/CompleteJob" as const,
@@ -1373,8 +1377,8 @@ export const JobWorkerServiceService = {
 
 export interface JobWorkerServiceServer extends UntypedServiceImplementation {
   /**
-   * Creates a PENDING job with a new UUID. Errors: INVALID_ARGUMENT (empty or over-long operation_type
-   * or username, request_id not a UUID), ALREADY_EXISTS (a PENDING or RUNNING job with the same
+   * Creates a PENDING job with a new UUID. Errors: INVALID_ARGUMENT (a field outside its limits below,
+   * request_id not a UUID or already used with other fields), ALREADY_EXISTS (a PENDING or RUNNING job with the same
    * operation_type and resource exists; its id is in the google.rpc.ErrorInfo metadata "job_id").
    */
   createJob: handleUnaryCall<CreateJobRequest, CreateJobResponse>;
@@ -1395,7 +1399,8 @@ export interface JobWorkerServiceServer extends UntypedServiceImplementation {
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   /**
    * Moves a PENDING or RUNNING job to COMPLETED with progress 100, completed_at and the result.
-   * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result too large), NOT_FOUND.
+   * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result refused, see below),
+   * NOT_FOUND.
    */
   completeJob: handleUnaryCall<CompleteJobRequest, CompleteJobResponse>;
   /**
@@ -1412,8 +1417,8 @@ export interface JobWorkerServiceServer extends UntypedServiceImplementation {
 
 export interface JobWorkerServiceClient extends Client {
   /**
-   * Creates a PENDING job with a new UUID. Errors: INVALID_ARGUMENT (empty or over-long operation_type
-   * or username, request_id not a UUID), ALREADY_EXISTS (a PENDING or RUNNING job with the same
+   * Creates a PENDING job with a new UUID. Errors: INVALID_ARGUMENT (a field outside its limits below,
+   * request_id not a UUID or already used with other fields), ALREADY_EXISTS (a PENDING or RUNNING job with the same
    * operation_type and resource exists; its id is in the google.rpc.ErrorInfo metadata "job_id").
    */
   createJob(
@@ -1490,7 +1495,8 @@ export interface JobWorkerServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Moves a PENDING or RUNNING job to COMPLETED with progress 100, completed_at and the result.
-   * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result too large), NOT_FOUND.
+   * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result refused, see below),
+   * NOT_FOUND.
    */
   completeJob(
     request: CompleteJobRequest,
