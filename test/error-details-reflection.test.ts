@@ -4,6 +4,7 @@
 // FileDescriptorProtos. Nothing of jobwatch's generated code decodes anything here.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
 import type { FileRegistry, JsonObject } from "@bufbuild/protobuf";
@@ -192,6 +193,11 @@ for (const dialect of DIALECTS) {
         assert.equal(json.code, status.code);
         for (const detail of (json.details ?? []) as JsonObject[]) sent.add(String(detail["@type"]));
       }
+      // Every type the mapping packs (read from its source, so a new detail type fails here until an
+      // error of it is added to the list above).
+      const source = await readFile(new URL("../src/server/error-status.ts", import.meta.url), "utf8");
+      const packed = new Set([...source.matchAll(/pack\(\s*"([\w.]+)"/g)].map((m) => `type.googleapis.com/${m[1]}`));
+      assert.deepEqual([...sent].sort(), [...packed].sort());
       assert.deepEqual([...sent].sort(), [
         "type.googleapis.com/google.rpc.BadRequest",
         "type.googleapis.com/google.rpc.ErrorInfo",
