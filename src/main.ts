@@ -9,7 +9,7 @@ import type { CallHooks } from "./server/call-observer.js";
 import { routeGrpcLog } from "./server/grpc-log.js";
 import { createServer } from "./server/server.js";
 import { Sweeper } from "./server/sweeper.js";
-import { WatchHub } from "./server/watch-hub.js";
+import { WatchHub } from "./watch/watch-hub.js";
 import { openDatabase, redactUrl } from "./store/connect.js";
 import { SqlJobStore } from "./store/sql-job-store.js";
 import { probeWrite } from "./store/write-probe.js";

@@ -17,7 +17,7 @@ import { NotFoundError, UnavailableError } from "../src/errors.js";
 import { INTERNAL_MESSAGE, errorToStatus } from "../src/server/error-status.js";
 import { createServer } from "../src/server/server.js";
 import { Sweeper } from "../src/server/sweeper.js";
-import { WatchHub } from "../src/server/watch-hub.js";
+import { WatchHub } from "../src/watch/watch-hub.js";
 import type { JobStore } from "../src/store/store.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { errorInfoOf, failure, fieldViolationsOf, preconditionFailureOf, startTestServer } from "./helpers/server.js";

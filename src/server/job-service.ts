@@ -31,22 +31,13 @@ import {
   statusToProto,
 } from "./job-mapper.js";
 import { RequestValidator } from "./validate.js";
-import type { WatchOptions } from "./watch-hub.js";
-
-/** The hub as handlers use it: publish what changed, follow one job. */
-export interface JobFeed {
-  /** Hands a changed job to this process's watchers at once. */
-  publish(job: Job): void;
-  /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
-  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
-  /** Aborted at shutdown, once every watch has ended: a handler waiting for a slow client stops waiting. */
-  readonly closing: AbortSignal;
-}
+import type { JobFeed } from "../watch/job-feed.js";
 
 /** What JobService needs. */
 export interface JobServiceDeps {
+  /** A publishing store (src/watch/publishing-store.ts), so CancelJob's change reaches watchers at once. */
   store: JobStore;
-  hub: JobFeed;
+  hub: Pick<JobFeed, "watch" | "closing">;
   log: Logger;
 }
 
@@ -314,7 +305,7 @@ function watchJobHandler(deps: JobServiceDeps) {
 
 /** JobService over a store and the watch hub. */
 export function createJobService(deps: JobServiceDeps): JobServiceServer {
-  const { store, hub, log } = deps;
+  const { store, log } = deps;
 
   return {
     getJobDetails: unaryHandler(log, async (request, call): Promise<GetJobDetailsResponse> => {
@@ -379,7 +370,6 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       v.check();
       await visibleJob(store, principalOf(call.metadata), jobId);
       const job = await store.cancelJob(jobId, reason);
-      hub.publish(job);
       return { job: jobToProto(job) };
     }),
 

@@ -7,29 +7,25 @@ import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { unaryHandler } from "./error-status.js";
 import { jobToProto } from "./job-mapper.js";
-import type { JobFeed } from "./job-service.js";
 import { RequestValidator } from "./validate.js";
 
 /** What JobWorkerService needs. */
 export interface JobWorkerServiceDeps {
+  /** A publishing store (src/watch/publishing-store.ts): each change reaches this process's watchers at once. */
   store: JobStore;
-  hub: Pick<JobFeed, "publish">;
   log: Logger;
 }
 
 /**
  * JobWorkerService over a store. Every rpc carries report_jobs (checked by the interceptor) and acts on
- * any job: workers are services, not users. Each change is published to this process's watchers at once;
+ * any job: workers are services, not users. The store publishes each change to this process's watchers;
  * other replicas pick it up from the change feed.
  */
 export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerServiceServer {
-  const { store, hub, log } = deps;
+  const { store, log } = deps;
 
-  /** Publishes the changed job and maps it for the response. */
-  const changed = (job: Job): { job: ProtoJob } => {
-    hub.publish(job);
-    return { job: jobToProto(job) };
-  };
+  /** The changed job as a response. */
+  const changed = (job: Job): { job: ProtoJob } => ({ job: jobToProto(job) });
 
   return {
     createJob: unaryHandler(log, async (request) => {

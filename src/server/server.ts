@@ -11,8 +11,9 @@ import type { JobStore } from "../store/store.js";
 import { CONTRACT_REGISTRY, PERMISSION_TABLE } from "./contract.js";
 import { errorToStatus } from "./error-status.js";
 import { HealthMonitor } from "./health.js";
+import type { JobFeed } from "../watch/job-feed.js";
+import { publishingStore } from "../watch/publishing-store.js";
 import { createJobService } from "./job-service.js";
-import type { JobFeed } from "./job-service.js";
 import { createJobWorkerService } from "./job-worker-service.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
@@ -164,8 +165,10 @@ export function createServer(deps: ServerDeps): JobwatchServer {
       services.push(serviceNameOf(definition));
     },
   };
-  registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store, hub, log }));
-  registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store, hub, log }));
+  // Handlers write through this store, so every change reaches this process's watchers at once.
+  const jobs = publishingStore(store, hub);
+  registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store: jobs, hub, log }));
+  registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store: jobs, log }));
   const health = new HealthMonitor({
     store,
     log,

@@ -2,6 +2,8 @@
 import type { Logger } from "pino";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
+import type { JobPublisher } from "../watch/job-feed.js";
+import { publishingStore } from "../watch/publishing-store.js";
 
 /** How the sweeper treats jobs; every figure in milliseconds. */
 export interface SweeperSettings {
@@ -18,8 +20,8 @@ export interface SweeperSettings {
 /** What the Sweeper needs: its settings and where it reads and reports. */
 export interface SweeperDeps extends SweeperSettings {
   store: Pick<JobStore, "cancelUnconfirmed" | "failStaleJobs" | "deleteExpired" | "pruneFeed">;
-  /** Where moved jobs go, so this process's watchers see them at once. */
-  hub: { publish(job: Job): void };
+  /** Where moved jobs go (the store publishes them), so this process's watchers see them at once. */
+  hub: JobPublisher;
   log: Logger;
   /** The clock, for tests; defaults to Date.now. */
   now?: () => number;
@@ -45,7 +47,6 @@ const MIN_TRANSITION_PERIOD_MS = 50;
  */
 export class Sweeper {
   private readonly store: SweeperDeps["store"];
-  private readonly hub: SweeperDeps["hub"];
   private readonly log: Logger;
   private readonly settings: SweeperSettings;
   private readonly now: () => number;
@@ -58,8 +59,7 @@ export class Sweeper {
   private lastPruneAt = Number.NEGATIVE_INFINITY;
 
   constructor(deps: SweeperDeps) {
-    this.store = deps.store;
-    this.hub = deps.hub;
+    this.store = publishingStore(deps.store, deps.hub);
     this.log = deps.log.child({ component: "sweeper" });
     this.settings = {
       cancelGraceMs: deps.cancelGraceMs,
@@ -96,14 +96,14 @@ export class Sweeper {
     const now = this.now();
     try {
       const cancelled = await this.store.cancelUnconfirmed(now - this.settings.cancelGraceMs);
-      this.publish(cancelled, "cancelled: the worker never confirmed the cancellation");
+      this.logMoves(cancelled, "cancelled: the worker never confirmed the cancellation");
       moved.push(...cancelled);
     } catch (err) {
       this.log.error({ err }, "cancel-grace sweep failed; retrying next period");
     }
     try {
       const failed = await this.store.failStaleJobs(now - this.settings.staleAfterMs);
-      this.publish(failed, "failed: the worker stopped reporting");
+      this.logMoves(failed, "failed: the worker stopped reporting");
       moved.push(...failed);
     } catch (err) {
       this.log.error({ err }, "stale-job sweep failed; retrying next period");
@@ -137,9 +137,8 @@ export class Sweeper {
     return total;
   }
 
-  private publish(jobs: Job[], what: string): void {
+  private logMoves(jobs: Job[], what: string): void {
     for (const job of jobs) {
-      this.hub.publish(job);
       this.log.info({ jobId: job.jobId, revision: job.revision }, what);
     }
   }

@@ -10,7 +10,7 @@
 import pino from "pino";
 import { Authenticator } from "../../src/auth/authenticator.js";
 import { createServer } from "../../src/server/server.js";
-import { WatchHub } from "../../src/server/watch-hub.js";
+import { WatchHub } from "../../src/watch/watch-hub.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";

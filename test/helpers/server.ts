@@ -59,7 +59,7 @@ import { createServer } from "../../src/server/server.js";
 import type { JobwatchServer } from "../../src/server/server.js";
 import { Sweeper } from "../../src/server/sweeper.js";
 import type { SweeperSettings } from "../../src/server/sweeper.js";
-import { WatchHub } from "../../src/server/watch-hub.js";
+import { WatchHub } from "../../src/watch/watch-hub.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";

@@ -6,6 +6,7 @@ import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { ChangeFeed } from "./change-feed.js";
+import type { JobFeed, WatchOptions } from "./job-feed.js";
 import { sameState, WatchQueue } from "./watch-queue.js";
 
 /** How long a missing change-feed seq is waited for before it counts as a rolled-back insert. */
@@ -26,16 +27,6 @@ export const DEFAULT_FEED_LOST_AFTER_MS = 5000;
 
 /** A failing poll is logged at warn at most this often (it is retried every interval). */
 const POLL_WARN_EVERY_MS = 30_000;
-
-/** What a watch needs besides the job id. */
-export interface WatchOptions {
-  /** The revision the client already has (resume); unset or 0 = none. */
-  afterRevision?: number | undefined;
-  /** Client cancel or deadline: ends the watch and releases it. */
-  signal: AbortSignal;
-  /** Visibility: false makes the job answer exactly like a missing one. */
-  canSee(job: Job): boolean;
-}
 
 /** Dependencies of a WatchHub. */
 export interface WatchHubDeps {
@@ -76,7 +67,7 @@ function feedLost(resumeAfter: number): UnavailableError {
  * arrive within pollMs. Each watcher orders what it gets by revision (see WatchQueue): the same change
  * from both sources is delivered once, and a revision that overtakes a missing one waits for it.
  */
-export class WatchHub {
+export class WatchHub implements JobFeed {
   private readonly topics = new Map<string, Set<Watcher>>();
   private readonly feed: ChangeFeed;
   /** Gap fetches in flight, by job and revision range. */

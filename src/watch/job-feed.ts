@@ -1,0 +1,26 @@
+// The watch fan-out as the rest of the server uses it: publish a changed job, follow one job's changes.
+import type { Job } from "../store/job.js";
+
+/** What a watch needs besides the job id. */
+export interface WatchOptions {
+  /** The revision the client already has (resume); unset or 0 = none. */
+  afterRevision?: number | undefined;
+  /** Client cancel or deadline: ends the watch and releases it. */
+  signal: AbortSignal;
+  /** Visibility: false makes the job answer exactly like a missing one. */
+  canSee(job: Job): boolean;
+}
+
+/** Hands a job change committed through this process to its watchers. */
+export interface JobPublisher {
+  /** Hands a changed job to this process's watchers at once (other replicas read it from the change feed). */
+  publish(job: Job): void;
+}
+
+/** The hub as handlers use it (WatchHub implements it): publish what changed, follow one job. */
+export interface JobFeed extends JobPublisher {
+  /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
+  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
+  /** Aborted at shutdown, once every watch has ended: a handler waiting for a slow client stops waiting. */
+  readonly closing: AbortSignal;
+}
