@@ -1,6 +1,6 @@
-// Maps any thrown error to one gRPC status (with google.rpc error details), and adapts async handlers to grpc-js.
+// Maps any thrown error to one gRPC status (with google.rpc error details): the one error mapping of the server.
 import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
-import type { StatusObject, ServerUnaryCall, handleUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import type { StatusObject } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
   AlreadyExistsError,
@@ -177,37 +177,7 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
 }
 
 /** Logs a failed call at a level that matches whose fault it was (the client's errors are not server errors). */
-function logFailure(log: Logger, path: string, status: StatusObject): void {
+export function logFailure(log: Logger, path: string, status: StatusObject): void {
   if (status.code === GrpcStatus.INTERNAL) return; // already logged with its stack by errorToStatus
   log.debug({ path, code: GrpcStatus[status.code], details: status.details }, "call failed");
-}
-
-/**
- * Turns `async (request, call) => response` into a grpc-js unary handler that calls back exactly once:
- * with the response, or with the status that errorToStatus makes of whatever was thrown.
- */
-export function unaryHandler<Req, Res>(
-  log: Logger,
-  handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
-): handleUnaryCall<Req, Res> {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    let answered = false;
-    const answer: sendUnaryData<Res> = (error, value) => {
-      if (answered) return;
-      answered = true;
-      callback(error, value);
-    };
-    const path = call.getPath();
-    // Promise.resolve().then(...) also catches a handler that throws synchronously.
-    Promise.resolve()
-      .then(() => handler(call.request, call))
-      .then(
-        (response) => answer(null, response),
-        (error: unknown) => {
-          const status = errorToStatus(error, log, { path });
-          logFailure(log, path, status);
-          answer(status);
-        },
-      );
-  };
 }

@@ -5,7 +5,7 @@ import type { JobWorkerServiceServer } from "../gen/jobwatch/v1/job_worker_servi
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
-import { unaryHandler } from "./error-status.js";
+import { unaryHandler } from "./call-adapters.js";
 import { jobToProto } from "./job-mapper.js";
 import { RequestValidator } from "./validate.js";
 

@@ -4,7 +4,6 @@ import type { Logger } from "pino";
 import type { Authenticator } from "../auth/authenticator.js";
 import { authInterceptor } from "../auth/interceptor.js";
 import { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
-import type { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { GuardedStore } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
@@ -22,6 +21,7 @@ import type { ServiceRegistrar } from "./reflection.js";
 import { callObserver, withMessageSizes } from "./call-observer.js";
 import type { CallHooks } from "./call-observer.js";
 import { refuseRepeatedAuthorization } from "./repeated-authorization.js";
+import { withSharedWatchEncoding } from "./shared-watch-encoding.js";
 
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
@@ -84,27 +84,6 @@ function serviceNameOf(definition: grpc.ServiceDefinition): string {
   const name = method?.path.split("/")[1];
   if (name === undefined || name === "") throw new Error("a service definition without methods");
   return name;
-}
-
-/**
- * JobService's definition with WatchJob's response encoder memoized per response object. The handler
- * hands the same response object to every watcher of a change (see watchResponse in job-service.ts),
- * so with many watchers a change is encoded once, not once per watcher. The generated definition is
- * copied, not modified.
- */
-function withSharedWatchEncoding(service: JobServiceService): JobServiceService {
-  const encode = service.watchJob.responseSerialize;
-  const encoded = new WeakMap<WatchJobResponse, Buffer>();
-  const responseSerialize = (value: WatchJobResponse): Buffer => {
-    let bytes = encoded.get(value);
-    if (bytes === undefined) {
-      bytes = encode(value);
-      encoded.set(value, bytes);
-    }
-    // grpc-js copies these bytes into each call's own frame and never writes to them.
-    return bytes;
-  };
-  return { ...service, watchJob: { ...service.watchJob, responseSerialize } };
 }
 
 /** One interceptor that tells every hook about every call; none when there are no hooks. */

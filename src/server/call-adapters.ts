@@ -1,0 +1,148 @@
+// Adapts async handlers to grpc-js: unary and server-streaming calls, each handed a call context {principal, signal}.
+import { Metadata } from "@grpc/grpc-js";
+import type {
+  handleServerStreamingCall,
+  handleUnaryCall,
+  sendUnaryData,
+  ServerUnaryCall,
+  ServerWritableStream,
+  StatusObject,
+} from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { principalOf } from "../auth/principal.js";
+import type { Principal } from "../auth/principal.js";
+import { errorToStatus, logFailure } from "./error-status.js";
+
+/** What every handler gets besides the request. */
+export interface CallContext {
+  /** The caller, as the auth interceptor authenticated them. */
+  readonly principal: Principal;
+  /**
+   * Aborted when the call is over for the client: it cancelled, its deadline passed, or the stream was
+   * reset. Pass it to anything that waits, so a call nobody waits for stops holding resources.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** What a server-streaming handler gets besides the request. */
+export interface StreamContext extends CallContext {
+  /** Sends the response headers now, before the first message (a client learns the call is accepted). */
+  sendHeader(): void;
+}
+
+/** A unary rpc as jobwatch writes it: the response, or a thrown error that errorToStatus maps. */
+export type UnaryHandler<Req, Res> = (request: Req, context: CallContext) => Promise<Res>;
+
+/**
+ * A server-streaming rpc as jobwatch writes it: an async generator (or any async iterable) of the
+ * responses. The stream ends OK when it returns, with errorToStatus's status when it throws; `finally`
+ * runs in every case, also when the client goes away.
+ */
+export type ServerStreamingHandler<Req, Res> = (request: Req, context: StreamContext) => AsyncIterable<Res>;
+
+/** Options of serverStreamingHandler. */
+export interface StreamingOptions {
+  /**
+   * Aborted when the server shuts down. A stream waiting for a client that does not read ('drain')
+   * stops waiting then and pulls its next response, which is the handler's chance to end the stream
+   * (the watch hub throws UNAVAILABLE naming where to resume).
+   */
+  closing?: AbortSignal | undefined;
+}
+
+/** An AbortController aborted on the call's 'cancelled' (client cancel, deadline, reset), and how to detach it. */
+function cancellation(call: {
+  readonly cancelled: boolean;
+  on(event: "cancelled", listener: () => void): unknown;
+  off(event: "cancelled", listener: () => void): unknown;
+}): { signal: AbortSignal; detach(): void } {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  call.on("cancelled", abort);
+  // A cancel that arrived before the listener was attached would otherwise go unnoticed.
+  if (call.cancelled) abort();
+  return { signal: controller.signal, detach: () => call.off("cancelled", abort) };
+}
+
+/**
+ * Turns `async (request, context) => response` into a grpc-js unary handler that calls back exactly
+ * once: with the response, or with the status that errorToStatus makes of whatever was thrown.
+ */
+export function unaryHandler<Req, Res>(log: Logger, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const path = call.getPath();
+    const { signal, detach } = cancellation(call);
+    // Promise.resolve().then(...) also catches a handler (or principalOf) that throws synchronously.
+    Promise.resolve()
+      .then(() => handler(call.request, { principal: principalOf(call.metadata), signal }))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => {
+          const status = errorToStatus(error, log, { path });
+          logFailure(log, path, status);
+          callback(status);
+        },
+      )
+      .finally(detach);
+  };
+}
+
+/**
+ * Turns an async generator of responses into a grpc-js server-streaming handler (after nice-grpc's
+ * handleServerStreamingCall): each response is written as the generator yields it; when the stream's
+ * buffer is full the next one is pulled only after 'drain', so a client that does not read holds at
+ * most one buffer, never an unbounded backlog. When the client cancels or resets the stream the
+ * context's signal aborts, nothing more is written, and the generator is returned (its `finally` runs)
+ * as soon as it yields or its signal-aware wait throws.
+ */
+export function serverStreamingHandler<Req, Res>(
+  log: Logger,
+  handler: ServerStreamingHandler<Req, Res>,
+  options: StreamingOptions = {},
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const path = call.getPath();
+    const { signal, detach } = cancellation(call);
+    const run = async (): Promise<void> => {
+      const context: StreamContext = {
+        principal: principalOf(call.metadata),
+        signal,
+        sendHeader: () => call.sendMetadata(new Metadata()),
+      };
+      // for await returns the generator (running its finally) on every way out of the loop.
+      for await (const response of handler(call.request, context)) {
+        if (signal.aborted) return;
+        if (!call.write(response)) await writable(call, signal, options.closing);
+        if (signal.aborted) return;
+      }
+      call.end();
+    };
+    run()
+      .catch((error: unknown) => {
+        if (signal.aborted) return; // the client is gone: nobody to tell
+        const status: StatusObject = errorToStatus(error, log, { path });
+        logFailure(log, path, status);
+        call.emit("error", status);
+      })
+      .finally(detach);
+  };
+}
+
+/**
+ * Resolves when the stream takes more ('drain'), the call is over (signal) or the server is shutting
+ * down (closing); every listener is removed again, so a long stream does not pile them up.
+ */
+function writable(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal, closing?: AbortSignal) {
+  if (signal.aborted || closing?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      signal.removeEventListener("abort", done);
+      closing?.removeEventListener("abort", done);
+      resolve();
+    };
+    call.on("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+    closing?.addEventListener("abort", done, { once: true });
+  });
+}
