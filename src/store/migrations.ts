@@ -1,4 +1,5 @@
 // The jobwatch schema as Kysely migrations kept in code (no files on disk), for SQLite and MySQL/MariaDB.
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Migrator, sql } from "kysely";
 import type { Kysely, Migration, MigrationProvider } from "kysely";
@@ -175,9 +176,10 @@ function noPadCollation(dialect: Dialect): Migration {
 
 /**
  * Applies every pending migration; throws an Error naming the failed migration. Safe when several
- * processes start at once: on MySQL Kysely's migrator holds GET_LOCK() on its connection for the whole
- * run; on SQLite (where Kysely takes no lock) the run happens inside BEGIN IMMEDIATE, so a second
- * process waits for the first to commit and then finds nothing left to do.
+ * processes start at once, on every engine: on MySQL (and Galera, where GET_LOCK, which Kysely's
+ * migrator takes, locks one node only) the run holds a lock row (withMigrationLock); on SQLite (where
+ * Kysely takes no lock) it happens inside BEGIN IMMEDIATE, so a second process waits for the first to
+ * commit and then finds nothing left to do.
  */
 export async function migrateToLatest(open: OpenDatabase): Promise<void> {
   const migrator = new Migrator({ db: open.db, provider: migrationProvider(open.dialect) });
@@ -189,7 +191,7 @@ export async function migrateToLatest(open: OpenDatabase): Promise<void> {
       throw new Error(`${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
   };
-  if (open.dialect === "mysql") return run();
+  if (open.dialect === "mysql") return withMigrationLock(open.db, run);
 
   await beginImmediate(open.db, open.sqlite);
   try {
@@ -229,4 +231,88 @@ function isSqliteBusy(error: unknown): boolean {
     typeof (error as { code?: unknown })?.code === "string" &&
     (error as { code: string }).code.startsWith("SQLITE_BUSY")
   );
+}
+
+/** The table holding the MySQL migration lock row (outside Kysely's migrations: it guards them). */
+const LOCK_TABLE = "jobwatch_migration_lock";
+/** A lock not renewed for this long belongs to a process that died: another may take it. */
+const LOCK_TTL_MS = 30_000;
+/** How often the holder renews its lock while migrations run. */
+const LOCK_RENEW_MS = 5_000;
+/** How long a process waits for another's migrations before giving up. */
+const LOCK_WAIT_MS = 10 * 60_000;
+
+/**
+ * Runs `body` holding a cluster-wide lock: one row in LOCK_TABLE, taken with an INSERT that only one
+ * process can make (the primary key; on Galera the losers of a simultaneous insert fail certification),
+ * renewed while `body` runs, and deleted after. A row not renewed for LOCK_TTL_MS (its holder died)
+ * is taken over with a conditional UPDATE. Works on one MySQL server and on a multi-primary cluster,
+ * unlike GET_LOCK, which Galera does not replicate.
+ */
+export async function withMigrationLock(db: Kysely<Database>, body: () => Promise<void>): Promise<void> {
+  const raw = db as unknown as Kysely<Record<string, { id: number; owner: string; expires_at: number }>>;
+  // IF NOT EXISTS: every process runs this at once, and Galera orders the DDL cluster-wide.
+  await sql`create table if not exists ${sql.table(LOCK_TABLE)} (
+    id integer not null primary key, owner varchar(64) not null, expires_at bigint not null)`.execute(db);
+  const owner = randomUUID();
+  const started = Date.now();
+  for (;;) {
+    const now = Date.now();
+    try {
+      await raw
+        .insertInto(LOCK_TABLE)
+        .values({ id: 1, owner, expires_at: now + LOCK_TTL_MS })
+        .execute();
+      break;
+    } catch (error) {
+      if (!isLockContention(error)) throw error;
+    }
+    const taken = await raw
+      .updateTable(LOCK_TABLE)
+      .set({ owner, expires_at: now + LOCK_TTL_MS })
+      .where("id", "=", 1)
+      .where("expires_at", "<", now)
+      .executeTakeFirst()
+      .catch((error: unknown) => {
+        if (isLockContention(error)) return { numUpdatedRows: 0n };
+        throw error;
+      });
+    if (Number(taken.numUpdatedRows) === 1) break;
+    if (now - started > LOCK_WAIT_MS) {
+      throw new Error(
+        `another process has held the migration lock for over ${LOCK_WAIT_MS / 60_000} minutes; ` +
+          `if no jobwatch is migrating this database, delete the row: DELETE FROM ${LOCK_TABLE}`,
+      );
+    }
+    await sleep(100 + Math.random() * 200);
+  }
+  const renew = setInterval(() => {
+    void raw
+      .updateTable(LOCK_TABLE)
+      .set({ expires_at: Date.now() + LOCK_TTL_MS })
+      .where("id", "=", 1)
+      .where("owner", "=", owner)
+      .execute()
+      .catch(() => undefined);
+  }, LOCK_RENEW_MS);
+  try {
+    await body();
+  } finally {
+    clearInterval(renew);
+    await raw
+      .deleteFrom(LOCK_TABLE)
+      .where("id", "=", 1)
+      .where("owner", "=", owner)
+      .execute()
+      .catch(() => undefined);
+  }
+}
+
+/** The lock row exists already, or a simultaneous taker won (a deadlock, a Galera certification conflict). */
+function isLockContention(error: unknown): boolean {
+  const { code, errno } = (typeof error === "object" && error !== null ? error : {}) as {
+    code?: unknown;
+    errno?: unknown;
+  };
+  return code === "ER_DUP_ENTRY" || errno === 1062 || code === "ER_LOCK_DEADLOCK" || errno === 1213;
 }
