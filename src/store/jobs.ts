@@ -1,7 +1,7 @@
 // Job queries: create, read, list, history, and the conditional update that applies a lifecycle rule.
 import { createHash, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AlreadyExistsError, UnavailableError, jobNotFound } from "../errors.js";
+import { AlreadyExistsError, FailedPreconditionError, UnavailableError, jobNotFound } from "../errors.js";
 import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
 import type { Job, JobEvent } from "./job.js";
 import type { Rule } from "./lifecycle.js";
@@ -85,9 +85,13 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
   throw new UnavailableError(`could not create the job: the database kept reporting a conflict; try again`);
 }
 
-/** The job, or undefined when there is no such job. */
+/**
+ * The job, or undefined when there is no such job. A job this node does not have yet may have been
+ * created through another Galera node a moment ago (a client creates it there and asks here): before
+ * saying it does not exist, the read is repeated causally.
+ */
 export async function getJob(db: StoreDb, jobId: string): Promise<Job | undefined> {
-  const row = await jobRow(db, jobId);
+  const row = (await jobRow(db, jobId)) ?? (await causalJobRow(db, jobId));
   return row ? jobRowToJob(row) : undefined;
 }
 
@@ -141,12 +145,26 @@ export async function transition(
   rule: Rule,
 ): Promise<{ job: Job; changed: boolean } | undefined> {
   const k = db.kysely;
+  // Read causally once the plain read (cheap, usually current) led to a refusal or a lost update: on
+  // Galera it may predate a write committed through another node that the caller already saw.
+  let causal = false;
   for (let attempt = 1; ; attempt++) {
-    const row = await jobRow(db, jobId);
-    if (!row) return undefined;
+    const row = causal ? await causalJobRow(db, jobId) : await jobRow(db, jobId);
+    if (!row) {
+      if (causal || !(await db.causal.isGalera())) return undefined;
+      causal = true;
+      continue;
+    }
     const job = jobRowToJob(row);
     const now = db.now();
-    const change = rule(job, row, now);
+    let change: ReturnType<Rule>;
+    try {
+      change = rule(job, row, now);
+    } catch (error) {
+      if (causal || !(error instanceof FailedPreconditionError) || !(await db.causal.isGalera())) throw error;
+      causal = true;
+      continue;
+    }
     if (change === null) return { job, changed: false };
     const set: JobRowUpdate = { ...change.set, revision: job.revision + 1, updated_at: now };
     const next = jobRowToJob({ ...row, ...set } as JobRow);
@@ -165,6 +183,7 @@ export async function transition(
       return true;
     });
     if (applied) return { job: next, changed: true };
+    causal = await db.causal.isGalera();
     if (attempt >= MAX_TRANSITION_ATTEMPTS) {
       throw new UnavailableError(`job ${jobId} is being changed by too many writers at once; try again`);
     }
@@ -175,6 +194,13 @@ export async function transition(
 
 async function jobRow(db: StoreDb, jobId: string): Promise<JobRow | undefined> {
   return db.kysely.selectFrom("jobs").selectAll().where("job_id", "=", jobId).executeTakeFirst();
+}
+
+/** jobRow read causally (see causal-read.ts); the same as jobRow off Galera. */
+async function causalJobRow(db: StoreDb, jobId: string): Promise<JobRow | undefined> {
+  if (!(await db.causal.isGalera())) return undefined;
+  const [row] = await db.causal.select(db.kysely.selectFrom("jobs").selectAll().where("job_id", "=", jobId));
+  return row;
 }
 
 async function jobByRequestId(db: StoreDb, requestId: string): Promise<Job | undefined> {

@@ -41,13 +41,18 @@ export async function revokeToken(db: StoreDb, tokenId: string): Promise<TokenIn
   return tokenRowToTokenInfo(row);
 }
 
-/** The tokens not revoked, with their secrets' hashes. */
+/**
+ * The tokens not revoked, with their secrets' hashes. Read causally: a token made (or revoked) through
+ * another Galera node a moment ago counts at once (the authenticator reloads these every few seconds,
+ * and when it meets an unknown token, so the wait costs little).
+ */
 export async function activeTokens(db: StoreDb): Promise<TokenCredential[]> {
-  const rows = await db.kysely
-    .selectFrom("tokens")
-    .select(["token_id", "username", "role", "secret_hash"])
-    .where("revoked_at", "is", null)
-    .execute();
+  const rows = await db.causal.select(
+    db.kysely
+      .selectFrom("tokens")
+      .select(["token_id", "username", "role", "secret_hash"])
+      .where("revoked_at", "is", null),
+  );
   return rows.map(tokenRowToCredential);
 }
 

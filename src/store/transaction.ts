@@ -2,6 +2,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CompiledQuery, Kysely, QueryResult } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
+import { causalReader } from "./causal-read.js";
+import type { CausalReader } from "./causal-read.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
 
@@ -36,6 +38,8 @@ export interface StoreDb {
    * transaction (the session runs READ COMMITTED, where each SELECT sees a new snapshot), read only.
    */
   read<T>(body: TxBody<T>): Promise<T>;
+  /** Reads that must see every write committed before them on any node of a Galera cluster. */
+  readonly causal: CausalReader;
   /** Forgets the prepared statements (before the database closes). */
   clear(): void;
 }
@@ -67,6 +71,7 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
     kysely,
     dialect: open.dialect,
     now,
+    causal: causalReader(kysely, open.dialect),
     async write<T>(body: TxBody<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         try {

@@ -1,0 +1,115 @@
+// The Galera cluster of `npm run test:galera` from a test: its nodes, a jobwatch server per node, killing and restarting nodes.
+//
+// API:
+//   GALERA_NODES              the nodes' base URLs (mysql://root@127.0.0.1:3306N/), from JOBWATCH_TEST_GALERA_NODES,
+//                             which scripts/test-galera.sh sets after starting scripts/galera-cluster.sh
+//   freshClusterDatabase()    a new empty database on the cluster: { urls (one per node), drop() }
+//   startNodeServer(url)      a jobwatch server as `serve` builds it (guarded store, hub, authenticator,
+//                             health) over one node: { address, raw store, hub, server, stop() }
+//   killNode(n) / restartNode(n)   scripts/galera-cluster.sh kill-node / restart-node (1-based)
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { createConnection } from "mysql2/promise";
+import pino from "pino";
+import { Authenticator } from "../../src/auth/authenticator.js";
+import { createServer } from "../../src/server/server.js";
+import type { JobwatchServer } from "../../src/server/server.js";
+import { WatchHub } from "../../src/watch/watch-hub.js";
+import { openDatabase } from "../../src/store/connect.js";
+import { guardStore } from "../../src/store/guarded-store.js";
+import type { GuardedStore } from "../../src/store/guarded-store.js";
+import { SqlJobStore } from "../../src/store/sql-job-store.js";
+import { probeWrite } from "../../src/store/write-probe.js";
+
+const SCRIPT = fileURLToPath(new URL("../../scripts/galera-cluster.sh", import.meta.url));
+
+/** The cluster's nodes (see the file header). */
+export const GALERA_NODES: readonly string[] = (process.env.JOBWATCH_TEST_GALERA_NODES ?? "")
+  .split(",")
+  .filter((u) => u !== "");
+
+const silent = pino({ level: process.env.JOBWATCH_TEST_LOG_LEVEL ?? "silent" });
+
+/** A database made on the cluster for one test file. */
+export interface ClusterDatabase {
+  /** The database's URL on each node, in node order. */
+  urls: string[];
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database (replicated to every node) and returns its URL on each node. */
+export async function freshClusterDatabase(): Promise<ClusterDatabase> {
+  if (GALERA_NODES.length < 3) {
+    throw new Error("no Galera cluster: run these tests with `npm run test:galera` (it starts one)");
+  }
+  const name = `jobwatch_g_${randomBytes(6).toString("hex")}`;
+  const first = new URL(GALERA_NODES[0]!);
+  const admin = async <T>(run: (c: Awaited<ReturnType<typeof createConnection>>) => Promise<T>): Promise<T> => {
+    const c = await createConnection({ host: first.hostname, port: Number(first.port), user: "root" });
+    try {
+      return await run(c);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin((c) => c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`));
+  return {
+    urls: GALERA_NODES.map((base) => new URL(name, base).toString()),
+    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS \`${name}\``)).then(() => undefined),
+  };
+}
+
+/** A jobwatch server over one node. */
+export interface NodeServer {
+  readonly address: string;
+  /** The store without the guard, for setting up and reading back. */
+  readonly raw: SqlJobStore;
+  readonly store: GuardedStore;
+  readonly hub: WatchHub;
+  readonly server: JobwatchServer;
+  stop(): Promise<void>;
+}
+
+/** Migrates the database at `url` and starts a server on it, as `serve` does. */
+export async function startNodeServer(url: string, options: { healthIntervalMs?: number } = {}): Promise<NodeServer> {
+  const open = openDatabase(url);
+  const raw = new SqlJobStore(open);
+  await raw.migrate();
+  const store = guardStore(raw, { probeWrite: () => probeWrite(open) });
+  const authenticator = new Authenticator({ store, log: silent });
+  await authenticator.start();
+  const hub = new WatchHub({ store, pollMs: 50, log: silent });
+  await hub.start();
+  const server = createServer({ store, hub, authenticator, log: silent, healthIntervalMs: options.healthIntervalMs });
+  const address = await server.listen("127.0.0.1:0");
+  let stopped: Promise<void> | undefined;
+  return {
+    address,
+    raw,
+    store,
+    hub,
+    server,
+    stop() {
+      stopped ??= (async () => {
+        await server.shutdown(2000);
+        await authenticator.stop();
+        await raw.close();
+      })();
+      return stopped;
+    },
+  };
+}
+
+const run = promisify(execFile);
+
+/** kill -9 of node n's mariadbd. */
+export async function killNode(n: number): Promise<void> {
+  await run(SCRIPT, ["kill-node", String(n)]);
+}
+
+/** Restarts node n (it catches up by IST) and waits until it is Synced. */
+export async function restartNode(n: number): Promise<void> {
+  await run(SCRIPT, ["restart-node", String(n)], { timeout: 180_000 });
+}
