@@ -25,6 +25,20 @@ for (const dialect of DIALECTS) {
       assert.equal(await b.latestSeq(), feed[4]!.seq);
       assert.deepEqual(await b.readFeed(feed[1]!.seq, 2), feed.slice(2, 4));
       assert.deepEqual(await b.readFeed(feed[4]!.seq, 100), []);
+      // The holes a reader waits on, by name: single seqs and ranges, in seq order, within the limit.
+      const s = feed.map((e) => e.seq);
+      assert.deepEqual(
+        await b.readFeedRanges(
+          [
+            { from: s[3]!, to: s[4]! },
+            { from: s[1]!, to: s[1]! },
+          ],
+          100,
+        ),
+        [feed[1], feed[3], feed[4]],
+      );
+      assert.deepEqual(await b.readFeedRanges([{ from: s[0]!, to: s[4]! }], 2), feed.slice(0, 2));
+      assert.deepEqual(await b.readFeedRanges([{ from: s[4]! + 1, to: s[4]! + 10 }], 100), []);
 
       const snaps = await b.snapshotsAt([feed[4]!.seq, feed[0]!.seq, 999_999]);
       assert.deepEqual(

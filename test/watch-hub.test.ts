@@ -10,7 +10,7 @@ import type { WatchOptions } from "../src/watch/job-feed.js";
 import { WatchQueue } from "../src/watch/watch-queue.js";
 import type { Job, JobStatus } from "../src/store/job.js";
 import { createStore } from "../src/store/sql-job-store.js";
-import type { FeedEntry, JobStore } from "../src/store/store.js";
+import type { FeedEntry, SeqRange, JobStore } from "../src/store/store.js";
 import { DIALECTS, freshStore } from "./helpers/databases.js";
 import type { TestDialect } from "./helpers/databases.js";
 
@@ -441,8 +441,11 @@ describe("change feed cursor", () => {
   function fakeFeed() {
     const visible: FeedEntry[] = [];
     const reads: number[] = [];
+    const rowsRead: number[] = [];
     return {
       reads,
+      /** Rows the store returned, per query. */
+      rowsRead,
       show: (...seqs: number[]) => {
         for (const seq of seqs) visible.push({ seq, jobId: "j", revision: seq });
         visible.sort((x, y) => x.seq - y.seq);
@@ -451,7 +454,14 @@ describe("change feed cursor", () => {
         latestSeq: async () => 0,
         readFeed: async (afterSeq: number, limit: number) => {
           reads.push(afterSeq);
-          return visible.filter((e) => e.seq > afterSeq).slice(0, limit);
+          const rows = visible.filter((e) => e.seq > afterSeq).slice(0, limit);
+          rowsRead.push(rows.length);
+          return rows;
+        },
+        readFeedRanges: async (ranges: readonly SeqRange[], limit: number) => {
+          const rows = visible.filter((e) => ranges.some((r) => r.from <= e.seq && e.seq <= r.to)).slice(0, limit);
+          rowsRead.push(rows.length);
+          return rows;
         },
       },
     };
@@ -491,6 +501,42 @@ describe("change feed cursor", () => {
     now = 5000;
     assert.deepEqual(await readSeqs(feed), []);
     assert.equal(feed.cursor, 3);
+  });
+
+  test("Galera's interleaved seqs (one node takes every third): each poll reads only new rows, not the window", async () => {
+    let now = 0;
+    const f = fakeFeed();
+    const feed = new ChangeFeed({ store: f.store, gapTimeoutMs: 5000, now: () => now });
+    await feed.start();
+    let seq = 1;
+    for (let poll = 0; poll < 20; poll++) {
+      const fresh = [seq, seq + 3, seq + 6];
+      seq += 9;
+      f.show(...fresh);
+      f.rowsRead.length = 0;
+      assert.deepEqual(await readSeqs(feed), fresh);
+      assert.equal(
+        f.rowsRead.reduce((a, b) => a + b, 0),
+        3,
+        `poll ${poll} read ${f.rowsRead.join("+")} rows for 3 new`,
+      );
+      now += 200;
+    }
+    // A hole that does fill (a late commit) is still found, once.
+    f.show(seq - 2);
+    assert.deepEqual(await readSeqs(feed), [seq - 2]);
+    assert.deepEqual(await readSeqs(feed), []);
+  });
+
+  test("with more holes than one query names, the read starts at the oldest hole and misses nothing", async () => {
+    const f = fakeFeed();
+    const feed = new ChangeFeed({ store: f.store, gapTimeoutMs: 5000, maxGapRanges: 2 });
+    await feed.start();
+    f.show(2, 4, 6, 8);
+    assert.deepEqual(await readSeqs(feed), [2, 4, 6, 8]);
+    f.show(1, 5, 7, 9);
+    assert.deepEqual(await readSeqs(feed), [1, 5, 7, 9]);
+    assert.equal(feed.cursor, 2, "3 is still awaited");
   });
 
   test("a batch not committed (its snapshots failed to load) is read again", async () => {

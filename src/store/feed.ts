@@ -1,7 +1,7 @@
 // Change-feed queries: where the feed ends, what follows a seq, and the job as of each feed entry.
 import type { Job } from "./job.js";
 import { snapshotToJob } from "./rows.js";
-import type { FeedEntry } from "./store.js";
+import type { FeedEntry, SeqRange } from "./store.js";
 import type { StoreDb } from "./transaction.js";
 
 /** Seqs per `where seq in (...)` of snapshotsAt. */
@@ -46,6 +46,24 @@ export async function readFeed(db: StoreDb, afterSeq: number, limit: number): Pr
     .selectFrom("job_events")
     .select(["seq", "job_id", "revision"])
     .where("seq", ">", afterSeq)
+    .orderBy("seq")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, revision: Number(r.revision) }));
+}
+
+/**
+ * Feed entries whose seq lies in one of `ranges` (inclusive), in seq order, at most `limit`: the
+ * change feed re-reads only the holes it is waiting on, not everything after the oldest one.
+ */
+export async function readFeedRanges(db: StoreDb, ranges: readonly SeqRange[], limit: number): Promise<FeedEntry[]> {
+  if (ranges.length === 0) return [];
+  const rows = await db.kysely
+    .selectFrom("job_events")
+    .select(["seq", "job_id", "revision"])
+    .where((eb) =>
+      eb.or(ranges.map((r) => (r.from === r.to ? eb("seq", "=", r.from) : eb.between("seq", r.from, r.to)))),
+    )
     .orderBy("seq")
     .limit(limit)
     .execute();

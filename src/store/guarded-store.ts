@@ -32,6 +32,7 @@ const POLICIES: { [K in Exclude<keyof JobStore, "close">]: RetryPolicy } = {
   getHistory: "read",
   latestSeq: "read",
   readFeed: "read",
+  readFeedRanges: "read",
   snapshotsAt: "read",
   snapshotsBetween: "read",
   failStaleJobs: "idempotent",

@@ -4,7 +4,7 @@ import type { Kysely } from "kysely";
 import { openDatabase } from "./connect.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
-import { latestSeq, readFeed, snapshotsAt, snapshotsBetween } from "./feed.js";
+import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween } from "./feed.js";
 import type { Job, JobEvent, JsonObject } from "./job.js";
 import { createJob, getHistory, getJob, listJobs, mustTransition } from "./jobs.js";
 import {
@@ -19,7 +19,16 @@ import {
 import { migrateToLatest } from "./migrations.js";
 import { resultToText } from "./rows.js";
 import { getStatistics } from "./statistics.js";
-import type { FeedEntry, JobStatistics, JobStore, ListJobsQuery, NewJob, TokenCredential, TokenInfo } from "./store.js";
+import type {
+  FeedEntry,
+  JobStatistics,
+  JobStore,
+  ListJobsQuery,
+  NewJob,
+  SeqRange,
+  TokenCredential,
+  TokenInfo,
+} from "./store.js";
 import { cancelUnconfirmed, deleteExpired, failStaleJobs, pruneFeed } from "./sweeps.js";
 import { activeTokens, countTokens, createToken, listTokens, revokeToken } from "./tokens.js";
 import { createStoreDb } from "./transaction.js";
@@ -138,6 +147,10 @@ export class SqlJobStore implements JobStore {
 
   async readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]> {
     return readFeed(this.#s, afterSeq, limit);
+  }
+
+  async readFeedRanges(ranges: readonly SeqRange[], limit: number): Promise<FeedEntry[]> {
+    return readFeedRanges(this.#s, ranges, limit);
   }
 
   async snapshotsAt(seqs: readonly number[]): Promise<Job[]> {

@@ -16,6 +16,12 @@ export interface FeedEntry {
   revision: number;
 }
 
+/** seqs from `from` to `to`, both included. */
+export interface SeqRange {
+  from: number;
+  to: number;
+}
+
 /** Filters and page of listJobs. */
 export interface ListJobsQuery {
   /** Only jobs of this user; undefined = every user. */
@@ -107,6 +113,8 @@ export interface JobStore {
    * taken at INSERT but visible at COMMIT, so a hole may fill later: the reader (ChangeFeed) keeps track.
    */
   readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]>;
+  /** Feed entries whose seq lies in one of the ranges (the holes a reader waits on), in seq order, at most limit. */
+  readFeedRanges(ranges: readonly SeqRange[], limit: number): Promise<FeedEntry[]>;
   /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
   snapshotsAt(seqs: readonly number[]): Promise<Job[]>;
   /** The job as of each revision in (afterRevision, beforeRevision), in order, from job_events. */

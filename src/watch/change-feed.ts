@@ -19,7 +19,7 @@ export interface FeedBatch {
 
 /** Dependencies of a ChangeFeed. */
 export interface ChangeFeedDeps {
-  store: Pick<JobStore, "latestSeq" | "readFeed">;
+  store: Pick<JobStore, "latestSeq" | "readFeed" | "readFeedRanges">;
   /** How long a missing seq is waited for before it counts as a rolled-back insert. */
   gapTimeoutMs: number;
   log?: Logger | undefined;
@@ -27,14 +27,17 @@ export interface ChangeFeedDeps {
   pageSize?: number | undefined;
   /** Queries per read when pages come back full (a burst); one query per read otherwise. */
   maxPages?: number | undefined;
+  /** The most holes re-read by naming them in one query; beyond, the read starts at the oldest hole. */
+  maxGapRanges?: number | undefined;
   now?: (() => number) | undefined;
 }
 
 /**
  * Follows job_events by seq. On MySQL an autoincrement seq is taken at insert and becomes visible at
- * commit, so seq 10 may appear after seq 11 (and a rolled-back insert leaves 10 missing forever). The
- * feed therefore remembers the seqs it skipped over as gaps, reads again from the lowest gap until the
- * missing entry shows up or the gap is older than gapTimeoutMs, and returns each seq at most once.
+ * commit, so seq 10 may appear after seq 11 (and a rolled-back insert leaves 10 missing forever; on
+ * Galera, auto_increment_increment leaves two seqs of every three unused). The feed therefore remembers
+ * the seqs it skipped over as gaps, re-reads exactly those until the missing entry shows up or the gap
+ * is older than gapTimeoutMs, and returns each seq at most once.
  */
 export class ChangeFeed {
   /** Highest seq seen. */
@@ -43,11 +46,13 @@ export class ChangeFeed {
   private gaps: Gap[] = [];
   private readonly pageSize: number;
   private readonly maxPages: number;
+  private readonly maxGapRanges: number;
   private readonly now: () => number;
 
   constructor(private readonly deps: ChangeFeedDeps) {
     this.pageSize = deps.pageSize ?? 500;
     this.maxPages = deps.maxPages ?? 4;
+    this.maxGapRanges = deps.maxGapRanges ?? 200;
     this.now = deps.now ?? Date.now;
   }
 
@@ -67,26 +72,39 @@ export class ChangeFeed {
     return this.gaps[0] ? this.gaps[0].from - 1 : this.high;
   }
 
-  /** Reads what is new since the last committed batch (normally one query). */
+  /**
+   * Reads what is new since the last committed batch: one query for the seqs above the highest seen,
+   * and while holes are waited on, one more for exactly those holes (not every entry after the oldest
+   * one: on Galera, where each node takes every third seq, the holes never close and that re-read 5 s
+   * of entries on every poll). With more holes than one query should name, it reads everything from
+   * the oldest hole instead, as the bounded fallback.
+   */
   async read(): Promise<FeedBatch> {
     const now = this.now();
     let high = this.high;
     const gaps = this.gaps.map((g) => ({ ...g }));
     const entries: FeedEntry[] = [];
-    let after = this.cursor;
+    const take = (row: FeedEntry): void => {
+      const seq = Number(row.seq);
+      const entry: FeedEntry = { seq, jobId: row.jobId, revision: Number(row.revision) };
+      if (seq > high) {
+        if (seq > high + 1) gaps.push({ from: high + 1, to: seq - 1, since: now });
+        high = seq;
+        entries.push(entry);
+      } else if (fillGap(gaps, seq)) {
+        entries.push(entry);
+      }
+    };
+    let after = high;
+    if (gaps.length > this.maxGapRanges) {
+      after = gaps[0]!.from - 1;
+    } else if (gaps.length > 0) {
+      const ranges = gaps.map((g) => ({ from: g.from, to: g.to }));
+      for (const row of await this.deps.store.readFeedRanges(ranges, this.pageSize)) take(row);
+    }
     for (let page = 0; page < this.maxPages; page++) {
       const rows = await this.deps.store.readFeed(after, this.pageSize);
-      for (const row of rows) {
-        const seq = Number(row.seq);
-        const entry: FeedEntry = { seq, jobId: row.jobId, revision: Number(row.revision) };
-        if (seq > high) {
-          if (seq > high + 1) gaps.push({ from: high + 1, to: seq - 1, since: now });
-          high = seq;
-          entries.push(entry);
-        } else if (fillGap(gaps, seq)) {
-          entries.push(entry);
-        }
-      }
+      for (const row of rows) take(row);
       if (rows.length < this.pageSize) break;
       // A full page: the rest of a burst is above what we have seen; gaps below are re-read next time.
       after = high;
