@@ -81,7 +81,26 @@ export class SqlJobStore implements JobStore {
   }
 
   async ping(): Promise<void> {
-    await sql`select 1`.execute(this.db);
+    // A real read of a small table: `select 1` answers even on a Galera node outside the primary
+    // component, whose every table read fails (ER_UNKNOWN_COM_ERROR 1047). Before the first
+    // migration there is no table: reaching the database is all a ping can prove then.
+    await this.db
+      .selectFrom("tokens")
+      .select("token_id")
+      .limit(1)
+      .execute()
+      .catch((error: unknown) => {
+        if (!isNoSuchTable(error)) throw error;
+      });
+    if (await this.#s.causal.isGalera()) {
+      const { rows } = await sql<{ Value: string }>`show status like 'wsrep_ready'`.execute(this.db);
+      if (rows[0]?.Value !== "ON") {
+        // The code a Galera node answers queries with while not ready, so it classifies as that fault.
+        throw Object.assign(new Error(`the Galera node is not ready (wsrep_ready=${rows[0]?.Value ?? "?"})`), {
+          code: "ER_UNKNOWN_COM_ERROR",
+        });
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -200,4 +219,13 @@ export class SqlJobStore implements JobStore {
   async countTokens(): Promise<number> {
     return countTokens(this.#s);
   }
+}
+
+/** The table does not exist (a database not migrated yet), on either dialect. */
+function isNoSuchTable(error: unknown): boolean {
+  const { code, message } = (typeof error === "object" && error !== null ? error : {}) as {
+    code?: unknown;
+    message?: unknown;
+  };
+  return code === "ER_NO_SUCH_TABLE" || (typeof message === "string" && /^no such table/.test(message));
 }

@@ -77,7 +77,10 @@ export interface TokenCredential {
 export interface JobStore {
   /** Applies pending migrations. */
   migrate(): Promise<void>;
-  /** Throws when the database cannot be reached. */
+  /**
+   * Throws unless the database can serve: it answers a read of a real table (and, on Galera, the node
+   * is ready, in the primary component).
+   */
   ping(): Promise<void>;
   close(): Promise<void>;
 

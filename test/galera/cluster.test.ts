@@ -5,7 +5,14 @@ import { after, before, describe, test } from "node:test";
 import { createToken } from "../../src/cli/token.js";
 import { GrpcStatus, JobStatus, createClient } from "../../src/client/index.js";
 import type { Job, JobwatchClient } from "../../src/client/index.js";
-import { GALERA_NODES, freshClusterDatabase, killNode, restartNode, startNodeServer } from "../helpers/galera.js";
+import {
+  GALERA_NODES,
+  freshClusterDatabase,
+  isolateNode,
+  killNode,
+  restartNode,
+  startNodeServer,
+} from "../helpers/galera.js";
 import type { ClusterDatabase, NodeServer } from "../helpers/galera.js";
 import { waitForHealth } from "../helpers/health.js";
 
@@ -175,6 +182,32 @@ describe("galera: three replicas, one per node", () => {
       );
       assert.equal(new Set(revisions).size, revisions.length, "a revision twice");
     }
+  });
+
+  test("a node outside the primary component: its replica NOT_SERVING, calls UNAVAILABLE; SERVING again once it rejoins", async (t) => {
+    const job = await direct[0]!.worker.createJob({ operationType: "isolated", username: "alice" });
+    assert.equal((await direct[2]!.getJob(job.jobId)).jobId, job.jobId);
+    await isolateNode(3, true);
+    let rejoined = false;
+    t.after(() => (rejoined ? undefined : isolateNode(3, false)));
+    // `select 1` still answers there; every table read fails with ER_UNKNOWN_COM_ERROR 1047.
+    const notServingMs = await waitForHealth(nodes[2]!.address, "NOT_SERVING", 15_000);
+    await assert.rejects(direct[2]!.getJob(job.jobId), (error: Error & { code?: number }) => {
+      assert.equal(codeOf(error), "UNAVAILABLE", error.message);
+      assert.match(
+        error.message,
+        /database unavailable: the database node is not part of its cluster's primary component/,
+      );
+      return true;
+    });
+    await direct[0]!.worker.startJob(job.jobId);
+    await isolateNode(3, false);
+    rejoined = true;
+    const servingMs = await waitForHealth(nodes[2]!.address, "SERVING", 30_000);
+    assert.equal((await direct[2]!.getJob(job.jobId)).status, JobStatus.JOB_STATUS_RUNNING);
+    console.log(
+      `node 3 isolated: replica NOT_SERVING after ${notServingMs} ms; SERVING ${servingMs} ms after it rejoined`,
+    );
   });
 
   test("a node killed under load: its replica NOT_SERVING, its watches resume elsewhere, no acknowledged write lost; back by itself", async (t) => {

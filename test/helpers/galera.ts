@@ -7,6 +7,9 @@
 //   startNodeServer(url)      a jobwatch server as `serve` builds it (guarded store, hub, authenticator,
 //                             health) over one node: { address, raw store, hub, server, stop() }
 //   killNode(n) / restartNode(n)   scripts/galera-cluster.sh kill-node / restart-node (1-based)
+//   isolateNode(n, on)        cuts node n off the cluster's group communication (gmcast.isolate), so it
+//                             leaves the primary component (non-Primary, wsrep_ready=OFF) while its server
+//                             keeps answering; off, it rejoins
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -112,4 +115,15 @@ export async function killNode(n: number): Promise<void> {
 /** Restarts node n (it catches up by IST) and waits until it is Synced. */
 export async function restartNode(n: number): Promise<void> {
   await run(SCRIPT, ["restart-node", String(n)], { timeout: 180_000 });
+}
+
+/** Isolates node n from (or rejoins it to) the others; see the file header. */
+export async function isolateNode(n: number, on: boolean): Promise<void> {
+  const url = new URL(GALERA_NODES[n - 1]!);
+  const c = await createConnection({ host: url.hostname, port: Number(url.port), user: "root" });
+  try {
+    await c.query(`SET GLOBAL wsrep_provider_options='gmcast.isolate=${on ? 1 : 0}'`);
+  } finally {
+    await c.end();
+  }
 }
