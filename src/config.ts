@@ -9,6 +9,8 @@ export interface Config {
   listen: string;
   /** How often each process polls the change feed for changes written by other processes. */
   watchPollMs: number;
+  /** How long a WatchJob/WatchJobs stream stays quiet before it gets a bookmark. */
+  bookmarkIntervalMs: number;
   /** How long a RUNNING job's worker has to confirm a cancellation before the job is cancelled anyway. */
   cancelGraceMs: number;
   /** How long a RUNNING job may go without a heartbeat before it is failed. */
@@ -71,6 +73,13 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     databaseUrl,
     listen,
     watchPollMs: duration("JOBWATCH_WATCH_POLL_MS", pick(flags.watchPollMs, "JOBWATCH_WATCH_POLL_MS"), 200, 10, 60_000),
+    bookmarkIntervalMs: duration(
+      "JOBWATCH_BOOKMARK_INTERVAL",
+      env.JOBWATCH_BOOKMARK_INTERVAL,
+      ms("30s"),
+      100,
+      ms("1h"),
+    ),
     cancelGraceMs: duration("JOBWATCH_CANCEL_GRACE", env.JOBWATCH_CANCEL_GRACE, ms("5m"), 1),
     staleAfterMs: duration("JOBWATCH_STALE_AFTER", env.JOBWATCH_STALE_AFTER, ms("10m"), 1),
     retentionMs: duration("JOBWATCH_RETENTION", env.JOBWATCH_RETENTION, ms("720h"), 1),

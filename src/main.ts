@@ -8,7 +8,7 @@ import { accessLogHooks } from "./server/access-log.js";
 import type { CallHooks } from "./server/call-observer.js";
 import { routeGrpcLog } from "./server/grpc-log.js";
 import { createServer } from "./server/server.js";
-import { Sweeper } from "./server/sweeper.js";
+import { FEED_KEEP_MS, Sweeper } from "./server/sweeper.js";
 import { WatchHub } from "./watch/watch-hub.js";
 import { openDatabase, redactUrl } from "./store/connect.js";
 import { SqlJobStore } from "./store/sql-job-store.js";
@@ -66,7 +66,14 @@ export async function startService(
   if (config.accessLog !== "off") callHooks.push(accessLogHooks(log, config.accessLog));
   const store = await openStore(config.databaseUrl);
   const authenticator = new Authenticator({ store, log });
-  const hub = new WatchHub({ store, pollMs: config.watchPollMs, log });
+  const hub = new WatchHub({
+    store,
+    pollMs: config.watchPollMs,
+    log,
+    bookmarkMs: config.bookmarkIntervalMs,
+    // A WatchJobs cursor must not outlive the feed entries after it: a minute's margin before pruning.
+    maxCursorAgeMs: FEED_KEEP_MS - 60_000,
+  });
   const sweeper = new Sweeper({
     store,
     hub,

@@ -96,7 +96,8 @@ export function register(program: Command): void {
   });
 }
 
-function collectStatuses(value: string, previous: JobStatus[]): JobStatus[] {
+/** Commander's parser of a repeated --status list (also used by `top`). */
+export function collectStatuses(value: string, previous: JobStatus[]): JobStatus[] {
   const out = [...previous];
   for (const part of value.split(",").filter((p) => p.trim() !== "")) {
     const status = parseStatus(part);

@@ -19,6 +19,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   // Client side: talk to a running server (JOBWATCH_ADDRESS, JOBWATCH_TOKEN).
   get: () => import("./get.js"),
   watch: () => import("./watch.js"),
+  top: () => import("./top.js"),
   list: () => import("./list.js"),
   stats: () => import("./stats.js"),
   cancel: () => import("./cancel.js"),

@@ -7,6 +7,7 @@ import { authMetadata, unaryCall, type CallContext, type CallOptions, type Retry
 import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
 import { isTerminalStatus, statusName } from "./status.js";
 import { resumableWatch, type WatchOptions } from "./watch.js";
+import { resumableJobsWatch, type JobsWatchEvent, type JobsWatchFilter, type JobsWatchOptions } from "./watch-jobs.js";
 import { createWorkerClient, type WorkerClient } from "./worker.js";
 
 /** TLS settings; `true` uses the system's root certificates. */
@@ -80,6 +81,12 @@ export interface JobwatchClient {
    * reconnects and resumes by itself when the server goes away.
    */
   watchJob(jobId: string, options?: WatchOptions): AsyncGenerator<Job, void, undefined>;
+  /**
+   * Every job matching the filter ("snapshot" events, then "synced"), then each change ("changed", or
+   * "removed" when a job leaves the filter), for as long as you iterate; resumes by itself after
+   * disconnects, and yields "reset" and a fresh snapshot when the server no longer has the changes missed.
+   */
+  watchJobs(filter?: JobsWatchFilter, options?: JobsWatchOptions): AsyncGenerator<JobsWatchEvent, void, undefined>;
   /** Resolves with the job once it is COMPLETED, FAILED or CANCELLED. */
   waitForJob(jobId: string, options?: WaitOptions): Promise<Job>;
   /** One page of the caller's jobs (everyone's with manage_jobs), newest first. */
@@ -138,6 +145,10 @@ export function createClient(options: ClientOptions): JobwatchClient {
 
     watchJob(jobId, watchOptions) {
       return resumableWatch((request) => jobs.watchJob(request, authMetadata(ctx.token)), jobId, watchOptions);
+    },
+
+    watchJobs(filter = {}, watchOptions) {
+      return resumableJobsWatch((request) => jobs.watchJobs(request, authMetadata(ctx.token)), filter, watchOptions);
     },
 
     async waitForJob(jobId, waitOptions = {}) {

@@ -12,6 +12,7 @@ export {
 export type { CallOptions, RetryOptions } from "./call.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { RetryEvent, WatchOptions } from "./watch.js";
+export type { JobsWatchEvent, JobsWatchFilter, JobsWatchOptions } from "./watch-jobs.js";
 export {
   CancelRequestedError,
   type JsonObject,

@@ -119,7 +119,7 @@ export async function* resumableWatch(
  * (server down or shutting down), a CANCELLED we did not ask for (a server killed mid-stream, which
  * Node reports as a reset stream), and INTERNAL reset streams from a connection torn down mid-frame.
  */
-function isResumable(err: JobwatchClientError, cancelledByUs: boolean): boolean {
+export function isResumable(err: JobwatchClientError, cancelledByUs: boolean): boolean {
   switch (err.code) {
     case status.UNAVAILABLE:
       return true;

@@ -17,17 +17,19 @@ import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { JobFeed } from "../watch/job-feed.js";
 import { serverStreamingHandler, unaryHandler } from "./call-adapters.js";
+import { withHeartbeats } from "./heartbeats.js";
 import { durationToMs, jobEventToProto, jobToProto, msToDuration } from "./job-mapper.js";
 import { listFilters } from "./list-filters.js";
 import { decodePageToken, encodePageToken, filterHash } from "./page-token.js";
 import { watchResponse } from "./shared-watch-encoding.js";
 import { RequestValidator } from "./validate.js";
+import { watchJobs } from "./watch-jobs-rpc.js";
 
 /** What JobService needs. */
 export interface JobServiceDeps {
   /** A publishing store (src/watch/publishing-store.ts), so CancelJob's change reaches watchers at once. */
   store: JobStore;
-  hub: Pick<JobFeed, "watch" | "closing">;
+  hub: Pick<JobFeed, "watch" | "watchJobs" | "bookmarkMs" | "closing">;
   log: Logger;
 }
 
@@ -116,11 +118,22 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
           signal,
           canSee: (job) => canSee(principal, job),
         });
-        for await (const job of jobs) yield watchResponse(job);
+        // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
+        let newest = afterRevision ?? 0;
+        for await (const item of withHeartbeats(jobs, hub.bookmarkMs, () => undefined)) {
+          if (item === undefined) {
+            yield { job: undefined, bookmarkRevision: newest };
+            continue;
+          }
+          newest = item.revision;
+          yield watchResponse(item);
+        }
       },
       // At shutdown a stream waiting for a client that does not read pulls the hub's UnavailableError.
       { closing: hub.closing },
     ),
+
+    watchJobs: serverStreamingHandler(log, watchJobs(hub), { closing: hub.closing }),
 
     listJobs: unaryHandler(log, async (request, { principal }): Promise<ListJobsResponse> => {
       const { filters: requested, pageSize } = listFilters(request);

@@ -14,7 +14,7 @@ const FILTER_STATUS_NAMES = JOB_STATUSES.map((s) => ProtoJobStatus[statusToProto
  * ListJobs' statuses as store statuses; undefined (every status) when empty. UNSPECIFIED or an unknown
  * number is refused rather than ignored: dropping it would silently widen (or narrow) the filter.
  */
-function statusFilter(v: RequestValidator, values: readonly ProtoJobStatus[]): JobStatus[] | undefined {
+export function statusFilter(v: RequestValidator, values: readonly ProtoJobStatus[]): JobStatus[] | undefined {
   if (values.length === 0) return undefined;
   // There are five statuses: a longer list is a client bug, and refusing it bounds the work and the error.
   if (values.length > JOB_STATUSES.length) {

@@ -101,6 +101,7 @@ export async function listJobs(db: StoreDb, query: ListJobsQuery): Promise<Job[]
   if (query.username !== undefined) q = q.where("username", "=", query.username);
   if (query.statuses !== undefined && query.statuses.length > 0) q = q.where("status", "in", [...query.statuses]);
   if (query.operationType !== undefined) q = q.where("operation_type", "=", query.operationType);
+  if (query.resource !== undefined) q = q.where("resource", "=", query.resource);
   if (query.createdAfter !== undefined) q = q.where("created_at", ">=", query.createdAfter);
   if (query.createdBefore !== undefined) q = q.where("created_at", "<", query.createdBefore);
   const after = query.after;

@@ -28,11 +28,13 @@ export interface ListJobsQuery {
   username?: string | undefined;
   statuses?: readonly JobStatus[] | undefined;
   operationType?: string | undefined;
+  /** Only jobs acting on this resource. */
+  resource?: string | undefined;
   /** Inclusive lower bound of created_at (ms). */
   createdAfter?: number | undefined;
   /** Exclusive upper bound of created_at (ms). */
   createdBefore?: number | undefined;
-  /** 1-100. */
+  /** How many jobs at most (ListJobs asks 1-101). */
   limit: number;
   /** Keyset cursor: the (createdAt, jobId) of the last job of the previous page. */
   after?: { createdAt: number; jobId: string } | undefined;

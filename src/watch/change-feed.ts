@@ -2,6 +2,7 @@
 // out of order, so a change written by another replica is seen once and never skipped.
 import type { Logger } from "pino";
 import type { FeedEntry, JobStore } from "../store/store.js";
+import { FeedPosition } from "./feed-position.js";
 
 /** A run of seqs above the cursor not visible yet, and when it was first seen missing. */
 interface Gap {
@@ -70,6 +71,14 @@ export class ChangeFeed {
   /** The seq the next read starts after: every seq up to it was seen (or given up). */
   get cursor(): number {
     return this.gaps[0] ? this.gaps[0].from - 1 : this.high;
+  }
+
+  /** Every seq seen so far, as a position (what a WatchJobs cursor is made of). */
+  get position(): FeedPosition {
+    return new FeedPosition(
+      this.high,
+      this.gaps.map((g) => ({ from: g.from, to: g.to })),
+    );
   }
 
   /**

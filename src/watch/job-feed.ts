@@ -1,5 +1,6 @@
 // The watch fan-out as the rest of the server uses it: publish a changed job, follow one job's changes.
 import type { Job } from "../store/job.js";
+import type { JobsEvent, JobsWatchOptions } from "./jobs-watch.js";
 
 /** What a watch needs besides the job id. */
 export interface WatchOptions {
@@ -21,6 +22,10 @@ export interface JobPublisher {
 export interface JobFeed extends JobPublisher {
   /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
   watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
+  /** What WatchJobs sends: snapshot, synced, then the changes of every job matching a filter (see JobsWatches). */
+  watchJobs(opts: JobsWatchOptions): AsyncGenerator<JobsEvent>;
+  /** How long a watch stays quiet before it gets a bookmark. */
+  readonly bookmarkMs: number;
   /** Aborted at shutdown, once every watch has ended: a handler waiting for a slow client stops waiting. */
   readonly closing: AbortSignal;
 }

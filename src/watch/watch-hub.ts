@@ -5,6 +5,8 @@ import { UnavailableError, jobNotFound } from "../errors.js";
 import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
+import { JobsWatches } from "../watch/jobs-watch.js";
+import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import { ChangeFeed } from "./change-feed.js";
 import type { JobFeed, WatchOptions } from "./job-feed.js";
 import { sameState, WatchQueue } from "./watch-queue.js";
@@ -37,7 +39,16 @@ export interface WatchHubDeps {
   gapTimeoutMs?: number;
   /** See DEFAULT_FEED_LOST_AFTER_MS. */
   feedLostAfterMs?: number;
+  /** An idle WatchJobs stream gets a bookmark this often (default 30 s). */
+  bookmarkMs?: number;
+  /** A WatchJobs cursor older than this is OUT_OF_RANGE: the feed entries after it may be pruned. */
+  maxCursorAgeMs?: number;
+  /** Changes one WatchJobs stream may hold for a reader that does not read (default 10,000). */
+  maxQueuedChanges?: number;
 }
+
+/** The default bookmark interval of WatchJobs. */
+export const DEFAULT_BOOKMARK_MS = 30_000;
 
 /** One open watch. */
 interface Watcher {
@@ -70,6 +81,8 @@ function feedLost(resumeAfter: number): UnavailableError {
 export class WatchHub implements JobFeed {
   private readonly topics = new Map<string, Set<Watcher>>();
   private readonly feed: ChangeFeed;
+  /** The WatchJobs streams, fed by the same poll. */
+  private readonly jobs: JobsWatches;
   /** Gap fetches in flight, by job and revision range. */
   private readonly fetches = new Map<string, Promise<Job[]>>();
   private count = 0;
@@ -88,6 +101,27 @@ export class WatchHub implements JobFeed {
       pageSize: FEED_PAGE_SIZE,
       log: deps.log,
     });
+    this.jobs = new JobsWatches({
+      store: deps.store,
+      bookmarkMs: deps.bookmarkMs ?? DEFAULT_BOOKMARK_MS,
+      maxCursorAgeMs: deps.maxCursorAgeMs ?? 9 * 60_000,
+      maxQueuedChanges: deps.maxQueuedChanges,
+    });
+  }
+
+  /** How long a watch stays quiet before it gets a bookmark. */
+  get bookmarkMs(): number {
+    return this.deps.bookmarkMs ?? DEFAULT_BOOKMARK_MS;
+  }
+
+  /** Open WatchJobs streams. */
+  get jobsStreamCount(): number {
+    return this.jobs.streamCount;
+  }
+
+  /** What WatchJobs sends (see JobsWatches.watch). */
+  watchJobs(opts: JobsWatchOptions): AsyncGenerator<JobsEvent> {
+    return this.jobs.watch(opts);
   }
 
   /**
@@ -128,6 +162,7 @@ export class WatchHub implements JobFeed {
   async start(): Promise<void> {
     if (this.running || this.closed) return;
     await this.feed.start();
+    this.jobs.startAt(this.feed.position);
     this.running = true;
     this.schedule();
   }
@@ -139,6 +174,10 @@ export class WatchHub implements JobFeed {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.endAll((w) => shuttingDown(w.resumeAfter));
+    this.jobs.endAll(
+      () => new UnavailableError("server is shutting down: reconnect and resume with after_cursor"),
+      true,
+    );
     // After the queues ended: a handler woken by this finds its watch's UnavailableError waiting.
     this.closer.abort();
     // Let a poll in flight finish so the store can be closed after us, but don't let a database that
@@ -303,18 +342,24 @@ export class WatchHub implements JobFeed {
   private async poll(): Promise<void> {
     try {
       const batch = await this.feed.read();
+      // With WatchJobs streams open every change may matter to one; else only watched jobs' do.
+      const everything = this.jobs.streamCount > 0;
       const seqs: number[] = [];
       for (const entry of batch.entries) {
         const topic = this.topics.get(entry.jobId);
-        if (topic && this.wanted(topic, entry.revision)) seqs.push(entry.seq);
+        if (everything || (topic && this.wanted(topic, entry.revision))) seqs.push(entry.seq);
       }
-      if (seqs.length > 0) {
-        const jobs = await this.deps.store.snapshotsAt(seqs);
-        jobs.sort((a, b) => a.revision - b.revision);
-        for (const job of jobs) this.publish(job);
+      const jobs = seqs.length > 0 ? await this.deps.store.snapshotsAt(seqs) : [];
+      const byRevision = new Map(jobs.map((job) => [`${job.jobId} ${job.revision}`, job]));
+      for (const job of [...jobs].sort((a, b) => a.revision - b.revision)) {
+        if (this.topics.has(job.jobId)) this.publish(job);
       }
       // Only now: a failed snapshot query leaves the entries to be read again next time.
       batch.commit();
+      this.jobs.deliver(
+        batch.entries.map((e) => ({ seq: e.seq, job: byRevision.get(`${e.jobId} ${e.revision}`) })),
+        this.feed.position,
+      );
       if (this.failingSince !== undefined) {
         this.deps.log.info({ failingForMs: Date.now() - this.failingSince }, "watch hub: change-feed poll recovered");
         this.failingSince = undefined;
@@ -327,9 +372,19 @@ export class WatchHub implements JobFeed {
         this.lastWarnAt = now;
         this.deps.log.warn({ err }, "watch hub: change-feed poll failed; retrying every poll interval");
       }
-      if (now - this.failingSince >= this.feedLostAfterMs && this.count > 0) {
-        this.deps.log.warn({ watchers: this.count }, "watch hub: change feed lost; ending open watches (UNAVAILABLE)");
+      if (now - this.failingSince >= this.feedLostAfterMs && this.count + this.jobs.streamCount > 0) {
+        this.deps.log.warn(
+          { watchers: this.count, jobsStreams: this.jobs.streamCount },
+          "watch hub: change feed lost; ending open watches (UNAVAILABLE)",
+        );
         this.endAll((w) => feedLost(w.resumeAfter));
+        this.jobs.endAll(
+          () =>
+            new UnavailableError(
+              "lost the change feed (database unavailable): reconnect, to another replica if this one stays down, " +
+                "with after_cursor set to the last cursor you received",
+            ),
+        );
       }
     }
   }

@@ -177,6 +177,12 @@ export interface TestServerOptions {
   healthIntervalMs?: number;
   /** Rewrites the URL the server's store connects to (e.g. through a TCP proxy, tcp-proxy.ts). */
   connectVia?: (url: string) => string;
+  /** WatchJobs bookmark interval (default 30 s). */
+  bookmarkMs?: number;
+  /** Changes one WatchJobs stream may hold for its reader (default 10,000). */
+  maxQueuedChanges?: number;
+  /** Listen on this address instead of 127.0.0.1:0 (a restart on the same port). */
+  address?: string;
   /** Wraps the store the server uses (e.g. to make ping fail); the helper still closes the real one. */
   wrapStore?: (store: SqlJobStore) => JobStore;
 }
@@ -211,7 +217,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 
   const authenticator = new Authenticator({ store, log: silent });
   await authenticator.start();
-  const hub = new WatchHub({ store, pollMs: options.pollMs ?? 50, log: silent });
+  const hub = new WatchHub({
+    store,
+    pollMs: options.pollMs ?? 50,
+    log: silent,
+    ...(options.bookmarkMs === undefined ? {} : { bookmarkMs: options.bookmarkMs }),
+    ...(options.maxQueuedChanges === undefined ? {} : { maxQueuedChanges: options.maxQueuedChanges }),
+  });
   await hub.start();
   const server = createServer({
     store,
@@ -220,7 +232,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     log: silent,
     ...(options.healthIntervalMs === undefined ? {} : { healthIntervalMs: options.healthIntervalMs }),
   });
-  const address = await server.listen("127.0.0.1:0");
+  const address = await server.listen(options.address ?? "127.0.0.1:0");
   const sweeper = options.sweeper ? new Sweeper({ store, hub, log: silent, ...options.sweeper }) : undefined;
   sweeper?.start();
 

@@ -30,6 +30,70 @@ export const protobufFileName = "jobwatch/v1/job_service.proto";
 
 /** JobService: how clients read, follow, list and cancel their background jobs. */
 
+/** What a WatchJobsResponse says. */
+export enum WatchJobsEventType {
+  /** WATCH_JOBS_EVENT_TYPE_UNSPECIFIED - Never sent. */
+  WATCH_JOBS_EVENT_TYPE_UNSPECIFIED = 0,
+  /** WATCH_JOBS_EVENT_TYPE_SNAPSHOT - A page of the jobs that match the filter now (up to 100 jobs). */
+  WATCH_JOBS_EVENT_TYPE_SNAPSHOT = 1,
+  /** WATCH_JOBS_EVENT_TYPE_SYNCED - The snapshot is complete; changes follow. No jobs. */
+  WATCH_JOBS_EVENT_TYPE_SYNCED = 2,
+  /** WATCH_JOBS_EVENT_TYPE_CHANGED - One job that matches the filter changed, or started to match it. */
+  WATCH_JOBS_EVENT_TYPE_CHANGED = 3,
+  /** WATCH_JOBS_EVENT_TYPE_REMOVED - One job stopped matching the filter (its status left the filter's statuses); its new state. */
+  WATCH_JOBS_EVENT_TYPE_REMOVED = 4,
+  /** WATCH_JOBS_EVENT_TYPE_BOOKMARK - No change for the bookmark interval; the cursor is newer. No jobs. */
+  WATCH_JOBS_EVENT_TYPE_BOOKMARK = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function watchJobsEventTypeFromJSON(object: any): WatchJobsEventType {
+  switch (object) {
+    case 0:
+    case "WATCH_JOBS_EVENT_TYPE_UNSPECIFIED":
+      return WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_UNSPECIFIED;
+    case 1:
+    case "WATCH_JOBS_EVENT_TYPE_SNAPSHOT":
+      return WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SNAPSHOT;
+    case 2:
+    case "WATCH_JOBS_EVENT_TYPE_SYNCED":
+      return WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SYNCED;
+    case 3:
+    case "WATCH_JOBS_EVENT_TYPE_CHANGED":
+      return WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_CHANGED;
+    case 4:
+    case "WATCH_JOBS_EVENT_TYPE_REMOVED":
+      return WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_REMOVED;
+    case 5:
+    case "WATCH_JOBS_EVENT_TYPE_BOOKMARK":
+      return WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_BOOKMARK;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return WatchJobsEventType.UNRECOGNIZED;
+  }
+}
+
+export function watchJobsEventTypeToJSON(object: WatchJobsEventType): string {
+  switch (object) {
+    case WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_UNSPECIFIED:
+      return "WATCH_JOBS_EVENT_TYPE_UNSPECIFIED";
+    case WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SNAPSHOT:
+      return "WATCH_JOBS_EVENT_TYPE_SNAPSHOT";
+    case WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SYNCED:
+      return "WATCH_JOBS_EVENT_TYPE_SYNCED";
+    case WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_CHANGED:
+      return "WATCH_JOBS_EVENT_TYPE_CHANGED";
+    case WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_REMOVED:
+      return "WATCH_JOBS_EVENT_TYPE_REMOVED";
+    case WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_BOOKMARK:
+      return "WATCH_JOBS_EVENT_TYPE_BOOKMARK";
+    case WatchJobsEventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** The request of GetJobDetails. */
 export interface GetJobDetailsRequest {
   /** The job to read, a UUID as returned by CreateJob. */
@@ -58,8 +122,52 @@ export interface WatchJobRequest {
 
 /** One message of WatchJob. */
 export interface WatchJobResponse {
-  /** The job as of one revision. */
-  job: Job | undefined;
+  /** The job as of one revision; unset on a bookmark. */
+  job:
+    | Job
+    | undefined;
+  /**
+   * Set only on a bookmark, a message sent when the job has not changed for the bookmark interval
+   * (30 s by default) so that proxies and clients see the stream is alive: the newest revision sent
+   * on this stream (0 if none yet). job is unset on a bookmark.
+   */
+  bookmarkRevision?: number | undefined;
+}
+
+/** The request of WatchJobs. Filters combine with AND. */
+export interface WatchJobsRequest {
+  /**
+   * Only jobs in any of these statuses; empty means every status. A job whose status leaves this set
+   * is sent once more as REMOVED.
+   */
+  statuses: JobStatus[];
+  /** Only jobs of this operation type; empty means every type. */
+  operationType: string;
+  /** Only this user's jobs; empty means the caller's own. Another user's needs manage_jobs. */
+  username: string;
+  /** Every user's jobs; needs manage_jobs, and username must be empty. */
+  allUsers: boolean;
+  /** Only jobs acting on this resource; empty means any. */
+  resource: string;
+  /** Only jobs created at or after this time. */
+  createdAfter:
+    | Date
+    | undefined;
+  /**
+   * Resume after this cursor (from any message of an earlier WatchJobs stream, on any replica): no
+   * snapshot is sent, only the changes after it. Empty starts with a snapshot.
+   */
+  afterCursor: string;
+}
+
+/** One message of WatchJobs. */
+export interface WatchJobsResponse {
+  /** What this message says. */
+  type: WatchJobsEventType;
+  /** SNAPSHOT: a page of jobs; CHANGED and REMOVED: exactly one job; otherwise empty. */
+  jobs: Job[];
+  /** Where the stream is: pass the last cursor you received as after_cursor to resume. Opaque. */
+  cursor: string;
 }
 
 /** The request of ListJobs. Filters combine with AND. */
@@ -414,13 +522,16 @@ export const WatchJobRequest: MessageFns<WatchJobRequest> = {
 };
 
 function createBaseWatchJobResponse(): WatchJobResponse {
-  return { job: undefined };
+  return { job: undefined, bookmarkRevision: undefined };
 }
 
 export const WatchJobResponse: MessageFns<WatchJobResponse> = {
   encode(message: WatchJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.job !== undefined) {
       Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    if (message.bookmarkRevision !== undefined) {
+      writer.uint32(16).int64(message.bookmarkRevision);
     }
     return writer;
   },
@@ -446,6 +557,14 @@ export const WatchJobResponse: MessageFns<WatchJobResponse> = {
             message.job = Job.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bookmarkRevision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -459,13 +578,23 @@ export const WatchJobResponse: MessageFns<WatchJobResponse> = {
   },
 
   fromJSON(object: any): WatchJobResponse {
-    return { job: isSet(object.job) ? Job.fromJSON(object.job) : undefined };
+    return {
+      job: isSet(object.job) ? Job.fromJSON(object.job) : undefined,
+      bookmarkRevision: isSet(object.bookmarkRevision)
+        ? globalThis.Number(object.bookmarkRevision)
+        : isSet(object.bookmark_revision)
+        ? globalThis.Number(object.bookmark_revision)
+        : undefined,
+    };
   },
 
   toJSON(message: WatchJobResponse): unknown {
     const obj: any = {};
     if (message.job !== undefined) {
       obj.job = Job.toJSON(message.job);
+    }
+    if (message.bookmarkRevision !== undefined) {
+      obj.bookmarkRevision = Math.round(message.bookmarkRevision);
     }
     return obj;
   },
@@ -476,6 +605,311 @@ export const WatchJobResponse: MessageFns<WatchJobResponse> = {
   fromPartial<I extends Exact<DeepPartial<WatchJobResponse>, I>>(object: I): WatchJobResponse {
     const message = createBaseWatchJobResponse();
     message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
+    message.bookmarkRevision = object.bookmarkRevision ?? undefined;
+    return message;
+  },
+};
+
+function createBaseWatchJobsRequest(): WatchJobsRequest {
+  return {
+    statuses: [],
+    operationType: "",
+    username: "",
+    allUsers: false,
+    resource: "",
+    createdAfter: undefined,
+    afterCursor: "",
+  };
+}
+
+export const WatchJobsRequest: MessageFns<WatchJobsRequest> = {
+  encode(message: WatchJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.statuses.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.statuses) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.operationType !== "") {
+      writer.uint32(18).string(message.operationType);
+    }
+    if (message.username !== "") {
+      writer.uint32(26).string(message.username);
+    }
+    if (message.allUsers !== false) {
+      writer.uint32(32).bool(message.allUsers);
+    }
+    if (message.resource !== "") {
+      writer.uint32(42).string(message.resource);
+    }
+    if (message.createdAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAfter), writer.uint32(50).fork()).join();
+    }
+    if (message.afterCursor !== "") {
+      writer.uint32(58).string(message.afterCursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchJobsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchJobsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.statuses.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.statuses.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.operationType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.allUsers = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resource = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createdAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.afterCursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchJobsRequest {
+    return {
+      statuses: globalThis.Array.isArray(object?.statuses) ? object.statuses.map((e: any) => jobStatusFromJSON(e)) : [],
+      operationType: isSet(object.operationType)
+        ? globalThis.String(object.operationType)
+        : isSet(object.operation_type)
+        ? globalThis.String(object.operation_type)
+        : "",
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      allUsers: isSet(object.allUsers)
+        ? globalThis.Boolean(object.allUsers)
+        : isSet(object.all_users)
+        ? globalThis.Boolean(object.all_users)
+        : false,
+      resource: isSet(object.resource) ? globalThis.String(object.resource) : "",
+      createdAfter: isSet(object.createdAfter)
+        ? fromJsonTimestamp(object.createdAfter)
+        : isSet(object.created_after)
+        ? fromJsonTimestamp(object.created_after)
+        : undefined,
+      afterCursor: isSet(object.afterCursor)
+        ? globalThis.String(object.afterCursor)
+        : isSet(object.after_cursor)
+        ? globalThis.String(object.after_cursor)
+        : "",
+    };
+  },
+
+  toJSON(message: WatchJobsRequest): unknown {
+    const obj: any = {};
+    if (message.statuses?.length) {
+      obj.statuses = message.statuses.map((e) => jobStatusToJSON(e));
+    }
+    if (message.operationType !== "") {
+      obj.operationType = message.operationType;
+    }
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.allUsers !== false) {
+      obj.allUsers = message.allUsers;
+    }
+    if (message.resource !== "") {
+      obj.resource = message.resource;
+    }
+    if (message.createdAfter !== undefined) {
+      obj.createdAfter = message.createdAfter.toISOString();
+    }
+    if (message.afterCursor !== "") {
+      obj.afterCursor = message.afterCursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchJobsRequest>, I>>(base?: I): WatchJobsRequest {
+    return WatchJobsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchJobsRequest>, I>>(object: I): WatchJobsRequest {
+    const message = createBaseWatchJobsRequest();
+    message.statuses = object.statuses?.map((e) => e) || [];
+    message.operationType = object.operationType ?? "";
+    message.username = object.username ?? "";
+    message.allUsers = object.allUsers ?? false;
+    message.resource = object.resource ?? "";
+    message.createdAfter = object.createdAfter ?? undefined;
+    message.afterCursor = object.afterCursor ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchJobsResponse(): WatchJobsResponse {
+  return { type: 0, jobs: [], cursor: "" };
+}
+
+export const WatchJobsResponse: MessageFns<WatchJobsResponse> = {
+  encode(message: WatchJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    for (const v of message.jobs) {
+      Job.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.cursor !== "") {
+      writer.uint32(26).string(message.cursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchJobsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchJobsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jobs.push(Job.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchJobsResponse {
+    return {
+      type: isSet(object.type) ? watchJobsEventTypeFromJSON(object.type) : 0,
+      jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [],
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+    };
+  },
+
+  toJSON(message: WatchJobsResponse): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = watchJobsEventTypeToJSON(message.type);
+    }
+    if (message.jobs?.length) {
+      obj.jobs = message.jobs.map((e) => Job.toJSON(e));
+    }
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchJobsResponse>, I>>(base?: I): WatchJobsResponse {
+    return WatchJobsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchJobsResponse>, I>>(object: I): WatchJobsResponse {
+    const message = createBaseWatchJobsResponse();
+    message.type = object.type ?? 0;
+    message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
+    message.cursor = object.cursor ?? "";
     return message;
   },
 };
@@ -1638,6 +2072,29 @@ export const JobServiceService = {
     responseDeserialize: (value: Buffer): WatchJobResponse => WatchJobResponse.decode(value),
   },
   /**
+   * Streams every job matching a filter, for a dashboard: first the jobs that match now (SNAPSHOT pages,
+   * then one SYNCED message), then one message per change of a matching job (CHANGED), including a job
+   * that starts matching, and REMOVED when a job stops matching (its status left the filter's
+   * statuses). Every message carries a cursor; after a disconnect pass the last one as after_cursor to
+   * resume with no change skipped or repeated. An idle stream gets a BOOKMARK with a newer cursor every
+   * bookmark interval (30 s by default). Progress-only changes of a job may be coalesced to the newest
+   * for a slow reader; status changes are never skipped. Errors: INVALID_ARGUMENT (a bad filter or
+   * cursor), PERMISSION_DENIED (another user's or every user's jobs without manage_jobs),
+   * FAILED_PRECONDITION (more than 10,000 jobs match: narrow the filter), OUT_OF_RANGE (the cursor is
+   * older than the server keeps changes for: start again without a cursor), RESOURCE_EXHAUSTED (the
+   * reader fell too far behind, or too many open watches: resume from the last cursor later),
+   * UNAVAILABLE (server shutting down or database unavailable: resume from the last cursor).
+   */
+  watchJobs: {
+    path: "/jobwatch.v1.JobService/WatchJobs" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchJobsRequest): Buffer => Buffer.from(WatchJobsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchJobsRequest => WatchJobsRequest.decode(value),
+    responseSerialize: (value: WatchJobsResponse): Buffer => Buffer.from(WatchJobsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchJobsResponse => WatchJobsResponse.decode(value),
+  },
+  /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
    * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
@@ -1715,6 +2172,21 @@ export interface JobServiceServer extends UntypedServiceImplementation {
    */
   watchJob: handleServerStreamingCall<WatchJobRequest, WatchJobResponse>;
   /**
+   * Streams every job matching a filter, for a dashboard: first the jobs that match now (SNAPSHOT pages,
+   * then one SYNCED message), then one message per change of a matching job (CHANGED), including a job
+   * that starts matching, and REMOVED when a job stops matching (its status left the filter's
+   * statuses). Every message carries a cursor; after a disconnect pass the last one as after_cursor to
+   * resume with no change skipped or repeated. An idle stream gets a BOOKMARK with a newer cursor every
+   * bookmark interval (30 s by default). Progress-only changes of a job may be coalesced to the newest
+   * for a slow reader; status changes are never skipped. Errors: INVALID_ARGUMENT (a bad filter or
+   * cursor), PERMISSION_DENIED (another user's or every user's jobs without manage_jobs),
+   * FAILED_PRECONDITION (more than 10,000 jobs match: narrow the filter), OUT_OF_RANGE (the cursor is
+   * older than the server keeps changes for: start again without a cursor), RESOURCE_EXHAUSTED (the
+   * reader fell too far behind, or too many open watches: resume from the last cursor later),
+   * UNAVAILABLE (server shutting down or database unavailable: resume from the last cursor).
+   */
+  watchJobs: handleServerStreamingCall<WatchJobsRequest, WatchJobsResponse>;
+  /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
    * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
@@ -1775,6 +2247,26 @@ export interface JobServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchJobResponse>;
+  /**
+   * Streams every job matching a filter, for a dashboard: first the jobs that match now (SNAPSHOT pages,
+   * then one SYNCED message), then one message per change of a matching job (CHANGED), including a job
+   * that starts matching, and REMOVED when a job stops matching (its status left the filter's
+   * statuses). Every message carries a cursor; after a disconnect pass the last one as after_cursor to
+   * resume with no change skipped or repeated. An idle stream gets a BOOKMARK with a newer cursor every
+   * bookmark interval (30 s by default). Progress-only changes of a job may be coalesced to the newest
+   * for a slow reader; status changes are never skipped. Errors: INVALID_ARGUMENT (a bad filter or
+   * cursor), PERMISSION_DENIED (another user's or every user's jobs without manage_jobs),
+   * FAILED_PRECONDITION (more than 10,000 jobs match: narrow the filter), OUT_OF_RANGE (the cursor is
+   * older than the server keeps changes for: start again without a cursor), RESOURCE_EXHAUSTED (the
+   * reader fell too far behind, or too many open watches: resume from the last cursor later),
+   * UNAVAILABLE (server shutting down or database unavailable: resume from the last cursor).
+   */
+  watchJobs(request: WatchJobsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchJobsResponse>;
+  watchJobs(
+    request: WatchJobsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchJobsResponse>;
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside

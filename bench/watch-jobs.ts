@@ -1,0 +1,118 @@
+// `npm run bench` part: 1,000 WatchJobs streams with different filters next to 1,000 WatchJob streams, on one
+// server over SQLite. Prints change-feed queries per second (one poll per interval, whatever the number of
+// streams) and process CPU per delivered change, with WatchJob as the baseline of the same run.
+import * as grpc from "@grpc/grpc-js";
+import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
+import { WatchJobRequest, WatchJobsRequest } from "../src/gen/jobwatch/v1/job_service.js";
+import type { SqlJobStore } from "../src/store/sql-job-store.js";
+import { startTestServer } from "../test/helpers/server.js";
+
+const STREAMS = Number(process.env.BENCH_WATCH_STREAMS ?? 1000);
+const USERS = 50;
+const ROUNDS = 3;
+const CHANGES_PER_ROUND = 40;
+const POLL_MS = 100;
+
+interface Figures {
+  feedQueriesPerSecond: number;
+  cpuUsPerDelivery: number;
+  deliveries: number;
+}
+
+/** Counts readFeed calls of the store the server uses. */
+function counting(store: SqlJobStore): { store: SqlJobStore; count(): number } {
+  let n = 0;
+  const wrapped = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop === "readFeed" && typeof value === "function") {
+        return (...args: unknown[]) => {
+          n++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { store: wrapped, count: () => n };
+}
+
+async function measure(kind: "WatchJob" | "WatchJobs"): Promise<Figures> {
+  let counter: { count(): number } | undefined;
+  const s = await startTestServer({
+    dialect: "sqlite",
+    pollMs: POLL_MS,
+    wrapStore: (store) => {
+      const c = counting(store);
+      counter = c;
+      return c.store;
+    },
+  });
+  const worker = s.as(s.tokens.worker).worker;
+  const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${s.tokens.admin}`);
+  // The jobs that change: one per user, RUNNING.
+  const jobs: string[] = [];
+  for (let u = 0; u < USERS; u++) {
+    const { job } = await worker.createJob({ operationType: `op_${u % 5}`, username: `user${u}` });
+    await worker.startJob({ jobId: job!.jobId });
+    jobs.push(job!.jobId);
+  }
+  let deliveries = 0;
+  const streams: grpc.ClientReadableStream<unknown>[] = [];
+  for (let i = 0; i < STREAMS; i++) {
+    const stream =
+      kind === "WatchJob"
+        ? s.jobClient.watchJob(WatchJobRequest.fromPartial({ jobId: jobs[i % USERS] }), md)
+        : s.jobClient.watchJobs(
+            WatchJobsRequest.fromPartial({
+              username: `user${i % USERS}`,
+              ...(i % 2 === 0 ? { statuses: [JobStatus.JOB_STATUS_RUNNING] } : {}),
+              ...(i % 3 === 0 ? { operationType: `op_${i % 5}` } : {}),
+            }),
+            md,
+          );
+    stream.on("data", () => deliveries++);
+    stream.on("error", () => undefined);
+    streams.push(stream);
+  }
+  // Let every stream open and send its first messages.
+  await new Promise((r) => setTimeout(r, 2000));
+  const startDeliveries = deliveries;
+  const startQueries = counter?.count() ?? 0;
+  const startCpu = process.cpuUsage();
+  const started = performance.now();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let c = 1; c <= CHANGES_PER_ROUND; c++) {
+      await Promise.all(jobs.map((jobId) => worker.reportProgress({ jobId, progress: Math.min(99, round * 30 + c) })));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await new Promise((r) => setTimeout(r, 3 * POLL_MS + 500));
+  const cpu = process.cpuUsage(startCpu);
+  const seconds = (performance.now() - started) / 1000;
+  const delivered = deliveries - startDeliveries;
+  const queries = (counter?.count() ?? 0) - startQueries;
+  for (const stream of streams) stream.cancel();
+  await s.stop();
+  return {
+    feedQueriesPerSecond: queries / seconds,
+    cpuUsPerDelivery: (cpu.user + cpu.system) / Math.max(1, delivered),
+    deliveries: delivered,
+  };
+}
+
+const single = await measure("WatchJob");
+const multi = await measure("WatchJobs");
+const row = (name: string, f: Figures): string =>
+  `| ${name} | ${f.feedQueriesPerSecond.toFixed(1)} | ${f.cpuUsPerDelivery.toFixed(1)} us | ${f.deliveries} |`;
+console.log(`\nWatchJobs vs WatchJob: ${STREAMS} streams each, ${USERS} running jobs, progress reports for ~seconds`);
+console.log("| streams | feed queries/s | CPU per delivered change (server and clients) | deliveries |");
+console.log("|---|---|---|---|");
+console.log(row(`${STREAMS} x WatchJob (baseline)`, single));
+console.log(row(`${STREAMS} x WatchJobs, different filters`, multi));
+console.log(
+  `WatchJobs/WatchJob CPU per delivery: ${(multi.cpuUsPerDelivery / single.cpuUsPerDelivery).toFixed(2)}x; ` +
+    `feed queries/s ${multi.feedQueriesPerSecond.toFixed(1)} vs ${single.feedQueriesPerSecond.toFixed(1)} ` +
+    `(one poll per ${POLL_MS} ms = ${(1000 / POLL_MS).toFixed(1)}/s, whatever the number of streams)`,
+);

@@ -1,0 +1,75 @@
+// The WatchJobs rpc: validate the filter, scope it to what the caller may see, stream the hub's events as protobuf.
+import type { Principal } from "../auth/principal.js";
+import { canManageJobs } from "../auth/principal.js";
+import { PermissionDeniedError } from "../errors.js";
+import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
+import type { JobsFilter } from "../watch/jobs-filter.js";
+import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
+import type { StreamContext } from "./call-adapters.js";
+import { jobToProto } from "./job-mapper.js";
+import { statusFilter } from "./list-filters.js";
+import { RequestValidator } from "./validate.js";
+
+/** What the WatchJobs handler needs of the hub. */
+export interface JobsWatchSource {
+  watchJobs(opts: JobsWatchOptions): AsyncGenerator<JobsEvent>;
+}
+
+/**
+ * The filter of a WatchJobs request, every invalid field named at once, and scoped like ListJobs: the
+ * caller's own jobs by default; another user's, or every user's (all_users), only with manage_jobs.
+ */
+export function watchJobsFilter(request: WatchJobsRequest, principal: Principal): JobsFilter {
+  const v = new RequestValidator();
+  const statuses = statusFilter(v, request.statuses) ?? [];
+  const operationType = request.operationType === "" ? undefined : v.operationType(request.operationType);
+  const resource = request.resource === "" ? undefined : v.resource(request.resource);
+  const createdAfter = v.timestamp("created_after", request.createdAfter);
+  const username = request.username === "" ? undefined : v.username(request.username);
+  if (request.allUsers && username !== undefined) {
+    v.add("all_users", "cannot be combined with username: pass one user's name, or all_users for everyone's jobs");
+  }
+  v.check();
+  const others = request.allUsers ? "every user's jobs" : username !== undefined && username !== principal.username;
+  if (others && !canManageJobs(principal)) {
+    throw new PermissionDeniedError(
+      `watching ${request.allUsers ? "every user's jobs" : `${username}'s jobs`} needs permission manage_jobs, ` +
+        `which role ${principal.role} does not have; leave username empty to watch your own jobs`,
+      "manage_jobs",
+    );
+  }
+  return {
+    statuses: new Set(statuses),
+    operationType,
+    resource,
+    createdAfter,
+    username: request.allUsers ? undefined : (username ?? principal.username),
+  };
+}
+
+/** The protobuf type of each event. */
+const EVENT_TYPES: Record<JobsEvent["type"], WatchJobsEventType> = {
+  snapshot: WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SNAPSHOT,
+  synced: WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SYNCED,
+  changed: WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_CHANGED,
+  removed: WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_REMOVED,
+  bookmark: WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_BOOKMARK,
+};
+
+/** The WatchJobs handler body: an async generator for serverStreamingHandler. */
+export function watchJobs(hub: JobsWatchSource) {
+  return async function* (request: WatchJobsRequest, context: StreamContext): AsyncGenerator<WatchJobsResponse> {
+    const filter = watchJobsFilter(request, context.principal);
+    // Headers once the request is accepted: a resumed stream may wait long for its first change.
+    context.sendHeader();
+    const events = hub.watchJobs({
+      filter,
+      afterCursor: request.afterCursor === "" ? undefined : request.afterCursor,
+      signal: context.signal,
+    });
+    for await (const event of events) {
+      const jobs = event.type === "snapshot" ? event.jobs : "job" in event ? [event.job] : [];
+      yield { type: EVENT_TYPES[event.type], jobs: jobs.map(jobToProto), cursor: event.cursor };
+    }
+  };
+}

@@ -1,0 +1,411 @@
+// WatchJobs: streams of every job matching a filter, fed by the one change-feed poll of this process,
+// each message carrying a cursor from which a stream resumes on any replica with no gap and no repeat.
+import { FailedPreconditionError, ResourceExhaustedError, UnavailableError } from "../errors.js";
+import type { Job } from "../store/job.js";
+import type { FeedEntry, JobStore, ListJobsQuery } from "../store/store.js";
+import { FeedPosition, decodeCursor, encodeCursor } from "./feed-position.js";
+import { classifyChange, matches } from "./jobs-filter.js";
+import type { ChangeKind, JobsFilter } from "./jobs-filter.js";
+import { sameState } from "./watch-queue.js";
+
+/** A filter may match at most this many jobs when a stream starts without a cursor. */
+export const MAX_SNAPSHOT_JOBS = 10_000;
+/** Jobs per SNAPSHOT message. */
+const SNAPSHOT_PAGE_JOBS = 100;
+/** Bytes per SNAPSHOT message, roughly (see approximateSize). */
+const SNAPSHOT_PAGE_BYTES = 1024 * 1024;
+/** Jobs per store query while the snapshot is counted and read. */
+const LIST_PAGE_JOBS = 500;
+/** Changes one stream may hold for a reader that does not read, after coalescing; then it is ended. */
+export const MAX_QUEUED_CHANGES = 10_000;
+/** Feed entries per query while a resumed stream catches up. */
+const CATCH_UP_PAGE = 500;
+
+/** One message of a WatchJobs stream, before it becomes protobuf. */
+export type JobsEvent =
+  | { type: "snapshot"; jobs: Job[]; cursor: string }
+  | { type: "synced"; cursor: string }
+  | { type: ChangeKind; job: Job; cursor: string }
+  | { type: "bookmark"; cursor: string };
+
+/** A change waiting for its reader, with the feed position right after it. */
+interface Pending {
+  seq: number;
+  kind: ChangeKind;
+  job: Job;
+  position: FeedPosition;
+}
+
+/** What JobsWatches needs from the store. */
+export type JobsWatchStore = Pick<JobStore, "readFeed" | "snapshotsAt" | "listJobs">;
+
+/** Dependencies of JobsWatches. */
+export interface JobsWatchesDeps {
+  store: JobsWatchStore;
+  /** A cursor older than this is OUT_OF_RANGE (the feed entries after it may be pruned). */
+  maxCursorAgeMs: number;
+  /** An idle stream gets a bookmark this often. */
+  bookmarkMs: number;
+  /** Changes one stream may hold for its reader (default MAX_QUEUED_CHANGES). */
+  maxQueuedChanges?: number | undefined;
+  now?: () => number;
+}
+
+/** How a stream starts. */
+export interface JobsWatchOptions {
+  filter: JobsFilter;
+  /** Resume after this cursor; undefined starts with a snapshot. */
+  afterCursor?: string | undefined;
+  signal: AbortSignal;
+}
+
+/** One open stream: its filter and the changes waiting for its reader, progress-only ones coalesced. */
+class JobsStream {
+  private items: (Pending | null)[] = [];
+  private head = 0;
+  private held = 0;
+  /** Index in `items` of each job's newest waiting change. */
+  private readonly newest = new Map<string, number>();
+  private wake: (() => void) | undefined;
+  failure: (() => unknown) | undefined;
+  /**
+   * What the client already has beyond the poll's position: the cursor it resumed from, or the feed
+   * entries its snapshot already shows. A change it covers is not sent.
+   */
+  base: FeedPosition | undefined;
+
+  constructor(
+    readonly filter: JobsFilter,
+    private readonly maxQueued: number,
+  ) {}
+
+  /** A change from the feed poll; `position` is shared, not to be modified. */
+  offer(seq: number, job: Job, position: FeedPosition): void {
+    if (this.failure) return;
+    if (this.base?.covers(seq)) return;
+    const kind = classifyChange(this.filter, job);
+    if (kind === undefined) return;
+    const at = this.newest.get(job.jobId);
+    const previous = at === undefined ? undefined : this.items[at];
+    // A progress-only change replaces the waiting one of the same job; the newer one goes to the end, so
+    // cursors stay in feed order and none is sent twice.
+    if (previous && previous.kind === kind && sameState(previous.job, job)) {
+      this.items[at as number] = null;
+      this.held--;
+    }
+    this.items.push({ seq, kind, job, position });
+    this.newest.set(job.jobId, this.items.length - 1);
+    this.held++;
+    if (this.held > this.maxQueued) {
+      this.end(
+        () =>
+          new ResourceExhaustedError(
+            `the stream fell more than ${this.maxQueued} changes behind: read faster, or reconnect ` +
+              "with after_cursor set to the last cursor you received",
+            "watch_jobs.queued_changes",
+          ),
+      );
+    }
+    this.wake?.();
+  }
+
+  /** The next waiting change, or undefined when none came within `timeoutMs`; throws once ended. */
+  async next(timeoutMs: number, signal: AbortSignal): Promise<Pending | undefined> {
+    for (;;) {
+      if (this.failure) throw this.failure();
+      signal.throwIfAborted();
+      while (this.head < this.items.length) {
+        const item = this.items[this.head];
+        this.items[this.head] = null;
+        this.head++;
+        if (!item) continue;
+        this.held--;
+        if (this.newest.get(item.job.jobId) === this.head - 1) this.newest.delete(item.job.jobId);
+        this.compact();
+        return item;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await new Promise<boolean>((resolve) => {
+        const done = (value: boolean): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", onAbort);
+          this.wake = undefined;
+          resolve(value);
+        };
+        const onAbort = (): void => done(false);
+        this.wake = () => done(false);
+        timer = setTimeout(() => done(true), timeoutMs);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      if (timedOut && this.head >= this.items.length && !this.failure) return undefined;
+    }
+  }
+
+  /** Ends the stream: its reader throws what `failure` makes. */
+  end(failure: () => unknown): void {
+    if (this.failure) return;
+    this.failure = failure;
+    this.items = [];
+    this.head = 0;
+    this.held = 0;
+    this.newest.clear();
+    this.wake?.();
+  }
+
+  /** Drops the consumed front of the array once it is most of it. */
+  private compact(): void {
+    if (this.head < 1024 || this.head * 2 < this.items.length) return;
+    this.items = this.items.slice(this.head);
+    for (const [jobId, i] of this.newest) this.newest.set(jobId, i - this.head);
+    this.head = 0;
+  }
+}
+
+/**
+ * The WatchJobs streams of this process. deliver() gets every batch the change-feed poll reads (one poll
+ * per interval, whatever the number of streams) with the jobs' snapshots, and hands each change to the
+ * streams of the job's user and to the streams over every user: a lookup, not a scan of all streams.
+ */
+export class JobsWatches {
+  private readonly byUser = new Map<string, Set<JobsStream>>();
+  private readonly everyone = new Set<JobsStream>();
+  /** The feed position of the last batch delivered (what the poll has seen). */
+  private position = new FeedPosition(0);
+  private count = 0;
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: JobsWatchesDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Open streams. */
+  get streamCount(): number {
+    return this.count;
+  }
+
+  /** Where the feed poll starts (before the first batch). */
+  startAt(position: FeedPosition): void {
+    this.position = position.clone();
+  }
+
+  /** One batch of the feed, in seq order, with each entry's snapshot (undefined if gone), and the poll's position after it. */
+  deliver(entries: readonly { seq: number; job: Job | undefined }[], after: FeedPosition): void {
+    if (this.count > 0) {
+      const position = this.position.clone();
+      for (const { seq, job } of entries) {
+        position.add(seq);
+        if (!job) continue;
+        const mine = this.byUser.get(job.username);
+        if (!mine && this.everyone.size === 0) continue;
+        const at = position.clone();
+        if (mine) for (const s of mine) s.offer(seq, job, at);
+        for (const s of this.everyone) s.offer(seq, job, at);
+      }
+    }
+    this.position = after.clone();
+  }
+
+  /** Ends every stream (shutdown, or the change feed lost): each reader throws what `failure` makes. */
+  endAll(failure: () => unknown, closing = false): void {
+    if (closing) this.closed = true;
+    for (const set of [this.everyone, ...this.byUser.values()]) for (const s of set) s.end(failure);
+  }
+
+  /**
+   * What WatchJobs sends. Without a cursor: SNAPSHOT pages of the matching jobs, SYNCED, then changes.
+   * With one: the changes after it (read back from the feed up to where the poll is, then live). Every
+   * message has the cursor of the position right after it; an idle stream gets a BOOKMARK every bookmarkMs.
+   */
+  async *watch(opts: JobsWatchOptions): AsyncGenerator<JobsEvent> {
+    if (this.closed) throw new UnavailableError("server is shutting down: reconnect and resume with after_cursor");
+    const cursor = opts.afterCursor ? decodeCursor(opts.afterCursor, this.now(), this.deps.maxCursorAgeMs) : undefined;
+    opts.signal.throwIfAborted();
+    const stream = new JobsStream(opts.filter, this.deps.maxQueuedChanges ?? MAX_QUEUED_CHANGES);
+    // Registered before reading anything, so a change the poll delivers meanwhile waits in the stream.
+    const registeredAt = this.position.clone();
+    const release = this.register(stream);
+    const onAbort = (): void => stream.end(() => opts.signal.reason);
+    opts.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (cursor) {
+        stream.base = cursor.position;
+        for await (const event of this.catchUp(stream, cursor.position, registeredAt)) {
+          yield { type: event.kind, job: event.job, cursor: this.cursorOf(event.position) };
+        }
+      } else {
+        const revisions = new Map<string, number>();
+        // A cursor from the middle of a snapshot cannot give back the rest of it: resume from SYNCED on.
+        const at = this.cursorOf(registeredAt);
+        for await (const page of this.snapshot(opts.filter, revisions)) {
+          yield { type: "snapshot", jobs: page, cursor: at };
+        }
+        stream.base = await this.shownBySnapshot(registeredAt, revisions);
+        yield { type: "synced", cursor: this.cursorOf(stream.base) };
+      }
+      for (;;) {
+        const item = await stream.next(this.deps.bookmarkMs, opts.signal);
+        if (item === undefined) {
+          // Idle: everything the poll has seen is delivered, so its position is this stream's too.
+          const here = stream.base ? this.position.union(stream.base) : this.position;
+          yield { type: "bookmark", cursor: this.cursorOf(here) };
+          continue;
+        }
+        // Offered while the snapshot was read: the snapshot may show it already.
+        if (stream.base?.covers(item.seq)) continue;
+        const here = stream.base ? item.position.union(stream.base) : item.position;
+        // Once the poll has seen all the resumed cursor had, the cursor no longer adds anything.
+        if (stream.base && item.position.includes(stream.base)) stream.base = undefined;
+        yield { type: item.kind, job: item.job, cursor: this.cursorOf(here) };
+      }
+    } finally {
+      opts.signal.removeEventListener("abort", onAbort);
+      stream.end(() => new UnavailableError("stream ended"));
+      release();
+    }
+  }
+
+  private cursorOf(position: FeedPosition): string {
+    return encodeCursor(position, this.now());
+  }
+
+  private register(stream: JobsStream): () => void {
+    const username = stream.filter.username;
+    let set = username === undefined ? this.everyone : this.byUser.get(username);
+    if (!set) {
+      set = new Set();
+      this.byUser.set(username as string, set);
+    }
+    set.add(stream);
+    this.count++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.count--;
+      set.delete(stream);
+      if (username !== undefined && set.size === 0) this.byUser.delete(username);
+    };
+  }
+
+  /**
+   * The matching jobs now, in pages, newest first; FAILED_PRECONDITION before the first page when more
+   * than MAX_SNAPSHOT_JOBS match. Counted in a first pass so no more than a page is held in memory.
+   */
+  private async *snapshot(filter: JobsFilter, revisions: Map<string, number>): AsyncGenerator<Job[]> {
+    const query: ListJobsQuery = {
+      limit: LIST_PAGE_JOBS,
+      username: filter.username,
+      statuses: filter.statuses.size > 0 ? [...filter.statuses] : undefined,
+      operationType: filter.operationType,
+      resource: filter.resource,
+      createdAfter: filter.createdAfter,
+    };
+    let counted = 0;
+    for await (const page of this.pages(query)) {
+      counted += page.filter((job) => matches(filter, job)).length;
+      if (counted > MAX_SNAPSHOT_JOBS) {
+        throw new FailedPreconditionError(
+          `more than ${MAX_SNAPSHOT_JOBS} jobs match the filter: narrow it (statuses, operation_type, resource, ` +
+            "created_after, username)",
+          "FILTER",
+          "watch_jobs",
+        );
+      }
+    }
+    let out: Job[] = [];
+    let bytes = 0;
+    for await (const page of this.pages(query)) {
+      for (const job of page) {
+        if (!matches(filter, job)) continue;
+        revisions.set(job.jobId, job.revision);
+        // Pages cut by size too, so a page of jobs with large results stays far below 4 MiB.
+        const size = approximateSize(job);
+        if (out.length > 0 && (out.length >= SNAPSHOT_PAGE_JOBS || bytes + size > SNAPSHOT_PAGE_BYTES)) {
+          yield out;
+          out = [];
+          bytes = 0;
+        }
+        out.push(job);
+        bytes += size;
+      }
+    }
+    if (out.length > 0) yield out;
+  }
+
+  /** listJobs page after page (keyset on created_at, job_id). */
+  private async *pages(query: ListJobsQuery): AsyncGenerator<Job[]> {
+    let after: ListJobsQuery["after"];
+    for (;;) {
+      const page = await this.deps.store.listJobs({ ...query, after });
+      if (page.length > 0) yield page;
+      const last = page[page.length - 1];
+      if (!last || page.length < query.limit) return;
+      after = { createdAt: last.createdAt, jobId: last.jobId };
+    }
+  }
+
+  /**
+   * The position a snapshot stands for: the poll's position at registration plus every later feed entry
+   * the snapshot already shows (an entry of a listed job at or below its listed revision). Changes after
+   * it, and changes of jobs not listed, stay unseen and are sent as changes.
+   */
+  private async shownBySnapshot(from: FeedPosition, revisions: ReadonlyMap<string, number>): Promise<FeedPosition> {
+    const position = from.clone();
+    let after = from.low;
+    for (;;) {
+      const rows = await this.deps.store.readFeed(after, CATCH_UP_PAGE);
+      for (const row of rows) {
+        if (from.covers(row.seq)) continue;
+        const listed = revisions.get(row.jobId);
+        if (listed !== undefined && row.revision <= listed) position.add(row.seq);
+      }
+      const last = rows[rows.length - 1];
+      if (!last || rows.length < CATCH_UP_PAGE) return position;
+      after = last.seq;
+    }
+  }
+
+  /**
+   * The changes between a resumed cursor and where the poll was at registration: feed entries the cursor
+   * has not seen and the poll has (those the poll has not seen yet arrive live), read a page at a time.
+   */
+  private async *catchUp(
+    stream: JobsStream,
+    from: FeedPosition,
+    until: FeedPosition,
+  ): AsyncGenerator<{ kind: ChangeKind; job: Job; position: FeedPosition }> {
+    const position = from.clone();
+    let after = from.low;
+    while (after < until.high) {
+      const rows: FeedEntry[] = await this.deps.store.readFeed(after, CATCH_UP_PAGE);
+      const wanted = rows.filter((r) => r.seq <= until.high && !from.covers(r.seq) && until.covers(r.seq));
+      const snapshots = await this.deps.store.snapshotsAt(wanted.map((r) => r.seq));
+      const byRevision = new Map(snapshots.map((job) => [`${job.jobId} ${job.revision}`, job]));
+      for (const row of wanted) {
+        if (stream.failure) throw stream.failure();
+        position.add(row.seq);
+        const job = byRevision.get(`${row.jobId} ${row.revision}`);
+        const kind = job && classifyChange(stream.filter, job);
+        if (job && kind) yield { kind, job, position: position.clone() };
+      }
+      const last = rows[rows.length - 1];
+      if (!last || rows.length < CATCH_UP_PAGE) return;
+      after = last.seq;
+    }
+  }
+}
+
+/** An upper estimate of a job's encoded size: its free-text and result fields plus the fixed ones. */
+function approximateSize(job: Job): number {
+  const text = (v: string | null): number => (v === null ? 0 : Buffer.byteLength(v));
+  return (
+    256 +
+    text(job.phase) +
+    text(job.detail) +
+    text(job.error) +
+    text(job.cancelReason) +
+    text(job.resource) +
+    (job.result === null ? 0 : 2 * Buffer.byteLength(JSON.stringify(job.result)))
+  );
+}

@@ -1,0 +1,59 @@
+// `jobwatch top` piped: one line per event of WatchJobs (snapshot, synced, changes, removals), only the
+// caller's jobs unless --all, and Ctrl-C (SIGINT) leaves with exit code 0.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { start } from "./helpers/cli.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+
+describe("jobwatch top, piped", () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ dialect: "sqlite", pollMs: 20 });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  const worker = () => s.as(s.tokens.worker).worker;
+
+  test("a user's top: their jobs as SNAPSHOT, SYNCED, then CHANGED lines; another user's never", async () => {
+    const mine = (await worker().createJob({ operationType: "top_test", username: "alice" })).job!;
+    const bobs = (await worker().createJob({ operationType: "top_test", username: "bob" })).job!;
+    const run = start(["top", "--operation", "top_test"], {
+      env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.alice },
+    });
+    try {
+      await run.waitFor(/SYNCED\s+1 jobs/);
+      assert.match(run.stdout, new RegExp(`SNAPSHOT ${mine.jobId} PENDING\\s+0% top_test alice`));
+      await worker().startJob({ jobId: bobs.jobId });
+      await worker().startJob({ jobId: mine.jobId });
+      await worker().reportProgress({ jobId: mine.jobId, progress: 42, phase: "semantic", detail: "21/50 files" });
+      await run.waitFor(/CHANGED\s+\S+ RUNNING\s+42% top_test alice semantic: 21\/50 files/);
+      assert.doesNotMatch(run.stdout, new RegExp(bobs.jobId));
+    } finally {
+      run.child.kill("SIGINT");
+    }
+    assert.equal(await run.exited, 0);
+  });
+
+  test("--all with a status filter: jobs enter and leave it (REMOVED); a user without manage_jobs is refused", async () => {
+    const run = start(["top", "--all", "--status", "running", "--operation", "top_all"], {
+      env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.admin },
+    });
+    try {
+      await run.waitFor(/SYNCED\s+0 jobs/);
+      const job = (await worker().createJob({ operationType: "top_all", username: "bob" })).job!;
+      await worker().startJob({ jobId: job.jobId });
+      await run.waitFor(new RegExp(`CHANGED\\s+${job.jobId} RUNNING`));
+      await worker().completeJob({ jobId: job.jobId });
+      await run.waitFor(new RegExp(`REMOVED\\s+${job.jobId} COMPLETED`));
+    } finally {
+      run.child.kill("SIGINT");
+    }
+    assert.equal(await run.exited, 0);
+
+    const refused = start(["top", "--all"], { env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.alice } });
+    assert.equal(await refused.exited, 4);
+    assert.match(refused.stderr, /manage_jobs/);
+  });
+});
