@@ -59,6 +59,7 @@ async function measure(kind: "WatchJob" | "WatchJobs"): Promise<Figures> {
     jobs.push(job!.jobId);
   }
   let deliveries = 0;
+  let opened = 0;
   const streams: grpc.ClientReadableStream<unknown>[] = [];
   for (let i = 0; i < STREAMS; i++) {
     const stream =
@@ -72,12 +73,14 @@ async function measure(kind: "WatchJob" | "WatchJobs"): Promise<Figures> {
             }),
             md,
           );
+    stream.once("data", () => opened++);
     stream.on("data", () => deliveries++);
     stream.on("error", () => undefined);
     streams.push(stream);
   }
-  // Let every stream open and send its first messages.
-  await new Promise((r) => setTimeout(r, 2000));
+  // Let every stream open (its snapshot or first job sent) before measuring.
+  while (opened < STREAMS) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 500));
   const startDeliveries = deliveries;
   const startQueries = counter?.count() ?? 0;
   const startCpu = process.cpuUsage();
