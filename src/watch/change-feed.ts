@@ -4,6 +4,9 @@ import type { Logger } from "pino";
 import type { FeedEntry, JobStore } from "../store/store.js";
 import { FeedPosition } from "./feed-position.js";
 
+/** Holes named in one readFeedRanges query (an OR of that many ranges). */
+const GAP_RANGES_PER_QUERY = 250;
+
 /** A run of seqs above the cursor not visible yet, and when it was first seen missing. */
 interface Gap {
   from: number;
@@ -28,8 +31,10 @@ export interface ChangeFeedDeps {
   pageSize?: number | undefined;
   /** Queries per read when pages come back full (a burst); one query per read otherwise. */
   maxPages?: number | undefined;
-  /** The most holes re-read by naming them in one query; beyond, the read starts at the oldest hole. */
+  /** The most holes re-read by naming them (in queries of GAP_RANGES_PER_QUERY); beyond, the read starts at the oldest hole. */
   maxGapRanges?: number | undefined;
+  /** How often the holes are re-read (new entries are read on every read()); default 1000 ms. */
+  gapRereadMs?: number | undefined;
   now?: (() => number) | undefined;
 }
 
@@ -48,12 +53,16 @@ export class ChangeFeed {
   private readonly pageSize: number;
   private readonly maxPages: number;
   private readonly maxGapRanges: number;
+  private readonly gapRereadMs: number;
+  /** When the holes were last re-read (by a committed batch). */
+  private gapsReadAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
 
   constructor(private readonly deps: ChangeFeedDeps) {
     this.pageSize = deps.pageSize ?? 500;
     this.maxPages = deps.maxPages ?? 4;
-    this.maxGapRanges = deps.maxGapRanges ?? 200;
+    this.maxGapRanges = deps.maxGapRanges ?? 2000;
+    this.gapRereadMs = deps.gapRereadMs ?? 1000;
     this.now = deps.now ?? Date.now;
   }
 
@@ -83,10 +92,10 @@ export class ChangeFeed {
 
   /**
    * Reads what is new since the last committed batch: one query for the seqs above the highest seen,
-   * and while holes are waited on, one more for exactly those holes (not every entry after the oldest
-   * one: on Galera, where each node takes every third seq, the holes never close and that re-read 5 s
-   * of entries on every poll). With more holes than one query should name, it reads everything from
-   * the oldest hole instead, as the bounded fallback.
+   * and, while holes are waited on, at most once per gapRereadMs (and before a hole is given up),
+   * queries naming exactly those holes: not every entry after the oldest one, which on Galera (each
+   * node takes every third seq, so holes never close) re-read 5 s of entries on every poll. With more
+   * than maxGapRanges holes it reads everything from the oldest hole instead, the bounded fallback.
    */
   async read(): Promise<FeedBatch> {
     const now = this.now();
@@ -105,11 +114,23 @@ export class ChangeFeed {
       }
     };
     let after = high;
-    if (gaps.length > this.maxGapRanges) {
+    // A hole fills rarely (a transaction that took long to commit): looking once per gapRereadMs, not
+    // on every poll, costs that rare change at most that much delay.
+    // A hole about to be given up gets a last look, whenever the previous one was.
+    const rereadGaps =
+      gaps.length > 0 &&
+      (now - this.gapsReadAt >= this.gapRereadMs || gaps.some((g) => now - g.since >= this.deps.gapTimeoutMs));
+    let gapsRead = false;
+    if (rereadGaps && gaps.length > this.maxGapRanges) {
       after = gaps[0]!.from - 1;
-    } else if (gaps.length > 0) {
+      gapsRead = true;
+    } else if (rereadGaps) {
       const ranges = gaps.map((g) => ({ from: g.from, to: g.to }));
-      for (const row of await this.deps.store.readFeedRanges(ranges, this.pageSize)) take(row);
+      for (let i = 0; i < ranges.length; i += GAP_RANGES_PER_QUERY) {
+        const chunk = ranges.slice(i, i + GAP_RANGES_PER_QUERY);
+        for (const row of await this.deps.store.readFeedRanges(chunk, this.pageSize)) take(row);
+      }
+      gapsRead = true;
     }
     for (let page = 0; page < this.maxPages; page++) {
       const rows = await this.deps.store.readFeed(after, this.pageSize);
@@ -131,6 +152,7 @@ export class ChangeFeed {
       commit: () => {
         this.high = high;
         this.gaps = live;
+        if (gapsRead) this.gapsReadAt = now;
       },
     };
   }

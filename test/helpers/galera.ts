@@ -76,14 +76,17 @@ export interface NodeServer {
 }
 
 /** Migrates the database at `url` and starts a server on it, as `serve` does. */
-export async function startNodeServer(url: string, options: { healthIntervalMs?: number } = {}): Promise<NodeServer> {
+export async function startNodeServer(
+  url: string,
+  options: { healthIntervalMs?: number; pollMs?: number } = {},
+): Promise<NodeServer> {
   const open = openDatabase(url);
   const raw = new SqlJobStore(open);
   await raw.migrate();
   const store = guardStore(raw, { probeWrite: () => probeWrite(open) });
   const authenticator = new Authenticator({ store, log: silent });
   await authenticator.start();
-  const hub = new WatchHub({ store, pollMs: 50, log: silent });
+  const hub = new WatchHub({ store, pollMs: options.pollMs ?? 50, log: silent });
   await hub.start();
   const server = createServer({ store, hub, authenticator, log: silent, healthIntervalMs: options.healthIntervalMs });
   const address = await server.listen("127.0.0.1:0");
