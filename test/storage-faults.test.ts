@@ -107,16 +107,32 @@ describe("mysql: storage faults", { skip: TEST_MYSQL_URL ? false : "JOBWATCH_TES
     assert.equal(got.job!.jobId, job!.jobId);
   });
 
-  test("a connection killed under StartJob: UNAVAILABLE naming the database, nothing half-done, a retry works", async () => {
+  test("a connection killed under StartJob before COMMIT (its read or its update) is retried once: the call succeeds, applied once", async () => {
+    const w = s.as(s.tokens.worker).worker;
+    for (const statement of [/select .* from `jobs` where `job_id`/, /update `jobs`/]) {
+      const { job } = await w.createJob({ operationType: "op", username: "alice" });
+      const cut = proxy.cutNext(statement);
+      const started = await w.startJob({ jobId: job!.jobId });
+      await cut;
+      assert.equal(started.job!.revision, 2);
+      const history = await s.as(s.tokens.admin).jobs.getJobHistory({ jobId: job!.jobId });
+      assert.deepEqual(
+        history.events.map((e) => e.revision),
+        [1, 2],
+      );
+    }
+  });
+
+  test("a connection killed as StartJob commits: UNAVAILABLE naming the database (the outcome is unknown), never INTERNAL", async () => {
     const w = s.as(s.tokens.worker).worker;
     const { job } = await w.createJob({ operationType: "op", username: "alice" });
-    const cut = proxy.cutNext(/update `jobs`/);
+    // The COMMIT never reaches the server, which rolls back; the client cannot know which happened.
+    const cut = proxy.cutNext(/\x03commit$/i);
     const error = await failure(w.startJob({ jobId: job!.jobId }));
     await cut;
     assertDatabaseUnavailable(error, /connection to the database was lost \(PROTOCOL_CONNECTION_LOST\)/);
     const seen = await s.as(s.tokens.admin).jobs.getJobDetails({ jobId: job!.jobId });
     assert.equal(seen.job!.status, JobStatus.JOB_STATUS_PENDING);
-    assert.equal(seen.job!.revision, 1);
     assert.equal((await w.startJob({ jobId: job!.jobId })).job!.revision, 2);
   });
 

@@ -7,7 +7,7 @@ import type { Job, JobEvent } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
 import type { ListJobsQuery, NewJob } from "./store.js";
-import { isUniqueViolation } from "./transaction.js";
+import { isConnectionFault, isUniqueViolation } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
 /** Attempts of a conditional update before giving up (each retry re-reads the row). */
@@ -150,7 +150,13 @@ export async function transition(
   // Galera it may predate a write committed through another node that the caller already saw.
   let causal = false;
   for (let attempt = 1; ; attempt++) {
-    const row = causal ? await causalJobRow(db, jobId) : await jobRow(db, jobId);
+    // A read changes nothing: one broken connection under it is retried here, so the transition
+    // (which the guard may not repeat as a whole) does not fail for it.
+    const read = () => (causal ? causalJobRow(db, jobId) : jobRow(db, jobId));
+    const row = await read().catch((error: unknown) => {
+      if (isConnectionFault(error)) return read();
+      throw error;
+    });
     if (!row) {
       if (causal || !(await db.causal.isGalera())) return undefined;
       causal = true;

@@ -5,6 +5,7 @@ import type SqliteDatabase from "better-sqlite3";
 import { causalReader } from "./causal-read.js";
 import type { CausalReader } from "./causal-read.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
+import { classifyStorageError } from "./storage-faults.js";
 import type { Database } from "./database.js";
 
 /** The result of one statement of a transaction body. */
@@ -73,15 +74,26 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
     now,
     causal: causalReader(kysely, open.dialect),
     async write<T>(body: TxBody<T>): Promise<T> {
+      let bodyDone = false;
+      let reran = false;
       for (let attempt = 1; ; attempt++) {
         try {
           if (sqlite !== undefined) {
             return sqlite.transaction(() => drive(body(), (q) => execSync(sqlite, q))).immediate();
           }
-          return await kysely
-            .transaction()
-            .execute((trx) => driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q)));
+          bodyDone = false;
+          return await kysely.transaction().execute(async (trx) => {
+            const result = await driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q));
+            bodyDone = true;
+            return result;
+          });
         } catch (error) {
+          // The connection broke before COMMIT was sent (under BEGIN or a statement): the server rolls
+          // the transaction back, so running it again on a fresh connection cannot apply it twice.
+          if (!bodyDone && !reran && isConnectionFault(error)) {
+            reran = true;
+            continue;
+          }
           if (!isTransient(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
           await sleep(Math.random() * 20 * attempt);
         }
@@ -136,6 +148,12 @@ export function isUniqueViolation(error: unknown): boolean {
     code === "ER_DUP_ENTRY" ||
     errno === 1062
   );
+}
+
+/** A connection that broke or could not be made (storage-faults.ts), as opposed to a refusal that persists. */
+export function isConnectionFault(error: unknown): boolean {
+  const kind = classifyStorageError(error)?.kind;
+  return kind === "lost" || kind === "unreachable";
 }
 
 /** Errors after which running the same transaction again can succeed. */
