@@ -127,7 +127,8 @@ describe("mysql: storage faults", { skip: TEST_MYSQL_URL ? false : "JOBWATCH_TES
     const w = s.as(s.tokens.worker).worker;
     const { job } = await w.createJob({ operationType: "op", username: "alice" });
     // The COMMIT never reaches the server, which rolls back; the client cannot know which happened.
-    const cut = proxy.cutNext(/\x03commit$/i);
+    // A whole packet that is the statement COMMIT (no query text merely containing the word).
+    const cut = proxy.cutNext(/^[\s\S]{5}commit$/i);
     const error = await failure(w.startJob({ jobId: job!.jobId }));
     await cut;
     assertDatabaseUnavailable(error, /connection to the database was lost \(PROTOCOL_CONNECTION_LOST\)/);
