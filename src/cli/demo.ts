@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { userInfo } from "node:os";
 import { Option, type Command } from "commander";
 import { CancelRequestedError, JobStatus, type Job, type WorkerContext } from "../client/index.js";
-import { sleep } from "../client/backoff.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { abortReason } from "../client/call.js";
 import {
   addClientOptions,
   DEFAULT_ADDRESS,
@@ -124,7 +125,9 @@ export function register(program: Command): void {
                   ),
                 );
                 out(`Starting in ${formatDuration(flags.delay)} ...`);
-                await sleep(flags.delay, interrupted.signal);
+                await sleep(flags.delay, undefined, { signal: interrupted.signal }).catch(
+                  abortReason(interrupted.signal),
+                );
               },
             },
           );
@@ -169,11 +172,14 @@ async function work(
   for (const phase of PHASES) {
     const from = progress;
     for (let step = 1; step <= phase.steps; step++) {
-      await sleep((flags.duration * phase.share) / phase.steps, signal).catch((err: unknown) => {
-        if (err instanceof CancelRequestedError)
-          out(`cancel requested${err.reason ? ` (${err.reason})` : ""}: stopping`);
-        throw err;
-      });
+      const pause = (flags.duration * phase.share) / phase.steps;
+      await sleep(pause, undefined, { signal })
+        .catch(abortReason(signal))
+        .catch((err: unknown) => {
+          if (err instanceof CancelRequestedError)
+            out(`cancel requested${err.reason ? ` (${err.reason})` : ""}: stopping`);
+          throw err;
+        });
       if (flags.fail && phase.name === "fts" && step > phase.steps / 2) {
         throw new DemoFailure(
           ctx.jobId,

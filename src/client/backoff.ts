@@ -1,4 +1,4 @@
-// Reconnect timing: exponential backoff with jitter, and a sleep that an AbortSignal cuts short.
+// Reconnect timing: exponential backoff with jitter.
 
 /** How long to wait between attempts against an unavailable server. */
 export interface BackoffOptions {
@@ -18,23 +18,4 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}): num
   const max = options.maxDelayMs ?? 5000;
   const ceiling = Math.min(max, initial * 2 ** Math.min(attempt, 30));
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -1,13 +1,10 @@
-// One unary call as a promise: token metadata, deadline, abort signal, typed errors, retry when safe.
-import {
-  Metadata,
-  status,
-  type CallOptions as GrpcCallOptions,
-  type ClientUnaryCall,
-  type ServiceError,
-} from "@grpc/grpc-js";
-import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
+// One unary call as a promise: token metadata, deadline, abort signal, typed errors, retry when the contract allows.
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Client, Metadata } from "@grpc/grpc-js";
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
+import { isRetryable } from "./retry.js";
 
 /** Per-call options every client method takes. */
 export interface CallOptions {
@@ -17,7 +14,7 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-/** How the client retries unary calls against an unavailable server. */
+/** How the client retries unary calls that failed in a way worth repeating (see retry.ts). */
 export interface RetryOptions {
   /** Attempts in all, the first included (default 3; 1 turns retries off). */
   maxAttempts?: number;
@@ -26,26 +23,33 @@ export interface RetryOptions {
 }
 
 /**
- * Whether repeating a call is harmless. "idempotent" calls (reads, cancel, progress, heartbeat, a
- * create with its request_id) are retried on any UNAVAILABLE. "once" calls (start, complete, fail,
- * mark cancelled) are retried only when the request provably never left the client, because a
- * transition applied just before the connection dropped would make the retry fail as FAILED_PRECONDITION.
+ * One rpc of a generated grpc-js service definition (e.g. JobServiceService.getJobDetails): its path,
+ * by which the contract's idempotency_level is looked up, and its codec.
  */
-export type Idempotency = "idempotent" | "once";
-
-/** The shape of a generated grpc-js unary method with metadata, options and callback. */
-export type UnaryMethod<Req, Res> = (
-  request: Req,
-  metadata: Metadata,
-  options: Partial<GrpcCallOptions>,
-  callback: (error: ServiceError | null, response: Res) => void,
-) => ClientUnaryCall;
+export interface UnaryRpc<Req, Res> {
+  readonly path: string;
+  requestSerialize(value: Req): Buffer;
+  responseDeserialize(bytes: Buffer): Res;
+}
 
 /** What every call of one client shares. */
 export interface CallContext {
+  /** The channel both services' calls go through. */
+  channel: Client;
   token: string | undefined;
   callTimeoutMs: number;
   retry: Required<Pick<RetryOptions, "maxAttempts">> & Pick<RetryOptions, "backoff">;
+}
+
+/**
+ * For a timers/promises wait: its AbortError becomes the signal's own reason, so callers see what they
+ * aborted with (e.g. a CancelRequestedError), as they do when the abort cuts a call short.
+ */
+export function abortReason(signal: AbortSignal | undefined): (error: unknown) => never {
+  return (error) => {
+    signal?.throwIfAborted();
+    throw error;
+  };
 }
 
 /** Call metadata carrying the bearer token. */
@@ -55,48 +59,50 @@ export function authMetadata(token: string | undefined): Metadata {
   return metadata;
 }
 
-/** Makes one unary call, retrying on UNAVAILABLE as `idempotency` allows; rejects with a typed error. */
+/**
+ * Makes one unary call of `rpc`, sending it again after a backoff while isRetryable says so for the
+ * idempotency_level the contract declares for it; rejects with a typed error.
+ */
 export async function unaryCall<Req, Res>(
   ctx: CallContext,
-  method: UnaryMethod<Req, Res>,
+  rpc: UnaryRpc<Req, Res>,
   request: Req,
-  idempotency: Idempotency,
   options: CallOptions = {},
 ): Promise<Res> {
   const { signal } = options;
+  const idempotency = idempotencyOf(rpc.path);
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
     try {
-      return await once(ctx, method, request, options);
+      return await once(ctx, rpc, request, options);
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const typed = toClientError(err);
-      if (attempt >= ctx.retry.maxAttempts || !mayRetry(typed, idempotency)) throw typed;
-      await sleep(backoffDelay(attempt - 1, ctx.retry.backoff), signal);
+      if (attempt >= ctx.retry.maxAttempts) throw typed;
+      if (!(typed instanceof JobwatchClientError) || !isRetryable(typed, idempotency)) throw typed;
+      // An abort during the wait rejects with the signal's reason, as an abort during the call does.
+      await sleep(backoffDelay(attempt - 1, ctx.retry.backoff), undefined, { signal }).catch(abortReason(signal));
     }
   }
 }
 
-function once<Req, Res>(
-  ctx: CallContext,
-  method: UnaryMethod<Req, Res>,
-  request: Req,
-  options: CallOptions,
-): Promise<Res> {
+function once<Req, Res>(ctx: CallContext, rpc: UnaryRpc<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + (options.timeoutMs ?? ctx.callTimeoutMs);
-    const call = method(request, authMetadata(ctx.token), { deadline }, (error, response) => {
-      options.signal?.removeEventListener("abort", onAbort);
-      if (error) reject(error);
-      else resolve(response);
-    });
+    const call = ctx.channel.makeUnaryRequest(
+      rpc.path,
+      rpc.requestSerialize,
+      rpc.responseDeserialize,
+      request,
+      authMetadata(ctx.token),
+      { deadline },
+      (error, response) => {
+        options.signal?.removeEventListener("abort", onAbort);
+        if (error) reject(error);
+        else resolve(response as Res);
+      },
+    );
     const onAbort = (): void => call.cancel();
     options.signal?.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-function mayRetry(err: unknown, idempotency: Idempotency): boolean {
-  if (!(err instanceof JobwatchClientError) || err.code !== status.UNAVAILABLE) return false;
-  // grpc-js fails a call with this message when no connection was up to send it on.
-  return idempotency === "idempotent" || /No connection established/.test(err.message);
 }

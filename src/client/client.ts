@@ -1,8 +1,21 @@
 // createClient: the typed jobwatch client (JobService reads, a resumable watch, the worker calls) on one channel.
-import { credentials, status, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import {
+  Client,
+  credentials,
+  status,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientReadableStream,
+} from "@grpc/grpc-js";
 import type { Job, JobEvent, JobStatus } from "../gen/jobwatch/v1/job.js";
-import { JobServiceClient, type GetJobStatisticsResponse } from "../gen/jobwatch/v1/job_service.js";
-import { JobWorkerServiceClient } from "../gen/jobwatch/v1/job_worker_service.js";
+import {
+  JobServiceService as rpcs,
+  type GetJobStatisticsResponse,
+  type WatchJobRequest,
+  type WatchJobResponse,
+  type WatchJobsRequest,
+  type WatchJobsResponse,
+} from "../gen/jobwatch/v1/job_service.js";
 import { authMetadata, unaryCall, type CallContext, type CallOptions, type RetryOptions } from "./call.js";
 import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
 import { isTerminalStatus, statusName } from "./status.js";
@@ -121,12 +134,10 @@ const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
 /** Connects to a jobwatch server (lazily: the first call opens the connection). */
 export function createClient(options: ClientOptions): JobwatchClient {
   const channelOptions = { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions };
-  const jobs = new JobServiceClient(options.address, channelCredentials(options.tls), channelOptions);
-  const workers = new JobWorkerServiceClient(options.address, channelCredentials(options.tls), {
-    ...channelOptions,
-    channelOverride: jobs.getChannel(),
-  });
+  // One channel for both services: calls are made by path (see call.ts), not through generated stubs.
+  const channel = new Client(options.address, channelCredentials(options.tls), channelOptions);
   const ctx: CallContext = {
+    channel,
     token: options.token,
     callTimeoutMs: options.callTimeoutMs ?? 30_000,
     retry: { maxAttempts: options.retry?.maxAttempts ?? 3, backoff: options.retry?.backoff },
@@ -140,15 +151,21 @@ export function createClient(options: ClientOptions): JobwatchClient {
     address: options.address,
 
     async getJob(jobId, callOptions) {
-      return job(await unaryCall(ctx, jobs.getJobDetails.bind(jobs), { jobId }, "idempotent", callOptions));
+      return job(await unaryCall(ctx, rpcs.getJobDetails, { jobId }, callOptions));
     },
 
     watchJob(jobId, watchOptions) {
-      return resumableWatch((request) => jobs.watchJob(request, authMetadata(ctx.token)), jobId, watchOptions);
+      const { path, requestSerialize, responseDeserialize } = rpcs.watchJob;
+      const open = (request: WatchJobRequest): ClientReadableStream<WatchJobResponse> =>
+        channel.makeServerStreamRequest(path, requestSerialize, responseDeserialize, request, authMetadata(ctx.token));
+      return resumableWatch(open, path, jobId, watchOptions);
     },
 
     watchJobs(filter = {}, watchOptions) {
-      return resumableJobsWatch((request) => jobs.watchJobs(request, authMetadata(ctx.token)), filter, watchOptions);
+      const { path, requestSerialize, responseDeserialize } = rpcs.watchJobs;
+      const open = (request: WatchJobsRequest): ClientReadableStream<WatchJobsResponse> =>
+        channel.makeServerStreamRequest(path, requestSerialize, responseDeserialize, request, authMetadata(ctx.token));
+      return resumableJobsWatch(open, path, filter, watchOptions);
     },
 
     async waitForJob(jobId, waitOptions = {}) {
@@ -194,7 +211,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
         pageSize: filter.pageSize ?? 0,
         pageToken: filter.pageToken ?? "",
       };
-      const response = await unaryCall(ctx, jobs.listJobs.bind(jobs), request, "idempotent", callOptions);
+      const response = await unaryCall(ctx, rpcs.listJobs, request, callOptions);
       return { jobs: response.jobs, nextPageToken: response.nextPageToken || undefined };
     },
 
@@ -215,24 +232,22 @@ export function createClient(options: ClientOptions): JobwatchClient {
             ? undefined
             : { seconds: Math.trunc(query.windowMs / 1000), nanos: (query.windowMs % 1000) * 1_000_000 },
       };
-      return unaryCall(ctx, jobs.getJobStatistics.bind(jobs), request, "idempotent", callOptions);
+      return unaryCall(ctx, rpcs.getJobStatistics, request, callOptions);
     },
 
     async cancelJob(jobId, callOptions = {}) {
       const request = { jobId, reason: callOptions.reason };
-      // Idempotent: cancelling a cancelled job returns it, and a second request on a RUNNING one changes nothing new.
-      return job(await unaryCall(ctx, jobs.cancelJob.bind(jobs), request, "idempotent", callOptions));
+      return job(await unaryCall(ctx, rpcs.cancelJob, request, callOptions));
     },
 
     async getHistory(jobId, callOptions) {
-      return (await unaryCall(ctx, jobs.getJobHistory.bind(jobs), { jobId }, "idempotent", callOptions)).events;
+      return (await unaryCall(ctx, rpcs.getJobHistory, { jobId }, callOptions)).events;
     },
 
-    worker: createWorkerClient(ctx, workers),
+    worker: createWorkerClient(ctx),
 
     close() {
-      workers.close();
-      jobs.close();
+      channel.close();
     },
   };
   return client;

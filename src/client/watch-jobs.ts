@@ -1,11 +1,14 @@
 // WatchJobs as an AsyncIterable of events that survives disconnects (resume from the last cursor) and an
 // expired cursor (start again from a fresh snapshot, telling the caller with a "reset" event).
+import { setTimeout as sleep } from "node:timers/promises";
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { Job, JobStatus } from "../gen/jobwatch/v1/job.js";
 import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
-import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { abortReason } from "./call.js";
+import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
-import { isResumable } from "./watch.js";
+import { isRetryable } from "./retry.js";
 
 /** Which jobs to follow; parts combine with AND. */
 export interface JobsWatchFilter {
@@ -61,10 +64,12 @@ export type OpenJobsStream = (request: WatchJobsRequest) => ClientReadableStream
  */
 export async function* resumableJobsWatch(
   open: OpenJobsStream,
+  path: string,
   filter: JobsWatchFilter,
   options: JobsWatchOptions = {},
 ): AsyncGenerator<JobsWatchEvent, void, undefined> {
   const { signal } = options;
+  const idempotency = idempotencyOf(path);
   let cursor = options.afterCursor ?? "";
   let attempt = 0;
   const base: WatchJobsRequest = {
@@ -114,9 +119,9 @@ export async function* resumableJobsWatch(
         yield { type: "reset", reason: typed.message };
         continue;
       }
-      // As WatchJob: UNAVAILABLE, a reset we did not cause. RESOURCE_EXHAUSTED (too many watches, or a
-      // reader far behind) is the caller's to handle: resuming at once would repeat it.
-      if (!isResumable(typed, cancelledByUs)) throw typed;
+      // The client's one retry rule (retry.ts), as for WatchJob. RESOURCE_EXHAUSTED (too many watches, or
+      // a reader far behind) is the caller's to handle: resuming at once would repeat it.
+      if (!isRetryable({ code: typed.code, message: typed.message, cancelledByUs }, idempotency)) throw typed;
       failure = typed;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -127,7 +132,7 @@ export async function* resumableJobsWatch(
     const delayMs = backoffDelay(attempt, options.backoff);
     attempt += 1;
     if (options.onRetry?.({ error: failure, attempt, delayMs }) === false) throw failure;
-    await sleep(delayMs, signal);
+    await sleep(delayMs, undefined, { signal }).catch(abortReason(signal));
     if (partialSnapshot) {
       cursor = "";
       yield { type: "reset", reason: "the stream broke during its snapshot; starting it again" };

@@ -1,9 +1,13 @@
 // WatchJob as an AsyncIterable that survives disconnects: reconnect with backoff, resume after the last revision.
-import { status, type ClientReadableStream } from "@grpc/grpc-js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { Job } from "../gen/jobwatch/v1/job.js";
 import type { WatchJobRequest, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
-import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { abortReason } from "./call.js";
+import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
+import { isRetryable } from "./retry.js";
 import { isTerminalStatus } from "./status.js";
 
 /** What watchJob passes to `onRetry` before it reconnects. */
@@ -43,14 +47,18 @@ export type OpenWatchStream = (request: WatchJobRequest) => ClientReadableStream
  * (the server restarting, a replica going away) it reconnects with backoff and asks for the
  * changes after the last revision it yielded; the server replays the status changes missed meanwhile,
  * so no status transition is lost, and revisions already yielded are skipped, so none appears twice.
- * Any other error (NOT_FOUND, PERMISSION_DENIED ...) ends the iteration with its typed error.
+ * Whether an error is worth a reconnect is the client's one retry rule (retry.ts), for the idempotency
+ * level the contract declares for the rpc at `path`; any other error (NOT_FOUND, PERMISSION_DENIED ...)
+ * ends the iteration with its typed error.
  */
 export async function* resumableWatch(
   open: OpenWatchStream,
+  path: string,
   jobId: string,
   options: WatchOptions = {},
 ): AsyncGenerator<Job, void, undefined> {
   const { signal } = options;
+  const idempotency = idempotencyOf(path);
   let lastRevision = options.afterRevision ?? 0;
   let attempt = 0;
   let outageSince: number | undefined;
@@ -93,7 +101,8 @@ export async function* resumableWatch(
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const typed = toClientError(err);
-      if (!(typed instanceof JobwatchClientError) || !isResumable(typed, cancelledByUs)) throw typed;
+      if (!(typed instanceof JobwatchClientError)) throw typed;
+      if (!isRetryable({ code: typed.code, message: typed.message, cancelledByUs }, idempotency)) throw typed;
       failure = typed;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -110,24 +119,6 @@ export async function* resumableWatch(
     const delayMs = backoffDelay(attempt, options.backoff);
     attempt += 1;
     if (options.onRetry?.({ error: failure, attempt, delayMs, lastRevision }) === false) throw failure;
-    await sleep(delayMs, signal);
-  }
-}
-
-/**
- * Whether a stream error means "the connection went away" rather than "the server refused": UNAVAILABLE
- * (server down or shutting down), a CANCELLED we did not ask for (a server killed mid-stream, which
- * Node reports as a reset stream), and INTERNAL reset streams from a connection torn down mid-frame.
- */
-export function isResumable(err: JobwatchClientError, cancelledByUs: boolean): boolean {
-  switch (err.code) {
-    case status.UNAVAILABLE:
-      return true;
-    case status.CANCELLED:
-      return !cancelledByUs;
-    case status.INTERNAL:
-      return /RST_STREAM/.test(err.message);
-    default:
-      return false;
+    await sleep(delayMs, undefined, { signal }).catch(abortReason(signal));
   }
 }

@@ -1,7 +1,7 @@
 // The worker side of the library: JobWorkerService calls, and run(), which drives one job from create to finish.
 import { randomUUID } from "node:crypto";
 import type { Job } from "../gen/jobwatch/v1/job.js";
-import type { JobWorkerServiceClient } from "../gen/jobwatch/v1/job_worker_service.js";
+import { JobWorkerServiceService as rpcs } from "../gen/jobwatch/v1/job_worker_service.js";
 import { unaryCall, type CallContext, type CallOptions } from "./call.js";
 import { FailedPreconditionError } from "./errors.js";
 
@@ -95,7 +95,7 @@ export interface WorkerClient {
 }
 
 /** Builds the worker half of a client on a generated JobWorkerService client. */
-export function createWorkerClient(ctx: CallContext, grpc: JobWorkerServiceClient): WorkerClient {
+export function createWorkerClient(ctx: CallContext): WorkerClient {
   const job = (response: { job?: Job | undefined }): Job => {
     if (response.job === undefined) throw new Error("the server answered without a job");
     return response.job;
@@ -108,27 +108,27 @@ export function createWorkerClient(ctx: CallContext, grpc: JobWorkerServiceClien
         requestId: input.requestId ?? randomUUID(),
         resource: input.resource,
       };
-      return job(await unaryCall(ctx, grpc.createJob.bind(grpc), request, "idempotent", options));
+      return job(await unaryCall(ctx, rpcs.createJob, request, options));
     },
     async startJob(jobId, options) {
-      return job(await unaryCall(ctx, grpc.startJob.bind(grpc), { jobId }, "once", options));
+      return job(await unaryCall(ctx, rpcs.startJob, { jobId }, options));
     },
     async reportProgress(jobId, percent, detail = {}, options) {
       const request = { jobId, progress: Math.round(percent), phase: detail.phase, detail: detail.detail };
-      return job(await unaryCall(ctx, grpc.reportProgress.bind(grpc), request, "idempotent", options));
+      return job(await unaryCall(ctx, rpcs.reportProgress, request, options));
     },
     async heartbeat(jobId, options) {
-      return job(await unaryCall(ctx, grpc.heartbeat.bind(grpc), { jobId }, "idempotent", options));
+      return job(await unaryCall(ctx, rpcs.heartbeat, { jobId }, options));
     },
     async completeJob(jobId, result, options) {
       const request = { jobId, result: result as { [key: string]: unknown } | undefined };
-      return job(await unaryCall(ctx, grpc.completeJob.bind(grpc), request, "once", options));
+      return job(await unaryCall(ctx, rpcs.completeJob, request, options));
     },
     async failJob(jobId, error, options) {
-      return job(await unaryCall(ctx, grpc.failJob.bind(grpc), { jobId, error }, "once", options));
+      return job(await unaryCall(ctx, rpcs.failJob, { jobId, error }, options));
     },
     async markCancelled(jobId, options) {
-      return job(await unaryCall(ctx, grpc.markCancelled.bind(grpc), { jobId }, "once", options));
+      return job(await unaryCall(ctx, rpcs.markCancelled, { jobId }, options));
     },
     run: (input, work, options) => runJob(worker, input, work, options),
   };

@@ -2038,6 +2038,8 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
  * PERMISSION_DENIED (ErrorInfo reason MISSING_PERMISSION, metadata "permission"), UNAVAILABLE (the
  * database cannot serve, or the server is shutting down: retry), and INVALID_ARGUMENT for a body that
  * is not the request message or holds an int64 outside +/-(2^53-1) (google.rpc.BadRequest names it).
+ * Each rpc declares its idempotency_level (google.protobuf.MethodOptions): all but CancelJob have no
+ * side effects, and CancelJob is idempotent, so any of them may be sent again after UNAVAILABLE.
  */
 export type JobServiceService = typeof JobServiceService;
 export const JobServiceService = {

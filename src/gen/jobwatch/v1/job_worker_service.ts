@@ -1273,7 +1273,10 @@ export const MarkCancelledResponse: MessageFns<MarkCancelledResponse> = {
  * current status, and of two racing terminal transitions exactly one wins. Every response carries the
  * job as stored after the call, so a worker sees cancel_requested on its next report. Besides the errors
  * named per rpc, any rpc can fail as described on JobService (UNAUTHENTICATED, PERMISSION_DENIED,
- * UNAVAILABLE, INVALID_ARGUMENT for an undecodable body).
+ * UNAVAILABLE, INVALID_ARGUMENT for an undecodable body). Each rpc declares its idempotency_level
+ * (google.protobuf.MethodOptions): IDEMPOTENT ones may be sent again after UNAVAILABLE or ABORTED; the
+ * transitions without one fail with FAILED_PRECONDITION when repeated after they applied, so a client
+ * sends them again only when the first attempt never left it.
  */
 export type JobWorkerServiceService = typeof JobWorkerServiceService;
 export const JobWorkerServiceService = {
@@ -1293,7 +1296,7 @@ export const JobWorkerServiceService = {
   },
   /**
    * Moves a PENDING job to RUNNING and sets started_at. Errors: FAILED_PRECONDITION (not PENDING),
-   * NOT_FOUND, INVALID_ARGUMENT.
+   * NOT_FOUND, INVALID_ARGUMENT. Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   startJob: {
     path: "/jobwatch.v1.JobWorkerService/StartJob" as const,
@@ -1335,7 +1338,7 @@ export const JobWorkerServiceService = {
   /**
    * Moves a PENDING or RUNNING job to COMPLETED with progress 100, completed_at and the result.
    * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result refused, see below),
-   * NOT_FOUND.
+   * NOT_FOUND. Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   completeJob: {
     path: "/jobwatch.v1.JobWorkerService/CompleteJob" as const,
@@ -1349,6 +1352,7 @@ export const JobWorkerServiceService = {
   /**
    * Moves a PENDING or RUNNING job to FAILED with completed_at and the error. Errors:
    * FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (empty or too long error), NOT_FOUND.
+   * Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   failJob: {
     path: "/jobwatch.v1.JobWorkerService/FailJob" as const,
@@ -1362,6 +1366,7 @@ export const JobWorkerServiceService = {
   /**
    * Confirms that the worker stopped a job after cancel_requested: the job becomes CANCELLED.
    * Errors: FAILED_PRECONDITION (not RUNNING with cancel_requested), NOT_FOUND, INVALID_ARGUMENT.
+   * Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   markCancelled: {
     path: "/jobwatch.v1.JobWorkerService/MarkCancelled" as const,
@@ -1384,7 +1389,7 @@ export interface JobWorkerServiceServer extends UntypedServiceImplementation {
   createJob: handleUnaryCall<CreateJobRequest, CreateJobResponse>;
   /**
    * Moves a PENDING job to RUNNING and sets started_at. Errors: FAILED_PRECONDITION (not PENDING),
-   * NOT_FOUND, INVALID_ARGUMENT.
+   * NOT_FOUND, INVALID_ARGUMENT. Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   startJob: handleUnaryCall<StartJobRequest, StartJobResponse>;
   /**
@@ -1400,17 +1405,19 @@ export interface JobWorkerServiceServer extends UntypedServiceImplementation {
   /**
    * Moves a PENDING or RUNNING job to COMPLETED with progress 100, completed_at and the result.
    * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result refused, see below),
-   * NOT_FOUND.
+   * NOT_FOUND. Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   completeJob: handleUnaryCall<CompleteJobRequest, CompleteJobResponse>;
   /**
    * Moves a PENDING or RUNNING job to FAILED with completed_at and the error. Errors:
    * FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (empty or too long error), NOT_FOUND.
+   * Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   failJob: handleUnaryCall<FailJobRequest, FailJobResponse>;
   /**
    * Confirms that the worker stopped a job after cancel_requested: the job becomes CANCELLED.
    * Errors: FAILED_PRECONDITION (not RUNNING with cancel_requested), NOT_FOUND, INVALID_ARGUMENT.
+   * Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   markCancelled: handleUnaryCall<MarkCancelledRequest, MarkCancelledResponse>;
 }
@@ -1438,7 +1445,7 @@ export interface JobWorkerServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Moves a PENDING job to RUNNING and sets started_at. Errors: FAILED_PRECONDITION (not PENDING),
-   * NOT_FOUND, INVALID_ARGUMENT.
+   * NOT_FOUND, INVALID_ARGUMENT. Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   startJob(
     request: StartJobRequest,
@@ -1496,7 +1503,7 @@ export interface JobWorkerServiceClient extends Client {
   /**
    * Moves a PENDING or RUNNING job to COMPLETED with progress 100, completed_at and the result.
    * Errors: FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (result refused, see below),
-   * NOT_FOUND.
+   * NOT_FOUND. Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   completeJob(
     request: CompleteJobRequest,
@@ -1516,6 +1523,7 @@ export interface JobWorkerServiceClient extends Client {
   /**
    * Moves a PENDING or RUNNING job to FAILED with completed_at and the error. Errors:
    * FAILED_PRECONDITION (already finished), INVALID_ARGUMENT (empty or too long error), NOT_FOUND.
+   * Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   failJob(
     request: FailJobRequest,
@@ -1535,6 +1543,7 @@ export interface JobWorkerServiceClient extends Client {
   /**
    * Confirms that the worker stopped a job after cancel_requested: the job becomes CANCELLED.
    * Errors: FAILED_PRECONDITION (not RUNNING with cancel_requested), NOT_FOUND, INVALID_ARGUMENT.
+   * Not idempotent: repeated after it applied, it is FAILED_PRECONDITION.
    */
   markCancelled(
     request: MarkCancelledRequest,
