@@ -1,5 +1,6 @@
 // Settings: environment variables and command-line flags -> one typed Config. Flags win over the environment.
 import ms from "ms";
+import { DURATION_RULE, parseDuration } from "./duration.js";
 
 /** Everything the server needs to know to start. */
 export interface Config {
@@ -94,7 +95,7 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value.trim();
 }
 
-/** Parses "200", "5m", "720h", "1.5s" (a bare number is milliseconds). */
+/** A duration setting in ms (DURATION_RULE); `fallback` when unset; ConfigError naming it when bad or out of range. */
 function duration(
   name: string,
   raw: string | undefined,
@@ -104,11 +105,9 @@ function duration(
 ): number {
   const value = nonEmpty(raw);
   if (value === undefined) return fallback;
-  const parsed = /^\d+(\.\d+)?$/.test(value) ? Number(value) : ms(value as ms.StringValue);
-  if (typeof parsed !== "number" || !Number.isFinite(parsed)) {
-    throw new ConfigError(
-      `${name} '${value}' is not a duration: use milliseconds (e.g. 200) or a unit (e.g. 5m, 720h)`,
-    );
+  const parsed = parseDuration(value);
+  if (parsed === undefined) {
+    throw new ConfigError(`${name} '${value}' is not a duration: use ${DURATION_RULE}`);
   }
   if (parsed < min) {
     throw new ConfigError(`${name} '${value}' is too small: the minimum is ${min} ms`);

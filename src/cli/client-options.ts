@@ -1,6 +1,5 @@
 // What every client command shares: --address/--token/--tls/--json, opening the client, and errors as advice.
 import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
-import ms from "ms";
 import {
   AlreadyExistsError,
   createClient,
@@ -16,8 +15,9 @@ import {
   type JobwatchClient,
 } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
+import { DURATION_RULE, parseDuration } from "../duration.js";
 import { ExitCode } from "./exit-codes.js";
-import { colorsFor } from "./format.js";
+import { printError } from "./fail.js";
 
 /** The address used when neither --address nor JOBWATCH_ADDRESS is given. */
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -89,12 +89,6 @@ export async function runWithClient(
   }
 }
 
-/** Prints "error: ..." on stderr, in red on a terminal. */
-export function printError(message: string): void {
-  const c = colorsFor(process.stderr);
-  process.stderr.write(`${c.red("error:")} ${message}\n`);
-}
-
 /** Prints a value as indented JSON on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -162,7 +156,7 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
     return { message: `${err.codeName}: ${err.message}`, code: ExitCode.ERROR };
   }
   const message = err instanceof Error ? err.message : String(err);
-  if (process.env["JOBWATCH_DEBUG"] && err instanceof Error && err.stack)
+  if (process.env.JOBWATCH_DEBUG && err instanceof Error && err.stack)
     return { message: err.stack, code: ExitCode.ERROR };
   return { message, code: ExitCode.ERROR };
 }
@@ -178,20 +172,20 @@ function permissionHint(message: string): string {
   return "Ask an admin for a token with a role that grants it.";
 }
 
-/** Parses "30s", "5m", "1h" (or a bare number of seconds) into ms, for commander's argParser; must be positive. */
-export function parseDuration(text: string): number {
-  const value = parseNonNegativeDuration(text);
-  if (value === 0) throw new UsageError('expected a duration above zero, such as "30s", "5m" or "2h"');
+/** The --help footer of commands that take durations. */
+export const DURATION_HELP = `\nDurations: ${DURATION_RULE}.`;
+
+/** A duration flag in ms (DURATION_RULE: "30s", "5m", "2h"; a bare number is ms), for commander's argParser; above zero. */
+export function parseDurationFlag(text: string): number {
+  const value = parseNonNegativeDurationFlag(text);
+  if (value === 0) throw new UsageError(`expected a duration above zero: ${DURATION_RULE}`);
   return value;
 }
 
-/** Like parseDuration, but "0" (or "0s") is allowed. */
-export function parseNonNegativeDuration(text: string): number {
-  const trimmed = text.trim();
-  const value = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) * 1000 : ms(trimmed as ms.StringValue);
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new UsageError('expected a duration such as "30s", "5m" or "2h"');
-  }
+/** Like parseDurationFlag, but "0" is allowed. */
+export function parseNonNegativeDurationFlag(text: string): number {
+  const value = parseDuration(text);
+  if (value === undefined || value < 0) throw new UsageError(`expected a duration: ${DURATION_RULE}`);
   return value;
 }
 
@@ -199,7 +193,7 @@ export function parseNonNegativeDuration(text: string): number {
 export function parseTime(text: string): Date {
   const asDuration = (() => {
     try {
-      return parseDuration(text);
+      return parseDurationFlag(text);
     } catch {
       return undefined;
     }

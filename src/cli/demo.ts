@@ -6,10 +6,11 @@ import { CancelRequestedError, JobStatus, type Job, type WorkerContext } from ".
 import { setTimeout as sleep } from "node:timers/promises";
 import { abortReason } from "../client/call.js";
 import {
+  DURATION_HELP,
   addClientOptions,
   DEFAULT_ADDRESS,
-  parseDuration,
-  parseNonNegativeDuration,
+  parseDurationFlag,
+  parseNonNegativeDurationFlag,
   runWithClient,
   type ClientFlags,
 } from "./client-options.js";
@@ -74,6 +75,7 @@ const PHASES: Phase[] = [
 export function register(program: Command): void {
   const command = program
     .command("demo")
+    .addHelpText("after", DURATION_HELP)
     .summary("create a job and drive it through realistic phases while you watch it")
     .description(
       "Create a job and drive it through realistic phases (about 20 s) while you follow it with " +
@@ -82,11 +84,13 @@ export function register(program: Command): void {
     .option("--user <name>", "the user the job is for", defaultUser())
     .option("--operation <type>", "the operation type", "add_golden_repo")
     .addOption(
-      new Option("--duration <duration>", "how long the work takes").argParser(parseDuration).default(20_000, "20s"),
+      new Option("--duration <duration>", "how long the work takes")
+        .argParser(parseDurationFlag)
+        .default(20_000, "20s"),
     )
     .addOption(
       new Option("--delay <duration>", "time to start a watcher before the job starts")
-        .argParser(parseNonNegativeDuration)
+        .argParser(parseNonNegativeDurationFlag)
         .default(5_000, "5s"),
     )
     .option("--fail", "end the job FAILED during full-text indexing, to see a failure");

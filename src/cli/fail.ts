@@ -1,12 +1,25 @@
-// How every `jobwatch` subcommand ends on an error: one line on stderr, no stack trace, a non-zero exit.
-import { ConfigError } from "../config.js";
-import { JobwatchError } from "../errors.js";
+// How every `jobwatch` subcommand reports an error: one line `jobwatch: <message>` on stderr, no stack trace.
+import { colorsFor } from "./colors.js";
 
-/** The line a user sees for an error: expected errors as they are, anything else with its message only. */
+/** The line a user sees for an error: its message only (the stack with JOBWATCH_DEBUG set). */
 export function errorLine(error: unknown): string {
-  if (error instanceof ConfigError || error instanceof JobwatchError) return error.message;
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Prints `jobwatch: <message>` on stderr, the program name in red on a terminal: the one error style. */
+export function printError(message: string): void {
+  const c = colorsFor(process.stderr);
+  process.stderr.write(`${c.red("jobwatch:")} ${message}\n`);
+}
+
+/** Prints the stack too when JOBWATCH_DEBUG is set, for a bug report. */
+export function printDebugStack(error: unknown): void {
+  if (process.env.JOBWATCH_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+}
+
+/** Commander's own usage errors ("error: unknown option ...") in the same style. */
+export function usageErrorOutput(text: string, write: (text: string) => void): void {
+  write(text.replace(/^error: /, "jobwatch: "));
 }
 
 /** Runs a subcommand's action; on an error prints `jobwatch: <message>` and exits with `code`. */
@@ -18,8 +31,8 @@ export function exitOnError<A extends unknown[]>(
     try {
       await action(...args);
     } catch (error) {
-      process.stderr.write(`jobwatch: ${errorLine(error)}\n`);
-      if (process.env.JOBWATCH_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+      printError(errorLine(error));
+      printDebugStack(error);
       process.exit(code);
     }
   };

@@ -1,21 +1,12 @@
 // How the client commands show jobs to people: colours, statuses, durations, one-line and full summaries.
-import pc from "picocolors";
 import { Job, JobEvent, JobStatus, parseStatus, statusName } from "../client/index.js";
 import { toProtoJson } from "../client/json.js";
+import type { Colors } from "./colors.js";
 
-/** The colour functions of picocolors (all identity when colours are off). */
-export type Colors = ReturnType<typeof pc.createColors>;
-
-/**
- * Colours for one output stream: on only when it is a terminal and NO_COLOR is not set (FORCE_COLOR
- * turns them on anyway, for people who pipe into `less -R`).
- */
-export function colorsFor(stream: NodeJS.WriteStream): Colors {
-  const env = process.env;
-  const forced = env["FORCE_COLOR"] !== undefined && env["FORCE_COLOR"] !== "0";
-  const off = (env["NO_COLOR"] ?? "") !== "" || env["TERM"] === "dumb";
-  return pc.createColors(forced || (stream.isTTY === true && !off));
-}
+// Every client command imports these from here; they live apart so that server-side commands can use
+// them without loading the client library.
+export { type Colors, colorsFor } from "./colors.js";
+export { table } from "./table.js";
 
 /** The status name in its colour (green for COMPLETED, red for FAILED ...), padded to `width` first. */
 export function paintStatus(c: Colors, status: JobStatus, width = 0): string {
@@ -156,19 +147,4 @@ export function jobJson(job: Job): unknown {
 /** The proto3 JSON mapping of a history event. */
 export function jobEventJson(event: JobEvent): unknown {
   return toProtoJson(JobEvent, "jobwatch.v1.JobEvent", event);
-}
-
-/** A plain-text table: columns padded to their widest cell; `paint` colours a cell after padding. */
-export function table(
-  headers: string[],
-  rows: string[][],
-  paint: (column: number, cell: string, padded: string) => string = (_c, _cell, padded) => padded,
-): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const render = (cells: string[], painter: (i: number, cell: string, padded: string) => string): string =>
-    cells
-      .map((cell, i) => painter(i, cell, i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [render(headers, (_i, _cell, padded) => padded), ...rows.map((r) => render(r, paint))].join("\n");
 }

@@ -2,6 +2,7 @@
 import { InvalidArgumentError as UsageError, type Command } from "commander";
 import { parseStatus, statusName, type Job, type JobStatus, type ListJobsFilter } from "../client/index.js";
 import {
+  DURATION_HELP,
   addClientOptions,
   addJsonOption,
   parseInteger,
@@ -27,6 +28,7 @@ interface ListFlags extends ClientFlags {
 export function register(program: Command): void {
   const command = program
     .command("list")
+    .addHelpText("after", DURATION_HELP)
     .description("list jobs, newest first: your own, or with an admin token anyone's")
     .option(
       "--status <statuses>",

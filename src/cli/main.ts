@@ -2,6 +2,7 @@
 // The `jobwatch` command: the server side (serve, migrate, token) and the client side (get, watch, ...).
 import { createRequire } from "node:module";
 import { Command } from "commander";
+import { usageErrorOutput } from "./fail.js";
 
 /** What each subcommand module exports. */
 interface Subcommand {
@@ -34,7 +35,8 @@ const { version } = createRequire(import.meta.url)("../../package.json") as { ve
 const program = new Command("jobwatch")
   .description("jobwatch: the state of background jobs, and every change while you wait")
   .version(version)
-  .showHelpAfterError("(run 'jobwatch help' for the commands)");
+  .showHelpAfterError("(run 'jobwatch help' for the commands)")
+  .configureOutput({ outputError: usageErrorOutput });
 
 for (const name of subcommandsFor(process.argv.slice(2))) {
   (await SUBCOMMANDS[name]!()).register(program);

@@ -6,7 +6,8 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { isLoopbackHost, listenHttp } from "../mcp/http.js";
 import { createMcpServer } from "../mcp/server.js";
 import { ToolRunner } from "../mcp/tools.js";
-import { addClientOptions, openClient, printError, type ClientFlags } from "./client-options.js";
+import { addClientOptions, openClient, type ClientFlags } from "./client-options.js";
+import { printError } from "./fail.js";
 import { ExitCode } from "./exit-codes.js";
 
 interface McpFlags extends ClientFlags {

@@ -1,5 +1,6 @@
 // `jobwatch serve` (what `npm start` runs): migrate, then serve gRPC until SIGINT/SIGTERM.
 import type { Command } from "commander";
+import { DURATION_RULE } from "../duration.js";
 import { serve } from "../main.js";
 import { configFrom, withDatabaseOption } from "./database-option.js";
 import { exitOnError } from "./fail.js";
@@ -10,8 +11,13 @@ export function register(program: Command): void {
     program.command("serve").description("start the jobwatch gRPC server (migrates the database first)"),
   )
     .option("--listen <host:port>", "address to listen on (env JOBWATCH_LISTEN; default 0.0.0.0:50051)")
-    .option("--watch-poll-ms <ms>", "change-feed poll interval (env JOBWATCH_WATCH_POLL_MS; default 200)")
+    .option("--watch-poll-ms <duration>", "change-feed poll interval (env JOBWATCH_WATCH_POLL_MS; default 200)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env JOBWATCH_LOG_LEVEL; default info)")
+    .addHelpText(
+      "after",
+      `\nDurations (--watch-poll-ms and the JOBWATCH_CANCEL_GRACE, _STALE_AFTER, _RETENTION, _SWEEP_INTERVAL ` +
+        `variables): ${DURATION_RULE}.`,
+    )
     .action(
       exitOnError(async (flags: { databaseUrl?: string; listen?: string; watchPollMs?: string; logLevel?: string }) => {
         await serve(configFrom(flags));

@@ -2,9 +2,10 @@
 import type { Command } from "commander";
 import { durationMs, JobStatistics } from "../client/index.js";
 import {
+  DURATION_HELP,
   addClientOptions,
   addJsonOption,
-  parseDuration,
+  parseDurationFlag,
   printJson,
   runWithClient,
   type ClientFlags,
@@ -21,9 +22,10 @@ interface StatsFlags extends ClientFlags {
 export function register(program: Command): void {
   const command = program
     .command("stats")
+    .addHelpText("after", DURATION_HELP)
     .description("overview of jobs: counts per status and operation type, success rate and durations")
     .option("--user <name>", "only this user's jobs (needs an admin token; an admin sees everyone's by default)")
-    .option("--window <duration>", 'how far back the finished-job figures look (default "24h")', parseDuration);
+    .option("--window <duration>", 'how far back the finished-job figures look (default "24h")', parseDurationFlag);
   addJsonOption(command, "print the statistics in the protobuf JSON mapping");
   addClientOptions(command);
   command.action(async (flags: StatsFlags) => {

@@ -6,6 +6,7 @@ import { RequestValidator } from "../server/validate.js";
 import type { Role } from "../auth/roles.js";
 import { generateToken, isTokenId, parseToken } from "../auth/tokens.js";
 import type { JobStore, TokenInfo } from "../store/store.js";
+import { table } from "./table.js";
 
 /** A token just made: `token` is the secret, shown once and never stored. */
 export interface CreatedToken {
@@ -88,23 +89,14 @@ export function bootstrapTokenMessage(created: CreatedToken, address: string): s
 /** `token list` output: a header and one aligned row per token, active or revoked since when. */
 export function formatTokenTable(rows: readonly TokenInfo[]): string {
   if (rows.length === 0) return "no tokens (create one with 'jobwatch token create --user NAME --role ROLE')";
-  const table = [
+  return table(
     ["ID", "USER", "ROLE", "CREATED", "STATUS"],
-    ...rows.map((t) => [
+    rows.map((t) => [
       t.tokenId,
       t.username,
       t.role,
       new Date(t.createdAt).toISOString(),
       t.revokedAt === null ? "active" : `revoked ${new Date(t.revokedAt).toISOString()}`,
     ]),
-  ];
-  const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
-  return table
-    .map((row) =>
-      row
-        .map((cell, col) => cell.padEnd(widths[col]!))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+  );
 }

@@ -3,7 +3,14 @@ import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
 import { DeadlineExceededError, type Job, JobStatus, statusName, type RetryEvent } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
-import { addClientOptions, parseDuration, printError, runWithClient, type ClientFlags } from "./client-options.js";
+import {
+  DURATION_HELP,
+  addClientOptions,
+  parseDurationFlag,
+  runWithClient,
+  type ClientFlags,
+} from "./client-options.js";
+import { printError } from "./fail.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
 import {
   colorsFor,
@@ -26,6 +33,7 @@ interface WatchFlags extends ClientFlags {
 export function register(program: Command): void {
   const command = program
     .command("watch")
+    .addHelpText("after", DURATION_HELP)
     .summary("follow a job until it ends, with a live progress bar; exit code = outcome")
     .description(
       "Follow a job until it ends: a live progress bar on a terminal, one line per change otherwise. " +
@@ -35,11 +43,11 @@ export function register(program: Command): void {
     .option(
       "--timeout <duration>",
       'give up (exit 5) if the job has not ended by then, e.g. "90s", "10m"',
-      parseDuration,
+      parseDurationFlag,
     )
     .addOption(
       new Option("--reconnect-for <duration>", "how long to keep reconnecting while the server is unreachable")
-        .argParser(parseDuration)
+        .argParser(parseDurationFlag)
         .default(5 * 60_000, "5m"),
     )
     .option("--json", "print each revision of the job as one JSON line (protobuf JSON mapping)")

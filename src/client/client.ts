@@ -17,6 +17,7 @@ import {
   type WatchJobsResponse,
 } from "../gen/jobwatch/v1/job_service.js";
 import { authMetadata, unaryCall, type CallContext, type CallOptions, type RetryOptions } from "./call.js";
+import { durationToMs, msToDuration } from "../duration.js";
 import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
 import { isTerminalStatus, statusName } from "./status.js";
 import { resumableWatch, type WatchOptions } from "./watch.js";
@@ -227,10 +228,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
     async getStatistics(query = {}, callOptions) {
       const request = {
         username: query.username ?? "",
-        window:
-          query.windowMs === undefined
-            ? undefined
-            : { seconds: Math.trunc(query.windowMs / 1000), nanos: (query.windowMs % 1000) * 1_000_000 },
+        window: query.windowMs === undefined ? undefined : msToDuration(query.windowMs),
       };
       return unaryCall(ctx, rpcs.getJobStatistics, request, callOptions);
     },
@@ -261,5 +259,5 @@ function channelCredentials(tls: ClientOptions["tls"]): ChannelCredentials {
 
 /** A google.protobuf.Duration in milliseconds; undefined when unset. */
 export function durationMs(duration: { seconds: number; nanos: number } | undefined): number | undefined {
-  return duration === undefined ? undefined : duration.seconds * 1000 + Math.round(duration.nanos / 1_000_000);
+  return duration === undefined ? undefined : durationToMs(duration);
 }

@@ -1,6 +1,5 @@
 // Maps the store's jobs and events (epoch ms, lowercase statuses) to the generated protobuf types and back.
 import type { Job as StoreJob, JobEvent as StoreJobEvent, JobStatus as StoreJobStatus } from "../store/job.js";
-import type { Duration } from "../gen/google/protobuf/duration.js";
 import { JobStatus } from "../gen/jobwatch/v1/job.js";
 import type { Job, JobEvent } from "../gen/jobwatch/v1/job.js";
 
@@ -70,15 +69,4 @@ export function jobEventToProto(event: StoreJobEvent): JobEvent {
     cancelRequested: event.cancelRequested,
     error: optional(event.error),
   };
-}
-
-/** Milliseconds as google.protobuf.Duration (whole seconds plus nanos, same sign). */
-export function msToDuration(ms: number): Duration {
-  const seconds = Math.trunc(ms / 1000);
-  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
-}
-
-/** google.protobuf.Duration as milliseconds. */
-export function durationToMs(duration: Duration): number {
-  return duration.seconds * 1000 + duration.nanos / 1e6;
 }
