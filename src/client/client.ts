@@ -114,7 +114,7 @@ export interface JobwatchClient {
   ): Promise<GetJobStatisticsResponse>;
   /** Cancels a job: PENDING ends CANCELLED at once; RUNNING gets cancelRequested for its worker. */
   cancelJob(jobId: string, options?: CallOptions & { reason?: string }): Promise<Job>;
-  /** The job's recorded changes, oldest first. */
+  /** The job's recorded changes, oldest first (every page of them). */
   getHistory(jobId: string, options?: CallOptions): Promise<JobEvent[]>;
   /** The worker calls (need report_jobs). */
   readonly worker: WorkerClient;
@@ -239,7 +239,15 @@ export function createClient(options: ClientOptions): JobwatchClient {
     },
 
     async getHistory(jobId, callOptions) {
-      return (await unaryCall(ctx, rpcs.getJobHistory, { jobId }, callOptions)).events;
+      // Page after page: a long history comes in several replies, each under the 4 MiB a client accepts.
+      const events: JobEvent[] = [];
+      let pageToken = "";
+      do {
+        const page = await unaryCall(ctx, rpcs.getJobHistory, { jobId, pageSize: 0, pageToken }, callOptions);
+        events.push(...page.events);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      return events;
     },
 
     worker: createWorkerClient(ctx),

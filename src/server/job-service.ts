@@ -12,7 +12,7 @@ import type {
   ListJobsResponse,
   WatchJobResponse,
 } from "../gen/jobwatch/v1/job_service.js";
-import { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
+import { Job as ProtoJob, JobEvent as ProtoJobEvent } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { JobFeed } from "../watch/job-feed.js";
@@ -21,7 +21,7 @@ import { durationToMs, msToDuration } from "../duration.js";
 import { withHeartbeats } from "./heartbeats.js";
 import { jobEventToProto, jobToProto } from "./job-mapper.js";
 import { listFilters } from "./list-filters.js";
-import { decodePageToken, encodePageToken, filterHash } from "./page-token.js";
+import { decodeHistoryToken, decodePageToken, encodeHistoryToken, encodePageToken, filterHash } from "./page-token.js";
 import { watchResponse } from "./shared-watch-encoding.js";
 import { RequestValidator } from "./validate.js";
 import { watchJobs } from "./watch-jobs-rpc.js";
@@ -42,11 +42,24 @@ export function canSee(principal: Principal, job: Job): boolean {
   return job.username === principal.username || canManageJobs(principal);
 }
 
-/** The job if it exists and the caller may see it; otherwise the one NOT_FOUND. */
+/** The user whose jobs alone the principal may see; undefined with manage_jobs (every job). */
+export function visibleTo(principal: Principal): string | undefined {
+  return canManageJobs(principal) ? undefined : principal.username;
+}
+
+/**
+ * The job if it exists and the caller may see it; otherwise the one NOT_FOUND. Visibility is part of the
+ * query, so another user's job is refused before its result or error is read or decoded.
+ */
 async function visibleJob(store: JobStore, principal: Principal, jobId: string): Promise<Job> {
-  const job = await store.getJob(jobId);
+  const job = await store.getJob(jobId, visibleTo(principal));
   if (job === undefined || !canSee(principal, job)) throw jobNotFound(jobId);
   return job;
+}
+
+/** Throws the one NOT_FOUND unless the job exists and the caller may see it; reads no large column. */
+async function mustSee(store: JobStore, principal: Principal, jobId: string): Promise<void> {
+  if (!(await store.jobExists(jobId, visibleTo(principal)))) throw jobNotFound(jobId);
 }
 
 /**
@@ -72,16 +85,19 @@ function scopedUsername(principal: Principal, requested: string, what: string): 
  */
 export const LIST_PAGE_BYTES = 1 << 20;
 
-/** The leading jobs whose encoding fits in LIST_PAGE_BYTES (at least one). */
-function withinReplyBudget(jobs: ProtoJob[]): ProtoJob[] {
+/** The leading items (jobs, history events) whose encoding fits in LIST_PAGE_BYTES (at least one). */
+function withinReplyBudget<T>(items: T[], codec: { encode(item: T): { finish(): Uint8Array } }): T[] {
   let bytes = 0;
-  for (let i = 0; i < jobs.length; i++) {
-    // Each job is a length-delimited field 1 of ListJobsResponse: a tag byte and a length before it.
-    bytes += ProtoJob.encode(jobs[i]!).finish().length + 6;
-    if (bytes > LIST_PAGE_BYTES && i > 0) return jobs.slice(0, i);
+  for (let i = 0; i < items.length; i++) {
+    // Each item is a length-delimited field of the response: a tag byte and a length before it.
+    bytes += codec.encode(items[i]!).finish().length + 6;
+    if (bytes > LIST_PAGE_BYTES && i > 0) return items.slice(0, i);
   }
-  return jobs;
+  return items;
 }
+
+/** GetJobHistory's page sizes: events are small (about 100 bytes), so pages are larger than ListJobs'. */
+const HISTORY_PAGE = { default: 500, max: 1000 } as const;
 
 /** JobService over a store and the watch hub. */
 export function createJobService(deps: JobServiceDeps): JobServiceServer {
@@ -118,6 +134,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
           afterRevision: afterRevision === 0 ? undefined : afterRevision,
           signal,
           canSee: (job) => canSee(principal, job),
+          visibleTo: visibleTo(principal),
         });
         // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
         let newest = afterRevision ?? 0;
@@ -148,7 +165,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
         limit: pageSize + 1,
         after: after && { createdAt: after.createdAt, jobId: after.jobId },
       });
-      const page = withinReplyBudget(rows.slice(0, pageSize).map(jobToProto));
+      const page = withinReplyBudget(rows.slice(0, pageSize).map(jobToProto), ProtoJob);
       const last = page[page.length - 1];
       const nextPageToken =
         rows.length > page.length && last !== undefined
@@ -186,7 +203,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       const jobId = v.jobId(request.jobId);
       const reason = v.reason(request.reason);
       v.check();
-      await visibleJob(store, principal, jobId);
+      await mustSee(store, principal, jobId);
       const job = await store.cancelJob(jobId, reason);
       return { job: jobToProto(job) };
     }),
@@ -194,10 +211,17 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
     getJobHistory: unaryHandler(log, async (request, { principal }): Promise<GetJobHistoryResponse> => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
+      const pageSize = v.pageSize(request.pageSize, HISTORY_PAGE);
       v.check();
-      await visibleJob(store, principal, jobId);
-      const events = await store.getHistory(jobId);
-      return { events: events.map(jobEventToProto) };
+      const afterRevision = request.pageToken === "" ? 0 : decodeHistoryToken(request.pageToken, jobId);
+      await mustSee(store, principal, jobId);
+      // One more than the page tells whether a next page exists, so the last page has no token.
+      const rows = await store.getHistory(jobId, { afterRevision, limit: pageSize + 1 });
+      const events = withinReplyBudget(rows.slice(0, pageSize).map(jobEventToProto), ProtoJobEvent);
+      const last = events.at(-1);
+      const nextPageToken =
+        rows.length > events.length && last !== undefined ? encodeHistoryToken(jobId, last.revision) : "";
+      return { events, nextPageToken };
     }),
   };
 }

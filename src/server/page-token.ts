@@ -1,4 +1,4 @@
-// ListJobs' page token: where the previous page ended, bound to the filters of the query that made it.
+// Page tokens: ListJobs' (where the previous page ended, bound to the query's filters) and GetJobHistory's (bound to the job).
 import { createHash } from "node:crypto";
 import { InvalidArgumentError } from "../errors.js";
 import type { ListJobsQuery } from "../store/store.js";
@@ -61,4 +61,27 @@ export function decodePageToken(token: string, hash: string): PageCursor {
   }
   if (c.filterHash !== hash) throw InvalidArgumentError.field("page_token", FOREIGN_TOKEN);
   return { createdAt: c.createdAt, jobId: c.jobId, filterHash: c.filterHash };
+}
+
+// --- GetJobHistory ------------------------------------------------------------------------------------
+
+const HISTORY_TOKEN =
+  "is not a next_page_token of GetJobHistory for this job_id; pass next_page_token unchanged with the same job_id, or leave it empty for the first page";
+
+/** GetJobHistory's page token: the job and the last revision sent (base64url of JSON). */
+export function encodeHistoryToken(jobId: string, revision: number): string {
+  return Buffer.from(JSON.stringify({ j: jobId, r: revision }), "utf8").toString("base64url");
+}
+
+/** The revision a GetJobHistory page token of `jobId` continues after; INVALID_ARGUMENT for anything else. */
+export function decodeHistoryToken(token: string, jobId: string): number {
+  if (token.length <= MAX_PAGE_TOKEN_CHARS) {
+    try {
+      const c = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { j?: unknown; r?: unknown } | null;
+      if (c !== null && c.j === jobId && typeof c.r === "number" && Number.isSafeInteger(c.r) && c.r >= 0) return c.r;
+    } catch {
+      // refused below
+    }
+  }
+  throw InvalidArgumentError.field("page_token", HISTORY_TOKEN);
 }

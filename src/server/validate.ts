@@ -302,15 +302,18 @@ export class RequestValidator {
   }
 
   /** page_size: 0 means the default, above the maximum is clamped, negative is invalid. */
-  pageSize(value: number): number {
+  pageSize(
+    value: number,
+    sizes: { default: number; max: number } = { default: LIMITS.pageSizeDefault, max: LIMITS.pageSizeMax },
+  ): number {
     if (value < 0) {
       this.add(
         "page_size",
-        `must not be negative; pass 0 for the default of ${LIMITS.pageSizeDefault}, at most ${LIMITS.pageSizeMax}; got ${value}`,
+        `must not be negative; pass 0 for the default of ${sizes.default}, at most ${sizes.max}; got ${value}`,
       );
-      return LIMITS.pageSizeDefault;
+      return sizes.default;
     }
-    if (value === 0) return LIMITS.pageSizeDefault;
-    return Math.min(value, LIMITS.pageSizeMax);
+    if (value === 0) return sizes.default;
+    return Math.min(value, sizes.max);
   }
 }

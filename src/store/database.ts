@@ -54,6 +54,11 @@ export interface JobEventsTable {
   recorded: number;
   /** JSON of the whole job at this revision, so a watcher on another replica sees every revision. */
   snapshot: string;
+  /**
+   * The revision again when the status or the cancel flag differs from the revision before (or this is
+   * revision 1), else NULL: the changes a resuming watcher must not miss, indexed by (job_id, transition_revision).
+   */
+  transition_revision: Int64 | null;
 }
 
 /** An API token. Only a hash of the secret is stored. */

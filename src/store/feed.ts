@@ -106,6 +106,30 @@ export async function snapshotsBetween(
   return rows.map((r) => snapshotToJob(r.snapshot));
 }
 
+/**
+ * The job as of each revision in (afterRevision, beforeRevision) at which its status or cancel flag
+ * changed, in order, at most `limit`. Reads the (job_id, transition_revision) index and only those
+ * rows: a job has a handful of transitions however many progress reports it made.
+ */
+export async function transitionsBetween(
+  db: StoreDb,
+  jobId: string,
+  afterRevision: number,
+  beforeRevision: number,
+  limit: number,
+): Promise<Job[]> {
+  const rows = await db.kysely
+    .selectFrom("job_events")
+    .select("snapshot")
+    .where("job_id", "=", jobId)
+    .where("transition_revision", ">", afterRevision)
+    .where("transition_revision", "<", beforeRevision)
+    .orderBy("transition_revision")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => snapshotToJob(r.snapshot));
+}
+
 function* chunks<T>(items: T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }

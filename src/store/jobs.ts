@@ -6,10 +6,12 @@ import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database
 import type { Job, JobEvent } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
-import type { ListJobsQuery, NewJob } from "./store.js";
+import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
 import { isConnectionFault, isUniqueViolation } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
+/** getHistory's page size when none is given. */
+const DEFAULT_HISTORY_LIMIT = 10_000;
 /** Attempts of a conditional update before giving up (each retry re-reads the row). */
 const MAX_TRANSITION_ATTEMPTS = 100;
 /** Attempts of an insert whose active job finished in between (each retry inserts again). */
@@ -57,7 +59,7 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
         yield k.insertInto("jobs").values(row).compile();
         yield k
           .insertInto("job_events")
-          .values(eventRow(job, now, true))
+          .values(eventRow(job, now, true, true))
           .compile();
       });
       return job;
@@ -86,13 +88,29 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
 }
 
 /**
- * The job, or undefined when there is no such job. A job this node does not have yet may have been
- * created through another Galera node a moment ago (a client creates it there and asks here): before
- * saying it does not exist, the read is repeated causally.
+ * The job, or undefined when there is no such job or (with `visibleTo`) it belongs to another user. The
+ * owner is part of the query, so another user's job is decided on the primary key and username alone:
+ * its large columns (result, error) are neither sent by the database nor decoded here, and it answers
+ * as fast as a missing id. A job this node does not have yet may have been created through another
+ * Galera node a moment ago (a client creates it there and asks here): before saying it does not exist,
+ * the read is repeated causally.
  */
-export async function getJob(db: StoreDb, jobId: string): Promise<Job | undefined> {
-  const row = (await jobRow(db, jobId)) ?? (await causalJobRow(db, jobId));
+export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
+  const row = (await jobRow(db, jobId, visibleTo)) ?? (await causalJobRow(db, jobId, visibleTo));
   return row ? jobRowToJob(row) : undefined;
+}
+
+/** True when the job exists and (with `visibleTo`) belongs to that user; reads no large column. */
+export async function jobExists(db: StoreDb, jobId: string, visibleTo?: string): Promise<boolean> {
+  const query = db.kysely
+    .selectFrom("jobs")
+    .select("job_id")
+    .where("job_id", "=", jobId)
+    .$if(visibleTo !== undefined, (q) => q.where("username", "=", visibleTo as string));
+  if ((await query.executeTakeFirst()) !== undefined) return true;
+  // Like getJob: one created through another Galera node a moment ago is looked for causally.
+  if (!(await db.causal.isGalera())) return false;
+  return (await db.causal.select(query)).length > 0;
 }
 
 /** One page of jobs, newest first; see ListJobsQuery. */
@@ -115,14 +133,16 @@ export async function listJobs(db: StoreDb, query: ListJobsQuery): Promise<Job[]
   return rows.map(jobRowToJob);
 }
 
-/** The recorded changes of a job, oldest first. */
-export async function getHistory(db: StoreDb, jobId: string): Promise<JobEvent[]> {
+/** The recorded changes of a job after revision `afterRevision`, oldest first, at most `limit`. */
+export async function getHistory(db: StoreDb, jobId: string, page: HistoryPage = {}): Promise<JobEvent[]> {
   const rows = await db.kysely
     .selectFrom("job_events")
     .select(["revision", "at", "status", "progress", "phase", "detail", "cancel_requested", "error"])
     .where("job_id", "=", jobId)
+    .where("revision", ">", page.afterRevision ?? 0)
     .where("recorded", "=", 1)
     .orderBy("revision")
+    .limit(page.limit ?? DEFAULT_HISTORY_LIMIT)
     .execute();
   return rows.map(eventRowToJobEvent);
 }
@@ -185,7 +205,7 @@ export async function transition(
       if (Number(r.numAffectedRows ?? 0) !== 1) return false;
       yield k
         .insertInto("job_events")
-        .values(eventRow(next, now, change.recorded))
+        .values(eventRow(next, now, change.recorded, !sameState(job, next)))
         .compile();
       return true;
     });
@@ -199,15 +219,24 @@ export async function transition(
   }
 }
 
-async function jobRow(db: StoreDb, jobId: string): Promise<JobRow | undefined> {
-  return db.kysely.selectFrom("jobs").selectAll().where("job_id", "=", jobId).executeTakeFirst();
+/** The job's row; with `visibleTo`, only if that user owns it. */
+async function jobRow(db: StoreDb, jobId: string, visibleTo?: string): Promise<JobRow | undefined> {
+  return jobQuery(db, jobId, visibleTo).executeTakeFirst();
 }
 
-/** jobRow read causally (see causal-read.ts); the same as jobRow off Galera. */
-async function causalJobRow(db: StoreDb, jobId: string): Promise<JobRow | undefined> {
+/** jobRow read causally (see causal-read.ts); undefined off Galera, where jobRow already said all. */
+async function causalJobRow(db: StoreDb, jobId: string, visibleTo?: string): Promise<JobRow | undefined> {
   if (!(await db.causal.isGalera())) return undefined;
-  const [row] = await db.causal.select(db.kysely.selectFrom("jobs").selectAll().where("job_id", "=", jobId));
+  const [row] = await db.causal.select(jobQuery(db, jobId, visibleTo));
   return row;
+}
+
+function jobQuery(db: StoreDb, jobId: string, visibleTo: string | undefined) {
+  return db.kysely
+    .selectFrom("jobs")
+    .selectAll()
+    .where("job_id", "=", jobId)
+    .$if(visibleTo !== undefined, (q) => q.where("username", "=", visibleTo as string));
 }
 
 async function jobByRequestId(db: StoreDb, requestId: string): Promise<Job | undefined> {
@@ -215,8 +244,13 @@ async function jobByRequestId(db: StoreDb, requestId: string): Promise<Job | und
   return row ? jobRowToJob(row) : undefined;
 }
 
-/** The job_events row of a job at its (new) revision. */
-function eventRow(job: Job, at: number, recorded: boolean): NewJobEventRow {
+/** True when going from `a` to `b` is no transition a watcher must see: same status, same cancel flag. */
+export function sameState(a: Job, b: Job): boolean {
+  return a.status === b.status && a.cancelRequested === b.cancelRequested;
+}
+
+/** The job_events row of a job at its (new) revision; `transition` when its state differs from the one before. */
+function eventRow(job: Job, at: number, recorded: boolean, transition: boolean): NewJobEventRow {
   return {
     job_id: job.jobId,
     revision: job.revision,
@@ -227,8 +261,10 @@ function eventRow(job: Job, at: number, recorded: boolean): NewJobEventRow {
     detail: job.detail,
     cancel_requested: job.cancelRequested ? 1 : 0,
     error: job.error,
-    recorded: recorded ? 1 : 0,
+    // A transition is always history too, so pruneFeed (which removes unrecorded rows) never takes one.
+    recorded: recorded || transition ? 1 : 0,
     snapshot: jobToSnapshot(job),
+    transition_revision: transition ? job.revision : null,
   };
 }
 

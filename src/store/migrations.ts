@@ -13,6 +13,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0001_init": init(dialect),
     "0002_jobs_status_created": statusCreatedIndex(),
     "0003_no_pad_collation": noPadCollation(dialect),
+    "0004_job_events_transition": transitionColumn(),
   };
 }
 
@@ -172,6 +173,77 @@ function noPadCollation(dialect: Dialect): Migration {
       }
     },
   };
+}
+
+/**
+ * job_events.transition_revision: the event's revision where the status or the cancel flag differs
+ * from the revision before (or there is none), NULL elsewhere, indexed with job_id, so a watcher
+ * resuming after an old revision reads the few status transitions it missed, not every progress report
+ * in between (20,000 snapshots of a chatty job). A column of its own rather than a flag beside
+ * `revision`: with a flag both SQLite and MySQL kept choosing the (job_id, revision) index and reading
+ * every row in the range.
+ */
+function transitionColumn(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("job_events").addColumn("transition_revision", "bigint").execute();
+      await markTransitions(db as Kysely<Database>);
+      await db.schema
+        .createIndex("job_events_job_transition")
+        .on("job_events")
+        .columns(["job_id", "transition_revision"])
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex("job_events_job_transition").on("job_events").execute();
+      await db.schema.alterTable("job_events").dropColumn("transition_revision").execute();
+    },
+  };
+}
+
+/**
+ * Marks the transitions among existing events, reading them in (job_id, revision) order a page at a
+ * time (small columns only). Each event is compared with the job's previous stored event: the only
+ * events ever pruned are unrecorded ones (heartbeats, throttled progress), which never change the
+ * status or the cancel flag, so the previous stored event has the state the missing ones had.
+ */
+async function markTransitions(db: Kysely<Database>): Promise<void> {
+  const PAGE = 5000;
+  let after: { jobId: string; revision: number } | undefined;
+  let previous: { jobId: string; status: string; cancel: number } | undefined;
+  for (;;) {
+    let q = db.selectFrom("job_events").select(["seq", "job_id", "revision", "status", "cancel_requested"]);
+    if (after !== undefined) {
+      const a = after;
+      q = q.where((eb) =>
+        eb.or([eb("job_id", ">", a.jobId), eb.and([eb("job_id", "=", a.jobId), eb("revision", ">", a.revision)])]),
+      );
+    }
+    const rows = await q.orderBy("job_id").orderBy("revision").limit(PAGE).execute();
+    const marked: number[] = [];
+    for (const r of rows) {
+      const cancel = Number(r.cancel_requested);
+      if (
+        previous === undefined ||
+        previous.jobId !== r.job_id ||
+        previous.status !== r.status ||
+        previous.cancel !== cancel
+      ) {
+        marked.push(Number(r.seq));
+      }
+      previous = { jobId: r.job_id, status: r.status, cancel };
+    }
+    for (let i = 0; i < marked.length; i += 500) {
+      await db
+        .updateTable("job_events")
+        .set({ transition_revision: sql<number>`revision` })
+        .where("seq", "in", marked.slice(i, i + 500))
+        .execute();
+    }
+    const last = rows.at(-1);
+    if (last === undefined || rows.length < PAGE) return;
+    after = { jobId: last.job_id, revision: Number(last.revision) };
+  }
 }
 
 /**

@@ -4,9 +4,9 @@ import type { Kysely } from "kysely";
 import { openDatabase } from "./connect.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
-import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween } from "./feed.js";
+import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween, transitionsBetween } from "./feed.js";
 import type { Job, JobEvent, JsonObject } from "./job.js";
-import { createJob, getHistory, getJob, listJobs, mustTransition } from "./jobs.js";
+import { createJob, getHistory, getJob, jobExists, listJobs, mustTransition } from "./jobs.js";
 import {
   cancelRule,
   completeRule,
@@ -21,6 +21,7 @@ import { resultToText } from "./rows.js";
 import { getStatistics } from "./statistics.js";
 import type {
   FeedEntry,
+  HistoryPage,
   JobStatistics,
   JobStore,
   ListJobsQuery,
@@ -114,8 +115,12 @@ export class SqlJobStore implements JobStore {
     return createJob(this.#s, input);
   }
 
-  async getJob(jobId: string): Promise<Job | undefined> {
-    return getJob(this.#s, jobId);
+  async getJob(jobId: string, visibleTo?: string): Promise<Job | undefined> {
+    return getJob(this.#s, jobId, visibleTo);
+  }
+
+  async jobExists(jobId: string, visibleTo?: string): Promise<boolean> {
+    return jobExists(this.#s, jobId, visibleTo);
   }
 
   async startJob(jobId: string): Promise<Job> {
@@ -154,8 +159,8 @@ export class SqlJobStore implements JobStore {
     return getStatistics(this.#s, username, windowMs);
   }
 
-  async getHistory(jobId: string): Promise<JobEvent[]> {
-    return getHistory(this.#s, jobId);
+  async getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]> {
+    return getHistory(this.#s, jobId, page);
   }
 
   // --- change feed ---
@@ -178,6 +183,15 @@ export class SqlJobStore implements JobStore {
 
   async snapshotsBetween(jobId: string, afterRevision: number, beforeRevision: number): Promise<Job[]> {
     return snapshotsBetween(this.#s, jobId, afterRevision, beforeRevision);
+  }
+
+  async transitionsBetween(
+    jobId: string,
+    afterRevision: number,
+    beforeRevision: number,
+    limit: number,
+  ): Promise<Job[]> {
+    return transitionsBetween(this.#s, jobId, afterRevision, beforeRevision, limit);
   }
 
   // --- sweepers ---

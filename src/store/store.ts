@@ -40,6 +40,14 @@ export interface ListJobsQuery {
   after?: { createdAt: number; jobId: string } | undefined;
 }
 
+/** Which part of a job's history getHistory reads. */
+export interface HistoryPage {
+  /** Events after this revision; default 0. */
+  afterRevision?: number | undefined;
+  /** At most this many; default 10,000. */
+  limit?: number | undefined;
+}
+
 /** Figures of getStatistics. */
 export interface JobStatistics {
   byStatus: Record<JobStatus, number>;
@@ -93,8 +101,13 @@ export interface JobStore {
    * (operationType, resource) is PENDING or RUNNING.
    */
   createJob(input: NewJob): Promise<Job>;
-  /** undefined when no such job. */
-  getJob(jobId: string): Promise<Job | undefined>;
+  /**
+   * undefined when no such job, or with `visibleTo` when it belongs to another user (decided before any
+   * large column is read).
+   */
+  getJob(jobId: string, visibleTo?: string): Promise<Job | undefined>;
+  /** True when the job exists and (with `visibleTo`) belongs to that user; reads no large column. */
+  jobExists(jobId: string, visibleTo?: string): Promise<boolean>;
   startJob(jobId: string): Promise<Job>;
   reportProgress(jobId: string, progress: number, phase?: string, detail?: string): Promise<Job>;
   heartbeat(jobId: string): Promise<Job>;
@@ -105,7 +118,8 @@ export interface JobStore {
   cancelJob(jobId: string, reason?: string): Promise<Job>;
   listJobs(query: ListJobsQuery): Promise<Job[]>;
   getStatistics(username: string | undefined, windowMs: number): Promise<JobStatistics>;
-  getHistory(jobId: string): Promise<JobEvent[]>;
+  /** The recorded changes after `afterRevision` (default 0), oldest first, at most `limit` (default 10,000). */
+  getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]>;
 
   // --- change feed ---
   /**
@@ -124,6 +138,11 @@ export interface JobStore {
   snapshotsAt(seqs: readonly number[]): Promise<Job[]>;
   /** The job as of each revision in (afterRevision, beforeRevision), in order, from job_events. */
   snapshotsBetween(jobId: string, afterRevision: number, beforeRevision: number): Promise<Job[]>;
+  /**
+   * The job as of each revision in (afterRevision, beforeRevision) at which its status or cancel flag
+   * changed (from the revision before), in order, at most `limit`: O(transitions), not O(revisions).
+   */
+  transitionsBetween(jobId: string, afterRevision: number, beforeRevision: number, limit: number): Promise<Job[]>;
 
   // --- sweepers (safe with many replicas: each move is a conditional update) ---
   failStaleJobs(staleBefore: number): Promise<Job[]>;

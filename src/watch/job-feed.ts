@@ -10,6 +10,11 @@ export interface WatchOptions {
   signal: AbortSignal;
   /** Visibility: false makes the job answer exactly like a missing one. */
   canSee(job: Job): boolean;
+  /**
+   * The only user whose job the caller may see, if the caller is limited to one: the job is read with
+   * the owner in the query, so another user's job is refused before its large columns are decoded.
+   */
+  visibleTo?: string | undefined;
 }
 
 /** Hands a job change committed through this process to its watchers. */

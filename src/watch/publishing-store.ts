@@ -26,6 +26,7 @@ export const JOB_READS = [
   "listJobs",
   "snapshotsAt",
   "snapshotsBetween",
+  "transitionsBetween",
 ] as const satisfies readonly (keyof JobStore)[];
 
 /** The JobStore methods whose promise carries a Job or Job[]. */

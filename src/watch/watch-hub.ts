@@ -9,13 +9,19 @@ import { JobsWatches } from "../watch/jobs-watch.js";
 import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import { ChangeFeed } from "./change-feed.js";
 import type { JobFeed, WatchOptions } from "./job-feed.js";
-import { sameState, WatchQueue } from "./watch-queue.js";
+import { WatchQueue } from "./watch-queue.js";
 
 /** How long a missing change-feed seq is waited for before it counts as a rolled-back insert. */
 export const DEFAULT_GAP_TIMEOUT_MS = 5000;
 
 /** Entries per change-feed query. */
 const FEED_PAGE_SIZE = 500;
+
+/**
+ * Transitions read per query. A job has at most four after its creation (RUNNING, cancel requested,
+ * a terminal status, CANCELLED after a request), so this bound is never what stops a read.
+ */
+const MAX_TRANSITIONS_PER_READ = 16;
 
 /** How long close() waits for a poll in flight. */
 const CLOSE_WAIT_MS = 2000;
@@ -222,7 +228,7 @@ export class WatchHub implements JobFeed {
     const watcher = this.subscribe(jobId, after, opts.signal);
     const { queue } = watcher;
     try {
-      const current = await queue.until(this.deps.store.getJob(jobId));
+      const current = await queue.until(this.deps.store.getJob(jobId, opts.visibleTo));
       if (!current || !opts.canSee(current)) throw jobNotFound(jobId);
 
       const first: Job[] = [];
@@ -254,31 +260,28 @@ export class WatchHub implements JobFeed {
 
   /**
    * The snapshots in (after, current) at which the status or cancel flag changed, so a resuming client
-   * sees every transition it missed. Revision `after` itself is read as the baseline when still stored.
+   * sees every transition it missed: read from the transitions the store marks at write time, so the
+   * cost is the job's few status changes, not the thousands of progress reports in between.
    */
   private async missedTransitions(jobId: string, after: number, current: number): Promise<Job[]> {
-    const snapshots = await this.deps.store.snapshotsBetween(jobId, after - 1, current);
-    snapshots.sort((a, b) => a.revision - b.revision);
-    const kept: Job[] = [];
-    let previous: Job | undefined;
-    for (const job of snapshots) {
-      if (job.revision > after && (!previous || !sameState(previous, job))) kept.push(job);
-      previous = job;
-    }
-    return kept;
+    return this.fetchBetween(jobId, after, current);
   }
 
   /**
-   * snapshotsBetween, shared by the watchers of a job that miss the same revisions at the same time
-   * (they all saw the same changes, so they ask the same question): one query, not one per watcher.
+   * The status transitions in (afterRevision, beforeRevision), shared by the watchers of a job that ask
+   * the same question at the same time (a resume storm after a restart, or a gap all of them see): one
+   * bounded query, not one per watcher. A WatchQueue fills a gap with these too: the progress-only
+   * revisions in between are the ones a slow reader may have coalesced anyway.
    */
   private fetchBetween(jobId: string, afterRevision: number, beforeRevision: number): Promise<Job[]> {
     const key = `${jobId} ${afterRevision} ${beforeRevision}`;
     let fetch = this.fetches.get(key);
     if (!fetch) {
-      fetch = this.deps.store.snapshotsBetween(jobId, afterRevision, beforeRevision).finally(() => {
-        this.fetches.delete(key);
-      });
+      fetch = this.deps.store
+        .transitionsBetween(jobId, afterRevision, beforeRevision, MAX_TRANSITIONS_PER_READ)
+        .finally(() => {
+          this.fetches.delete(key);
+        });
       this.fetches.set(key, fetch);
     }
     // Each watcher sorts and filters its own copy.

@@ -280,12 +280,21 @@ export interface CancelJobResponse {
 export interface GetJobHistoryRequest {
   /** The job whose history to read, a UUID. */
   jobId: string;
+  /**
+   * At most this many events; 0 means 500, more than 1000 is clamped to 1000, negative is invalid. A
+   * page also stops at 1 MiB of events, so every reply fits the 4 MiB clients accept by default.
+   */
+  pageSize: number;
+  /** The next_page_token of the previous page of the same job; empty for the first page. */
+  pageToken: string;
 }
 
 /** The response of GetJobHistory. */
 export interface GetJobHistoryResponse {
-  /** The recorded changes, in revision order. */
+  /** The recorded changes of this page, in revision order. */
   events: JobEvent[];
+  /** Pass as page_token for the next page; empty on the last page. */
+  nextPageToken: string;
 }
 
 function createBaseGetJobDetailsRequest(): GetJobDetailsRequest {
@@ -1889,13 +1898,19 @@ export const CancelJobResponse: MessageFns<CancelJobResponse> = {
 };
 
 function createBaseGetJobHistoryRequest(): GetJobHistoryRequest {
-  return { jobId: "" };
+  return { jobId: "", pageSize: 0, pageToken: "" };
 }
 
 export const GetJobHistoryRequest: MessageFns<GetJobHistoryRequest> = {
   encode(message: GetJobHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.jobId !== "") {
       writer.uint32(10).string(message.jobId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -1921,6 +1936,22 @@ export const GetJobHistoryRequest: MessageFns<GetJobHistoryRequest> = {
             message.jobId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1940,6 +1971,16 @@ export const GetJobHistoryRequest: MessageFns<GetJobHistoryRequest> = {
         : isSet(object.job_id)
         ? globalThis.String(object.job_id)
         : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1947,6 +1988,12 @@ export const GetJobHistoryRequest: MessageFns<GetJobHistoryRequest> = {
     const obj: any = {};
     if (message.jobId !== "") {
       obj.jobId = message.jobId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -1957,18 +2004,23 @@ export const GetJobHistoryRequest: MessageFns<GetJobHistoryRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetJobHistoryRequest>, I>>(object: I): GetJobHistoryRequest {
     const message = createBaseGetJobHistoryRequest();
     message.jobId = object.jobId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseGetJobHistoryResponse(): GetJobHistoryResponse {
-  return { events: [] };
+  return { events: [], nextPageToken: "" };
 }
 
 export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
   encode(message: GetJobHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.events) {
       JobEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1994,6 +2046,14 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
             message.events.push(JobEvent.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2009,6 +2069,11 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
   fromJSON(object: any): GetJobHistoryResponse {
     return {
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => JobEvent.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2016,6 +2081,9 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
     const obj: any = {};
     if (message.events?.length) {
       obj.events = message.events.map((e) => JobEvent.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -2026,6 +2094,7 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
   fromPartial<I extends Exact<DeepPartial<GetJobHistoryResponse>, I>>(object: I): GetJobHistoryResponse {
     const message = createBaseGetJobHistoryResponse();
     message.events = object.events?.map((e) => JobEvent.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -2143,9 +2212,10 @@ export const JobServiceService = {
     responseDeserialize: (value: Buffer): CancelJobResponse => CancelJobResponse.decode(value),
   },
   /**
-   * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
-   * or error, and progress or detail within a phase at most once a second (heartbeats are not
-   * recorded). Errors as GetJobDetails.
+   * Returns the recorded changes of a job, oldest first, a page at a time: every change of status,
+   * phase, cancel request or error, and progress or detail within a phase at most once a second
+   * (heartbeats are not recorded). Errors as GetJobDetails, and INVALID_ARGUMENT for a negative
+   * page_size or a page_token of another job.
    */
   getJobHistory: {
     path: "/jobwatch.v1.JobService/GetJobHistory" as const,
@@ -2209,9 +2279,10 @@ export interface JobServiceServer extends UntypedServiceImplementation {
    */
   cancelJob: handleUnaryCall<CancelJobRequest, CancelJobResponse>;
   /**
-   * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
-   * or error, and progress or detail within a phase at most once a second (heartbeats are not
-   * recorded). Errors as GetJobDetails.
+   * Returns the recorded changes of a job, oldest first, a page at a time: every change of status,
+   * phase, cancel request or error, and progress or detail within a phase at most once a second
+   * (heartbeats are not recorded). Errors as GetJobDetails, and INVALID_ARGUMENT for a negative
+   * page_size or a page_token of another job.
    */
   getJobHistory: handleUnaryCall<GetJobHistoryRequest, GetJobHistoryResponse>;
 }
@@ -2332,9 +2403,10 @@ export interface JobServiceClient extends Client {
     callback: (error: ServiceError | null, response: CancelJobResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Returns the recorded changes of a job, oldest first: every change of status, phase, cancel request
-   * or error, and progress or detail within a phase at most once a second (heartbeats are not
-   * recorded). Errors as GetJobDetails.
+   * Returns the recorded changes of a job, oldest first, a page at a time: every change of status,
+   * phase, cancel request or error, and progress or detail within a phase at most once a second
+   * (heartbeats are not recorded). Errors as GetJobDetails, and INVALID_ARGUMENT for a negative
+   * page_size or a page_token of another job.
    */
   getJobHistory(
     request: GetJobHistoryRequest,
