@@ -162,6 +162,17 @@ describe("FeedPosition and cursors", () => {
     assert.throws(() => decodeCursor("bm9wZQ", T0, 60_000), InvalidArgumentError);
     assert.throws(() => decodeCursor(encodeCursor(new FeedPosition(5), T0), T0 + 61_000, 60_000), OutOfRangeError);
   });
+
+  test("a cursor stamped in the future cannot outlive the feed: OUT_OF_RANGE beyond a minute of clock skew", () => {
+    // Without this check a cursor stamped years ahead never expired, and resumed silently past pruned entries.
+    assert.throws(
+      () => decodeCursor(encodeCursor(new FeedPosition(5), T0 + 365 * 86_400_000), T0, 60_000),
+      (e: unknown) =>
+        e instanceof OutOfRangeError && /in the future/.test(e.message) && /without a cursor/.test(e.message),
+    );
+    // A replica whose clock runs a little ahead still makes usable cursors.
+    assert.equal(decodeCursor(encodeCursor(new FeedPosition(5), T0 + 30_000), T0, 60_000).position.high, 5);
+  });
 });
 
 describe("what a change means to a filter", () => {

@@ -100,6 +100,8 @@ export interface Cursor {
 }
 
 const CURSOR_VERSION = "1";
+/** How far ahead of this server's clock a cursor's stamp may be (another replica's clock running fast). */
+const MAX_CLOCK_SKEW_MS = 60_000;
 
 /** The opaque cursor a client passes back as after_cursor. */
 export function encodeCursor(position: FeedPosition, at: number): string {
@@ -140,6 +142,15 @@ export function decodeCursor(text: string, now: number, maxAgeMs: number): Curso
       gaps.push({ from, to });
       previous = to + 1;
     }
+  }
+  // A cursor made on a replica whose clock runs ahead is fine; one from further ahead would never expire
+  // and could resume past feed entries already pruned, a silent gap.
+  if (at - now > MAX_CLOCK_SKEW_MS) {
+    throw new OutOfRangeError(
+      `after_cursor is stamped ${Math.round((at - now) / 1000)} s in the future by this server's clock, more ` +
+        `than the ${MAX_CLOCK_SKEW_MS / 1000} s of clock difference allowed between replicas: start again ` +
+        "without a cursor (you get a fresh snapshot), and check the replicas' clocks",
+    );
   }
   if (now - at > maxAgeMs) {
     throw new OutOfRangeError(
