@@ -2,7 +2,8 @@
 // caller's jobs unless --all, and Ctrl-C (SIGINT) leaves with exit code 0.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { start } from "./helpers/cli.js";
+import { spawn } from "node:child_process";
+import { cliCommand, start } from "./helpers/cli.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 describe("jobwatch top, piped", () => {
@@ -55,5 +56,32 @@ describe("jobwatch top, piped", () => {
     const refused = start(["top", "--all"], { env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.alice } });
     assert.equal(await refused.exited, 4);
     assert.match(refused.stderr, /manage_jobs/);
+  });
+
+  test("a server never reached exits 5 and names the address, as watch does (it kept retrying forever)", async () => {
+    const run = start(["top"], { env: { JOBWATCH_ADDRESS: "127.0.0.1:1", JOBWATCH_TOKEN: s.tokens.alice } });
+    // Not a speed bound: before the fix top never exited, and a test that hangs must still end.
+    const hung = setTimeout(() => run.child.kill("SIGKILL"), 30_000);
+    const code = await run.exited;
+    clearTimeout(hung);
+    assert.equal(code, 5, run.stderr);
+    assert.match(run.stderr, /cannot reach the jobwatch server at 127\.0\.0\.1:1/);
+  });
+
+  test("on a terminal, an error is printed after leaving the full screen, so it stays visible", async () => {
+    // `script` gives the command a pseudo-terminal, as a person's shell would.
+    const line = cliCommand(["top", "--all"]);
+    const quoted = [line.command, ...line.args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+    const child = spawn("script", ["-qec", quoted, "/dev/null"], {
+      env: { ...process.env, JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.alice, NO_COLOR: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.equal(code, 4, out);
+    const left = out.lastIndexOf("\x1b[?1049l");
+    assert.ok(left >= 0, `never left the alternate screen: ${JSON.stringify(out)}`);
+    assert.match(out.slice(left), /manage_jobs/, "the error must come after leaving the alternate screen");
   });
 });

@@ -53,16 +53,27 @@ export function register(program: Command): void {
     try {
       await runWithClient(flags, async (client) => {
         try {
+          let reached = false;
           const events = client.watchJobs(filter, {
             signal: stop.signal,
-            onRetry: ({ error }) => {
+            onRetry: ({ error, attempt }) => {
+              // As watch: a server down before we ever reached it is "unreachable" (exit 5) after a couple of
+              // quick, quiet tries (a mistyped address must not spin forever); one that goes away later is
+              // waited for, as a restart usually is.
+              if (!reached) return attempt <= 2;
               view.connection(`reconnecting (${connectionCause(error.message) ?? error.message})`);
+              return true;
             },
-            onConnected: () => view.connection("live"),
+            onConnected: () => {
+              reached = true;
+              view.connection("live");
+            },
           });
           for await (const event of events) view.event(event);
         } catch (err) {
           if (stop.signal.aborted) return;
+          // Leave the alternate screen first: the error printed next would vanish with it.
+          view.stop();
           throw err;
         }
       });
@@ -144,6 +155,7 @@ class ScreenView implements TopView {
   private timer: NodeJS.Timeout | undefined;
   private tick: NodeJS.Timeout | undefined;
   private onKey: ((data: Buffer) => void) | undefined;
+  private stopped = false;
 
   constructor(private readonly address: string) {}
 
@@ -164,6 +176,8 @@ class ScreenView implements TopView {
   }
 
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     clearInterval(this.tick);
     clearTimeout(this.timer);
     if (this.onKey) {
