@@ -41,6 +41,23 @@ export function jobNotFound(jobId: string): NotFoundError {
   return new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`);
 }
 
+/**
+ * A step another call takes that would have made a refused transition legal: "start" (the job is still
+ * PENDING), "request_cancellation" (no cancellation was requested). The store names the step, never
+ * the rpc; the service layer may add which rpc takes it.
+ */
+export type MissingStep = "start" | "request_cancellation";
+
+/** What a refusal that another call could have prevented says besides its message. */
+export interface Refusal {
+  /** The refusal without advice, e.g. "cannot report progress on a job in PENDING status". */
+  refused: string;
+  /** The job's status at the refusal, in upper case. */
+  status: string;
+  /** The step that was missing. */
+  missing: MissingStep;
+}
+
 /** Thrown when a job's current status does not allow the requested transition. */
 export class FailedPreconditionError extends JobwatchError {
   override name = "FailedPreconditionError";
@@ -50,6 +67,8 @@ export class FailedPreconditionError extends JobwatchError {
     readonly type: string,
     /** What the precondition applies to, e.g. a job id. */
     readonly subject: string,
+    /** Set when a step another call takes was missing (the message then says so in the store's words). */
+    readonly refusal?: Refusal,
   ) {
     super(message);
   }
@@ -95,6 +114,15 @@ export class PermissionDeniedError extends JobwatchError {
 /** Thrown when the service cannot serve right now (database unreachable, shutting down); retryable. */
 export class UnavailableError extends JobwatchError {
   override name = "UnavailableError";
+}
+
+/**
+ * Thrown when a write lost a race with other writers every time it tried (an optimistic-concurrency
+ * check that kept failing, a deadlock or lock timeout that kept recurring). Nothing was written, so
+ * the same call may be retried as it is, after a pause; google.rpc.Code ABORTED means exactly this.
+ */
+export class AbortedError extends JobwatchError {
+  override name = "AbortedError";
 }
 
 /** Thrown when a position the caller resumes from is no longer held (a WatchJobs cursor too old); start again. */

@@ -173,6 +173,38 @@ describe("lifecycle rules", () => {
     assert.match(refusal(markCancelledRule(), row("completed")), /COMPLETED.*already finished/);
   });
 
+  test("a refusal another call could have prevented names the missing step, never an rpc", () => {
+    const cases: [Rule, JobRow, string, string][] = [
+      [progressRule(5), row("pending"), "start", "cannot report progress on a job in PENDING status"],
+      [heartbeatRule(), row("pending"), "start", "cannot record a heartbeat for a job in PENDING status"],
+      [markCancelledRule(), row("pending"), "request_cancellation", "cannot mark a job in PENDING status as cancelled"],
+      [markCancelledRule(), row("running"), "request_cancellation", "cannot mark a job in RUNNING status as cancelled"],
+    ];
+    for (const [rule, r, missing, refused] of cases) {
+      assert.throws(
+        () => apply(rule, r),
+        (e: unknown) => {
+          assert.ok(e instanceof FailedPreconditionError);
+          assert.deepEqual(e.refusal, { refused, status: r.status.toUpperCase(), missing });
+          assert.ok(e.message.startsWith(`${refused}; `));
+          assert.doesNotMatch(e.message, /StartJob|CancelJob|MarkCancelled/);
+          return true;
+        },
+      );
+    }
+    // Nothing to advise once the job has finished, or when no other call helps.
+    for (const [rule, r] of [
+      [heartbeatRule(), row("completed")],
+      [startRule(), row("running")],
+      [cancelRule(), row("failed")],
+    ] as const) {
+      assert.throws(
+        () => apply(rule, r),
+        (e: unknown) => e instanceof FailedPreconditionError && e.refusal === undefined,
+      );
+    }
+  });
+
   test("the stale sweep fails only a RUNNING job still silent, naming when it was last heard", () => {
     const staleBefore = NOW - 60_000;
     const heard = NOW - 120_000;

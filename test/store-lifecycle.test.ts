@@ -142,10 +142,13 @@ for (const dialect of DIALECTS) {
       }
 
       const running = await jobIn(store, "running");
-      await assert.rejects(store.markCancelled(running.jobId), /RUNNING.*CancelJob/);
+      await assert.rejects(store.markCancelled(running.jobId), /RUNNING.*no cancellation was requested/);
       const pending = await jobIn(store, "pending");
+      // The store says what state forbids what; which rpc to call is the service layer's to add
+      // (test/worker-refusals.test.ts asserts what a worker sees).
       await assert.rejects(store.reportProgress(pending.jobId, 5), {
-        message: "cannot report progress on a job in PENDING status; call StartJob first",
+        message: "cannot report progress on a job in PENDING status; the job must be started first",
+        refusal: { refused: "cannot report progress on a job in PENDING status", status: "PENDING", missing: "start" },
       });
       const completed = await jobIn(store, "completed");
       await assert.rejects(store.cancelJob(completed.jobId), { message: "cannot cancel a job in COMPLETED status" });
@@ -154,19 +157,29 @@ for (const dialect of DIALECTS) {
       });
     });
 
-    test("markCancelled without a cancel request names the status and who can request one, not an RPC the worker cannot call", async (t) => {
+    test("markCancelled without a cancel request names the status and the missing request, in the store's words", async (t) => {
       const { store } = await setup(t, dialect);
       const running = await jobIn(store, "running");
       await assert.rejects(store.markCancelled(running.jobId), {
         message:
           "cannot mark a job in RUNNING status as cancelled; no cancellation was requested: only a job whose " +
-          "cancellation was requested (CancelJob by its owner or an admin) can be marked cancelled",
+          "cancellation was requested can be marked cancelled",
+        refusal: {
+          refused: "cannot mark a job in RUNNING status as cancelled",
+          status: "RUNNING",
+          missing: "request_cancellation",
+        },
       });
       const pending = await jobIn(store, "pending");
       await assert.rejects(store.markCancelled(pending.jobId), {
         message:
           "cannot mark a job in PENDING status as cancelled; no cancellation was requested: only a RUNNING job whose " +
-          "cancellation was requested (CancelJob by its owner or an admin) can be marked cancelled",
+          "cancellation was requested can be marked cancelled",
+        refusal: {
+          refused: "cannot mark a job in PENDING status as cancelled",
+          status: "PENDING",
+          missing: "request_cancellation",
+        },
       });
     });
 

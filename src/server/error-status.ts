@@ -3,6 +3,7 @@ import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
 import type { StatusObject } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
+  AbortedError,
   AlreadyExistsError,
   type FieldViolation,
   FailedPreconditionError,
@@ -17,6 +18,7 @@ import {
 import type { Any } from "../gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, PreconditionFailure, QuotaFailure } from "../gen/google/rpc/error_details.js";
 import { Status } from "../gen/google/rpc/status.js";
+import { preconditionMessage } from "./rpc-advice.js";
 
 /** The trailer in which gRPC carries a serialized google.rpc.Status with typed details. */
 export const STATUS_DETAILS_TRAILER = "grpc-status-details-bin";
@@ -110,13 +112,14 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
     return richStatus(GrpcStatus.NOT_FOUND, error.message, []);
   }
   if (error instanceof FailedPreconditionError) {
-    return richStatus(GrpcStatus.FAILED_PRECONDITION, error.message, [
+    const message = preconditionMessage(error);
+    return richStatus(GrpcStatus.FAILED_PRECONDITION, message, [
       pack("google.rpc.PreconditionFailure", PreconditionFailure, {
         violations: [
           {
             type: truncate(error.type, ERROR_LIMITS.fieldChars),
             subject: truncate(error.subject, ERROR_LIMITS.fieldChars),
-            description: truncate(error.message, ERROR_LIMITS.descriptionChars),
+            description: truncate(message, ERROR_LIMITS.descriptionChars),
           },
         ],
       }),
@@ -148,6 +151,10 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
         metadata: { permission: error.permission },
       }),
     ]);
+  }
+  if (error instanceof AbortedError) {
+    // A lost race and nothing written: retryable as is, after a pause (google.rpc.Code ABORTED).
+    return richStatus(GrpcStatus.ABORTED, error.message, []);
   }
   if (error instanceof UnavailableError) {
     // Retryable by definition: the client should back off and try again (a watcher resumes with after_revision).

@@ -1,9 +1,10 @@
 // The job lifecycle as pure rules: which status allows which change, what the change sets, what enters the history.
 import { FailedPreconditionError } from "../errors.js";
+import type { MissingStep } from "../errors.js";
 import type { JobRowUpdate } from "./database.js";
 import type { JobRow } from "./database.js";
 import { isTerminal } from "./job.js";
-import type { Job } from "./job.js";
+import type { Job, JobStatus } from "./job.js";
 
 /** What a transition does to a job: the columns it sets and whether the change enters the history. */
 export interface Change {
@@ -37,7 +38,7 @@ export function startRule(): Rule {
 /** Progress, phase and detail of a RUNNING job (undefined phase or detail: unchanged). */
 export function progressRule(progress: number, phase?: string, detail?: string): Rule {
   return (job, row, now) => {
-    if (job.status !== "running") refuse(job, "report progress on a job in %s status", "call StartJob first");
+    if (job.status !== "running") refuse(job, "report progress on a job in %s status", "start");
     const set: JobRowUpdate = { progress, last_heartbeat_at: now };
     if (phase !== undefined) set.phase = phase;
     if (detail !== undefined) set.detail = detail;
@@ -57,7 +58,7 @@ export function progressRule(progress: number, phase?: string, detail?: string):
 /** A heartbeat of a RUNNING job. */
 export function heartbeatRule(): Rule {
   return (job, _row, now) => {
-    if (job.status !== "running") refuse(job, "record a heartbeat for a job in %s status", "call StartJob first");
+    if (job.status !== "running") refuse(job, "record a heartbeat for a job in %s status", "start");
     // A revision of its own (last_heartbeat_at changed) but not history: nothing a person reads changed.
     return { set: { last_heartbeat_at: now }, recorded: false };
   };
@@ -87,11 +88,11 @@ export function markCancelledRule(): Rule {
   return (job, _row, now) => {
     // A PENDING job never has a request: CancelJob cancels it at once.
     if (job.status === "pending") {
-      refuse(job, "mark a job in %s status as cancelled", noCancelRequested("RUNNING job"));
+      refuse(job, "mark a job in %s status as cancelled", "request_cancellation");
     }
     if (job.status !== "running") refuse(job, "mark a job in %s status as cancelled");
     if (!job.cancelRequested) {
-      refuse(job, "mark a job in %s status as cancelled", noCancelRequested("job"));
+      refuse(job, "mark a job in %s status as cancelled", "request_cancellation");
     }
     return { set: { status: "cancelled", completed_at: now, active_key: null }, recorded: true };
   };
@@ -160,21 +161,30 @@ export function cancelUnconfirmedRule(requestedBefore: number): Rule {
 
 /**
  * Throws the FailedPreconditionError of an illegal transition: `what` has a %s where the current
- * status goes (in upper case); `advice` says what to do, unless the job has finished anyway.
+ * status goes (in upper case); `advice` says what to do, or which step another call takes is missing,
+ * unless the job has finished anyway. The words say what state forbids what, never which rpc to call:
+ * the service layer adds that from the error's `refusal`.
  */
-function refuse(job: Job, what: string, advice?: string): never {
-  const hint = isTerminal(job.status) || advice === undefined ? "the job has already finished" : advice;
-  throw new FailedPreconditionError(
-    `cannot ${what.replace("%s", job.status.toUpperCase())}; ${hint}`,
-    "STATUS",
-    job.jobId,
-  );
+function refuse(job: Job, what: string, advice?: string | MissingStep): never {
+  const status = job.status.toUpperCase();
+  const refused = `cannot ${what.replace("%s", status)}`;
+  if (isTerminal(job.status) || advice === undefined) {
+    throw new FailedPreconditionError(`${refused}; the job has already finished`, "STATUS", job.jobId);
+  }
+  if (advice !== "start" && advice !== "request_cancellation") {
+    throw new FailedPreconditionError(`${refused}; ${advice}`, "STATUS", job.jobId);
+  }
+  throw new FailedPreconditionError(`${refused}; ${missingStep(advice, job.status)}`, "STATUS", job.jobId, {
+    refused,
+    status,
+    missing: advice,
+  });
 }
 
-/**
- * The advice of a refused MarkCancelled. It goes to the worker, which (role service) cannot call
- * CancelJob itself, so it names who can instead of telling it to.
- */
-function noCancelRequested(what: "job" | "RUNNING job"): string {
-  return `no cancellation was requested: only a ${what} whose cancellation was requested (CancelJob by its owner or an admin) can be marked cancelled`;
+/** The store's words for a missing step. */
+function missingStep(step: MissingStep, status: JobStatus): string {
+  if (step === "start") return "the job must be started first";
+  // A PENDING job never has a request: cancelling it cancels it at once.
+  const which = status === "pending" ? "a RUNNING job" : "a job";
+  return `no cancellation was requested: only ${which} whose cancellation was requested can be marked cancelled`;
 }
