@@ -1,19 +1,24 @@
 // Job queries: create, read, list, history, and the conditional update that applies a lifecycle rule.
 import { createHash, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AlreadyExistsError, FailedPreconditionError, UnavailableError, jobNotFound } from "../errors.js";
+import { AbortedError, AlreadyExistsError, FailedPreconditionError, jobNotFound } from "../errors.js";
 import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
 import type { Job, JobEvent } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
 import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
-import { isConnectionFault, isUniqueViolation } from "./transaction.js";
+import { isConnectionFault, isUniqueViolation, jitteredBackoff } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
 /** getHistory's page size when none is given. */
 const DEFAULT_HISTORY_LIMIT = 10_000;
 /** Attempts of a conditional update before giving up (each retry re-reads the row). */
-const MAX_TRANSITION_ATTEMPTS = 100;
+export const MAX_TRANSITION_ATTEMPTS = 100;
+/**
+ * Backoff between those attempts after the first retry: 50 writers on one job (each round one wins)
+ * spread out within a few hundred ms, and a call that loses every time gives up within about 2 s.
+ */
+const TRANSITION_BACKOFF = { baseMs: 1, capMs: 32 } as const;
 /** Attempts of an insert whose active job finished in between (each retry inserts again). */
 const MAX_CREATE_ATTEMPTS = 5;
 
@@ -84,7 +89,7 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
     }
     // The conflicting job finished in between: insert again.
   }
-  throw new UnavailableError(`could not create the job: the database kept reporting a conflict; try again`);
+  throw new AbortedError(`could not create the job: the database kept reporting a conflict; try again`);
 }
 
 /**
@@ -212,10 +217,11 @@ export async function transition(
     if (applied) return { job: next, changed: true };
     causal = await db.causal.isGalera();
     if (attempt >= MAX_TRANSITION_ATTEMPTS) {
-      throw new UnavailableError(`job ${jobId} is being changed by too many writers at once; try again`);
+      throw new AbortedError(`job ${jobId} is being changed by too many writers at once; try again`);
     }
-    // Jitter, so writers that keep colliding spread out.
-    if (attempt > 2) await sleep(Math.random() * Math.min(25, attempt));
+    // Another writer just moved the job: re-read at once, then back off with jitter, so writers that
+    // keep colliding spread out instead of retrying in lockstep.
+    if (attempt > 1) await sleep(jitteredBackoff(attempt - 1, TRANSITION_BACKOFF));
   }
 }
 

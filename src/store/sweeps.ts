@@ -91,11 +91,16 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
 /** Deletes feed-only (unrecorded) events older than `before`; returns how many. */
 export async function pruneFeed(db: StoreDb, before: number): Promise<number> {
   const base = db.kysely.deleteFrom("job_events").where("recorded", "=", 0).where("at", "<", before);
-  if (db.dialect === "sqlite") return Number((await base.executeTakeFirst()).numDeletedRows);
+  // Through write transactions, like every write: a lock conflict is retried, never thrown raw.
+  const deleteSome = (q: typeof base): Promise<number> =>
+    db.write(function* () {
+      return Number((yield q.compile()).numAffectedRows ?? 0);
+    });
+  if (db.dialect === "sqlite") return deleteSome(base);
   // MySQL: in batches, so no single statement holds locks on a large part of the table.
   let total = 0;
   for (;;) {
-    const n = Number((await base.limit(PRUNE_CHUNK).executeTakeFirst()).numDeletedRows);
+    const n = await deleteSome(base.limit(PRUNE_CHUNK));
     total += n;
     if (n < PRUNE_CHUNK) return total;
   }

@@ -17,7 +17,11 @@ export async function createToken(
     created_at: db.now(),
     revoked_at: null,
   };
-  await db.kysely.insertInto("tokens").values(row).execute();
+  const k = db.kysely;
+  // Through a write transaction, like every write: a lock conflict is retried, never thrown raw.
+  await db.write(function* () {
+    yield k.insertInto("tokens").values(row).compile();
+  });
   return tokenRowToTokenInfo(row);
 }
 
@@ -30,12 +34,16 @@ export async function listTokens(db: StoreDb): Promise<TokenInfo[]> {
 /** Marks a token revoked; NotFoundError when unknown; idempotent. */
 export async function revokeToken(db: StoreDb, tokenId: string): Promise<TokenInfo> {
   // Only the first revocation sets revoked_at, so revoking twice keeps the original time.
-  await db.kysely
-    .updateTable("tokens")
-    .set({ revoked_at: db.now() })
-    .where("token_id", "=", tokenId)
-    .where("revoked_at", "is", null)
-    .execute();
+  const k = db.kysely;
+  const now = db.now();
+  await db.write(function* () {
+    yield k
+      .updateTable("tokens")
+      .set({ revoked_at: now })
+      .where("token_id", "=", tokenId)
+      .where("revoked_at", "is", null)
+      .compile();
+  });
   const row = await db.kysely.selectFrom("tokens").selectAll().where("token_id", "=", tokenId).executeTakeFirst();
   if (!row) throw new NotFoundError(`token ${tokenId} not found`);
   return tokenRowToTokenInfo(row);

@@ -4,6 +4,7 @@ import type { CompiledQuery, Kysely, QueryResult } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
 import { causalReader } from "./causal-read.js";
 import type { CausalReader } from "./causal-read.js";
+import { AbortedError } from "../errors.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import { classifyStorageError } from "./storage-faults.js";
 import type { Database } from "./database.js";
@@ -28,7 +29,9 @@ export interface StoreDb {
   /**
    * Runs a write transaction. SQLite: synchronously inside BEGIN IMMEDIATE on the raw handle, so the
    * write lock is never held across an await. MySQL: a Kysely transaction on one pooled connection.
-   * Deadlocks, lock timeouts and SQLITE_BUSY are retried a few times (the body runs again from the start).
+   * Deadlocks, lock timeouts (MySQL, and Galera's certification failures, which it reports as
+   * deadlocks) and SQLITE_BUSY are a lost race: the body runs again from the start after a jittered
+   * backoff, and when it keeps losing, AbortedError (nothing was written). Never the raw driver error.
    */
   write<T>(body: TxBody<T>): Promise<T>;
   /**
@@ -46,7 +49,9 @@ export interface StoreDb {
 }
 
 /** Attempts of a transaction that failed on a deadlock, lock timeout or SQLITE_BUSY. */
-const MAX_TX_ATTEMPTS = 6;
+export const MAX_TX_ATTEMPTS = 6;
+/** Backoff of a transaction retry: the first delay's ceiling and the most any delay's ceiling grows to. */
+const TX_BACKOFF = { baseMs: 5, capMs: 100 } as const;
 /** Prepared SQLite statements kept per store, by SQL text. */
 const MAX_CACHED_STATEMENTS = 256;
 
@@ -94,8 +99,14 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
             reran = true;
             continue;
           }
-          if (!isTransient(error) || attempt >= MAX_TX_ATTEMPTS) throw error;
-          await sleep(Math.random() * 20 * attempt);
+          if (!isTransient(error)) throw error;
+          if (attempt >= MAX_TX_ATTEMPTS) {
+            throw new AbortedError(
+              `the database kept reporting a conflict with other writers (${transientName(error)}); nothing was written; try again`,
+              { cause: error },
+            );
+          }
+          await sleep(jitteredBackoff(attempt, TX_BACKOFF));
         }
       }
     },
@@ -135,6 +146,23 @@ export async function driveAsync<T>(
   return step.value;
 }
 
+/**
+ * The pause before retry number `attempt` (1 = the first retry) of a write that lost a race: "full
+ * jitter" (a random delay up to a ceiling that doubles from `baseMs` to at most `capMs`), so writers
+ * that collided once do not collide again in lockstep, and the ceiling stays small enough that the
+ * retries of one call fit in a client's deadline.
+ */
+export function jitteredBackoff(attempt: number, { baseMs, capMs }: { baseMs: number; capMs: number }): number {
+  return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+}
+
+/** The driver's name of a transient error, for the message of the AbortedError it ends in. */
+function transientName(error: unknown): string {
+  const { code, errno } = errorCode(error);
+  if (typeof code === "string") return code;
+  return typeof errno === "number" ? `errno ${errno}` : "lock conflict";
+}
+
 function errorCode(error: unknown): { code?: unknown; errno?: unknown } {
   return typeof error === "object" && error !== null ? (error as { code?: unknown; errno?: unknown }) : {};
 }
@@ -156,7 +184,12 @@ export function isConnectionFault(error: unknown): boolean {
   return kind === "lost" || kind === "unreachable";
 }
 
-/** Errors after which running the same transaction again can succeed. */
+/**
+ * Errors after which running the same transaction again can succeed: SQLITE_BUSY (another process
+ * held the write lock past busy_timeout), ER_LOCK_DEADLOCK 1213 (InnoDB chose this transaction as a
+ * deadlock victim; Galera reports a failed certification the same way) and ER_LOCK_WAIT_TIMEOUT 1205.
+ * Each rolled the transaction back, so nothing of it was written.
+ */
 export function isTransient(error: unknown): boolean {
   const { code, errno } = errorCode(error);
   return (
