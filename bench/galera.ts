@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { availableParallelism, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createConnection } from "mysql2/promise";
-import { createToken } from "../src/cli/token.js";
+import { createToken } from "../src/auth/token-admin.js";
 import { createClient } from "../src/client/index.js";
 import type { JobwatchClient } from "../src/client/index.js";
 import { causalReader } from "../src/store/causal-read.js";

@@ -2,10 +2,10 @@
 // with a normal user's and a worker's token made for the run. Prints {"address", "user", "worker", "admin"}
 // when serving; stops gracefully on SIGTERM (so a --cpu-prof profile is written).
 import { pino } from "pino";
-import { createToken } from "../src/cli/token.js";
+import { createToken } from "../src/auth/token-admin.js";
 import { loadConfig } from "../src/config.js";
 import { startService } from "../src/main.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 
 const url = process.argv[2]!;
 const config = loadConfig({ JOBWATCH_DATABASE_URL: url, JOBWATCH_LISTEN: "127.0.0.1:0", JOBWATCH_LOG_LEVEL: "silent" });

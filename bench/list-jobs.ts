@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { openDatabase } from "../src/store/connect.js";
 import { migrateToLatest } from "../src/store/migrations.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import type { JobStore, ListJobsQuery } from "../src/store/store.js";
 import { freshDatabase, TEST_MYSQL_URL } from "../test/helpers/databases.js";
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { JobServiceClient, WatchJobRequest } from "../src/gen/jobwatch/v1/job_service.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import { nodeTs, startChild } from "./lib.js";
 
 const REVISIONS = Number(process.env.BENCH_REVISIONS ?? 20_000);

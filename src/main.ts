@@ -1,7 +1,7 @@
 // Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
 import type { Logger } from "pino";
 import { Authenticator } from "./auth/authenticator.js";
-import { bootstrapTokenMessage, ensureBootstrapToken } from "./cli/token.js";
+import { bootstrapTokenMessage, ensureBootstrapToken } from "./auth/token-admin.js";
 import type { Config } from "./config.js";
 import { createLogger } from "./logger.js";
 import { accessLogHooks } from "./server/access-log.js";
@@ -10,37 +10,11 @@ import { routeGrpcLog } from "./server/grpc-log.js";
 import { createServer } from "./server/server.js";
 import { FEED_KEEP_MS, Sweeper } from "./server/sweeper.js";
 import { WatchHub } from "./watch/watch-hub.js";
-import { openDatabase, redactUrl } from "./store/connect.js";
-import { SqlJobStore } from "./store/sql-job-store.js";
-import { probeWrite } from "./store/write-probe.js";
-import { guardStore } from "./store/guarded-store.js";
-import type { GuardedStore } from "./store/guarded-store.js";
+import { redactUrl } from "./store/connect.js";
+import { openStore } from "./store/open.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
 const SHUTDOWN_BUDGET_MS = 8000;
-
-/**
- * Opens the database at `url`, checks that it answers and applies pending migrations. Errors carry
- * one line that names the (redacted) URL and the cause.
- */
-export async function openStore(url: string): Promise<GuardedStore> {
-  // Startup errors name the driver's cause (the address, the refused login); calls get guarded errors.
-  const open = openDatabase(url);
-  const store = new SqlJobStore(open);
-  try {
-    await store.ping();
-  } catch (error) {
-    await store.close().catch(() => undefined);
-    throw new Error(`cannot reach the database at ${redactUrl(url)}: ${causeOf(error)}`);
-  }
-  try {
-    await store.migrate();
-  } catch (error) {
-    await store.close().catch(() => undefined);
-    throw new Error(`cannot migrate the database at ${redactUrl(url)}: ${causeOf(error)}`);
-  }
-  return guardStore(store, { probeWrite: () => probeWrite(open) });
-}
 
 /** A running jobwatch service. */
 export interface Service {
@@ -147,13 +121,4 @@ export async function serve(config: Config): Promise<void> {
 /** 0.0.0.0:50051 -> localhost:50051, what a client on this host dials. */
 function displayAddress(address: string): string {
   return address.replace(/^(0\.0\.0\.0|\[::\]):/, "localhost:");
-}
-
-function causeOf(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) return causeOf(error.errors[0]);
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === "string" && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
-  }
-  return String(error);
 }

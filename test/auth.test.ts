@@ -13,12 +13,13 @@ import { PRINCIPAL_METADATA_KEY, canManageJobs, attachPrincipal, principalOf } f
 import type { Principal } from "../src/auth/principal.js";
 import { PERMISSIONS, ROLES, hasPermission, isRole, permissionsOf } from "../src/auth/roles.js";
 import { generateToken, hashToken, parseToken, tokenMatches } from "../src/auth/tokens.js";
-import { createToken, ensureBootstrapToken, formatTokenTable, listTokens, revokeToken } from "../src/cli/token.js";
+import { createToken, ensureBootstrapToken, listTokens, revokeToken } from "../src/auth/token-admin.js";
+import { formatTokenTable } from "../src/cli/token.js";
 import { InvalidArgumentError, NotFoundError, UnauthenticatedError, UnavailableError } from "../src/errors.js";
 import { JobServiceService } from "../src/gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../src/gen/jobwatch/v1/job_worker_service.js";
 import { PERMISSION_TABLE, descriptorSetBytes, fileDescriptorProtos } from "../src/server/contract.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import { errorToStatus } from "../src/server/error-status.js";
 import type { SqlJobStore } from "../src/store/sql-job-store.js";
 import type { JobStore } from "../src/store/store.js";

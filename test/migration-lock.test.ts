@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { sql } from "kysely";
 import { withMigrationLock } from "../src/store/migrations.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import { TEST_MYSQL_URL, freshDatabase } from "./helpers/databases.js";
 
 describe("mysql: migration lock", { skip: TEST_MYSQL_URL ? false : "JOBWATCH_TEST_MYSQL_URL is not set" }, () => {

@@ -5,7 +5,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { openDatabase } from "../src/store/connect.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import { DIALECTS, freshDatabase } from "./helpers/databases.js";
 
 describe("openDatabase", () => {

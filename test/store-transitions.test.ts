@@ -6,7 +6,7 @@ import { Migrator } from "kysely";
 import type { Kysely } from "kysely";
 import type { Database } from "../src/store/database.js";
 import { migrationProvider } from "../src/store/migrations.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import { DIALECTS, freshDatabase } from "./helpers/databases.js";
 import { setup } from "./helpers/store.js";
 

@@ -9,7 +9,7 @@ import { WatchHub } from "../src/watch/watch-hub.js";
 import type { WatchOptions } from "../src/watch/job-feed.js";
 import { WatchQueue } from "../src/watch/watch-queue.js";
 import type { Job, JobStatus } from "../src/store/job.js";
-import { createStore } from "../src/store/sql-job-store.js";
+import { createStore } from "../src/store/open.js";
 import type { FeedEntry, SeqRange, JobStore } from "../src/store/store.js";
 import { DIALECTS, freshStore } from "./helpers/databases.js";
 import type { TestDialect } from "./helpers/databases.js";

@@ -1,6 +1,6 @@
 // `jobwatch migrate`: applies the schema migrations to the configured database and exits.
 import type { Command } from "commander";
-import { openStore } from "../main.js";
+import { openStore } from "../store/open.js";
 import { configFrom, withDatabaseOption } from "./database-option.js";
 import { exitOnError } from "./fail.js";
 

@@ -1,8 +1,8 @@
 // JobService: the read side (GetJobDetails, WatchJob, ListJobs, GetJobStatistics, GetJobHistory) and CancelJob.
 import type { Logger } from "pino";
-import { canManageJobs } from "../auth/principal.js";
 import type { Principal } from "../auth/principal.js";
-import { PermissionDeniedError, jobNotFound } from "../errors.js";
+import { canSee, scopedUsername, visibleTo } from "../auth/visibility.js";
+import { jobNotFound } from "../errors.js";
 import type {
   CancelJobResponse,
   GetJobDetailsResponse,
@@ -37,16 +37,6 @@ export interface JobServiceDeps {
 /** The statistics window when the request sets none. */
 export const DEFAULT_STATISTICS_WINDOW_MS = 24 * 60 * 60 * 1000;
 
-/** True when the principal may see the job: their own, or any with manage_jobs. */
-export function canSee(principal: Principal, job: Job): boolean {
-  return job.username === principal.username || canManageJobs(principal);
-}
-
-/** The user whose jobs alone the principal may see; undefined with manage_jobs (every job). */
-export function visibleTo(principal: Principal): string | undefined {
-  return canManageJobs(principal) ? undefined : principal.username;
-}
-
 /**
  * The job if it exists and the caller may see it; otherwise the one NOT_FOUND. Visibility is part of the
  * query, so another user's job is refused before its result or error is read or decoded.
@@ -60,22 +50,6 @@ async function visibleJob(store: JobStore, principal: Principal, jobId: string):
 /** Throws the one NOT_FOUND unless the job exists and the caller may see it; reads no large column. */
 async function mustSee(store: JobStore, principal: Principal, jobId: string): Promise<void> {
   if (!(await store.jobExists(jobId, visibleTo(principal)))) throw jobNotFound(jobId);
-}
-
-/**
- * The username a ListJobs or GetJobStatistics query is scoped to: with manage_jobs the requested one
- * (empty: every user), without it always the caller's own, and naming someone else is PERMISSION_DENIED.
- * `what` names the refused action in the message, e.g. "listing another user's jobs".
- */
-function scopedUsername(principal: Principal, requested: string, what: string): string | undefined {
-  if (canManageJobs(principal)) return requested === "" ? undefined : requested;
-  if (requested !== "" && requested !== principal.username) {
-    throw new PermissionDeniedError(
-      `permission denied: ${what} needs permission 'manage_jobs'; leave username empty for your own jobs`,
-      "manage_jobs",
-    );
-  }
-  return principal.username;
 }
 
 /**

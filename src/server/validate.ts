@@ -1,6 +1,8 @@
 // Request validation: the limits documented in the contract, each violation saying what to fix.
+import { USERNAME_MAX_CHARS, usernameProblem } from "../auth/username.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { FieldViolation } from "../errors.js";
+import { chars, shown } from "../text.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const OPERATION_TYPE = /^[A-Za-z0-9_.-]+$/;
@@ -16,7 +18,7 @@ const EDGE_SPACE = /^\s|\s$/u;
 /** The documented limits of request fields (proto/jobwatch/v1/*.proto). */
 export const LIMITS = {
   operationType: 100,
-  username: 200,
+  username: USERNAME_MAX_CHARS,
   phase: 100,
   detail: 1000,
   error: 16384,
@@ -33,19 +35,6 @@ export const LIMITS = {
 
 /** The range of google.protobuf.Timestamp in epoch ms: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z. */
 export const TIMESTAMP_RANGE_MS = { min: -62_135_596_800_000, max: 253_402_300_799_999 } as const;
-
-/** Length in characters (code points), which is what the contract's limits count. */
-function chars(value: string): number {
-  let n = 0;
-  for (const _ of value) n++;
-  return n;
-}
-
-/** A value shown back in a message: quoted, shortened, control characters escaped. */
-export function shown(value: string): string {
-  const short = chars(value) > 60 ? `${[...value].slice(0, 60).join("")}...` : value;
-  return `'${JSON.stringify(short).slice(1, -1).replace(/'/g, "\\'")}'`;
-}
 
 /** How deep objects and arrays nest in a JSON value: 0 for a scalar, 1 for {} or [] of scalars. */
 export function jsonDepth(value: unknown): number {
@@ -164,17 +153,10 @@ export class RequestValidator {
     return value;
   }
 
-  /** username: 1-200 characters, no control characters. */
+  /** username: the one username rule (src/auth/username.ts). */
   username(value: string, field = "username"): string {
-    if (value === "") {
-      this.add(field, "is required: the user the job is submitted for (1 to 200 characters)");
-    } else if (chars(value) > LIMITS.username) {
-      this.add(field, `must be at most ${LIMITS.username} characters; got ${chars(value)}`);
-    } else if (CONTROL.test(value)) {
-      this.add(field, `must not contain control characters (newlines, tabs ...); got ${shown(value)}`);
-    } else {
-      this.noEdgeSpace(field, value);
-    }
+    const problem = usernameProblem(value);
+    if (problem !== undefined) this.add(field, problem);
     return value;
   }
 

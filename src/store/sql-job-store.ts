@@ -1,7 +1,6 @@
 // The JobStore over Kysely, on SQLite (better-sqlite3) and MySQL/MariaDB (mysql2): a thin facade over the query files.
 import { sql } from "kysely";
 import type { Kysely } from "kysely";
-import { openDatabase } from "./connect.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
 import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween, transitionsBetween } from "./feed.js";
@@ -50,11 +49,6 @@ export interface SqlJobStoreOptions {
    * own short transaction, so retention never holds locks on a large part of the table.
    */
   retentionChunkRows?: number;
-}
-
-/** Opens `url` and returns a store on it (call migrate() before use). */
-export function createStore(url: string, options: SqlJobStoreOptions = {}): SqlJobStore {
-  return new SqlJobStore(openDatabase(url), options);
 }
 
 /** JobStore on a SQL database; see JobStore for the contract. Each method is one function of a query file. */

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
-import { createToken } from "../../src/cli/token.js";
+import { createToken } from "../../src/auth/token-admin.js";
 import { GrpcStatus, JobStatus, createClient } from "../../src/client/index.js";
 import type { Job, JobwatchClient } from "../../src/client/index.js";
 import {

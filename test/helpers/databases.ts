@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createConnection } from "mysql2/promise";
 import type { Connection } from "mysql2/promise";
-import { createStore } from "../../src/store/sql-job-store.js";
+import { createStore } from "../../src/store/open.js";
 import type { SqlJobStore, SqlJobStoreOptions } from "../../src/store/sql-job-store.js";
 
 /** A SQL dialect the tests run on. */

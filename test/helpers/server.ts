@@ -14,7 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { CallOptions, ClientUnaryCall, Metadata, ServiceError } from "@grpc/grpc-js";
 import pino from "pino";
 import { Authenticator } from "../../src/auth/authenticator.js";
-import { createToken } from "../../src/cli/token.js";
+import { createToken } from "../../src/auth/token-admin.js";
 import type { Any } from "../../src/gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import type { BadRequest_FieldViolation } from "../../src/gen/google/rpc/error_details.js";

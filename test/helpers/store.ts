@@ -5,7 +5,7 @@ import { sql } from "kysely";
 import type { CompiledQuery, DatabaseConnection } from "kysely";
 import { FailedPreconditionError } from "../../src/errors.js";
 import type { Job, JobStatus } from "../../src/store/job.js";
-import { createStore } from "../../src/store/sql-job-store.js";
+import { createStore } from "../../src/store/open.js";
 import type { SqlJobStore, SqlJobStoreOptions } from "../../src/store/sql-job-store.js";
 import { freshDatabase } from "./databases.js";
 import type { TestDialect } from "./databases.js";
