@@ -196,6 +196,18 @@ describe("jobwatch client commands", () => {
     const json = await cli(["list", "--status", "pending", "--json"], as(server.tokens.alice));
     const listed = JSON.parse(json.stdout) as { jobs: { jobId: string }[] };
     assert.ok(listed.jobs.some((j) => j.jobId === job.jobId));
+    // A status named twice (a shell alias plus a typed flag) is the same filter, not a refused request.
+    const twice = await cli(
+      ["list", "--status", "pending,running", "--status", "pending", "--operation", "list_cli_op"],
+      as(server.tokens.alice),
+    );
+    assert.equal(twice.code, ExitCode.OK, twice.stderr);
+    assert.match(twice.stdout, new RegExp(job.jobId));
+    const every = await cli(
+      ["list", "--status", "running,pending,running,failed,completed,cancelled"],
+      as(server.tokens.alice),
+    );
+    assert.equal(every.code, ExitCode.OK, every.stderr);
     const stats = await cli(["stats", "--json"], as(server.tokens.alice));
     assert.equal(stats.code, ExitCode.OK, stats.stderr);
     assert.ok(Number((JSON.parse(stats.stdout) as { total: number | string }).total) >= 1);

@@ -106,7 +106,8 @@ export function collectStatuses(value: string, previous: JobStatus[]): JobStatus
     if (status === undefined) {
       throw new UsageError(`unknown status "${part}"; use pending, running, completed, failed or cancelled`);
     }
-    out.push(status);
+    // Named twice is the same filter; the server refuses more than five statuses.
+    if (!out.includes(status)) out.push(status);
   }
   return out;
 }
