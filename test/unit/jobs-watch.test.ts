@@ -7,14 +7,14 @@ import {
   InvalidArgumentError,
   OutOfRangeError,
   ResourceExhaustedError,
-} from "../src/errors.js";
-import type { Job, JobStatus } from "../src/store/job.js";
-import type { FeedEntry, ListJobsQuery } from "../src/store/store.js";
-import { FeedPosition, decodeCursor, encodeCursor } from "../src/watch/feed-position.js";
-import { classifyChange } from "../src/watch/jobs-filter.js";
-import type { JobsFilter } from "../src/watch/jobs-filter.js";
-import { JobsWatches, MAX_QUEUED_CHANGES, MAX_SNAPSHOT_JOBS } from "../src/watch/jobs-watch.js";
-import type { JobsEvent } from "../src/watch/jobs-watch.js";
+} from "../../src/errors.js";
+import type { Job, JobStatus } from "../../src/store/job.js";
+import type { FeedEntry, ListJobsQuery } from "../../src/store/store.js";
+import { FeedPosition, decodeCursor, encodeCursor } from "../../src/watch/feed-position.js";
+import { classifyChange } from "../../src/watch/jobs-filter.js";
+import type { JobsFilter } from "../../src/watch/jobs-filter.js";
+import { JobsWatches, MAX_QUEUED_CHANGES, MAX_SNAPSHOT_JOBS } from "../../src/watch/jobs-watch.js";
+import type { JobsEvent } from "../../src/watch/jobs-watch.js";
 
 const T0 = 1_700_000_000_000;
 

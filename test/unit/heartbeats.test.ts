@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { withHeartbeats } from "../src/server/heartbeats.js";
+import { withHeartbeats } from "../../src/server/heartbeats.js";
 
 test("heartbeats while the source is quiet, values in order, each read once", async () => {
   let reads = 0;

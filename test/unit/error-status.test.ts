@@ -1,12 +1,13 @@
-// errorToStatus for the quota and out-of-range errors: the code a client sees and the detail it can decode.
+// errorToStatus, the one error mapping, without a server: unexpected errors hide their detail, aborts are
+// CANCELLED, quota and out-of-range errors carry the detail a client can decode.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
-import { OutOfRangeError, ResourceExhaustedError } from "../src/errors.js";
-import { QuotaFailure } from "../src/gen/google/rpc/error_details.js";
-import { Status } from "../src/gen/google/rpc/status.js";
-import { STATUS_DETAILS_TRAILER, errorToStatus } from "../src/server/error-status.js";
+import { NotFoundError, OutOfRangeError, ResourceExhaustedError, UnavailableError } from "../../src/errors.js";
+import { QuotaFailure } from "../../src/gen/google/rpc/error_details.js";
+import { Status } from "../../src/gen/google/rpc/status.js";
+import { INTERNAL_MESSAGE, STATUS_DETAILS_TRAILER, errorToStatus } from "../../src/server/error-status.js";
 
 const log = pino({ level: "silent" });
 
@@ -39,5 +40,26 @@ describe("errorToStatus: quotas and positions", () => {
     assert.equal(grpc.status[status.code], "OUT_OF_RANGE");
     assert.equal(status.details, "cursor too old: start again");
     assert.equal(richDetails(status).code, grpc.status.OUT_OF_RANGE);
+  });
+});
+
+describe("errorToStatus", () => {
+  test("an unexpected error is INTERNAL with a fixed message: no stack or detail reaches the client", () => {
+    const status = errorToStatus(
+      new TypeError("cannot read properties of undefined (reading 'x') at /srv/secret.ts:1"),
+      log,
+    );
+    assert.equal(grpc.status[status.code], "INTERNAL");
+    assert.equal(status.details, INTERNAL_MESSAGE);
+    assert.deepEqual(status.metadata.getMap(), {});
+    assert.equal(grpc.status[errorToStatus("a string", log).code], "INTERNAL");
+  });
+
+  test("an abort is CANCELLED; domain errors keep their code", () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    assert.equal(grpc.status[errorToStatus(aborted.signal.reason, log).code], "CANCELLED");
+    assert.equal(grpc.status[errorToStatus(new UnavailableError("down"), log).code], "UNAVAILABLE");
+    assert.equal(grpc.status[errorToStatus(new NotFoundError("gone"), log).code], "NOT_FOUND");
   });
 });
