@@ -131,6 +131,7 @@ describe("galera: three replicas, one per node", () => {
       JSON.stringify(outcomes),
     );
     assert.equal(new Set(revisions).size, revisions.length, "two writers were given the same revision");
+    console.log(`180 ReportProgress on one job, 60 at a time through 3 replicas: ${JSON.stringify(outcomes)}`);
     const winners: string[] = [];
     const finishers = [
       () => direct[0]!.worker.completeJob(job.jobId, { by: "complete" }),
