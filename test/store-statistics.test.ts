@@ -33,8 +33,9 @@ for (const dialect of DIALECTS) {
       assert.equal(stats.windowStart, clock.t - 24 * 3600_000);
       assert.equal(stats.finishedInWindow, 10);
       assert.equal(stats.completedInWindow, 9);
+      // Nearest rank of the ten durations 100, 200, ..., 900, 1000: p50 the 5th, p95 the 10th (ceil(9.5)).
       assert.equal(stats.p50DurationMs, 500);
-      assert.equal(stats.p95DurationMs, 900);
+      assert.equal(stats.p95DurationMs, 1000);
       assert.equal(old.status, "completed");
 
       const all = await store.getStatistics(undefined, 24 * 3600_000);
@@ -48,6 +49,93 @@ for (const dialect of DIALECTS) {
         [empty.total, empty.finishedInWindow, empty.p50DurationMs, empty.p95DurationMs],
         [0, 0, null, null],
       );
+    });
+
+    for (const [how, statisticsSortMax] of [
+      ["sorted in process", undefined],
+      ["ranked by the database", 0],
+    ] as const) {
+      test(`duration percentiles by nearest rank (${how}), on 1, 2, 3 and 20 jobs against values computed by hand`, async (t) => {
+        const { store, clock } = await setup(t, dialect, 1, { statisticsSortMax });
+        // Each case: the durations (ms) of one user's jobs, in the order they finish, and [p50, p95].
+        const cases: [string, number[], [number, number]][] = [
+          // n = 1: both ranks are 1.
+          ["one", [700], [700, 700]],
+          // n = 2: p50 rank ceil(1) = 1, p95 rank ceil(1.9) = 2 (issue 8: p95 must not be 0.5 s here).
+          ["two", [500, 1100], [500, 1100]],
+          // n = 3, finishing out of order: sorted 100, 200, 300; ranks ceil(1.5) = 2 and ceil(2.85) = 3.
+          ["three", [300, 100, 200], [200, 300]],
+          // n = 20: 1..20 s in a shuffled order; ranks ceil(10) = 10 and ceil(19) = 19.
+          [
+            "twenty",
+            [7, 19, 3, 12, 1, 20, 15, 9, 4, 17, 10, 2, 14, 6, 18, 11, 5, 16, 8, 13].map((s) => s * 1000),
+            [10_000, 19_000],
+          ],
+        ];
+        for (const [user, durations] of cases) {
+          for (const ms of durations) {
+            const job = await store.createJob({ operationType: "index", username: user });
+            await store.startJob(job.jobId);
+            clock.advance(ms);
+            await store.completeJob(job.jobId, null);
+          }
+        }
+        for (const [user, durations, [p50, p95]] of cases) {
+          const stats = await store.getStatistics(user, 24 * 3600_000);
+          assert.equal(stats.finishedInWindow, durations.length, user);
+          assert.deepEqual([stats.p50DurationMs, stats.p95DurationMs], [p50, p95], user);
+        }
+      });
+    }
+
+    test("counts stay exact through every transition and retention, against a count of the jobs", async (t) => {
+      const { store, clock } = await setup(t, dialect);
+      const count = async (user: string) => {
+        const rows = await store.db
+          .selectFrom("jobs")
+          .select(["status", "operation_type"])
+          .where("username", "=", user)
+          .execute();
+        const byStatus: Record<string, number> = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+        const byOperationType: Record<string, number> = {};
+        for (const r of rows) {
+          byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+          byOperationType[r.operation_type] = (byOperationType[r.operation_type] ?? 0) + 1;
+        }
+        return { byStatus, byOperationType, total: rows.length };
+      };
+      const check = async (when: string) => {
+        const stats = await store.getStatistics("counted", 24 * 3600_000);
+        assert.deepEqual(
+          { byStatus: stats.byStatus, byOperationType: stats.byOperationType, total: stats.total },
+          await count("counted"),
+          when,
+        );
+      };
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        ids.push((await store.createJob({ operationType: i % 2 ? "a" : "b", username: "counted" })).jobId);
+      }
+      await check("after creating");
+      for (const id of ids.slice(0, 6)) await store.startJob(id);
+      await store.reportProgress(ids[0]!, 10);
+      await check("after starting");
+      // Concurrent transitions of one job: one batch, one status change counted once.
+      await Promise.allSettled([
+        store.completeJob(ids[0]!, null),
+        store.failJob(ids[0]!, "x"),
+        store.reportProgress(ids[0]!, 20),
+      ]);
+      await store.failJob(ids[1]!, "boom");
+      await store.cancelJob(ids[2]!);
+      await store.markCancelled(ids[2]!);
+      await store.cancelJob(ids[6]!);
+      await store.completeJob(ids[7]!, null);
+      await check("after finishing");
+      clock.advance(48 * 3600_000);
+      await store.deleteExpired(clock.t - 3600_000, 100);
+      await check("after retention");
+      assert.equal((await store.getStatistics("counted", 24 * 3600_000)).total, 3);
     });
 
     test("statistics are one snapshot: another replica writing between its queries cannot make the figures disagree", async (t) => {

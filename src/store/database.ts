@@ -71,9 +71,18 @@ export interface TokensTable {
   revoked_at: Int64 | null;
 }
 
+/** How many jobs there are per user, operation type and status; kept with every write (GetJobStatistics). */
+export interface JobCountsTable {
+  username: string;
+  operation_type: string;
+  status: string;
+  n: Int64;
+}
+
 /** The whole schema. */
 export interface Database {
   jobs: JobsTable;
+  job_counts: JobCountsTable;
   job_events: JobEventsTable;
   tokens: TokensTable;
 }

@@ -1,24 +1,22 @@
 // Job queries: create, read, list, history, and the conditional update that applies a lifecycle rule.
 import { createHash, randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
-import { AbortedError, AlreadyExistsError, FailedPreconditionError, jobNotFound } from "../errors.js";
+import { CompiledQuery } from "kysely";
+import { AbortedError, AlreadyExistsError, jobNotFound } from "../errors.js";
+import { applyCounts, moved } from "./counts.js";
 import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
-import type { Job, JobEvent } from "./job.js";
+import type { Job, JobEvent, JobStatus } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
 import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
-import { isConnectionFault, isUniqueViolation, jitteredBackoff } from "./transaction.js";
+import { isUniqueViolation } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
 /** getHistory's page size when none is given. */
 const DEFAULT_HISTORY_LIMIT = 10_000;
-/** Attempts of a conditional update before giving up (each retry re-reads the row). */
-export const MAX_TRANSITION_ATTEMPTS = 100;
-/**
- * Backoff between those attempts after the first retry: 50 writers on one job (each round one wins)
- * spread out within a few hundred ms, and a call that loses every time gives up within about 2 s.
- */
-const TRANSITION_BACKOFF = { baseMs: 1, capMs: 32 } as const;
+/** Attempts of a batch whose conditional update found the row changed (it cannot, with the row locked). */
+export const MAX_TRANSITION_ATTEMPTS = 5;
+/** Transitions of one job applied in one transaction at most. */
+const MAX_BATCH = 200;
 /** Attempts of an insert whose active job finished in between (each retry inserts again). */
 const MAX_CREATE_ATTEMPTS = 5;
 
@@ -62,10 +60,8 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
     try {
       await db.write(function* () {
         yield k.insertInto("jobs").values(row).compile();
-        yield k
-          .insertInto("job_events")
-          .values(eventRow(job, now, true, true))
-          .compile();
+        yield insertEvents(db, [eventRow(job, now, true, true)]);
+        yield applyCounts(db.dialect, moved(job, null, job.status))!;
       });
       return job;
     } catch (error) {
@@ -101,7 +97,12 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
  * the read is repeated causally.
  */
 export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
-  const row = (await jobRow(db, jobId, visibleTo)) ?? (await causalJobRow(db, jobId, visibleTo));
+  // The hot read (GetJobDetails): SQL written once, no query builder per call.
+  const hot = CompiledQuery.raw(
+    jobByIdSql(db, visibleTo !== undefined),
+    visibleTo === undefined ? [jobId] : [jobId, visibleTo],
+  );
+  const row = ((await db.query(hot)).rows[0] as JobRow | undefined) ?? (await causalJobRow(db, jobId, visibleTo));
   return row ? jobRowToJob(row) : undefined;
 }
 
@@ -120,9 +121,31 @@ export async function jobExists(db: StoreDb, jobId: string, visibleTo?: string):
 
 /** One page of jobs, newest first; see ListJobsQuery. */
 export async function listJobs(db: StoreDb, query: ListJobsQuery): Promise<Job[]> {
+  const statuses = query.statuses ?? [];
+  if (statuses.length <= 1) {
+    const rows = await listQuery(db, query, statuses[0]).execute();
+    return rows.map(jobRowToJob);
+  }
+  // Several statuses: a page of each from its own index range, merged, in one snapshot. As one query
+  // (status IN (...) ORDER BY created_at) both databases read every job of those statuses and sort them:
+  // 0.7 s for FAILED + CANCELLED at a million jobs on SQLite.
+  const pages = await db.read(function* () {
+    const out: JobRow[] = [];
+    for (const status of new Set(statuses))
+      out.push(...((yield listQuery(db, query, status).compile()).rows as JobRow[]));
+    return out;
+  });
+  pages.sort(
+    (a, b) => Number(b.created_at) - Number(a.created_at) || (a.job_id < b.job_id ? 1 : a.job_id > b.job_id ? -1 : 0),
+  );
+  return pages.slice(0, query.limit).map(jobRowToJob);
+}
+
+/** The page query of ListJobs for one status (undefined: any status), newest first, keyset on (created_at, job_id). */
+function listQuery(db: StoreDb, query: ListJobsQuery, status: JobStatus | undefined) {
   let q = db.kysely.selectFrom("jobs").selectAll();
   if (query.username !== undefined) q = q.where("username", "=", query.username);
-  if (query.statuses !== undefined && query.statuses.length > 0) q = q.where("status", "in", [...query.statuses]);
+  if (status !== undefined) q = q.where("status", "=", status);
   if (query.operationType !== undefined) q = q.where("operation_type", "=", query.operationType);
   if (query.resource !== undefined) q = q.where("resource", "=", query.resource);
   if (query.createdAfter !== undefined) q = q.where("created_at", ">=", query.createdAfter);
@@ -134,8 +157,7 @@ export async function listJobs(db: StoreDb, query: ListJobsQuery): Promise<Job[]
       .where("created_at", "<=", after.createdAt)
       .where((eb) => eb.or([eb("created_at", "<", after.createdAt), eb("job_id", "<", after.jobId)]));
   }
-  const rows = await q.orderBy("created_at", "desc").orderBy("job_id", "desc").limit(query.limit).execute();
-  return rows.map(jobRowToJob);
+  return q.orderBy("created_at", "desc").orderBy("job_id", "desc").limit(query.limit);
 }
 
 /** The recorded changes of a job after revision `afterRevision`, oldest first, at most `limit`. */
@@ -159,75 +181,172 @@ export async function mustTransition(db: StoreDb, jobId: string, rule: Rule): Pr
   return outcome.job;
 }
 
+/** What a transition did: the job after it, and whether it changed (false: the rule had nothing to do). */
+export interface Outcome {
+  job: Job;
+  changed: boolean;
+}
+
+/** A transition waiting for its job's next batch. */
+interface Waiting {
+  rule: Rule;
+  resolve(outcome: Outcome | undefined): void;
+  reject(error: unknown): void;
+}
+
+/** Per store: the transitions waiting, by job; a job has an entry while a batch of it runs. */
+const waiting = new WeakMap<StoreDb, Map<string, Waiting[]>>();
+
 /**
- * Reads the job, lets `rule` check the status (it throws FailedPreconditionError) and name the
- * change (null: nothing to do), then applies it with `UPDATE ... WHERE revision = <read revision>`
- * and the job_events row in one transaction. When another writer got there first the update
- * matches no row and we start over from the read. undefined when the job does not exist.
+ * Applies `rule` to the job as stored: it checks the status (throwing FailedPreconditionError) and names
+ * the change (null: nothing to do); the change, a job_events row and the job_counts change are written
+ * in one transaction. undefined when the job does not exist.
+ *
+ * Transitions of one job are applied in the order they arrive, each to the result of the one before,
+ * and those that arrive while one is being written go together in the next transaction (one row lock,
+ * one commit and fsync for all of them; each still its own revision and event). Other processes are
+ * kept out by the lock on the row (SELECT ... FOR UPDATE on MySQL, the write lock on SQLite), so no
+ * writer retries blind: 100 writers of one job on MySQL made 78 changes/s by colliding.
  */
-export async function transition(
-  db: StoreDb,
-  jobId: string,
-  rule: Rule,
-): Promise<{ job: Job; changed: boolean } | undefined> {
-  const k = db.kysely;
-  // Read causally once the plain read (cheap, usually current) led to a refusal or a lost update: on
-  // Galera it may predate a write committed through another node that the caller already saw.
-  let causal = false;
-  for (let attempt = 1; ; attempt++) {
-    // A read changes nothing: one broken connection under it is retried here, so the transition
-    // (which the guard may not repeat as a whole) does not fail for it.
-    const read = () => (causal ? causalJobRow(db, jobId) : jobRow(db, jobId));
-    const row = await read().catch((error: unknown) => {
-      if (isConnectionFault(error)) return read();
-      throw error;
-    });
-    if (!row) {
-      if (causal || !(await db.causal.isGalera())) return undefined;
-      causal = true;
-      continue;
+export function transition(db: StoreDb, jobId: string, rule: Rule): Promise<Outcome | undefined> {
+  let byJob = waiting.get(db);
+  if (byJob === undefined) {
+    byJob = new Map();
+    waiting.set(db, byJob);
+  }
+  const jobs = byJob;
+  return new Promise((resolve, reject) => {
+    const queue = jobs.get(jobId);
+    if (queue !== undefined) {
+      queue.push({ rule, resolve, reject });
+      return;
     }
-    const job = jobRowToJob(row);
-    const now = db.now();
-    let change: ReturnType<Rule>;
+    const fresh: Waiting[] = [{ rule, resolve, reject }];
+    jobs.set(jobId, fresh);
+    void drain(db, jobId, fresh).finally(() => jobs.delete(jobId));
+  });
+}
+
+/** Writes the job's waiting transitions batch by batch until none is left. */
+async function drain(db: StoreDb, jobId: string, queue: Waiting[]): Promise<void> {
+  while (queue.length > 0) {
+    const batch = queue.splice(0, MAX_BATCH);
     try {
-      change = rule(job, row, now);
+      const results = await applyBatch(
+        db,
+        jobId,
+        batch.map((w) => w.rule),
+      );
+      for (const [i, w] of batch.entries()) {
+        const result = results[i]!;
+        if ("error" in result) w.reject(result.error);
+        else w.resolve(result.outcome);
+      }
     } catch (error) {
-      if (causal || !(error instanceof FailedPreconditionError) || !(await db.causal.isGalera())) throw error;
-      causal = true;
-      continue;
+      for (const w of batch) w.reject(error);
     }
-    if (change === null) return { job, changed: false };
-    const set: JobRowUpdate = { ...change.set, revision: job.revision + 1, updated_at: now };
-    const next = jobRowToJob({ ...row, ...set } as JobRow);
-    const applied = await db.write(function* () {
-      const r = yield k
-        .updateTable("jobs")
-        .set(set)
-        .where("job_id", "=", jobId)
-        .where("revision", "=", job.revision)
-        .compile();
-      if (Number(r.numAffectedRows ?? 0) !== 1) return false;
-      yield k
-        .insertInto("job_events")
-        .values(eventRow(next, now, change.recorded, !sameState(job, next)))
-        .compile();
-      return true;
-    });
-    if (applied) return { job: next, changed: true };
-    causal = await db.causal.isGalera();
-    if (attempt >= MAX_TRANSITION_ATTEMPTS) {
-      throw new AbortedError(`job ${jobId} is being changed by too many writers at once; try again`);
-    }
-    // Another writer just moved the job: re-read at once, then back off with jitter, so writers that
-    // keep colliding spread out instead of retrying in lockstep.
-    if (attempt > 1) await sleep(jitteredBackoff(attempt - 1, TRANSITION_BACKOFF));
   }
 }
 
-/** The job's row; with `visibleTo`, only if that user owns it. */
-async function jobRow(db: StoreDb, jobId: string, visibleTo?: string): Promise<JobRow | undefined> {
-  return jobQuery(db, jobId, visibleTo).executeTakeFirst();
+type BatchResult = { outcome: Outcome | undefined } | { error: unknown };
+
+/** One transaction: lock and read the job, apply each rule in turn, write the row once, the events and counts. */
+async function applyBatch(db: StoreDb, jobId: string, rules: Rule[]): Promise<BatchResult[]> {
+  // On Galera the locking read is made causal too: a node may not have applied a write that another node
+  // committed a moment ago, and refusing a transition on a stale row would be wrong (see causal-read.ts).
+  const galera = await db.causal.isGalera();
+  const sql = db.dialect === "mysql" ? `${jobByIdSql(db)} for update` : jobByIdSql(db);
+  const select = CompiledQuery.raw(galera ? `SET STATEMENT wsrep_sync_wait=1 FOR ${sql}` : sql, [jobId]);
+  for (let attempt = 1; ; attempt++) {
+    const results = await db.write(function* () {
+      const first = (yield select).rows[0] as JobRow | undefined;
+      if (first === undefined) return rules.map((): BatchResult => ({ outcome: undefined }));
+      let row = first;
+      let job = jobRowToJob(row);
+      const set: JobRowUpdate = {};
+      const events: NewJobEventRow[] = [];
+      const out: BatchResult[] = [];
+      for (const rule of rules) {
+        try {
+          const now = db.now();
+          const change = rule(job, row, now);
+          if (change === null) {
+            out.push({ outcome: { job, changed: false } });
+            continue;
+          }
+          const step: JobRowUpdate = { ...change.set, revision: job.revision + 1, updated_at: now };
+          Object.assign(set, step);
+          const before = job;
+          row = { ...row, ...step } as JobRow;
+          job = jobRowToJob(row);
+          events.push(eventRow(job, now, change.recorded, !sameState(before, job)));
+          out.push({ outcome: { job, changed: true } });
+        } catch (error) {
+          out.push({ error });
+        }
+      }
+      if (events.length === 0) return out;
+      const r = yield updateJob(db, jobId, Number(first.revision), set);
+      if (Number(r.numAffectedRows ?? 0) !== 1) return undefined;
+      yield insertEvents(db, events);
+      const counts = applyCounts(db.dialect, moved(job, first.status, row.status));
+      if (counts) yield counts;
+      return out;
+    });
+    // Anything but the results (undefined: the row had changed under the check) is a lost race: again.
+    if (results) return results;
+    if (attempt >= MAX_TRANSITION_ATTEMPTS) {
+      throw new AbortedError(`job ${jobId} is being changed by too many writers at once; try again`);
+    }
+  }
+}
+
+/** UPDATE jobs SET <set> WHERE job_id = ? AND revision = ?, written without the query builder (hot path). */
+function updateJob(db: StoreDb, jobId: string, revision: number, set: JobRowUpdate): CompiledQuery {
+  const q = quoteOf(db);
+  const columns = Object.keys(set) as (keyof JobRowUpdate)[];
+  return CompiledQuery.raw(
+    `update ${q}jobs${q} set ${columns.map((c) => `${q}${c}${q} = ?`).join(", ")} where ${q}job_id${q} = ? and ${q}revision${q} = ?`,
+    [...columns.map((c) => set[c] ?? null), jobId, revision],
+  );
+}
+
+/** SELECT * of one job by id (and owner), quoted as Kysely quotes it (so it reads the same in a query log). */
+function jobByIdSql(db: StoreDb, owned = false): string {
+  const q = quoteOf(db);
+  const owner = owned ? ` and ${q}username${q} = ?` : "";
+  return `select * from ${q}jobs${q} where ${q}job_id${q} = ?${owner}`;
+}
+
+/** How the dialect quotes an identifier (`at` is a keyword on MySQL: every column is quoted). */
+function quoteOf(db: StoreDb): string {
+  return db.dialect === "mysql" ? "`" : '"';
+}
+
+/** The columns of a job_events row, in the order insertEvents binds them. */
+const EVENT_COLUMNS = [
+  "job_id",
+  "revision",
+  "at",
+  "status",
+  "progress",
+  "phase",
+  "detail",
+  "cancel_requested",
+  "error",
+  "recorded",
+  "snapshot",
+  "transition_revision",
+] as const;
+
+/** One multi-row INSERT of job_events rows (hot path: no query builder). */
+function insertEvents(db: StoreDb, events: NewJobEventRow[]): CompiledQuery {
+  const q = quoteOf(db);
+  const row = `(${EVENT_COLUMNS.map(() => "?").join(", ")})`;
+  return CompiledQuery.raw(
+    `insert into ${q}job_events${q} (${EVENT_COLUMNS.map((c) => q + c + q).join(", ")}) values ${events.map(() => row).join(", ")}`,
+    events.flatMap((e) => EVENT_COLUMNS.map((c) => e[c] ?? null)),
+  );
 }
 
 /** jobRow read causally (see causal-read.ts); undefined off Galera, where jobRow already said all. */

@@ -14,6 +14,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0002_jobs_status_created": statusCreatedIndex(),
     "0003_no_pad_collation": noPadCollation(dialect),
     "0004_job_events_transition": transitionColumn(),
+    "0005_job_counts": jobCounts(dialect),
   };
 }
 
@@ -154,12 +155,7 @@ function noPadCollation(dialect: Dialect): Migration {
   return {
     async up(db: Kysely<unknown>) {
       if (dialect !== "mysql") return;
-      const { rows } = await sql<{ Collation: string }>`show collation like 'utf8mb4_%bin'`.execute(db);
-      const names = new Set(rows.map((r) => r.Collation));
-      const collation = ["utf8mb4_0900_bin", "utf8mb4_nopad_bin"].find((c) => names.has(c));
-      if (collation === undefined) {
-        throw new Error("the server has no NO PAD binary collation (MySQL 8 or MariaDB 10.2+ needed)");
-      }
+      const collation = await noPadBinCollation(db);
       for (const table of tables) {
         await sql`alter table ${sql.table(table)} convert to character set utf8mb4 collate ${sql.raw(collation)}`.execute(
           db,
@@ -171,6 +167,74 @@ function noPadCollation(dialect: Dialect): Migration {
       for (const table of tables) {
         await sql`alter table ${sql.table(table)} convert to character set utf8mb4 collate utf8mb4_bin`.execute(db);
       }
+    },
+  };
+}
+
+/** The NO PAD binary collation of this MySQL server (see noPadCollation). */
+async function noPadBinCollation(db: Kysely<unknown>): Promise<string> {
+  const { rows } = await sql<{ Collation: string }>`show collation like 'utf8mb4_%bin'`.execute(db);
+  const names = new Set(rows.map((r) => r.Collation));
+  const collation = ["utf8mb4_0900_bin", "utf8mb4_nopad_bin"].find((c) => names.has(c));
+  if (collation === undefined) {
+    throw new Error("the server has no NO PAD binary collation (MySQL 8 or MariaDB 10.2+ needed)");
+  }
+  return collation;
+}
+
+/**
+ * GetJobStatistics in constant time: job_counts holds the number of jobs per (username, operation_type,
+ * status), kept by every write in the same transaction as the change it counts, and backfilled here from
+ * the jobs. Counting a million jobs took 367 ms (median) on SQLite. The windowed figures (finished in
+ * the window, success rate, duration percentiles) read only the jobs the window bounds, through indexes
+ * that hold every column they need. ListJobs by operation type gets its index too; ANALYZE gives the
+ * planner the statistics to choose among them (SQLite never ran it: 30 ms instead of 1.7 ms for
+ * username + status at a million jobs).
+ */
+function jobCounts(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      const options =
+        dialect === "mysql"
+          ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${sql.raw(await noPadBinCollation(db))}`
+          : sql``;
+      await db.schema
+        .createTable("job_counts")
+        .addColumn("username", "varchar(255)", (c) => c.notNull())
+        .addColumn("operation_type", "varchar(255)", (c) => c.notNull())
+        .addColumn("status", "varchar(16)", (c) => c.notNull())
+        .addColumn("n", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("job_counts_pk", ["username", "operation_type", "status"])
+        .modifyEnd(options)
+        .execute();
+      await sql`insert into job_counts (username, operation_type, status, n)
+        select username, operation_type, status, count(*) from jobs group by username, operation_type, status`.execute(
+        db,
+      );
+      // Finished jobs by completion time, with what the window's counts and durations need.
+      await db.schema
+        .createIndex("jobs_completed_window")
+        .on("jobs")
+        .columns(["completed_at", "status", "started_at", "created_at"])
+        .execute();
+      await db.schema
+        .createIndex("jobs_user_completed_window")
+        .on("jobs")
+        .columns(["username", "completed_at", "status", "started_at", "created_at"])
+        .execute();
+      await db.schema
+        .createIndex("jobs_operation_created")
+        .on("jobs")
+        .columns(["operation_type", "created_at", "job_id"])
+        .execute();
+      if (dialect === "sqlite") await sql`analyze`.execute(db);
+      else await sql`analyze table jobs, job_counts`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex("jobs_operation_created").on("jobs").execute();
+      await db.schema.dropIndex("jobs_user_completed_window").on("jobs").execute();
+      await db.schema.dropIndex("jobs_completed_window").on("jobs").execute();
+      await db.schema.dropTable("job_counts").execute();
     },
   };
 }

@@ -1,5 +1,6 @@
 // Sweep and retention queries: stale jobs, unconfirmed cancellations, expired jobs, feed-only events.
 import { setImmediate as nextTurn } from "node:timers/promises";
+import { applyCounts } from "./counts.js";
 import { TERMINAL_STATUSES } from "./job.js";
 import type { Job } from "./job.js";
 import { transition } from "./jobs.js";
@@ -78,12 +79,30 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
     await nextTurn();
   }
   return db.write(function* () {
+    // What job_counts loses: a finished job never changes again, so these are the rows deleted below.
+    const groups = (yield k
+      .selectFrom("jobs")
+      .select(["username", "operation_type", "status", (eb) => eb.fn.countAll<number | string>().as("n")])
+      .where("job_id", "in", ids)
+      .where("status", "in", [...TERMINAL_STATUSES])
+      .groupBy(["username", "operation_type", "status"])
+      .compile()).rows as { username: string; operation_type: string; status: string; n: number | string }[];
     // Guarded by status as well, so this statement can only ever remove a finished job.
     const r = yield k
       .deleteFrom("jobs")
       .where("job_id", "in", ids)
       .where("status", "in", [...TERMINAL_STATUSES])
       .compile();
+    const counts = applyCounts(
+      db.dialect,
+      groups.map((g) => ({
+        username: g.username,
+        operationType: g.operation_type,
+        status: g.status,
+        delta: -Number(g.n),
+      })),
+    );
+    if (counts) yield counts;
     return Number(r.numAffectedRows ?? 0);
   });
 }
