@@ -1,6 +1,7 @@
 // The watch hub: what a WatchJob stream yields (snapshot, every status change, coalesced progress,
 // resume, cross-replica changes) and how it ends (terminal, abort, shutdown, not found).
 import assert from "node:assert/strict";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import pino from "pino";
 import { NotFoundError, UnavailableError } from "../src/errors.js";
@@ -74,11 +75,15 @@ for (const backend of BACKENDS) {
       return hub;
     }
 
-    /** Writes through `store` and publishes the change on `hub`, as a handler does. */
+    /**
+     * Writes through `store` and publishes the change on `hub`, as a handler does, then lets the event
+     * loop turn as a server does between calls (the hub delivers what was published after the turn).
+     */
     function writer(store: JobStore, hub: WatchHub) {
       const pub = async (p: Promise<Job>): Promise<Job> => {
         const job = await p;
         hub.publish(job);
+        await nextTurn();
         return job;
       };
       return {
@@ -248,6 +253,22 @@ for (const backend of BACKENDS) {
         ],
       );
       assert.equal(hubA.watcherCount, 0);
+    });
+
+    test("publish returns before any watcher is handed the change: the write is answered first", async () => {
+      const hub = hubOn(shared.a);
+      const job = await shared.a.createJob({ operationType: "add_golden_repo", username: "alice" });
+      const streams = [hub.watch(job.jobId, opts()), hub.watch(job.jobId, opts())];
+      for (const s of streams) assert.equal((await s.next()).value.revision, 1);
+      const started = await shared.a.startJob(job.jobId);
+      hub.publish(started);
+      assert.equal(hub.bufferedCount, 0, "nothing handed out inside the publishing turn");
+      await nextTurn();
+      assert.equal(hub.bufferedCount, 2, "each watcher holds the change after it");
+      for (const s of streams) {
+        assert.equal((await s.next()).value.revision, started.revision);
+        await s.return(undefined);
+      }
     });
 
     test("a watcher that does not read while 1000 progress reports arrive holds a bounded queue and misses no status change", async () => {

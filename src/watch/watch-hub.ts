@@ -92,6 +92,8 @@ export class WatchHub implements JobFeed {
   /** Gap fetches in flight, by job and revision range. */
   private readonly fetches = new Map<string, Promise<Job[]>>();
   private count = 0;
+  /** Published this turn, delivered by the next deliver(). */
+  private published: Job[] = [];
   private running = false;
   private closed = false;
   private readonly closer = new AbortController();
@@ -179,6 +181,8 @@ export class WatchHub implements JobFeed {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    // What was committed before the shutdown still reaches the watchers waiting for it.
+    this.deliver();
     this.endAll((w) => shuttingDown(w.resumeAfter));
     this.jobs.endAll(
       () => new UnavailableError("server is shutting down: reconnect and resume with after_cursor"),
@@ -206,12 +210,27 @@ export class WatchHub implements JobFeed {
     }
   }
 
-  /** A change committed through this process: reaches its watchers at once. */
+  /**
+   * A change committed through this process: reaches its watchers right after the current turn of the
+   * event loop, not inside it, so the write that made it is answered first. With 10,000 watchers the
+   * fan-out took the worker's ReportProgress to a p99 of 897 ms (bare grpc-js: 297 ms). Changes
+   * published in one turn are delivered in the order they were published, so each watcher's order holds.
+   */
   publish(job: Job): void {
-    const topic = this.topics.get(job.jobId);
-    if (!topic) return;
-    for (const w of topic) w.queue.offer(job);
+    if (!this.topics.has(job.jobId)) return;
+    this.published.push(job);
+    if (this.published.length === 1) setImmediate(this.deliver);
   }
+
+  /** Hands the changes published since the last delivery to their watchers. */
+  private readonly deliver = (): void => {
+    const jobs = this.published;
+    this.published = [];
+    for (const job of jobs) {
+      const topic = this.topics.get(job.jobId);
+      if (topic) for (const w of topic) w.queue.offer(job);
+    }
+  };
 
   /**
    * What WatchJob sends: the current job (after the status changes missed since opts.afterRevision),

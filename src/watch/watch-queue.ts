@@ -79,6 +79,12 @@ export class WatchQueue {
   offer(job: Job): void {
     if (this.ended) return;
     if (this.highest !== undefined && job.revision <= this.highest) return;
+    // The usual case, the next revision with nothing held: accepted here, without drain()'s promise
+    // (one per watcher per change is what a fan-out to thousands of watchers pays for).
+    if (this.held.length === 0 && !this.draining && this.highest !== undefined && job.revision === this.highest + 1) {
+      this.accept(job);
+      return;
+    }
     this.hold(job);
     // Runs synchronously up to its first await: a change that needs no fetch is accepted at once.
     void this.drain();
