@@ -244,6 +244,7 @@ describe("jobwatch mcp", () => {
       const s = await call(service, "get_job_details", { job_id: job.jobId });
       assert.equal(s.isError, true);
       assert.match(s.structured["error"] as string, /^permission denied: .*query_repos/);
+      assert.doesNotMatch(s.structured["error"] as string, /permission denied: permission denied/);
 
       const n = await call(noToken, "get_job_details", { job_id: job.jobId });
       assert.equal(n.isError, true);
@@ -385,6 +386,9 @@ describe("jobwatch mcp", () => {
     const others = await call(alice, "list_jobs", { username: "bob" });
     assert.equal(others.isError, true);
     assert.match(others.structured["error"] as string, /permission denied: .*manage_jobs.*admin token/);
+    // Said once: the server's message already starts "permission denied:" and says to leave username empty.
+    assert.doesNotMatch(others.structured["error"] as string, /permission denied: permission denied/);
+    assert.equal((others.structured["error"] as string).match(/leave username/g)?.length, 1);
   });
 
   test("get_job_statistics counts the caller's jobs: active, pending, failed, total and the rest", async () => {

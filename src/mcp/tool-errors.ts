@@ -59,10 +59,13 @@ export function toolErrorMessage(err: unknown, context: ErrorContext): string {
     return `the jobwatch server at ${address} rejected this MCP server's token (${err.message}): it is unknown, revoked or mistyped. ${TOKEN_HOWTO}`;
   }
   if (err instanceof PermissionDeniedError) {
+    // The server's message already starts "permission denied:" and, for another user's jobs, says to leave
+    // username empty: said once each.
+    const reason = err.message.replace(/^permission denied:\s*/i, "");
     const hint = err.message.includes("manage_jobs")
-      ? "Only an admin token sees other users' jobs: leave username out to see your own."
+      ? "Only an admin token sees other users' jobs."
       : "Reading and cancelling jobs needs a token whose role grants query_repos (normal_user, power_user or admin).";
-    return `permission denied: ${err.message}. ${hint}`;
+    return `permission denied: ${reason}. ${hint}`;
   }
   if (err instanceof InvalidArgumentError) {
     const fields = err.fieldViolations.map((v) => `${v.field}: ${v.description}`);
