@@ -383,6 +383,10 @@ describe("jobwatch mcp", () => {
       wrong.structured["error"] as string,
       /status\/0 must be one of pending, running, completed, failed, cancelled/,
     );
+    const repeated = await call(alice, "list_jobs", {
+      status: ["running", "pending", "running", "completed", "failed", "cancelled"],
+    });
+    assert.equal(repeated.isError, false, repeated.structured["error"] as string);
     const others = await call(alice, "list_jobs", { username: "bob" });
     assert.equal(others.isError, true);
     assert.match(others.structured["error"] as string, /permission denied: .*manage_jobs.*admin token/);

@@ -72,7 +72,10 @@ const HANDLERS: Record<ToolName, Handler> = {
 
   async list_jobs(client, args, call) {
     const words = (args["status"] as string[] | undefined) ?? [];
-    const statuses = words.map((word) => parseStatus(word)).filter((s): s is JobStatus => s !== undefined);
+    // A word named twice is one filter (the server refuses more than five statuses).
+    const statuses = [...new Set(words.map((word) => parseStatus(word)))].filter(
+      (s): s is JobStatus => s !== undefined,
+    );
     const page = await client.listJobs(
       {
         statuses,
