@@ -1,6 +1,7 @@
 // WatchJobs: streams of every job matching a filter, fed by the one change-feed poll of this process,
 // each message carrying a cursor from which a stream resumes on any replica with no gap and no repeat.
-import { FailedPreconditionError, ResourceExhaustedError, UnavailableError } from "../errors.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FailedPreconditionError, OutOfRangeError, ResourceExhaustedError, UnavailableError } from "../errors.js";
 import type { Job } from "../store/job.js";
 import type { FeedEntry, JobStore, ListJobsQuery } from "../store/store.js";
 import { FeedPosition, decodeCursor, encodeCursor } from "./feed-position.js";
@@ -46,6 +47,11 @@ export interface JobsWatchesDeps {
   maxCursorAgeMs: number;
   /** An idle stream gets a bookmark this often. */
   bookmarkMs: number;
+  /**
+   * How long a cursor ahead of this replica's poll may wait for the poll to catch up (another replica may
+   * have seen newer changes) before it counts as a cursor of another database: a few poll intervals.
+   */
+  aheadGraceMs?: number | undefined;
   /** Changes one stream may hold for its reader (default MAX_QUEUED_CHANGES). */
   maxQueuedChanges?: number | undefined;
   now?: () => number;
@@ -220,6 +226,7 @@ export class JobsWatches {
   async *watch(opts: JobsWatchOptions): AsyncGenerator<JobsEvent> {
     if (this.closed) throw new UnavailableError("server is shutting down: reconnect and resume with after_cursor");
     const cursor = opts.afterCursor ? decodeCursor(opts.afterCursor, this.now(), this.deps.maxCursorAgeMs) : undefined;
+    if (cursor) await this.awaitPosition(cursor.position.high, opts.signal);
     opts.signal.throwIfAborted();
     const stream = new JobsStream(opts.filter, this.deps.maxQueuedChanges ?? MAX_QUEUED_CHANGES);
     // Registered before reading anything, so a change the poll delivers meanwhile waits in the stream.
@@ -262,6 +269,25 @@ export class JobsWatches {
       opts.signal.removeEventListener("abort", onAbort);
       stream.end(() => new UnavailableError("stream ended"));
       release();
+    }
+  }
+
+  /**
+   * Waits (a few poll intervals at most) until the poll has seen `high`. A cursor further ahead than
+   * that is not from this database's feed (a restored or reset database, another deployment): resuming
+   * from it would wait forever for changes that are numbered lower, so it is OUT_OF_RANGE.
+   */
+  private async awaitPosition(high: number, signal: AbortSignal): Promise<void> {
+    const deadline = this.now() + (this.deps.aheadGraceMs ?? 1000);
+    while (this.position.high < high) {
+      signal.throwIfAborted();
+      if (this.now() >= deadline) {
+        throw new OutOfRangeError(
+          `after_cursor is ahead of this server's change feed (seq ${high} > ${this.position.high}): it comes from ` +
+            "another database or one that was restored; start again without a cursor",
+        );
+      }
+      await sleep(Math.min(50, Math.max(1, deadline - this.now())));
     }
   }
 

@@ -114,6 +114,8 @@ export class WatchHub implements JobFeed {
       bookmarkMs: deps.bookmarkMs ?? DEFAULT_BOOKMARK_MS,
       maxCursorAgeMs: deps.maxCursorAgeMs ?? 9 * 60_000,
       maxQueuedChanges: deps.maxQueuedChanges,
+      // Another replica may be a poll ahead of this one; its cursors are not "from the future".
+      aheadGraceMs: 3 * deps.pollMs + 500,
     });
   }
 

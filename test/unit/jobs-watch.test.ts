@@ -121,7 +121,13 @@ const summary = (e: JobsEvent): string =>
 
 function setup(over: { bookmarkMs?: number; now?: () => number } = {}) {
   const store = new FakeStore();
-  const w = new JobsWatches({ store, maxCursorAgeMs: 60_000, bookmarkMs: over.bookmarkMs ?? 60_000, now: over.now });
+  const w = new JobsWatches({
+    store,
+    maxCursorAgeMs: 60_000,
+    bookmarkMs: over.bookmarkMs ?? 60_000,
+    aheadGraceMs: 200,
+    now: over.now,
+  });
   return { store, w, signal: new AbortController() };
 }
 
@@ -264,6 +270,39 @@ describe("JobsWatches", () => {
     now += 61_000;
     const late = w.watch({ filter: filter(), afterCursor: snapshot!.cursor, signal: new AbortController().signal });
     await assert.rejects(late.next(), OutOfRangeError);
+  });
+
+  test("a cursor ahead of the feed is OUT_OF_RANGE unless the poll catches up within the grace", async () => {
+    const { store, w } = setup();
+    store.write(job(1));
+    let pos = poll(w, store, new FeedPosition(0));
+    // From another database (or a restored one): seq 999 never comes.
+    const foreign = w.watch({
+      filter: filter(),
+      afterCursor: encodeCursor(new FeedPosition(999), Date.now()),
+      signal: new AbortController().signal,
+    });
+    await assert.rejects(foreign.next(), (err: Error) => err instanceof OutOfRangeError && /ahead/.test(err.message));
+    // From a replica one poll ahead: this replica's poll sees seq 2 a moment later.
+    const a2 = next(job(1), T0 + 5, { status: "running" });
+    const stop = new AbortController();
+    const ahead = w.watch({
+      filter: filter(),
+      afterCursor: encodeCursor(new FeedPosition(2), Date.now()),
+      signal: stop.signal,
+    });
+    const first = ahead.next();
+    store.write(a2);
+    setTimeout(() => {
+      pos = poll(w, store, pos);
+    }, 50);
+    const a3 = next(a2, T0 + 6, { progress: 5 });
+    setTimeout(() => {
+      store.write(a3);
+      pos = poll(w, store, pos);
+    }, 100);
+    assert.equal(summary((await first).value as JobsEvent), "changed 01@3 running");
+    stop.abort();
   });
 
   test("an idle stream gets bookmarks whose cursor resumes with nothing repeated", async () => {
