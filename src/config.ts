@@ -26,6 +26,8 @@ export interface Config {
   logFormat: "json" | "auto";
   /** One line per finished call at this level, or none. */
   accessLog: "off" | "debug" | "info";
+  /** TLS on the gRPC port (PEM file paths); undefined: plaintext. */
+  tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
 }
 
 /** Thrown for a bad setting; its message is one line naming the setting and what to fix. */
@@ -39,6 +41,9 @@ export interface ConfigFlags {
   listen?: string | undefined;
   watchPollMs?: string | undefined;
   logLevel?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tlsClientCa?: string | undefined;
 }
 
 /** The default database: an SQLite file under ./data, created on first start. */
@@ -70,6 +75,15 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   if (accessLog !== "off" && accessLog !== "debug" && accessLog !== "info") {
     throw new ConfigError(`JOBWATCH_ACCESS_LOG '${accessLog}' is not off, debug or info`);
   }
+  const tlsCert = pick(flags.tlsCert, "JOBWATCH_TLS_CERT");
+  const tlsKey = pick(flags.tlsKey, "JOBWATCH_TLS_KEY");
+  const tlsClientCa = pick(flags.tlsClientCa, "JOBWATCH_TLS_CLIENT_CA");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new ConfigError("JOBWATCH_TLS_CERT and JOBWATCH_TLS_KEY go together: set both (PEM files) or neither");
+  }
+  if (tlsClientCa !== undefined && tlsCert === undefined) {
+    throw new ConfigError("JOBWATCH_TLS_CLIENT_CA needs TLS: set JOBWATCH_TLS_CERT and JOBWATCH_TLS_KEY too");
+  }
   return {
     databaseUrl,
     listen,
@@ -88,6 +102,10 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     logLevel,
     logFormat,
     accessLog,
+    tls:
+      tlsCert === undefined || tlsKey === undefined
+        ? undefined
+        : { certFile: tlsCert, keyFile: tlsKey, clientCaFile: tlsClientCa },
   };
 }
 

@@ -7,6 +7,7 @@ import { createLogger } from "./logger.js";
 import { accessLogHooks } from "./server/access-log.js";
 import type { CallHooks } from "./server/call-observer.js";
 import { routeGrpcLog } from "./server/grpc-log.js";
+import { serverCredentials } from "./server/tls.js";
 import { createServer } from "./server/server.js";
 import { FEED_KEEP_MS, Sweeper } from "./server/sweeper.js";
 import { WatchHub } from "./watch/watch-hub.js";
@@ -36,6 +37,8 @@ export async function startService(
   // grpc-js writes its own errors to stderr ("No address added ..."); what matters reaches the user
   // through our errors, so its lines go to the log at debug, with any secret in them removed.
   routeGrpcLog(log);
+  // Checked before anything opens: a bad certificate file is one line naming it, exit 1.
+  const credentials = config.tls === undefined ? undefined : serverCredentials(config.tls);
   const callHooks: CallHooks[] = [];
   if (config.accessLog !== "off") callHooks.push(accessLogHooks(log, config.accessLog));
   const store = await openStore(config.databaseUrl);
@@ -57,7 +60,7 @@ export async function startService(
     retentionMs: config.retentionMs,
     sweepIntervalMs: config.sweepIntervalMs,
   });
-  const server = createServer({ store, hub, authenticator, log, callHooks });
+  const server = createServer({ store, hub, authenticator, log, callHooks, ...(credentials ? { credentials } : {}) });
   try {
     await authenticator.start();
     await hub.start();
@@ -65,7 +68,7 @@ export async function startService(
     sweeper.start();
     const bootstrap = await ensureBootstrapToken(store);
     if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address)));
-    log.info({ address, database: redactUrl(config.databaseUrl) }, "jobwatch is serving");
+    log.info({ address, database: redactUrl(config.databaseUrl), tls: tlsMode(config) }, "jobwatch is serving");
     return {
       address,
       stop: async () => {
@@ -116,6 +119,12 @@ export async function serve(config: Config): Promise<void> {
   }
   log.info("stopped");
   log.flush();
+}
+
+/** How clients reach the port: "off", "tls", or "mtls" (client certificates required). */
+function tlsMode(config: Config): string {
+  if (config.tls === undefined) return "off";
+  return config.tls.clientCaFile === undefined ? "tls" : "mtls";
 }
 
 /** 0.0.0.0:50051 -> localhost:50051, what a client on this host dials. */

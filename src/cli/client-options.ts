@@ -1,4 +1,5 @@
 // What every client command shares: --address/--token/--tls/--json, opening the client, and errors as advice.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
 import {
   AlreadyExistsError,
@@ -13,6 +14,7 @@ import {
   UnauthenticatedError,
   UnavailableError,
   type JobwatchClient,
+  type TlsOptions,
 } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
 import { DURATION_RULE, parseDuration } from "../duration.js";
@@ -27,6 +29,9 @@ export interface ClientFlags {
   address: string;
   token?: string;
   tls?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
   json?: boolean;
 }
 
@@ -37,7 +42,38 @@ export function addClientOptions(command: Command): Command {
       new Option("--address <host:port>", "the jobwatch server").env("JOBWATCH_ADDRESS").default(DEFAULT_ADDRESS),
     )
     .addOption(new Option("--token <token>", "API token (jobwatch token create)").env("JOBWATCH_TOKEN"))
-    .addOption(new Option("--tls", "connect with TLS (system root certificates)"));
+    .addOption(new Option("--tls", "connect with TLS (system root certificates unless --ca)"))
+    .addOption(
+      new Option("--ca <file>", "PEM CA certificate(s) to trust instead of the system's (implies --tls)").env(
+        "JOBWATCH_CA",
+      ),
+    )
+    .addOption(
+      new Option("--cert <file>", "PEM client certificate, for a server that requires one (mTLS)").env("JOBWATCH_CERT"),
+    )
+    .addOption(new Option("--key <file>", "PEM private key of --cert").env("JOBWATCH_KEY"));
+}
+
+/** Reads a PEM file named by a flag; the error names the flag and the file. */
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new Error(`cannot read ${flag} file ${file}: ${(error as { code?: string }).code ?? String(error)}`);
+  }
+}
+
+/** The client's TLS settings from --tls, --ca, --cert and --key; false for plaintext. */
+export function tlsFromFlags(flags: Pick<ClientFlags, "tls" | "ca" | "cert" | "key">): boolean | TlsOptions {
+  if ((flags.cert === undefined) !== (flags.key === undefined)) {
+    throw new Error("--cert and --key go together (JOBWATCH_CERT, JOBWATCH_KEY): give both or neither");
+  }
+  if (flags.ca === undefined && flags.cert === undefined) return flags.tls === true;
+  return {
+    ...(flags.ca === undefined ? {} : { rootCerts: readPem("--ca", flags.ca) }),
+    ...(flags.cert === undefined ? {} : { certChain: readPem("--cert", flags.cert) }),
+    ...(flags.key === undefined ? {} : { privateKey: readPem("--key", flags.key) }),
+  };
 }
 
 /** Adds --json with a description of what it prints. */
@@ -50,7 +86,7 @@ export function openClient(flags: ClientFlags): JobwatchClient {
   return createClient({
     address: flags.address,
     token: flags.token,
-    tls: flags.tls === true,
+    tls: tlsFromFlags(flags),
     callTimeoutMs: 15_000,
   });
 }
@@ -77,7 +113,14 @@ export async function runWithClient(
     process.exitCode = ExitCode.NOT_FOUND_OR_DENIED;
     return;
   }
-  const client = openClient(flags);
+  let client: JobwatchClient;
+  try {
+    client = openClient(flags);
+  } catch (err) {
+    printError(err instanceof Error ? err.message : String(err));
+    process.exitCode = ExitCode.ERROR;
+    return;
+  }
   try {
     process.exitCode = (await body(client)) ?? ExitCode.OK;
   } catch (err) {

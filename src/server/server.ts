@@ -35,8 +35,8 @@ export interface ServerDeps {
   options?: grpc.ServerOptions;
   /** Told about every call, rejected ones included (access log, metrics); none: no observer at all. */
   callHooks?: CallHooks[];
-  /** How the port is secured; default plaintext. */
-  credentials?: grpc.ServerCredentials;
+  /** How the port is secured (default plaintext), and what to wait for before serving (TLS: the first read of the files). */
+  credentials?: { credentials: grpc.ServerCredentials; ready(): Promise<void> };
 }
 
 /** A jobwatch gRPC server, assembled but not yet listening. */
@@ -164,13 +164,18 @@ export function createServer(deps: ServerDeps): JobwatchServer {
 
   const listen = async (address: string): Promise<string> => {
     const port = await new Promise<number>((resolve, reject) => {
-      grpcServer.bindAsync(address, deps.credentials ?? grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
-        if (error) reject(listenError(address, error));
-        else resolve(boundPort);
-      });
+      grpcServer.bindAsync(
+        address,
+        deps.credentials?.credentials ?? grpc.ServerCredentials.createInsecure(),
+        (error, boundPort) => {
+          if (error) reject(listenError(address, error));
+          else resolve(boundPort);
+        },
+      );
     });
     listening = true;
     refuseRepeatedAuthorization(grpcServer);
+    await deps.credentials?.ready();
     await health.start();
     return withPort(address, port);
   };
