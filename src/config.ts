@@ -26,6 +26,8 @@ export interface Config {
   logFormat: "json" | "auto";
   /** One line per finished call at this level, or none. */
   accessLog: "off" | "debug" | "info";
+  /** JWTs from an identity provider, beside jobwatch's tokens; undefined: JWTs are refused. */
+  jwt: { jwksUrl: string; issuer: string; audience: string; usernameClaim: string; roleClaim: string } | undefined;
   /** TLS on the gRPC port (PEM file paths); undefined: plaintext. */
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
 }
@@ -84,6 +86,20 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   if (tlsClientCa !== undefined && tlsCert === undefined) {
     throw new ConfigError("JOBWATCH_TLS_CLIENT_CA needs TLS: set JOBWATCH_TLS_CERT and JOBWATCH_TLS_KEY too");
   }
+  const jwksUrl = nonEmpty(env.JOBWATCH_JWT_JWKS_URL);
+  const issuer = nonEmpty(env.JOBWATCH_JWT_ISSUER);
+  const audience = nonEmpty(env.JOBWATCH_JWT_AUDIENCE);
+  if (jwksUrl === undefined && (issuer !== undefined || audience !== undefined)) {
+    throw new ConfigError("JOBWATCH_JWT_ISSUER and JOBWATCH_JWT_AUDIENCE need JOBWATCH_JWT_JWKS_URL (the keys)");
+  }
+  if (jwksUrl !== undefined && (issuer === undefined || audience === undefined)) {
+    throw new ConfigError(
+      "JOBWATCH_JWT_JWKS_URL needs JOBWATCH_JWT_ISSUER and JOBWATCH_JWT_AUDIENCE: tokens are checked against both",
+    );
+  }
+  if (jwksUrl !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(jwksUrl) && !/^(https?|file):\/\//i.test(jwksUrl)) {
+    throw new ConfigError(`JOBWATCH_JWT_JWKS_URL '${jwksUrl}' is neither an http(s) URL nor a file path`);
+  }
   return {
     databaseUrl,
     listen,
@@ -102,6 +118,16 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     logLevel,
     logFormat,
     accessLog,
+    jwt:
+      jwksUrl === undefined || issuer === undefined || audience === undefined
+        ? undefined
+        : {
+            jwksUrl,
+            issuer,
+            audience,
+            usernameClaim: nonEmpty(env.JOBWATCH_JWT_USERNAME_CLAIM) ?? "preferred_username",
+            roleClaim: nonEmpty(env.JOBWATCH_JWT_ROLE_CLAIM) ?? "role",
+          },
     tls:
       tlsCert === undefined || tlsKey === undefined
         ? undefined

@@ -1,6 +1,8 @@
 // Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
 import type { Logger } from "pino";
 import { Authenticator } from "./auth/authenticator.js";
+import { BearerAuthenticator } from "./auth/bearer-authenticator.js";
+import { JwtVerifier } from "./auth/jwt.js";
 import { bootstrapTokenMessage, ensureBootstrapToken } from "./auth/token-admin.js";
 import type { Config } from "./config.js";
 import { createLogger } from "./logger.js";
@@ -42,7 +44,9 @@ export async function startService(
   const callHooks: CallHooks[] = [];
   if (config.accessLog !== "off") callHooks.push(accessLogHooks(log, config.accessLog));
   const store = await openStore(config.databaseUrl);
-  const authenticator = new Authenticator({ store, log });
+  const tokens = new Authenticator({ store, log });
+  const jwt = config.jwt === undefined ? undefined : new JwtVerifier(config.jwt, { log });
+  const authenticator = new BearerAuthenticator(tokens, jwt);
   const hub = new WatchHub({
     store,
     pollMs: config.watchPollMs,
@@ -62,7 +66,7 @@ export async function startService(
   });
   const server = createServer({ store, hub, authenticator, log, callHooks, ...(credentials ? { credentials } : {}) });
   try {
-    await authenticator.start();
+    await tokens.start();
     await hub.start();
     const address = await server.listen(config.listen);
     sweeper.start();
@@ -74,14 +78,14 @@ export async function startService(
       stop: async () => {
         await sweeper.stop();
         await server.shutdown(SHUTDOWN_BUDGET_MS);
-        await authenticator.stop();
+        await tokens.stop();
         await store.close();
       },
     };
   } catch (error) {
     await sweeper.stop();
     await server.shutdown(0).catch(() => undefined);
-    await authenticator.stop();
+    await tokens.stop();
     await store.close().catch(() => undefined);
     throw error;
   }

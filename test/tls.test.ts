@@ -79,7 +79,12 @@ function handshake(address: string, ca: string, client?: { cert: string; key: st
     });
     // TLS 1.3: the server checks the client certificate after the client thinks it is done, so wait
     // for the server's verdict (an alert closes the socket) before calling it accepted.
-    socket.on("secureConnect", () => setTimeout(() => resolve(!socket.destroyed), 300));
+    socket.on("secureConnect", () =>
+      setTimeout(() => {
+        resolve(!socket.destroyed);
+        socket.destroy();
+      }, 300),
+    );
     socket.on("error", () => resolve(false));
     socket.on("close", () => resolve(false));
   });

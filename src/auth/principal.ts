@@ -7,6 +7,11 @@ export interface Principal {
   tokenId: string;
   username: string;
   role: string;
+  /**
+   * When the credential stops being valid (ms since the epoch): a JWT's `exp`. Undefined for jobwatch
+   * tokens, which do not expire (they are revoked). Open streams should end by then.
+   */
+  expiresAt?: number;
 }
 
 /**
