@@ -8,7 +8,14 @@ import { startService } from "../src/main.js";
 import { createStore } from "../src/store/open.js";
 
 const url = process.argv[2]!;
-const config = loadConfig({ JOBWATCH_DATABASE_URL: url, JOBWATCH_LISTEN: "127.0.0.1:0", JOBWATCH_LOG_LEVEL: "silent" });
+const config = loadConfig({
+  JOBWATCH_DATABASE_URL: url,
+  JOBWATCH_LISTEN: "127.0.0.1:0",
+  JOBWATCH_LOG_LEVEL: "silent",
+  // Set by bench/metrics-overhead.ts to compare metrics on and off (and the access log off in both).
+  JOBWATCH_METRICS_LISTEN: process.env.JOBWATCH_METRICS_LISTEN,
+  JOBWATCH_ACCESS_LOG: process.env.JOBWATCH_ACCESS_LOG,
+});
 let admin = "";
 const service = await startService(config, pino({ level: "silent" }), (text) => {
   admin = /jw_[A-Za-z0-9_-]+/.exec(text)?.[0] ?? admin;

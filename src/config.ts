@@ -28,6 +28,8 @@ export interface Config {
   accessLog: "off" | "debug" | "info";
   /** JWTs from an identity provider, beside jobwatch's tokens; undefined: JWTs are refused. */
   jwt: { jwksUrl: string; issuer: string; audience: string; usernameClaim: string; roleClaim: string } | undefined;
+  /** host:port serving Prometheus /metrics; undefined: no metrics. */
+  metricsListen: string | undefined;
   /** TLS on the gRPC port (PEM file paths); undefined: plaintext. */
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
 }
@@ -100,6 +102,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   if (jwksUrl !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(jwksUrl) && !/^(https?|file):\/\//i.test(jwksUrl)) {
     throw new ConfigError(`JOBWATCH_JWT_JWKS_URL '${jwksUrl}' is neither an http(s) URL nor a file path`);
   }
+  const metricsListen = nonEmpty(env.JOBWATCH_METRICS_LISTEN);
+  if (metricsListen !== undefined) checkListen(metricsListen, "JOBWATCH_METRICS_LISTEN", "127.0.0.1:9464");
   return {
     databaseUrl,
     listen,
@@ -118,6 +122,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     logLevel,
     logFormat,
     accessLog,
+    metricsListen,
     jwt:
       jwksUrl === undefined || issuer === undefined || audience === undefined
         ? undefined
@@ -162,10 +167,10 @@ function duration(
   return Math.round(parsed);
 }
 
-function checkListen(listen: string): void {
+function checkListen(listen: string, name = "JOBWATCH_LISTEN", example = "0.0.0.0:50051"): void {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(listen);
   const port = match ? Number(match[2]) : -1;
   if (!match || port > 65535) {
-    throw new ConfigError(`JOBWATCH_LISTEN '${listen}' is not host:port (e.g. 0.0.0.0:50051, 127.0.0.1:0, [::]:50051)`);
+    throw new ConfigError(`${name} '${listen}' is not host:port (e.g. ${example}, 127.0.0.1:0, [::]:50051)`);
   }
 }

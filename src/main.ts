@@ -10,10 +10,13 @@ import { accessLogHooks } from "./server/access-log.js";
 import type { CallHooks } from "./server/call-observer.js";
 import { routeGrpcLog } from "./server/grpc-log.js";
 import { serverCredentials } from "./server/tls.js";
+import { Metrics } from "./server/metrics.js";
+import type { MetricsSources } from "./server/metrics.js";
 import { createServer } from "./server/server.js";
 import { FEED_KEEP_MS, Sweeper } from "./server/sweeper.js";
 import { WatchHub } from "./watch/watch-hub.js";
 import { redactUrl } from "./store/connect.js";
+import type { GuardedStore } from "./store/guarded-store.js";
 import { openStore } from "./store/open.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
@@ -23,6 +26,8 @@ const SHUTDOWN_BUDGET_MS = 8000;
 export interface Service {
   /** The address it listens on, with the real port (useful with port 0). */
   address: string;
+  /** Where /metrics is served (JOBWATCH_METRICS_LISTEN), with the real port. */
+  metricsAddress?: string;
   /** Stops accepting, ends watches with UNAVAILABLE, finishes unary calls, closes the database. */
   stop(): Promise<void>;
 }
@@ -43,10 +48,21 @@ export async function startService(
   const credentials = config.tls === undefined ? undefined : serverCredentials(config.tls);
   const callHooks: CallHooks[] = [];
   if (config.accessLog !== "off") callHooks.push(accessLogHooks(log, config.accessLog));
-  const store = await openStore(config.databaseUrl);
+  const sources: MetricsSources = {};
+  let counted: GuardedStore | undefined;
+  const metrics: Metrics | undefined =
+    config.metricsListen === undefined ? undefined : new Metrics(sources, () => counted);
+  // Metrics first: the access log's line then follows the counts a scrape would show.
+  if (metrics) callHooks.unshift(metrics.hooks());
+  const opened = await openStore(config.databaseUrl);
+  const store: GuardedStore = metrics ? metrics.instrumentStore(opened) : opened;
+  // Jobs are counted through the raw store: a periodic GROUP BY is not a query anyone waits on.
+  counted = opened;
   const tokens = new Authenticator({ store, log });
   const jwt = config.jwt === undefined ? undefined : new JwtVerifier(config.jwt, { log });
   const authenticator = new BearerAuthenticator(tokens, jwt);
+  sources.tokenCache = authenticator.tokenStats;
+  sources.jwt = jwt?.stats;
   const hub = new WatchHub({
     store,
     pollMs: config.watchPollMs,
@@ -69,13 +85,20 @@ export async function startService(
     await tokens.start();
     await hub.start();
     const address = await server.listen(config.listen);
+    const metricsAddress =
+      metrics && config.metricsListen !== undefined ? await metrics.listen(config.metricsListen) : undefined;
     sweeper.start();
     const bootstrap = await ensureBootstrapToken(store);
     if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address)));
-    log.info({ address, database: redactUrl(config.databaseUrl), tls: tlsMode(config) }, "jobwatch is serving");
+    log.info(
+      { address, database: redactUrl(config.databaseUrl), tls: tlsMode(config), metrics: metricsAddress },
+      "jobwatch is serving",
+    );
     return {
       address,
+      ...(metricsAddress === undefined ? {} : { metricsAddress }),
       stop: async () => {
+        await metrics?.close();
         await sweeper.stop();
         await server.shutdown(SHUTDOWN_BUDGET_MS);
         await tokens.stop();
@@ -83,6 +106,7 @@ export async function startService(
       },
     };
   } catch (error) {
+    await metrics?.close();
     await sweeper.stop();
     await server.shutdown(0).catch(() => undefined);
     await tokens.stop();

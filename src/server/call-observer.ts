@@ -38,7 +38,8 @@ export interface CallHooks {
   readonly wantsPeer?: boolean;
   started?(rpc: RpcInfo): void;
   received?(rpc: RpcInfo): void;
-  sent?(rpc: RpcInfo, message: unknown): void;
+  /** `count` is how many messages this call has sent, this one included. */
+  sent?(rpc: RpcInfo, message: unknown, count: number): void;
   finished?(call: FinishedCall): void;
 }
 
@@ -152,7 +153,7 @@ export function callObserver(hooks: CallHooks): grpc.ServerInterceptor {
         // Serialized synchronously by grpc-js inside next(), so its size is known here.
         messagesSent++;
         bytesSent += sizeOf(message);
-        hooks.sent?.(rpc, message);
+        hooks.sent?.(rpc, message, messagesSent);
       },
       sendStatus(status, next) {
         finish(status.code);

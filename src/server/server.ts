@@ -100,8 +100,8 @@ function observerOf(hooks: CallHooks[]): grpc.ServerInterceptor[] {
       received: (rpc) => {
         for (const h of hooks) h.received?.(rpc);
       },
-      sent: (rpc, message) => {
-        for (const h of hooks) h.sent?.(rpc, message);
+      sent: (rpc, message, count) => {
+        for (const h of hooks) h.sent?.(rpc, message, count);
       },
       finished: (call) => {
         for (const h of hooks) h.finished?.(call);

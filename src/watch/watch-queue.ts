@@ -19,6 +19,9 @@ interface Held {
   from: number;
 }
 
+/** Process-wide counts the metrics read: progress-only changes a slow reader never saw (coalesced away). */
+export const watchQueueCounters = { coalesced: 0 };
+
 /**
  * Orders what one watcher receives. Changes arrive from two sources in any order and any number of
  * times (this process's commits, the change-feed poller); `offer` accepts revision N only after N-1,
@@ -201,7 +204,9 @@ export class WatchQueue {
       return;
     }
     const last = this.queue.at(-1);
-    if (last && sameState(last, job)) this.queue[this.queue.length - 1] = job;
-    else this.queue.push(job);
+    if (last && sameState(last, job)) {
+      this.queue[this.queue.length - 1] = job;
+      watchQueueCounters.coalesced++;
+    } else this.queue.push(job);
   }
 }
