@@ -89,7 +89,7 @@ export async function startService(
       metrics && config.metricsListen !== undefined ? await metrics.listen(config.metricsListen) : undefined;
     sweeper.start();
     const bootstrap = await ensureBootstrapToken(store);
-    if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address)));
+    if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address), config.tls !== undefined));
     log.info(
       { address, database: redactUrl(config.databaseUrl), tls: tlsMode(config), metrics: metricsAddress },
       "jobwatch is serving",

@@ -71,7 +71,7 @@ export async function ensureBootstrapToken(
 }
 
 /** The lines `serve` prints with a bootstrap token: the token and how to use it. */
-export function bootstrapTokenMessage(created: CreatedToken, address: string): string {
+export function bootstrapTokenMessage(created: CreatedToken, address: string, tls = false): string {
   return [
     `No API tokens existed, so an admin token was created for user '${created.username}' (id ${created.tokenId}).`,
     "It is shown only this once; keep it:",
@@ -79,7 +79,7 @@ export function bootstrapTokenMessage(created: CreatedToken, address: string): s
     `  ${created.token}`,
     "",
     "Use it with grpcurl:",
-    `  grpcurl -plaintext -H 'authorization: Bearer ${created.token}' ${address} list`,
+    `  grpcurl ${tls ? "-cacert <the CA of the server's certificate>" : "-plaintext"} -H 'authorization: Bearer ${created.token}' ${address} list`,
     "Make tokens for people and workers:",
     "  jobwatch token create --user alice --role normal_user",
     "  jobwatch token create --user worker-1 --role service",
