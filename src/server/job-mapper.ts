@@ -1,6 +1,7 @@
 // Maps the store's jobs and events (epoch ms, lowercase statuses) to the generated protobuf types and back.
 import type { Job as StoreJob, JobEvent as StoreJobEvent, JobStatus as StoreJobStatus } from "../store/job.js";
-import { JobStatus } from "../gen/jobwatch/v1/job.js";
+import { EstimateBasis, JobStatus } from "../gen/jobwatch/v1/job.js";
+import type { Estimate, EstimateBasis as StoreEstimateBasis } from "./estimate.js";
 import type { Job, JobEvent } from "../gen/jobwatch/v1/job.js";
 
 const TO_PROTO: Record<StoreJobStatus, JobStatus> = {
@@ -33,8 +34,17 @@ function optional(value: string | null): string | undefined {
   return value === null ? undefined : value;
 }
 
-/** A store job as the wire's Job: Date timestamps, the enum status, unset fields undefined. */
-export function jobToProto(job: StoreJob): Job {
+const BASIS_TO_PROTO: Record<StoreEstimateBasis, EstimateBasis> = {
+  progress_rate: EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE,
+  history: EstimateBasis.ESTIMATE_BASIS_HISTORY,
+  progress_and_history: EstimateBasis.ESTIMATE_BASIS_PROGRESS_AND_HISTORY,
+};
+
+/**
+ * A store job as the wire's Job: Date timestamps, the enum status, unset fields undefined, and the
+ * completion estimate if there is one. Handlers map jobs through JobView (job-view.ts), which supplies it.
+ */
+export function jobToProto(job: StoreJob, estimate?: Estimate): Job {
   return {
     jobId: job.jobId,
     operationType: job.operationType,
@@ -54,6 +64,8 @@ export function jobToProto(job: StoreJob): Job {
     phase: optional(job.phase),
     detail: optional(job.detail),
     resource: optional(job.resource),
+    estimatedCompletionAt: estimate === undefined ? undefined : new Date(estimate.at),
+    estimateBasis: estimate === undefined ? EstimateBasis.ESTIMATE_BASIS_UNSPECIFIED : BASIS_TO_PROTO[estimate.basis],
   };
 }
 

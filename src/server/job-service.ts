@@ -19,7 +19,8 @@ import type { JobFeed } from "../watch/job-feed.js";
 import { serverStreamingHandler, unaryHandler } from "./call-adapters.js";
 import { durationToMs, msToDuration } from "../duration.js";
 import { withHeartbeats } from "./heartbeats.js";
-import { jobEventToProto, jobToProto } from "./job-mapper.js";
+import { jobEventToProto } from "./job-mapper.js";
+import type { JobView } from "./job-view.js";
 import { listFilters } from "./list-filters.js";
 import { decodeHistoryToken, decodePageToken, encodeHistoryToken, encodePageToken, filterHash } from "./page-token.js";
 import { watchResponse } from "./shared-watch-encoding.js";
@@ -31,6 +32,8 @@ export interface JobServiceDeps {
   /** A publishing store (src/watch/publishing-store.ts), so CancelJob's change reaches watchers at once. */
   store: JobStore;
   hub: Pick<JobFeed, "watch" | "watchJobs" | "bookmarkMs" | "closing">;
+  /** How jobs are mapped to the wire, with their completion estimate. */
+  view: JobView;
   log: Logger;
 }
 
@@ -75,7 +78,7 @@ const HISTORY_PAGE = { default: 500, max: 1000 } as const;
 
 /** JobService over a store and the watch hub. */
 export function createJobService(deps: JobServiceDeps): JobServiceServer {
-  const { store, hub, log } = deps;
+  const { store, hub, view, log } = deps;
 
   return {
     getJobDetails: unaryHandler(log, async (request, { principal }): Promise<GetJobDetailsResponse> => {
@@ -83,7 +86,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       const jobId = v.jobId(request.jobId);
       v.check();
       const job = await visibleJob(store, principal, jobId);
-      return { job: jobToProto(job) };
+      return { job: await view.toProto(job) };
     }),
 
     watchJob: serverStreamingHandler(
@@ -118,14 +121,14 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
             continue;
           }
           newest = item.revision;
-          yield watchResponse(item);
+          yield await watchResponse(item, view);
         }
       },
       // At shutdown a stream waiting for a client that does not read pulls the hub's UnavailableError.
       { closing: hub.closing },
     ),
 
-    watchJobs: serverStreamingHandler(log, watchJobs(hub), { closing: hub.closing }),
+    watchJobs: serverStreamingHandler(log, watchJobs(hub, view), { closing: hub.closing }),
 
     listJobs: unaryHandler(log, async (request, { principal }): Promise<ListJobsResponse> => {
       const { filters: requested, pageSize } = listFilters(request);
@@ -139,7 +142,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
         limit: pageSize + 1,
         after: after && { createdAt: after.createdAt, jobId: after.jobId },
       });
-      const page = withinReplyBudget(rows.slice(0, pageSize).map(jobToProto), ProtoJob);
+      const page = withinReplyBudget(await view.toProtos(rows.slice(0, pageSize)), ProtoJob);
       const last = page[page.length - 1];
       const nextPageToken =
         rows.length > page.length && last !== undefined
@@ -179,7 +182,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       v.check();
       await mustSee(store, principal, jobId);
       const job = await store.cancelJob(jobId, reason);
-      return { job: jobToProto(job) };
+      return { job: await view.toProto(job) };
     }),
 
     getJobHistory: unaryHandler(log, async (request, { principal }): Promise<GetJobHistoryResponse> => {

@@ -6,13 +6,15 @@ import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { unaryHandler } from "./call-adapters.js";
-import { jobToProto } from "./job-mapper.js";
+import type { JobView } from "./job-view.js";
 import { RequestValidator } from "./validate.js";
 
 /** What JobWorkerService needs. */
 export interface JobWorkerServiceDeps {
   /** A publishing store (src/watch/publishing-store.ts): each change reaches this process's watchers at once. */
   store: JobStore;
+  /** How jobs are mapped to the wire, with their completion estimate. */
+  view: JobView;
   log: Logger;
 }
 
@@ -22,10 +24,10 @@ export interface JobWorkerServiceDeps {
  * other replicas pick it up from the change feed.
  */
 export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerServiceServer {
-  const { store, log } = deps;
+  const { store, view, log } = deps;
 
   /** The changed job as a response. */
-  const changed = (job: Job): { job: ProtoJob } => ({ job: jobToProto(job) });
+  const changed = async (job: Job): Promise<{ job: ProtoJob }> => ({ job: await view.toProto(job) });
 
   return {
     createJob: unaryHandler(log, async (request) => {
@@ -49,14 +51,14 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
           `request_id ${requestId} was already used to create another job with other fields; use a new UUID for a new job`,
         );
       }
-      return changed(job);
+      return await changed(job);
     }),
 
     startJob: unaryHandler(log, async (request) => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
-      return changed(await store.startJob(jobId));
+      return await changed(await store.startJob(jobId));
     }),
 
     reportProgress: unaryHandler(log, async (request) => {
@@ -66,14 +68,14 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const phase = v.phase(request.phase);
       const detail = v.detail(request.detail);
       v.check();
-      return changed(await store.reportProgress(jobId, progress, phase, detail));
+      return await changed(await store.reportProgress(jobId, progress, phase, detail));
     }),
 
     heartbeat: unaryHandler(log, async (request) => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
-      return changed(await store.heartbeat(jobId));
+      return await changed(await store.heartbeat(jobId));
     }),
 
     completeJob: unaryHandler(log, async (request) => {
@@ -81,7 +83,7 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const jobId = v.jobId(request.jobId);
       const result = v.result(request.result);
       v.check();
-      return changed(await store.completeJob(jobId, result));
+      return await changed(await store.completeJob(jobId, result));
     }),
 
     failJob: unaryHandler(log, async (request) => {
@@ -89,14 +91,14 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const jobId = v.jobId(request.jobId);
       const error = v.errorText(request.error);
       v.check();
-      return changed(await store.failJob(jobId, error));
+      return await changed(await store.failJob(jobId, error));
     }),
 
     markCancelled: unaryHandler(log, async (request) => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
-      return changed(await store.markCancelled(jobId));
+      return await changed(await store.markCancelled(jobId));
     }),
   };
 }

@@ -14,6 +14,8 @@ import type { JobFeed } from "../watch/job-feed.js";
 import { publishingStore } from "../watch/publishing-store.js";
 import { createJobService } from "./job-service.js";
 import { createJobWorkerService } from "./job-worker-service.js";
+import { createJobView } from "./job-view.js";
+import { RunHistory } from "./run-history.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
 import { guardRequestDecoding, malformedRequestInterceptor } from "./request-decoding.js";
@@ -37,6 +39,8 @@ export interface ServerDeps {
   callHooks?: CallHooks[];
   /** How the port is secured (default plaintext), and what to wait for before serving (TLS: the first read of the files). */
   credentials?: { credentials: grpc.ServerCredentials; ready(): Promise<void> };
+  /** The clock of completion estimates, epoch ms; default Date.now (tests pass one they can move). */
+  now?: () => number;
 }
 
 /** A jobwatch gRPC server, assembled but not yet listening. */
@@ -146,8 +150,10 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   };
   // Handlers write through this store, so every change reaches this process's watchers at once.
   const jobs = publishingStore(store, hub);
-  registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store: jobs, hub, log }));
-  registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store: jobs, log }));
+  const now = deps.now ?? Date.now;
+  const view = createJobView(new RunHistory({ store, now, log }), now);
+  registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store: jobs, hub, view, log }));
+  registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store: jobs, view, log }));
   const health = new HealthMonitor({
     store,
     log,

@@ -1,20 +1,20 @@
 // One change, many watchers: each job revision becomes one WatchJobResponse, encoded once for every stream.
 import type { JobServiceService, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
 import type { Job } from "../store/job.js";
-import { jobToProto } from "./job-mapper.js";
+import type { JobView } from "./job-view.js";
 
 /**
  * The WatchJobResponse of each store job object, made once. The hub hands the same object to every
- * watcher of a job, so a change is mapped once, not once per watcher. Weak: an entry lives as long as
- * some watcher still holds the job.
+ * watcher of a job, so a change is mapped once, not once per watcher (its estimate is the one made when
+ * the first watcher got it). Weak: an entry lives as long as some watcher still holds the job.
  */
-const watchResponses = new WeakMap<Job, WatchJobResponse>();
+const watchResponses = new WeakMap<Job, Promise<WatchJobResponse>>();
 
-/** The (shared, never modified) response that carries `job`. */
-export function watchResponse(job: Job): WatchJobResponse {
+/** The (shared, never modified) response that carries `job`, mapped by `view`. */
+export function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse> {
   let response = watchResponses.get(job);
   if (response === undefined) {
-    response = { job: jobToProto(job) };
+    response = view.toProto(job).then((mapped) => ({ job: mapped }));
     watchResponses.set(job, response);
   }
   return response;

@@ -6,7 +6,7 @@ import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } fro
 import type { JobsFilter } from "../watch/jobs-filter.js";
 import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import type { StreamContext } from "./call-adapters.js";
-import { jobToProto } from "./job-mapper.js";
+import type { JobView } from "./job-view.js";
 import { statusFilter } from "./list-filters.js";
 import { RequestValidator } from "./validate.js";
 
@@ -56,8 +56,8 @@ const EVENT_TYPES: Record<JobsEvent["type"], WatchJobsEventType> = {
   bookmark: WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_BOOKMARK,
 };
 
-/** The WatchJobs handler body: an async generator for serverStreamingHandler. */
-export function watchJobs(hub: JobsWatchSource) {
+/** The WatchJobs handler body: an async generator for serverStreamingHandler; jobs mapped by `view`. */
+export function watchJobs(hub: JobsWatchSource, view: JobView) {
   return async function* (request: WatchJobsRequest, context: StreamContext): AsyncGenerator<WatchJobsResponse> {
     const filter = watchJobsFilter(request, context.principal);
     // Headers once the request is accepted: a resumed stream may wait long for its first change.
@@ -69,7 +69,7 @@ export function watchJobs(hub: JobsWatchSource) {
     });
     for await (const event of events) {
       const jobs = event.type === "snapshot" ? event.jobs : "job" in event ? [event.job] : [];
-      yield { type: EVENT_TYPES[event.type], jobs: jobs.map(jobToProto), cursor: event.cursor };
+      yield { type: EVENT_TYPES[event.type], jobs: await view.toProtos(jobs), cursor: event.cursor };
     }
   };
 }

@@ -35,6 +35,14 @@ export interface JobsTable {
   last_heartbeat_at: Int64 | null;
   /** When the job's last progress change entered the history (progress within a phase is recorded at most once a second). */
   history_at: Int64 | null;
+  /**
+   * The rate anchor (lifecycle.ts rateAnchorAfter): a point (time, progress) 2 to 4 minutes back on the
+   * job's progress line, from which the estimate measures its progress rate; NULL until the job has run
+   * that long (the rate is then measured from started_at and 0%).
+   */
+  rate_anchor_at: Int64 | null;
+  /** Progress at rate_anchor_at; fractional, as the anchor is interpolated. */
+  rate_anchor_progress: number | null;
 }
 
 /** One change of a job: the change feed that replicas poll, and (recorded = 1) the job's history. */

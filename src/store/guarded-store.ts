@@ -31,6 +31,7 @@ const POLICIES: { [K in Exclude<keyof JobStore, "close">]: RetryPolicy } = {
   listJobs: "read",
   getStatistics: "read",
   getHistory: "read",
+  recentRuns: "read",
   latestSeq: "read",
   readFeed: "read",
   readFeedRanges: "read",

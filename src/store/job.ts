@@ -38,6 +38,25 @@ export interface Job {
   cancelReason: string | null;
   /** 1 at creation, +1 on every change. */
   revision: number;
+  /**
+   * Where the progress rate of a RUNNING job is measured from (see lifecycle.ts rateAnchorAfter);
+   * absent until the job has run a couple of minutes: the rate is then measured from startedAt and 0%.
+   */
+  rateAnchor?: RateAnchor;
+}
+
+/** A point on a job's progress line: progress (0-100, fractional) at a time (epoch ms). */
+export interface RateAnchor {
+  at: number;
+  progress: number;
+}
+
+/** A COMPLETED job's timing, as the history behind completion estimates reads it. */
+export interface FinishedRun {
+  resource: string | null;
+  createdAt: number;
+  startedAt: number;
+  completedAt: number;
 }
 
 /** One recorded change of a job (its history). */

@@ -55,6 +55,8 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
       completed_at: null,
       last_heartbeat_at: null,
       history_at: null,
+      rate_anchor_at: null,
+      rate_anchor_progress: null,
     };
     const job = jobRowToJob(row as JobRow);
     try {

@@ -4,7 +4,7 @@ import type { MissingStep } from "../errors.js";
 import type { JobRowUpdate } from "./database.js";
 import type { JobRow } from "./database.js";
 import { isTerminal } from "./job.js";
-import type { Job, JobStatus } from "./job.js";
+import type { Job, JobStatus, RateAnchor } from "./job.js";
 
 /** What a transition does to a job: the columns it sets and whether the change enters the history. */
 export interface Change {
@@ -20,6 +20,34 @@ export type Rule = (job: Job, row: JobRow, now: number) => Change | null;
 
 /** Progress-only changes enter the history at most once per this many ms per job. */
 export const HISTORY_PROGRESS_INTERVAL_MS = 1000;
+
+/**
+ * The estimate measures a job's progress rate over the last RATE_WINDOW_MS to 2 x RATE_WINDOW_MS: long
+ * enough to average a worker that reports in bursts a minute apart, short enough to follow a job that
+ * changes pace within minutes. (A job that stops reporting slows down at once: the rate is measured up
+ * to the time of reading.)
+ */
+export const RATE_WINDOW_MS = 120_000;
+
+/**
+ * The rate anchor after progress `progress` reported at `now`; undefined when it stays where it is.
+ * The anchor (absent: startedAt and 0%) moves once it is more than 2 x RATE_WINDOW_MS old, to the point
+ * RATE_WINDOW_MS back on the straight line from it to (now, progress). The rate read from it is the same
+ * just before and after the move (no jump), and exact for a job at a steady rate; what happened before
+ * the anchor counts less and less (half per RATE_WINDOW_MS). It needs no history query, only these two
+ * columns written in the progress UPDATE itself.
+ */
+export function rateAnchorAfter(
+  anchor: RateAnchor | undefined,
+  startedAt: number | null,
+  progress: number,
+  now: number,
+): RateAnchor | undefined {
+  const from = anchor ?? (startedAt === null ? undefined : { at: startedAt, progress: 0 });
+  if (from === undefined || now - from.at <= 2 * RATE_WINDOW_MS) return undefined;
+  const at = now - RATE_WINDOW_MS;
+  return { at, progress: from.progress + ((progress - from.progress) * (at - from.at)) / (now - from.at) };
+}
 
 /** PENDING -> RUNNING. */
 export function startRule(): Rule {
@@ -51,6 +79,11 @@ export function progressRule(progress: number, phase?: string, detail?: string):
     const recorded =
       phaseChanged || (changed && (lastRecorded === null || now - lastRecorded >= HISTORY_PROGRESS_INTERVAL_MS));
     if (recorded) set.history_at = now;
+    const anchor = rateAnchorAfter(job.rateAnchor, job.startedAt, progress, now);
+    if (anchor !== undefined) {
+      set.rate_anchor_at = anchor.at;
+      set.rate_anchor_progress = anchor.progress;
+    }
     return { set, recorded };
   };
 }

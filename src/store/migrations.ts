@@ -16,6 +16,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0004_job_events_transition": transitionColumn(),
     "0005_job_counts": jobCounts(dialect),
     "0006_counts_and_user_status_indexes": countsAndUserStatusIndexes(),
+    "0007_completion_estimate": completionEstimate(),
   };
 }
 
@@ -262,6 +263,30 @@ function transitionColumn(): Migration {
     async down(db: Kysely<unknown>) {
       await db.schema.dropIndex("job_events_job_transition").on("job_events").execute();
       await db.schema.alterTable("job_events").dropColumn("transition_revision").execute();
+    },
+  };
+}
+
+/**
+ * What the completion estimate reads: the rate anchor of each job (written with its progress), and an
+ * index for the history of an operation type, its last COMPLETED jobs by completed_at (without it each
+ * refresh would read every completed job of the type).
+ */
+function completionEstimate(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("jobs").addColumn("rate_anchor_at", "bigint").execute();
+      await db.schema.alterTable("jobs").addColumn("rate_anchor_progress", "double precision").execute();
+      await db.schema
+        .createIndex("jobs_type_status_completed")
+        .on("jobs")
+        .columns(["operation_type", "status", "completed_at"])
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex("jobs_type_status_completed").on("jobs").execute();
+      await db.schema.alterTable("jobs").dropColumn("rate_anchor_progress").execute();
+      await db.schema.alterTable("jobs").dropColumn("rate_anchor_at").execute();
     },
   };
 }

@@ -15,7 +15,7 @@ function intOrNull(value: number | string | bigint | null): number | null {
 
 /** The domain Job of a jobs row. */
 export function jobRowToJob(row: JobRow): Job {
-  return {
+  const job: Job = {
     jobId: row.job_id,
     operationType: row.operation_type,
     status: row.status as JobStatus,
@@ -35,6 +35,11 @@ export function jobRowToJob(row: JobRow): Job {
     cancelReason: row.cancel_reason,
     revision: int(row.revision),
   };
+  // Left out when unset, so jobs without one compare and serialize as before the column existed.
+  if (row.rate_anchor_at !== null && row.rate_anchor_at !== undefined && row.rate_anchor_progress !== null) {
+    job.rateAnchor = { at: int(row.rate_anchor_at), progress: Number(row.rate_anchor_progress) };
+  }
+  return job;
 }
 
 /** JSON text of a job result (null stays null). */

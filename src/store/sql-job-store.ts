@@ -4,7 +4,7 @@ import type { Kysely } from "kysely";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
 import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween, transitionsBetween } from "./feed.js";
-import type { Job, JobEvent, JsonObject } from "./job.js";
+import type { FinishedRun, Job, JobEvent, JsonObject } from "./job.js";
 import { createJob, getHistory, getJob, jobExists, listJobs, mustTransition } from "./jobs.js";
 import {
   cancelRule,
@@ -17,6 +17,7 @@ import {
 } from "./lifecycle.js";
 import { migrateToLatest } from "./migrations.js";
 import { resultToText } from "./rows.js";
+import { recentRuns } from "./run-history.js";
 import { getStatistics } from "./statistics.js";
 import type {
   FeedEntry,
@@ -174,6 +175,10 @@ export class SqlJobStore implements JobStore {
 
   async getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]> {
     return getHistory(this.#s, jobId, page);
+  }
+
+  async recentRuns(operationType: string, limit: number): Promise<FinishedRun[]> {
+    return recentRuns(this.#s, operationType, limit);
   }
 
   // --- change feed ---

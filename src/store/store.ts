@@ -1,5 +1,5 @@
 // The store's contract: every query jobwatch makes, behind one interface, on SQLite or MySQL.
-import type { Job, JobEvent, JobStatus, JsonObject } from "./job.js";
+import type { FinishedRun, Job, JobEvent, JobStatus, JsonObject } from "./job.js";
 
 /** Input of createJob; validated by the caller. */
 export interface NewJob {
@@ -120,6 +120,11 @@ export interface JobStore {
   getStatistics(username: string | undefined, windowMs: number): Promise<JobStatistics>;
   /** The recorded changes after `afterRevision` (default 0), oldest first, at most `limit` (default 10,000). */
   getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]>;
+  /**
+   * The last `limit` COMPLETED jobs of the operation type that ran, newest first: the history behind
+   * completion estimates (one bounded, index-backed read).
+   */
+  recentRuns(operationType: string, limit: number): Promise<FinishedRun[]>;
 
   // --- change feed ---
   /**

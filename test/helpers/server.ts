@@ -185,6 +185,8 @@ export interface TestServerOptions {
   address?: string;
   /** Wraps the store the server uses (e.g. to make ping fail); the helper still closes the real one. */
   wrapStore?: (store: SqlJobStore) => JobStore;
+  /** The clock of the store and of completion estimates (epoch ms); default Date.now. */
+  now?: () => number;
 }
 
 const silent = pino({ level: process.env.JOBWATCH_TEST_LOG_LEVEL ?? "silent" });
@@ -194,7 +196,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const sharing = options.sharing;
   const database = sharing ? sharing.database : await freshDatabase(options.dialect ?? "sqlite");
   const open = openDatabase(options.connectVia ? options.connectVia(database.url) : database.url);
-  const realStore = new SqlJobStore(open);
+  const realStore = new SqlJobStore(open, options.now === undefined ? {} : { now: options.now });
   await realStore.migrate();
   // Guarded as `serve` guards it (main.ts openStore): storage faults are UNAVAILABLE, health follows them.
   const store: JobStore = guardStore(options.wrapStore ? options.wrapStore(realStore) : realStore, {
@@ -231,6 +233,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     authenticator,
     log: silent,
     ...(options.healthIntervalMs === undefined ? {} : { healthIntervalMs: options.healthIntervalMs }),
+    ...(options.now === undefined ? {} : { now: options.now }),
   });
   const address = await server.listen(options.address ?? "127.0.0.1:0");
   const sweeper = options.sweeper ? new Sweeper({ store, hub, log: silent, ...options.sweeper }) : undefined;

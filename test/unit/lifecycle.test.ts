@@ -48,6 +48,8 @@ function row(status: JobStatus, over: Partial<JobRow> = {}): JobRow {
     completed_at: status === "pending" || status === "running" ? null : NOW - 5000,
     last_heartbeat_at: status === "pending" ? null : NOW - 9000,
     history_at: null,
+    rate_anchor_at: null,
+    rate_anchor_progress: null,
     ...over,
   };
 }

@@ -79,6 +79,56 @@ export function jobStatusToJSON(object: JobStatus): string {
   }
 }
 
+/** What a job's estimated completion time is based on (Job.estimate_basis). */
+export enum EstimateBasis {
+  /** ESTIMATE_BASIS_UNSPECIFIED - No estimate: the job has finished, or there is neither progress to extrapolate nor enough history. */
+  ESTIMATE_BASIS_UNSPECIFIED = 0,
+  /** ESTIMATE_BASIS_PROGRESS_RATE - The job's own recent progress rate (progress 30% or more, or no history of its operation type). */
+  ESTIMATE_BASIS_PROGRESS_RATE = 1,
+  /** ESTIMATE_BASIS_HISTORY - The run times (and, while PENDING, queue waits) of recently completed jobs of the operation type. */
+  ESTIMATE_BASIS_HISTORY = 2,
+  /** ESTIMATE_BASIS_PROGRESS_AND_HISTORY - The job's progress rate blended with the history, while progress is under 30%. */
+  ESTIMATE_BASIS_PROGRESS_AND_HISTORY = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function estimateBasisFromJSON(object: any): EstimateBasis {
+  switch (object) {
+    case 0:
+    case "ESTIMATE_BASIS_UNSPECIFIED":
+      return EstimateBasis.ESTIMATE_BASIS_UNSPECIFIED;
+    case 1:
+    case "ESTIMATE_BASIS_PROGRESS_RATE":
+      return EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE;
+    case 2:
+    case "ESTIMATE_BASIS_HISTORY":
+      return EstimateBasis.ESTIMATE_BASIS_HISTORY;
+    case 3:
+    case "ESTIMATE_BASIS_PROGRESS_AND_HISTORY":
+      return EstimateBasis.ESTIMATE_BASIS_PROGRESS_AND_HISTORY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return EstimateBasis.UNRECOGNIZED;
+  }
+}
+
+export function estimateBasisToJSON(object: EstimateBasis): string {
+  switch (object) {
+    case EstimateBasis.ESTIMATE_BASIS_UNSPECIFIED:
+      return "ESTIMATE_BASIS_UNSPECIFIED";
+    case EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE:
+      return "ESTIMATE_BASIS_PROGRESS_RATE";
+    case EstimateBasis.ESTIMATE_BASIS_HISTORY:
+      return "ESTIMATE_BASIS_HISTORY";
+    case EstimateBasis.ESTIMATE_BASIS_PROGRESS_AND_HISTORY:
+      return "ESTIMATE_BASIS_PROGRESS_AND_HISTORY";
+    case EstimateBasis.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A background job (indexing a repository, refreshing it, removing it ...) and its current state. */
 export interface Job {
   /** Unique job identifier, a lowercase UUID. */
@@ -149,7 +199,34 @@ export interface Job {
    * What the job acts on, e.g. a repository alias. While a job is PENDING or RUNNING, no other job
    * with the same operation_type and resource can be created.
    */
-  resource?: string | undefined;
+  resource?:
+    | string
+    | undefined;
+  /**
+   * When the server expects the job to finish, as estimated at the time of this message; unset when
+   * there is no basis (see estimate_basis) and for finished jobs. Never in the past while the job is
+   * PENDING or RUNNING (at least one second after the time it was computed).
+   * - RUNNING with progress > 0: remaining = (100 - progress) / rate, where rate blends the job's own
+   *   progress rate with the history rate of its operation type (100% per median run time), the job's
+   *   own rate weighing min(1, progress / 30): from 30% on, the job's rate alone. The job's own rate is
+   *   (progress - p0) / (now - t0) from an anchor (t0, p0) 2 to 4 minutes old (StartJob's time and 0%
+   *   while the job is younger; when it grows older than 4 minutes, a report moves it to the point 2
+   *   minutes back on the line from it to the reported progress, so older progress counts less and
+   *   less): bursts are averaged over minutes, and since `now` is the time of the reading, a job that
+   *   stalls gets a falling rate and an estimate that moves out. No progress since the anchor: unset.
+   * - RUNNING at 0%: started_at + the median run time of the history, or one second from now if that
+   *   has passed.
+   * - PENDING: max(now, created_at + the median queue wait) + the median run time of the history.
+   * The history is the last 50 COMPLETED jobs of the operation type (of the same operation type and
+   * resource when at least 3 of the type's last 200 completed runs were on this resource), run time
+   * completed_at - started_at, queue wait started_at - created_at; it needs at least 3 such jobs, and
+   * each server refreshes it at most every 5 seconds.
+   */
+  estimatedCompletionAt:
+    | Date
+    | undefined;
+  /** What estimated_completion_at is based on; ESTIMATE_BASIS_UNSPECIFIED when it is unset. */
+  estimateBasis: EstimateBasis;
 }
 
 /**
@@ -201,6 +278,8 @@ function createBaseJob(): Job {
     phase: undefined,
     detail: undefined,
     resource: undefined,
+    estimatedCompletionAt: undefined,
+    estimateBasis: 0,
   };
 }
 
@@ -259,6 +338,12 @@ export const Job: MessageFns<Job> = {
     }
     if (message.resource !== undefined) {
       writer.uint32(146).string(message.resource);
+    }
+    if (message.estimatedCompletionAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.estimatedCompletionAt), writer.uint32(154).fork()).join();
+    }
+    if (message.estimateBasis !== 0) {
+      writer.uint32(160).int32(message.estimateBasis);
     }
     return writer;
   },
@@ -420,6 +505,22 @@ export const Job: MessageFns<Job> = {
             message.resource = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.estimatedCompletionAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.estimateBasis = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -488,6 +589,16 @@ export const Job: MessageFns<Job> = {
       phase: isSet(object.phase) ? globalThis.String(object.phase) : undefined,
       detail: isSet(object.detail) ? globalThis.String(object.detail) : undefined,
       resource: isSet(object.resource) ? globalThis.String(object.resource) : undefined,
+      estimatedCompletionAt: isSet(object.estimatedCompletionAt)
+        ? fromJsonTimestamp(object.estimatedCompletionAt)
+        : isSet(object.estimated_completion_at)
+        ? fromJsonTimestamp(object.estimated_completion_at)
+        : undefined,
+      estimateBasis: isSet(object.estimateBasis)
+        ? estimateBasisFromJSON(object.estimateBasis)
+        : isSet(object.estimate_basis)
+        ? estimateBasisFromJSON(object.estimate_basis)
+        : 0,
     };
   },
 
@@ -547,6 +658,12 @@ export const Job: MessageFns<Job> = {
     if (message.resource !== undefined) {
       obj.resource = message.resource;
     }
+    if (message.estimatedCompletionAt !== undefined) {
+      obj.estimatedCompletionAt = message.estimatedCompletionAt.toISOString();
+    }
+    if (message.estimateBasis !== 0) {
+      obj.estimateBasis = estimateBasisToJSON(message.estimateBasis);
+    }
     return obj;
   },
 
@@ -573,6 +690,8 @@ export const Job: MessageFns<Job> = {
     message.phase = object.phase ?? undefined;
     message.detail = object.detail ?? undefined;
     message.resource = object.resource ?? undefined;
+    message.estimatedCompletionAt = object.estimatedCompletionAt ?? undefined;
+    message.estimateBasis = object.estimateBasis ?? 0;
     return message;
   },
 };
