@@ -1,5 +1,5 @@
 // How the client commands show jobs to people: colours, statuses, durations, one-line and full summaries.
-import { Job, JobEvent, JobStatus, parseStatus, statusName } from "../client/index.js";
+import { EstimateBasis, Job, JobEvent, JobStatus, parseStatus, statusName } from "../client/index.js";
 import { toProtoJson } from "../client/json.js";
 import type { Colors } from "./colors.js";
 
@@ -58,6 +58,28 @@ export function progressText(job: Job): string {
   return where === "" ? `${job.progress}%` : `${job.progress}%  ${where}`;
 }
 
+const BASIS_TEXT: Partial<Record<EstimateBasis, string>> = {
+  [EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE]: "from progress rate",
+  [EstimateBasis.ESTIMATE_BASIS_HISTORY]: "from history",
+  [EstimateBasis.ESTIMATE_BASIS_PROGRESS_AND_HISTORY]: "from progress rate and history",
+};
+
+/** A wall-clock time of day in the local zone, "14:03:20". */
+function timeOfDay(date: Date): string {
+  return [date.getHours(), date.getMinutes(), date.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/**
+ * The server's completion estimate as people read it: "ETA 14:03:20 (in 2m 10s, from progress rate and
+ * history)"; undefined when the server has none (a finished job, or no basis).
+ */
+export function etaText(job: Job, now = Date.now()): string | undefined {
+  const at = job.estimatedCompletionAt;
+  if (at === undefined) return undefined;
+  const basis = BASIS_TEXT[job.estimateBasis];
+  return `ETA ${timeOfDay(at)} (in ${formatSeconds(at.getTime() - now)}${basis ? `, ${basis}` : ""})`;
+}
+
 /** One line per revision, for logs and pipes: time, revision, status, progress, phase/detail, cancel. */
 export function jobLine(c: Colors, job: Job): string {
   const parts = [
@@ -66,6 +88,8 @@ export function jobLine(c: Colors, job: Job): string {
     paintStatus(c, job.status, 9),
     progressText(job),
   ];
+  const eta = etaText(job);
+  if (eta !== undefined) parts.push(c.dim(eta));
   if (job.cancelRequested) parts.push(c.magenta(`cancel requested${job.cancelReason ? `: ${job.cancelReason}` : ""}`));
   if (job.error !== undefined && job.error !== "") parts.push(c.red(`error: ${job.error}`));
   return parts.join("  ");
@@ -126,6 +150,8 @@ export function jobSummary(c: Colors, job: Job, now = Date.now()): string {
   } else if (t.ranMs !== undefined) {
     rows.push(["Running for", formatDuration(t.ranMs)]);
   }
+  const eta = etaText(job, now);
+  if (eta !== undefined) rows.push(["Estimate", eta]);
   if (job.lastHeartbeatAt !== undefined) rows.push(["Last heard", ago(job.lastHeartbeatAt)]);
   rows.push(["Updated", `${ago(job.updatedAt)}  ${c.dim(`revision ${job.revision}`)}`]);
   if (job.error !== undefined && job.error !== "") rows.push(["Error", c.red(job.error)]);

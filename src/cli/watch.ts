@@ -14,6 +14,7 @@ import { printError } from "./fail.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
 import {
   colorsFor,
+  etaText,
   finalSummary,
   formatDuration,
   formatSeconds,
@@ -169,7 +170,10 @@ interface Sample {
   arrived: number;
 }
 
-/** Estimates the time left from the recent progress rate (the last minute of revisions). */
+/**
+ * Estimates the time left from the recent progress rate (the last minute of revisions), for servers that
+ * send no estimate of their own (before Job.estimated_completion_at).
+ */
 class Eta {
   private samples: Sample[] = [];
 
@@ -271,14 +275,19 @@ class BarView implements View {
     const c = this.c;
     const now = Date.now();
     const parts = [` ${String(job.progress).padStart(3)}%`];
+    // The server's estimate (with its basis) where it has one; our own guess from the revisions we saw
+    // only for a server that sends none.
+    const serverEta = etaText(job, now);
     if (job.startedAt !== undefined) {
       parts.push(`elapsed ${formatSeconds((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
-      if (job.status === JobStatus.JOB_STATUS_RUNNING) {
+      if (serverEta !== undefined) parts.push(serverEta);
+      else if (job.status === JobStatus.JOB_STATUS_RUNNING) {
         const left = this.eta.remainingMs(now);
         parts.push(`ETA ${left === undefined ? "-" : formatSeconds(left)}`);
       }
     } else if (job.createdAt !== undefined) {
       parts.push(`queued ${formatSeconds(now - job.createdAt.getTime())}`);
+      if (serverEta !== undefined) parts.push(serverEta);
     }
     const where = [job.phase, job.detail].filter((s) => s).join(": ");
     if (where) parts.push(where);

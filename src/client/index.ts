@@ -39,7 +39,7 @@ export {
 } from "./errors.js";
 export { isTerminalStatus, parseStatus, statusName } from "./status.js";
 // The generated message types: Job.toJSON / JobEvent.toJSON give the protobuf JSON mapping.
-export { Job, JobEvent, JobStatus } from "../gen/jobwatch/v1/job.js";
+export { EstimateBasis, Job, JobEvent, JobStatus } from "../gen/jobwatch/v1/job.js";
 // The figures of getStatistics, as the server sends them (JobStatistics.toJSON gives the JSON mapping).
 export { GetJobStatisticsResponse as JobStatistics } from "../gen/jobwatch/v1/job_service.js";
 // The gRPC status codes that JobwatchClientError.code holds.

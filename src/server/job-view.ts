@@ -27,3 +27,9 @@ export function createJobView(history: Pick<RunHistory, "typical">, now: () => n
     toProtos: (jobs) => Promise.all(jobs.map(toProto)),
   };
 }
+
+/** A JobView without estimates: the fields of each job alone. */
+export const plainJobView: JobView = {
+  toProto: async (job) => jobToProto(job),
+  toProtos: async (jobs) => jobs.map((job) => jobToProto(job)),
+};

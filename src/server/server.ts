@@ -14,7 +14,7 @@ import type { JobFeed } from "../watch/job-feed.js";
 import { publishingStore } from "../watch/publishing-store.js";
 import { createJobService } from "./job-service.js";
 import { createJobWorkerService } from "./job-worker-service.js";
-import { createJobView } from "./job-view.js";
+import { createJobView, plainJobView } from "./job-view.js";
 import { RunHistory } from "./run-history.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
@@ -41,6 +41,8 @@ export interface ServerDeps {
   credentials?: { credentials: grpc.ServerCredentials; ready(): Promise<void> };
   /** The clock of completion estimates, epoch ms; default Date.now (tests pass one they can move). */
   now?: () => number;
+  /** false: jobs carry no completion estimate (bench/estimate.ts measures what it costs); default true. */
+  estimates?: boolean;
 }
 
 /** A jobwatch gRPC server, assembled but not yet listening. */
@@ -151,7 +153,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   // Handlers write through this store, so every change reaches this process's watchers at once.
   const jobs = publishingStore(store, hub);
   const now = deps.now ?? Date.now;
-  const view = createJobView(new RunHistory({ store, now, log }), now);
+  const view = deps.estimates === false ? plainJobView : createJobView(new RunHistory({ store, now, log }), now);
   registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store: jobs, hub, view, log }));
   registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store: jobs, view, log }));
   const health = new HealthMonitor({
