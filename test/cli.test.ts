@@ -79,6 +79,8 @@ describe("jobwatch client commands", () => {
     assert.match(text.stdout, /Progress\s+40%\s+semantic: 200\/500 files indexed/);
     assert.match(text.stdout, /Operation\s+add_golden_repo\s+on repo-get/);
     assert.match(text.stdout, /Owner\s+alice/);
+    // The server's estimate with its basis (40% at once: its rate alone).
+    assert.match(text.stdout, /Estimate\s+ETA \d\d:\d\d:\d\d \(in [^,)]+, from progress rate\)/);
 
     const json = await cli(["get", job.jobId, "--json"], as(server.tokens.alice));
     assert.equal(json.code, ExitCode.OK, json.stderr);
@@ -89,7 +91,11 @@ describe("jobwatch client commands", () => {
     assert.equal(parsed["phase"], "semantic");
     assert.equal(parsed["revision"], "3", "int64 is a string in the proto3 JSON mapping");
     assert.match(String(parsed["createdAt"]), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    assert.equal(parsed["estimateBasis"], "ESTIMATE_BASIS_PROGRESS_RATE");
+    assert.match(String(parsed["estimatedCompletionAt"]), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     await worker.worker.completeJob(job.jobId, { files: 500 });
+    const done = await cli(["get", job.jobId], as(server.tokens.alice));
+    assert.doesNotMatch(done.stdout, /Estimate|ETA/, "a finished job has no estimate");
   });
 
   for (const outcome of ["COMPLETED", "FAILED", "CANCELLED"] as const) {

@@ -290,9 +290,14 @@ function bar(progress: number): string {
   return `${"█".repeat(full)}${"░".repeat(10 - full)}`;
 }
 
-/** Time left from the progress rate since the job was first seen; "-" without a rate. */
+/**
+ * Time left: the server's estimate (Job.estimated_completion_at, PENDING jobs included) where it sends
+ * one; else, for a server that sends none, from the progress rate since the job was first seen; "-"
+ * without either.
+ */
 function eta(row: Row, now: number): string {
   const { job, firstProgress } = row;
+  if (job.estimatedCompletionAt !== undefined) return formatSeconds(job.estimatedCompletionAt.getTime() - now);
   if (job.status !== JobStatus.JOB_STATUS_RUNNING) return "-";
   const gained = job.progress - firstProgress.progress;
   const elapsed = now - firstProgress.at;
