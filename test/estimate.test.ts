@@ -1,7 +1,10 @@
 // The completion estimate as clients see it, over a real server on each dialect, with a clock the test moves.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
 import { EstimateBasis, JobStatus } from "../src/gen/jobwatch/v1/job.js";
+import { WatchJobsRequest } from "../src/gen/jobwatch/v1/job_service.js";
+import type { WatchJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import type { Job } from "../src/gen/jobwatch/v1/job.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { startTestServer } from "./helpers/server.js";
@@ -81,9 +84,18 @@ for (const dialect of DIALECTS) {
         }
       }
 
-      // ListJobs and WatchJob carry the same estimate.
+      // ListJobs, WatchJobs and WatchJob carry the same estimate.
       const listed = (await jobs.listJobs({ operationType: "index_repo" })).jobs.find((j) => j.jobId === job.jobId);
       assert.deepEqual(listed?.estimatedCompletionAt, seen?.estimatedCompletionAt);
+      const md = new grpc.Metadata();
+      md.set("authorization", `Bearer ${server.tokens.alice}`);
+      const many = server.jobClient.watchJobs(WatchJobsRequest.fromPartial({ operationType: "index_repo" }), md);
+      const snapshot = await new Promise<WatchJobsResponse>((resolve) => many.once("data", resolve));
+      many.cancel();
+      many.on("error", () => undefined);
+      const inSnapshot = snapshot.jobs.find((j) => j.jobId === job.jobId);
+      assert.deepEqual(inSnapshot?.estimatedCompletionAt, seen?.estimatedCompletionAt);
+      assert.equal(inSnapshot?.estimateBasis, EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE);
       const watch = server.watch(server.tokens.alice, { jobId: job.jobId });
       await watch.received(1);
       assert.equal(watch.jobs[0]?.estimateBasis, EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE);
