@@ -12,10 +12,12 @@ export interface JobView {
   toProto(job: Job): Promise<ProtoJob>;
   /** Several jobs, in order. */
   toProtos(jobs: readonly Job[]): Promise<ProtoJob[]>;
+  /** `job` has just COMPLETED through this server: the history of its type has one more run. */
+  completed(job: Job): void;
 }
 
 /** A JobView reading the history from `history` and the time from `now`. */
-export function createJobView(history: Pick<RunHistory, "typical">, now: () => number): JobView {
+export function createJobView(history: Pick<RunHistory, "typical" | "invalidate">, now: () => number): JobView {
   const toProto = async (job: Job): Promise<ProtoJob> => {
     // A finished job has no estimate: no history to read.
     if (isTerminal(job.status)) return jobToProto(job);
@@ -25,6 +27,7 @@ export function createJobView(history: Pick<RunHistory, "typical">, now: () => n
   return {
     toProto,
     toProtos: (jobs) => Promise.all(jobs.map(toProto)),
+    completed: (job) => history.invalidate(job.operationType),
   };
 }
 
@@ -32,4 +35,5 @@ export function createJobView(history: Pick<RunHistory, "typical">, now: () => n
 export const plainJobView: JobView = {
   toProto: async (job) => jobToProto(job),
   toProtos: async (jobs) => jobs.map((job) => jobToProto(job)),
+  completed: () => undefined,
 };

@@ -83,7 +83,9 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const jobId = v.jobId(request.jobId);
       const result = v.result(request.result);
       v.check();
-      return await changed(await store.completeJob(jobId, result));
+      const job = await store.completeJob(jobId, result);
+      view.completed(job);
+      return await changed(job);
     }),
 
     failJob: unaryHandler(log, async (request) => {

@@ -64,6 +64,15 @@ export class RunHistory {
     return (resource === null ? undefined : entry.byResource.get(resource)) ?? entry.ofType;
   }
 
+  /**
+   * A job of the type has just COMPLETED here: its figures are read again on next use, so the first job
+   * after enough runs gets an estimate at once (other replicas catch up within the refresh period).
+   */
+  invalidate(operationType: string): void {
+    const entry = this.#entries.get(operationType);
+    if (entry !== undefined) entry.loadedAt = Number.NEGATIVE_INFINITY;
+  }
+
   /** Starts (or joins) reading the type's runs. */
   #load(operationType: string, previous: Entry | undefined): Promise<void> {
     if (previous?.loading !== undefined) return previous.loading;
