@@ -32,6 +32,10 @@ export interface Config {
   metricsListen: string | undefined;
   /** TLS on the gRPC port (PEM file paths); undefined: plaintext. */
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
+  /** Open WatchJob/WatchJobs streams one user may hold (JOBWATCH_MAX_WATCHES_PER_USER). */
+  maxWatchesPerUser: number;
+  /** Open WatchJob/WatchJobs streams of this process (JOBWATCH_MAX_WATCHES). */
+  maxWatches: number;
 }
 
 /** Thrown for a bad setting; its message is one line naming the setting and what to fix. */
@@ -137,7 +141,20 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
       tlsCert === undefined || tlsKey === undefined
         ? undefined
         : { certFile: tlsCert, keyFile: tlsKey, clientCaFile: tlsClientCa },
+    maxWatchesPerUser: count("JOBWATCH_MAX_WATCHES_PER_USER", env.JOBWATCH_MAX_WATCHES_PER_USER, 100),
+    maxWatches: count("JOBWATCH_MAX_WATCHES", env.JOBWATCH_MAX_WATCHES, 20_000),
   };
+}
+
+/** A positive whole-number setting; `fallback` when unset; ConfigError naming it when bad. */
+function count(name: string, raw: string | undefined, fallback: number): number {
+  const value = nonEmpty(raw);
+  if (value === undefined) return fallback;
+  const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < 1) {
+    throw new ConfigError(`${name} '${value}' is not a whole number of 1 or more`);
+  }
+  return parsed;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -80,7 +80,15 @@ export async function startService(
     retentionMs: config.retentionMs,
     sweepIntervalMs: config.sweepIntervalMs,
   });
-  const server = createServer({ store, hub, authenticator, log, callHooks, ...(credentials ? { credentials } : {}) });
+  const server = createServer({
+    store,
+    hub,
+    authenticator,
+    log,
+    callHooks,
+    ...(credentials ? { credentials } : {}),
+    streamLimits: { perUser: config.maxWatchesPerUser, total: config.maxWatches },
+  });
   try {
     await tokens.start();
     await hub.start();

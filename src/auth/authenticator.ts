@@ -16,6 +16,12 @@ export const MALFORMED_HEADER_MESSAGE =
 /** What to tell a caller whose token is not in jobwatch's format. */
 export const MALFORMED_TOKEN_MESSAGE =
   "malformed token: a jobwatch token looks like jw_<id>_<secret>, as printed by 'jobwatch token create'";
+/** Why an open stream ended when its token was revoked. */
+export const REVOKED_MESSAGE =
+  "token revoked while the stream was open: get a valid token and open the stream again (resume with after_revision)";
+/** Why an open stream ended when its token expired. */
+export const EXPIRED_MESSAGE =
+  "token expired while the stream was open: get a fresh token and open the stream again (resume with after_revision)";
 /** What to tell a caller whose token is well-formed but not active. */
 export const REJECTED_TOKEN_MESSAGE = "token rejected: unknown or revoked";
 
@@ -69,6 +75,12 @@ export class Authenticator {
   private lastForcedAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Open streams' principals, told when a reload no longer has their token (see watchCredentials). */
+  private readonly watchers = new Set<{
+    principal: Principal;
+    fromTable: boolean;
+    end(error: UnauthenticatedError): void;
+  }>();
 
   constructor(options: AuthenticatorOptions) {
     this.store = options.store;
@@ -112,6 +124,11 @@ export class Authenticator {
         this.seen = new Map();
         this.loadedFrom = startedAt;
         this.loadedSeq = seq;
+        for (const watcher of [...this.watchers]) {
+          if (watcher.fromTable && !this.tokens.has(watcher.principal.tokenId)) {
+            watcher.end(new UnauthenticatedError(REVOKED_MESSAGE));
+          }
+        }
       })
       .catch((err: unknown) => {
         this.log?.warn({ err }, "could not reload API tokens; keeping the previous copy");
@@ -122,6 +139,44 @@ export class Authenticator {
       });
     this.inflight = { promise, seq };
     return promise;
+  }
+
+  /**
+   * Calls `end` (once) when `principal`'s token stops being valid while a stream of it is open: when a
+   * reload of the tokens (every refreshMs, so within the 5 s a revocation takes for unary calls) no
+   * longer has it, or when its expiry (`expiresAt`, e.g. a JWT's exp) passes. Returns how to stop
+   * watching; call it when the stream ends.
+   */
+  watchCredentials(principal: Principal, end: (error: UnauthenticatedError) => void): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    const watcher = {
+      principal,
+      // Only a token of the tokens table can be revoked there; any other credential ends by its expiry.
+      fromTable: this.tokens.has(principal.tokenId),
+      end: (error: UnauthenticatedError) => {
+        stop();
+        end(error);
+      },
+    };
+    const stop = (): void => {
+      this.watchers.delete(watcher);
+      if (timer) clearTimeout(timer);
+    };
+    this.watchers.add(watcher);
+    const expiresAt = principal.expiresAt;
+    // setTimeout holds at most ~24.8 days; a later expiry is looked at again when that one fires.
+    const arm = (): void => {
+      if (expiresAt === undefined) return;
+      const left = expiresAt - this.now();
+      if (left <= 0) {
+        watcher.end(new UnauthenticatedError(EXPIRED_MESSAGE));
+        return;
+      }
+      timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
+      timer.unref();
+    };
+    arm();
+    return stop;
   }
 
   /**

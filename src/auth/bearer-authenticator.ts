@@ -26,7 +26,7 @@ export class BearerAuthenticator {
   readonly tokenStats: TokenCacheStats = { hits: 0, misses: 0 };
 
   constructor(
-    private readonly tokens: Pick<Authenticator, "authenticate" | "cached">,
+    private readonly tokens: Pick<Authenticator, "authenticate" | "cached" | "watchCredentials">,
     readonly jwt: JwtVerifier | undefined,
   ) {}
 
@@ -41,6 +41,14 @@ export class BearerAuthenticator {
     const hit = this.tokens.cached(authorization);
     if (hit !== undefined) this.tokenStats.hits++;
     return hit;
+  }
+
+  /**
+   * Calls `end` when an open stream's credential stops being valid: a jobwatch token revoked (seen at
+   * the next token reload), or any credential's expiresAt (a JWT's exp) passing.
+   */
+  watchCredentials(principal: Principal, end: (error: UnauthenticatedError) => void): () => void {
+    return this.tokens.watchCredentials(principal, end);
   }
 
   /** The caller named by an `authorization` value; throws UnauthenticatedError or UnavailableError. */

@@ -48,6 +48,17 @@ export interface StreamingOptions {
    * (the watch hub throws UNAVAILABLE naming where to resume).
    */
   closing?: AbortSignal | undefined;
+  /**
+   * Counts the stream against the caller's and the process's open streams before the handler starts,
+   * returning its release; throws (ResourceExhaustedError) when a limit is reached. See StreamLimits.
+   */
+  admit?: ((principal: Principal) => () => void) | undefined;
+  /**
+   * Calls `end` when the caller's credentials stop being valid (token revoked or expired) while the
+   * stream is open; returns how to stop watching. The stream then ends with the error's status
+   * (UNAUTHENTICATED), as a new call with those credentials would. See Authenticator.watchCredentials.
+   */
+  watchCredentials?: ((principal: Principal, end: (error: Error) => void) => () => void) | undefined;
 }
 
 /** An AbortController aborted on the call's 'cancelled' (client cancel, deadline, reset), and how to detach it. */
@@ -102,29 +113,43 @@ export function serverStreamingHandler<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
     const path = call.getPath();
-    const { signal, detach } = cancellation(call);
+    const { signal: gone, detach } = cancellation(call);
+    // The handler's signal: the client went away, or the server ended the stream (credentials revoked).
+    const ending = new AbortController();
+    const signal = AbortSignal.any([gone, ending.signal]);
+    let endedBy: Error | undefined;
+    let release: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
     const run = async (): Promise<void> => {
-      const context: StreamContext = {
-        principal: principalOf(call.metadata),
-        signal,
-        sendHeader: () => call.sendMetadata(new Metadata()),
-      };
+      const principal = principalOf(call.metadata);
+      release = options.admit?.(principal);
+      unwatch = options.watchCredentials?.(principal, (error) => {
+        endedBy = error;
+        ending.abort(error);
+      });
+      const context: StreamContext = { principal, signal, sendHeader: () => call.sendMetadata(new Metadata()) };
       // for await returns the generator (running its finally) on every way out of the loop.
       for await (const response of handler(call.request, context)) {
-        if (signal.aborted) return;
+        if (signal.aborted) break;
         if (!call.write(response)) await writable(call, signal, options.closing);
-        if (signal.aborted) return;
+        if (signal.aborted) break;
       }
-      call.end();
+      if (endedBy !== undefined) throw endedBy;
+      if (!gone.aborted) call.end();
     };
     run()
       .catch((error: unknown) => {
-        if (signal.aborted) return; // the client is gone: nobody to tell
-        const status: StatusObject = errorToStatus(error, log, { path });
+        if (gone.aborted) return; // the client is gone: nobody to tell
+        const status: StatusObject = errorToStatus(endedBy ?? error, log, { path });
         logFailure(log, path, status);
         call.emit("error", status);
       })
-      .finally(detach);
+      .finally(() => {
+        // Released as soon as the stream is over, however it ended: the count stays exact.
+        release?.();
+        unwatch?.();
+        detach();
+      });
   };
 }
 

@@ -17,6 +17,7 @@ import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { JobFeed } from "../watch/job-feed.js";
 import { serverStreamingHandler, unaryHandler } from "./call-adapters.js";
+import type { StreamingOptions } from "./call-adapters.js";
 import { durationToMs, msToDuration } from "../duration.js";
 import { withHeartbeats } from "./heartbeats.js";
 import { jobEventToProto } from "./job-mapper.js";
@@ -35,6 +36,8 @@ export interface JobServiceDeps {
   /** How jobs are mapped to the wire, with their completion estimate. */
   view: JobView;
   log: Logger;
+  /** How WatchJob and WatchJobs streams are admitted (limits) and ended early (revoked credentials). */
+  streams?: Pick<StreamingOptions, "admit" | "watchCredentials">;
 }
 
 /** The statistics window when the request sets none. */
@@ -125,10 +128,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
         }
       },
       // At shutdown a stream waiting for a client that does not read pulls the hub's UnavailableError.
-      { closing: hub.closing },
+      { ...deps.streams, closing: hub.closing },
     ),
 
-    watchJobs: serverStreamingHandler(log, watchJobs(hub, view), { closing: hub.closing }),
+    watchJobs: serverStreamingHandler(log, watchJobs(hub, view), { ...deps.streams, closing: hub.closing }),
 
     listJobs: unaryHandler(log, async (request, { principal }): Promise<ListJobsResponse> => {
       const { filters: requested, pageSize } = listFilters(request);

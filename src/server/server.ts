@@ -13,6 +13,8 @@ import { HealthMonitor } from "./health.js";
 import type { JobFeed } from "../watch/job-feed.js";
 import { publishingStore } from "../watch/publishing-store.js";
 import { createJobService } from "./job-service.js";
+import { StreamLimits } from "./stream-limits.js";
+import type { StreamLimitSettings } from "./stream-limits.js";
 import { createJobWorkerService } from "./job-worker-service.js";
 import { createJobView, plainJobView } from "./job-view.js";
 import { RunHistory } from "./run-history.js";
@@ -29,7 +31,10 @@ import { withSharedWatchEncoding } from "./shared-watch-encoding.js";
 export interface ServerDeps {
   store: JobStore;
   hub: JobFeed & { close(): Promise<void>; feedFailure?(): string | undefined };
-  authenticator: Pick<Authenticator, "authenticate">;
+  /** watchCredentials, when present, ends open streams whose token is revoked or expires. */
+  authenticator: Pick<Authenticator, "authenticate"> & Partial<Pick<Authenticator, "watchCredentials">>;
+  /** Caps on open WatchJob/WatchJobs streams; default DEFAULT_STREAM_LIMITS (100 per user, 20,000 in all). */
+  streamLimits?: StreamLimitSettings;
   log: Logger;
   /** How often health pings the database; default 2000 ms. */
   healthIntervalMs?: number;
@@ -122,6 +127,7 @@ function observerOf(hooks: CallHooks[]): grpc.ServerInterceptor[] {
  */
 export function createServer(deps: ServerDeps): JobwatchServer {
   const { store, hub, authenticator, log } = deps;
+  const limits = new StreamLimits(deps.streamLimits);
   const grpcServer = new grpc.Server({
     // Notice a vanished watcher (laptop asleep, network cut) so its stream is released.
     "grpc.keepalive_time_ms": 60_000,
@@ -154,7 +160,19 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const jobs = publishingStore(store, hub);
   const now = deps.now ?? Date.now;
   const view = deps.estimates === false ? plainJobView : createJobView(new RunHistory({ store, now, log }), now);
-  registrar.addService(withSharedWatchEncoding(JobServiceService), createJobService({ store: jobs, hub, view, log }));
+  registrar.addService(
+    withSharedWatchEncoding(JobServiceService),
+    createJobService({
+      store: jobs,
+      hub,
+      view,
+      log,
+      streams: {
+        admit: (principal) => limits.admit(principal),
+        watchCredentials: authenticator.watchCredentials?.bind(authenticator),
+      },
+    }),
+  );
   registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store: jobs, view, log }));
   const health = new HealthMonitor({
     store,

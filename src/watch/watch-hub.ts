@@ -1,5 +1,6 @@
 // The watch hub: fans every job change out to the WatchJob streams of this process, from this process's
 // own commits at once and from other replicas' commits through one change-feed poll per interval.
+import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { UnavailableError, jobNotFound } from "../errors.js";
 import { isTerminal } from "../store/job.js";
@@ -96,7 +97,13 @@ export class WatchHub implements JobFeed {
   private published: Job[] = [];
   private running = false;
   private closed = false;
-  private readonly closer = new AbortController();
+  private readonly closer = ((controller: AbortController) => {
+    // Every stream waiting for a slow client to read listens to `closing` once (and removes its listener
+    // when it stops waiting); their number is bounded by the stream limits, not by 10, so Node's
+    // MaxListenersExceededWarning would only be noise.
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })(new AbortController());
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private failingSince: number | undefined;

@@ -183,6 +183,9 @@ export interface TestServerOptions {
   maxQueuedChanges?: number;
   /** Listen on this address instead of 127.0.0.1:0 (a restart on the same port). */
   address?: string;
+  /** Caps on open watch streams (JOBWATCH_MAX_WATCHES_PER_USER, JOBWATCH_MAX_WATCHES); default the server's. */
+  maxWatchesPerUser?: number;
+  maxWatches?: number;
   /** Wraps the store the server uses (e.g. to make ping fail); the helper still closes the real one. */
   wrapStore?: (store: SqlJobStore) => JobStore;
   /** The clock of the store and of completion estimates (epoch ms); default Date.now. */
@@ -234,6 +237,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     log: silent,
     ...(options.healthIntervalMs === undefined ? {} : { healthIntervalMs: options.healthIntervalMs }),
     ...(options.now === undefined ? {} : { now: options.now }),
+    streamLimits: { perUser: options.maxWatchesPerUser ?? 100, total: options.maxWatches ?? 20_000 },
   });
   const address = await server.listen(options.address ?? "127.0.0.1:0");
   const sweeper = options.sweeper ? new Sweeper({ store, hub, log: silent, ...options.sweeper }) : undefined;
