@@ -1,13 +1,13 @@
 // WatchJobs: streams of every job matching a filter, fed by the one change-feed poll of this process,
 // each message carrying a cursor from which a stream resumes on any replica with no gap and no repeat.
 import { setTimeout as sleep } from "node:timers/promises";
-import { FailedPreconditionError, OutOfRangeError, ResourceExhaustedError, UnavailableError } from "../errors.js";
+import { FailedPreconditionError, OutOfRangeError, UnavailableError } from "../errors.js";
 import type { Job } from "../store/job.js";
 import type { FeedEntry, JobStore, ListJobsQuery } from "../store/store.js";
 import { FeedPosition, decodeCursor, encodeCursor } from "./feed-position.js";
 import { classifyChange, matches } from "./jobs-filter.js";
 import type { ChangeKind, JobsFilter } from "./jobs-filter.js";
-import { sameState } from "./watch-queue.js";
+import { JobsStream } from "./jobs-stream.js";
 
 /** A filter may match at most this many jobs when a stream starts without a cursor. */
 export const MAX_SNAPSHOT_JOBS = 10_000;
@@ -28,14 +28,6 @@ export type JobsEvent =
   | { type: "synced"; cursor: string }
   | { type: ChangeKind; job: Job; cursor: string }
   | { type: "bookmark"; cursor: string };
-
-/** A change waiting for its reader, with the feed position right after it. */
-interface Pending {
-  seq: number;
-  kind: ChangeKind;
-  job: Job;
-  position: FeedPosition;
-}
 
 /** What JobsWatches needs from the store. */
 export type JobsWatchStore = Pick<JobStore, "readFeed" | "snapshotsAt" | "listJobs">;
@@ -63,108 +55,6 @@ export interface JobsWatchOptions {
   /** Resume after this cursor; undefined starts with a snapshot. */
   afterCursor?: string | undefined;
   signal: AbortSignal;
-}
-
-/** One open stream: its filter and the changes waiting for its reader, progress-only ones coalesced. */
-class JobsStream {
-  private items: (Pending | null)[] = [];
-  private head = 0;
-  private held = 0;
-  /** Index in `items` of each job's newest waiting change. */
-  private readonly newest = new Map<string, number>();
-  private wake: (() => void) | undefined;
-  failure: (() => unknown) | undefined;
-  /**
-   * What the client already has beyond the poll's position: the cursor it resumed from, or the feed
-   * entries its snapshot already shows. A change it covers is not sent.
-   */
-  base: FeedPosition | undefined;
-
-  constructor(
-    readonly filter: JobsFilter,
-    private readonly maxQueued: number,
-  ) {}
-
-  /** A change from the feed poll; `position` is shared, not to be modified. */
-  offer(seq: number, job: Job, position: FeedPosition): void {
-    if (this.failure) return;
-    if (this.base?.covers(seq)) return;
-    const kind = classifyChange(this.filter, job);
-    if (kind === undefined) return;
-    const at = this.newest.get(job.jobId);
-    const previous = at === undefined ? undefined : this.items[at];
-    // A progress-only change replaces the waiting one of the same job; the newer one goes to the end, so
-    // cursors stay in feed order and none is sent twice.
-    if (previous && previous.kind === kind && sameState(previous.job, job)) {
-      this.items[at as number] = null;
-      this.held--;
-    }
-    this.items.push({ seq, kind, job, position });
-    this.newest.set(job.jobId, this.items.length - 1);
-    this.held++;
-    if (this.held > this.maxQueued) {
-      this.end(
-        () =>
-          new ResourceExhaustedError(
-            `the stream fell more than ${this.maxQueued} changes behind: read faster, or reconnect ` +
-              "with after_cursor set to the last cursor you received",
-            "watch_jobs.queued_changes",
-          ),
-      );
-    }
-    this.wake?.();
-  }
-
-  /** The next waiting change, or undefined when none came within `timeoutMs`; throws once ended. */
-  async next(timeoutMs: number, signal: AbortSignal): Promise<Pending | undefined> {
-    for (;;) {
-      if (this.failure) throw this.failure();
-      signal.throwIfAborted();
-      while (this.head < this.items.length) {
-        const item = this.items[this.head];
-        this.items[this.head] = null;
-        this.head++;
-        if (!item) continue;
-        this.held--;
-        if (this.newest.get(item.job.jobId) === this.head - 1) this.newest.delete(item.job.jobId);
-        this.compact();
-        return item;
-      }
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await new Promise<boolean>((resolve) => {
-        const done = (value: boolean): void => {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", onAbort);
-          this.wake = undefined;
-          resolve(value);
-        };
-        const onAbort = (): void => done(false);
-        this.wake = () => done(false);
-        timer = setTimeout(() => done(true), timeoutMs);
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      if (timedOut && this.head >= this.items.length && !this.failure) return undefined;
-    }
-  }
-
-  /** Ends the stream: its reader throws what `failure` makes. */
-  end(failure: () => unknown): void {
-    if (this.failure) return;
-    this.failure = failure;
-    this.items = [];
-    this.head = 0;
-    this.held = 0;
-    this.newest.clear();
-    this.wake?.();
-  }
-
-  /** Drops the consumed front of the array once it is most of it. */
-  private compact(): void {
-    if (this.head < 1024 || this.head * 2 < this.items.length) return;
-    this.items = this.items.slice(this.head);
-    for (const [jobId, i] of this.newest) this.newest.set(jobId, i - this.head);
-    this.head = 0;
-  }
 }
 
 /**
