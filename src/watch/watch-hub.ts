@@ -1,5 +1,8 @@
 // The watch hub: fans every job change out to the WatchJob streams of this process, from this process's
 // own commits at once and from other replicas' commits through one change-feed poll per interval.
+// Over 350 lines on purpose: subscription, the poll and shutdown share the watcher table and its
+// invariants (subscribe before reading, release exactly once); the queue, the feed cursor and WatchJobs
+// live in their own files.
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { UnavailableError, jobNotFound } from "../errors.js";
