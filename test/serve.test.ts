@@ -226,6 +226,8 @@ for (const dialect of DIALECTS) {
       const server = start(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"], { env });
       try {
         await server.waitFor(/jobwatch is serving/);
+        // The banner goes to stderr, the log to stdout: two pipes, so either may be read first.
+        await server.waitFor(/an admin token was created/);
         assert.match(server.stderr, /an admin token was created/);
       } finally {
         server.child.kill("SIGTERM");

@@ -94,9 +94,8 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
  * The job, or undefined when there is no such job or (with `visibleTo`) it belongs to another user. The
  * owner is part of the query, so another user's job is decided on the primary key and username alone:
  * its large columns (result, error) are neither sent by the database nor decoded here, and it answers
- * as fast as a missing id. A job this node does not have yet may have been created through another
- * Galera node a moment ago (a client creates it there and asks here): before saying it does not exist,
- * the read is repeated causally.
+ * as fast as a missing id. On Galera the read is causal (wsrep_sync_wait), so a job created or
+ * changed through another node a moment ago is seen as that node committed it.
  */
 export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
   // The hot read (GetJobDetails): SQL written once, no query builder per call.
@@ -104,7 +103,14 @@ export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Pr
     jobByIdSql(db, visibleTo !== undefined),
     visibleTo === undefined ? [jobId] : [jobId, visibleTo],
   );
-  const row = ((await db.query(hot)).rows[0] as JobRow | undefined) ?? (await causalJobRow(db, jobId, visibleTo));
+  // On Galera every read of a job is causal: a client that changed it through another node a moment ago
+  // must not read the revision before its own write (read-your-writes across replicas); elsewhere the
+  // hot read is already causal.
+  if (await db.causal.isGalera()) {
+    const row = await causalJobRow(db, jobId, visibleTo);
+    return row ? jobRowToJob(row) : undefined;
+  }
+  const row = (await db.query(hot)).rows[0] as JobRow | undefined;
   return row ? jobRowToJob(row) : undefined;
 }
 
@@ -259,7 +265,15 @@ async function applyBatch(db: StoreDb, jobId: string, rules: Rule[]): Promise<Ba
   const galera = await db.causal.isGalera();
   const sql = db.dialect === "mysql" ? `${jobByIdSql(db)} for update` : jobByIdSql(db);
   const select = CompiledQuery.raw(galera ? `SET STATEMENT wsrep_sync_wait=1 FOR ${sql}` : sql, [jobId]);
+  const q = db.dialect === "mysql" ? "`" : '"';
+  // Inside the transaction (after BEGIN) the wait above does not happen: the node must have applied what
+  // the cluster committed before the transaction starts, so a causal read outside it comes first. The
+  // locking read then sees the newest committed row.
+  const sync = CompiledQuery.raw(`SET STATEMENT wsrep_sync_wait=1 FOR SELECT 1 FROM ${q}jobs${q} WHERE job_id = ?`, [
+    jobId,
+  ]);
   for (let attempt = 1; ; attempt++) {
+    if (galera) await db.query(sync);
     const results = await db.write(function* () {
       const first = (yield select).rows[0] as JobRow | undefined;
       if (first === undefined) return rules.map((): BatchResult => ({ outcome: undefined }));
