@@ -1,4 +1,6 @@
 // Job queries: create, read, list, history, and the conditional update that applies a lifecycle rule.
+// Over 350 lines on purpose: the per-job write queue, its batch transaction and the reads it depends on
+// (causal on Galera) keep their locking and retry rules in one place; other concerns have their own files.
 import { createHash, randomUUID } from "node:crypto";
 import { CompiledQuery } from "kysely";
 import { AbortedError, AlreadyExistsError, jobNotFound } from "../errors.js";

@@ -1,4 +1,6 @@
 // The jobwatch schema as Kysely migrations kept in code (no files on disk), for SQLite and MySQL/MariaDB.
+// Over 350 lines on purpose: one ordered list of migrations, each a short up/down pair, read top to bottom
+// as the schema's history; the lock that makes them safe for replicas starting at once is at the end.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Migrator, sql } from "kysely";
