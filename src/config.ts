@@ -66,7 +66,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   const databaseUrl = pick(flags.databaseUrl, "JOBWATCH_DATABASE_URL") ?? DEFAULT_DATABASE_URL;
   if (!/^(sqlite:|mysql:\/\/)/.test(databaseUrl)) {
     throw new ConfigError(
-      `JOBWATCH_DATABASE_URL '${databaseUrl}' has an unknown scheme: use sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db`,
+      // Only the scheme is shown: the rest of a URL may hold a password.
+      `JOBWATCH_DATABASE_URL (scheme '${databaseUrl.split(":")[0]}:') has an unknown scheme: use sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db`,
     );
   }
   const listen = pick(flags.listen, "JOBWATCH_LISTEN") ?? "0.0.0.0:50051";

@@ -198,6 +198,18 @@ describe("JWT", () => {
         "ALG_NONE",
       ],
       [
+        "unsupported critical header",
+        [
+          Buffer.from(JSON.stringify({ alg: "ES256", kid: "ec-1", crit: ["zz"], zz: 1 })).toString("base64url"),
+          Buffer.from(JSON.stringify({ ...good, iss: ISSUER, aud: AUDIENCE, exp: nowSec() + 600 })).toString(
+            "base64url",
+          ),
+          "c2lnbmF0dXJl",
+        ].join("."),
+        /does not support/,
+        "UNSUPPORTED_JWT",
+      ],
+      [
         "unknown key",
         await sign(unlisted, good),
         /key the identity provider's JWKS does not have \(unknown kid\)/,

@@ -42,6 +42,18 @@ describe("configuration", () => {
     assert.equal(config.staleAfterMs, 90_000);
   });
 
+  test("a database URL with an unknown scheme is refused without echoing its password", () => {
+    assert.throws(
+      () => loadConfig({ JOBWATCH_DATABASE_URL: "MYSQL://u:hunter2@db.example/jobs" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /scheme 'MYSQL:'\) has an unknown scheme: use/);
+        assert.doesNotMatch(error.message, /hunter2/);
+        return true;
+      },
+    );
+  });
+
   test("bad settings are one ConfigError line naming the setting and what to use", () => {
     const cases: [Record<string, string>, RegExp][] = [
       [{ JOBWATCH_DATABASE_URL: "postgres://x/y" }, /JOBWATCH_DATABASE_URL .* unknown scheme: use sqlite:<path>/],

@@ -224,11 +224,16 @@ export class JwtVerifier {
     if (error instanceof joseErrors.JWTInvalid || error instanceof joseErrors.JWSInvalid) {
       return unauthenticated(`malformed JWT: ${error.message}`, "MALFORMED_JWT");
     }
+    if (error instanceof joseErrors.JOSENotSupported) {
+      // A header this server does not implement (an unknown `crit` extension, an unsupported key type):
+      // the token's fault, not the key source's; retrying would not help.
+      return unauthenticated(`JWT uses something this server does not support: ${error.message}`, "UNSUPPORTED_JWT");
+    }
     // Anything else is the key source failing (unreachable, timed out, not a JWKS): never let the call
-    // in, and say it is retryable.
+    // in, and say it is retryable. Where the keys come from goes to the log only (a URL may hold a secret).
     this.log?.warn({ err: error, jwks: this.source }, "cannot load the JWKS; JWT calls are UNAVAILABLE");
     return new UnavailableError(
-      `cannot check the JWT right now: the identity provider's keys (${this.source}) cannot be loaded; retry shortly`,
+      "cannot check the JWT right now: the identity provider's keys cannot be loaded; retry shortly",
     );
   }
 

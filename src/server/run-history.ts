@@ -65,12 +65,14 @@ export class RunHistory {
   }
 
   /**
-   * A job of the type has just COMPLETED here: its figures are read again on next use, so the first job
-   * after enough runs gets an estimate at once (other replicas catch up within the refresh period).
+   * A job of the type has just COMPLETED here. While the type has no usable history yet its figures are
+   * read again on next use, so the first job after enough runs gets an estimate at once (other replicas
+   * catch up within the refresh period). Once it has some, one more run changes a median little: the
+   * refresh period stands, so a busy type costs one read per period, not one per completion.
    */
   invalidate(operationType: string): void {
     const entry = this.#entries.get(operationType);
-    if (entry !== undefined) entry.loadedAt = Number.NEGATIVE_INFINITY;
+    if (entry !== undefined && entry.ofType === undefined) entry.loadedAt = Number.NEGATIVE_INFINITY;
   }
 
   /** Starts (or joins) reading the type's runs. */

@@ -70,3 +70,8 @@ export interface JobEvent {
   cancelRequested: boolean;
   error: string | null;
 }
+
+/** True when going from `a` to `b` is no transition a watcher must see: same status, same cancel flag. */
+export function sameState(a: Job, b: Job): boolean {
+  return a.status === b.status && a.cancelRequested === b.cancelRequested;
+}

@@ -6,6 +6,7 @@ import { CompiledQuery } from "kysely";
 import { AbortedError, AlreadyExistsError, jobNotFound } from "../errors.js";
 import { applyCounts, moved } from "./counts.js";
 import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
+import { sameState } from "./job.js";
 import type { Job, JobEvent, JobStatus } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
@@ -385,11 +386,6 @@ function jobQuery(db: StoreDb, jobId: string, visibleTo: string | undefined) {
 async function jobByRequestId(db: StoreDb, requestId: string): Promise<Job | undefined> {
   const row = await db.kysely.selectFrom("jobs").selectAll().where("request_id", "=", requestId).executeTakeFirst();
   return row ? jobRowToJob(row) : undefined;
-}
-
-/** True when going from `a` to `b` is no transition a watcher must see: same status, same cancel flag. */
-export function sameState(a: Job, b: Job): boolean {
-  return a.status === b.status && a.cancelRequested === b.cancelRequested;
 }
 
 /** The job_events row of a job at its (new) revision; `transition` when its state differs from the one before. */

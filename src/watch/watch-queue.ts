@@ -1,5 +1,6 @@
 // One watcher's buffer of job changes: revision order, no duplicates, gaps filled from the store, and
 // progress-only changes coalesced so a reader that does not pull holds a handful of items at most.
+import { sameState } from "../store/job.js";
 import type { Job } from "../store/job.js";
 
 /** Loads the job as of each revision in (afterRevision, beforeRevision), in order. */
@@ -7,11 +8,6 @@ export type FetchBetween = (afterRevision: number, beforeRevision: number) => Pr
 
 /** Makes the error a failed queue throws, when it is thrown (so it can name the state at that moment). */
 export type ErrorFactory = () => unknown;
-
-/** True when going from `a` to `b` is not a transition a watcher must see (same status, same cancel flag). */
-export function sameState(a: Job, b: Job): boolean {
-  return a.status === b.status && a.cancelRequested === b.cancelRequested;
-}
 
 /** A change waiting for its predecessors; `from` is the lowest revision it stands for (older ones coalesced into it). */
 interface Held {
