@@ -6,6 +6,25 @@ import { afterEachStatement, jobIn, setup } from "./helpers/store.js";
 
 for (const dialect of DIALECTS) {
   describe(`store statistics on ${dialect}`, () => {
+    test("statistics name at most 100 operation types; the jobs of the rest are summed under (other)", async (t) => {
+      const { store } = await setup(t, dialect);
+      // 103 types: "big" has 3 jobs, "mid" 2, and 101 types one job each.
+      for (let i = 0; i < 3; i++) await store.createJob({ operationType: "big", username: "many" });
+      for (let i = 0; i < 2; i++) await store.createJob({ operationType: "mid", username: "many" });
+      for (let i = 0; i < 101; i++) {
+        await store.createJob({ operationType: `t${String(i).padStart(3, "0")}`, username: "many" });
+      }
+      const stats = await store.getStatistics("many", 24 * 3600_000);
+      assert.equal(Object.keys(stats.byOperationType).length, 101);
+      assert.equal(stats.byOperationType.big, 3);
+      assert.equal(stats.byOperationType.mid, 2);
+      // The 98 one-job types kept are the first by name; the last three are summed.
+      assert.equal(stats.byOperationType.t097, 1);
+      assert.equal(stats.byOperationType.t098, undefined);
+      assert.equal(stats.byOperationType["(other)"], 3);
+      assert.equal(stats.total, 106);
+    });
+
     test("statistics: counts by status and operation, success rate and duration percentiles in the window", async (t) => {
       const { store, clock } = await setup(t, dialect);
       // Outside the window: finished two days ago.

@@ -120,5 +120,13 @@ function openMysql(url: string): OpenDatabase {
 
 /** The URL with any password replaced by ***, safe for logs and error messages. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
+  const parts = /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/is.exec(url);
+  if (!parts) return url;
+  let rest = parts[2] as string;
+  // The user info ends at the last '@' (a password may hold an unencoded '/' or '@'); its password, if
+  // any, is everything after the user's ':'.
+  const at = rest.lastIndexOf("@");
+  const userInfo = at < 0 ? "" : rest.slice(0, at);
+  if (userInfo.includes(":")) rest = `${userInfo.slice(0, userInfo.indexOf(":"))}:***${rest.slice(at)}`;
+  return parts[1] + rest.replace(/([?&](?:password|pass|pwd)=)[^&]*/gi, "$1***");
 }

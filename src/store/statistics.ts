@@ -57,6 +57,7 @@ export async function getStatistics(
       byOperationType[r.operation_type] = (byOperationType[r.operation_type] ?? 0) + n;
     }
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+    capOperationTypes(byOperationType);
 
     const window = (yield finished
       .select([
@@ -99,4 +100,25 @@ export async function getStatistics(
       p95DurationMs: percentiles[1],
     };
   });
+}
+
+/** At most this many operation types are named in the statistics; the rest are summed under OTHER_TYPES. */
+export const MAX_OPERATION_TYPES = 100;
+/** The key of the jobs of the types beyond the largest MAX_OPERATION_TYPES (no operation type can be spelled so). */
+export const OTHER_TYPES = "(other)";
+
+/**
+ * Keeps the largest MAX_OPERATION_TYPES types (by count, then name) and sums the rest under OTHER_TYPES, so
+ * the reply stays small however many distinct types workers create.
+ */
+function capOperationTypes(byType: Record<string, number>): void {
+  const entries = Object.entries(byType);
+  if (entries.length <= MAX_OPERATION_TYPES) return;
+  entries.sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0));
+  let other = 0;
+  for (const [type, n] of entries.slice(MAX_OPERATION_TYPES)) {
+    other += n;
+    delete byType[type];
+  }
+  byType[OTHER_TYPES] = other;
 }

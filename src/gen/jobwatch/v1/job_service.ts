@@ -236,7 +236,10 @@ export interface GetJobStatisticsResponse {
   total: number;
   /** Same as running: the jobs being worked on now. */
   active: number;
-  /** Job counts per operation_type. */
+  /**
+   * Job counts per operation_type: the 100 largest types, and the jobs of any further types summed
+   * under the key "(other)" (no operation type can be spelled so), so the reply stays small.
+   */
   byOperationType: { [key: string]: number };
   /** The start of the window of the figures below. */
   windowStart:
