@@ -31,6 +31,8 @@ describe("jobwatch top, piped", () => {
       await worker().reportProgress({ jobId: mine.jobId, progress: 42, phase: "semantic", detail: "21/50 files" });
       await run.waitFor(/CHANGED\s+\S+ RUNNING\s+42% top_test alice semantic: 21\/50 files/);
       assert.doesNotMatch(run.stdout, new RegExp(bobs.jobId));
+      // The first connection is no news on stderr (only a lost one and its return are).
+      assert.equal(run.stderr, "");
     } finally {
       run.child.kill("SIGINT");
     }

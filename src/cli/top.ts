@@ -96,9 +96,13 @@ interface TopView {
 /** Piped output: one line per change, like `kubectl get -w`. */
 class LineView implements TopView {
   private snapshot = 0;
+  private reconnecting = false;
   start(): void {}
+  /** Says when the connection is lost and when it is back; the first connection is no news. */
   connection(state: string): void {
-    process.stderr.write(`${state}\n`);
+    if (state === "live" && !this.reconnecting) return;
+    this.reconnecting = state !== "live";
+    process.stderr.write(`${state === "live" ? "connected again" : state}\n`);
   }
   stop(): void {}
   event(event: JobsWatchEvent): void {
