@@ -2,11 +2,13 @@
 import type { Principal } from "../auth/principal.js";
 import { canManageJobs } from "../auth/principal.js";
 import { PermissionDeniedError } from "../errors.js";
+import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
 import type { JobsFilter } from "../watch/jobs-filter.js";
 import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import type { StreamContext } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
+import { watchResponse } from "./shared-watch-encoding.js";
 import { statusFilter } from "./list-filters.js";
 import { RequestValidator } from "./validate.js";
 
@@ -68,8 +70,15 @@ export function watchJobs(hub: JobsWatchSource, view: JobView) {
       signal: context.signal,
     });
     for await (const event of events) {
-      const jobs = event.type === "snapshot" ? event.jobs : "job" in event ? [event.job] : [];
-      yield { type: EVENT_TYPES[event.type], jobs: await view.toProtos(jobs), cursor: event.cursor };
+      // A change reaches every stream as the same job object: map it once for all of them, as WatchJob does
+      // (the cursor differs per stream, so only the mapping is shared).
+      const jobs =
+        event.type === "snapshot"
+          ? await view.toProtos(event.jobs)
+          : "job" in event
+            ? [(await watchResponse(event.job, view)).job as ProtoJob]
+            : [];
+      yield { type: EVENT_TYPES[event.type], jobs, cursor: event.cursor };
     }
   };
 }
