@@ -229,9 +229,10 @@ async function fanOut(target: Target): Promise<FanOut> {
         () => reject(new Error(`${target.name}: ${WATCHERS} watches not open after 120 s`)),
         120_000,
       );
-      watchers.process.once("message", () => {
+      watchers.process.once("message", (m: { type: string; message?: string }) => {
         clearTimeout(timer);
-        resolve();
+        if (m.type === "failed") reject(new Error(`${target.name}: ${m.message}`));
+        else resolve();
       });
     });
     await sleep(500);
@@ -327,6 +328,15 @@ interface Row {
   met: string;
 }
 const rows: Row[] = [];
+/** Adds a row, and prints it at once on stderr: a long run that fails later still shows what it measured. */
+const addRow = (row: Row): void => {
+  rows.push(row);
+  console.error(
+    `${row.figure}: ${Object.entries(row.values)
+      .map(([t, v]) => `${t} ${v}`)
+      .join(", ")} (goal ${row.goal}: ${row.met})`,
+  );
+};
 const notes: string[] = [];
 const ratio = (value: number, base: number): string => `${(value / base).toFixed(2)}x`;
 const k = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
@@ -345,7 +355,7 @@ try {
       values[t.name] = `${k(r)}/s (${ratio(r, bareGet)})`;
       ok.push(r / bareGet >= (t.name === "sqlite" ? 0.85 : 0.6));
     }
-    rows.push({
+    addRow({
       figure: "GetJobDetails, own job, 100 in flight",
       values,
       goal: ">= 0.85x SQLite, >= 0.6x MySQL",
@@ -368,7 +378,7 @@ try {
       values[t.name] = `${p99(t.name).toFixed(1)} ms (${ratio(p99(t.name), base)})`;
       ok.push(p99(t.name) / base <= 1.5);
     }
-    rows.push({
+    addRow({
       figure: `GetJobDetails p99 at ${k(rps)} calls/s (half of bare)`,
       values,
       goal: "<= 1.5x bare's p99",
@@ -387,7 +397,7 @@ try {
       values[t.name] = `${k(rate(t.name))}/s (${ratio(rate(t.name), base)})`;
       ok.push(rate(t.name) / base >= (t.name === "sqlite" ? 0.5 : 0.25));
     }
-    rows.push({
+    addRow({
       figure: `ReportProgress, ${DISTINCT_JOBS} distinct jobs`,
       values,
       goal: ">= 0.5x SQLite, >= 0.25x MySQL",
@@ -423,7 +433,7 @@ try {
       .filter(([n]) => n !== "bare")
       .flatMap(([, r]) => r)
       .reduce((a, r) => a + r.failed, 0);
-    rows.push({
+    addRow({
       figure: `ReportProgress, one hot job, ${DISTINCT_JOBS} in flight`,
       values,
       goal: ">= 1,000/s MySQL, each OK a new revision",
@@ -453,14 +463,14 @@ try {
       okLost.push(lost(t.name) === 0);
     }
     const what = `WatchJob fan-out, ${WATCHERS} watchers, ${CHANGES} changes`;
-    rows.push({
+    addRow({
       figure: `${what}: server CPU per delivery`,
       values: cpuValues,
       goal: "<= 1.3x bare",
       met: verdict(okCpu),
     });
-    rows.push({ figure: `${what}: p99 delivery`, values: p99Values, goal: "<= 250 ms", met: verdict(okP99) });
-    rows.push({ figure: `${what}: deliveries lost (worst run)`, values: lostValues, goal: "0", met: verdict(okLost) });
+    addRow({ figure: `${what}: p99 delivery`, values: p99Values, goal: "<= 250 ms", met: verdict(okP99) });
+    addRow({ figure: `${what}: deliveries lost (worst run)`, values: lostValues, goal: "0", met: verdict(okLost) });
   }
 } finally {
   for (const t of targets) {
@@ -487,13 +497,13 @@ if (wanted("queries")) {
     for (const [what, ms] of Object.entries(f.listMs)) notes.push(`  ${name} ListJobs ${what}: ${ms.toFixed(2)} ms`);
     notes.push(`  ${name} GetJobStatistics one user: ${f.statisticsUserMs.toFixed(2)} ms`);
   }
-  rows.push({
+  addRow({
     figure: `GetJobStatistics, all jobs, ${k(JOBS)} jobs (median)`,
     values: statsValues,
     goal: "<= 10 ms",
     met: verdict(okStats),
   });
-  rows.push({
+  addRow({
     figure: `ListJobs, slowest filter combination, ${k(JOBS)} jobs`,
     values: listValues,
     goal: "<= 5 ms",

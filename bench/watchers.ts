@@ -48,8 +48,10 @@ for (let i = 0; i < spec.count; i++) {
     while (buffered.length >= 5) {
       const length = buffered.readUInt32BE(1);
       if (buffered.length < 5 + length) break;
-      const job = WatchJobResponse.decode(buffered.subarray(5, 5 + length)).job!;
+      const job = WatchJobResponse.decode(buffered.subarray(5, 5 + length)).job;
       buffered = buffered.subarray(5 + length);
+      // A bookmark (no job): the stream was quiet for the bookmark interval, as setting up many may take.
+      if (job === undefined) continue;
       if (last === undefined) {
         last = job.revision;
         if (++ready === spec.count) process.send!({ type: "ready" });
@@ -61,8 +63,17 @@ for (let i = 0; i < spec.count; i++) {
       latencies.push(Date.now() - (job.updatedAt?.getTime() ?? Date.now()));
     }
   });
+  let message = "";
+  stream.on("trailers", (trailers) => {
+    message = `${trailers["grpc-status"]} ${trailers["grpc-message"] ?? ""}`;
+  });
   stream.on("error", () => undefined);
-  stream.on("close", () => ended++);
+  stream.on("close", () => {
+    ended++;
+    // Refused (a cap, a bad token): say so now rather than leave the bench waiting for "ready".
+    if (last === undefined)
+      process.send!({ type: "failed", message: `a watch ended before its first message: ${message}` });
+  });
   stream.end(body);
 }
 
