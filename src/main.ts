@@ -47,7 +47,10 @@ export async function startService(
   // Checked before anything opens: a bad certificate file is one line naming it, exit 1.
   const credentials = config.tls === undefined ? undefined : serverCredentials(config.tls);
   const callHooks: CallHooks[] = [];
-  if (config.accessLog !== "off") callHooks.push(accessLogHooks(log, config.accessLog));
+  // An access log whose level the logger drops would follow every call for nothing.
+  if (config.accessLog !== "off" && log.isLevelEnabled(config.accessLog)) {
+    callHooks.push(accessLogHooks(log, config.accessLog));
+  }
   const sources: MetricsSources = {};
   let counted: GuardedStore | undefined;
   const metrics: Metrics | undefined =

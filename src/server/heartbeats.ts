@@ -3,7 +3,8 @@
 /**
  * Yields what `source` yields, and `heartbeat()` each time `intervalMs` passes without a value. The
  * pending read of the source is kept across heartbeats (never started twice), so nothing is lost or
- * reordered; returning this generator returns the source too.
+ * reordered; returning this generator returns the source too. One timer serves the whole stream,
+ * re-armed when each wait starts: a fan-out to thousands of streams makes no timer per message.
  */
 export async function* withHeartbeats<T, H>(
   source: AsyncIterable<T>,
@@ -12,14 +13,20 @@ export async function* withHeartbeats<T, H>(
 ): AsyncGenerator<T | H> {
   const iterator = source[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<T>> | undefined;
+  let quiet: (() => void) | undefined;
+  const timer = setTimeout(() => quiet?.(), intervalMs);
+  // A stream's timer must not keep a process alive that has nothing else to do.
+  timer.unref();
   try {
     for (;;) {
       pending ??= iterator.next();
-      let timer: NodeJS.Timeout | undefined;
-      const quiet = new Promise<"quiet">((resolve) => {
-        timer = setTimeout(() => resolve("quiet"), intervalMs);
+      const read = pending;
+      timer.refresh();
+      const result = await new Promise<IteratorResult<T> | "quiet">((resolve, reject) => {
+        quiet = () => resolve("quiet");
+        read.then(resolve, reject);
       });
-      const result = await Promise.race([pending, quiet]).finally(() => clearTimeout(timer));
+      quiet = undefined;
       if (result === "quiet") {
         yield heartbeat();
         continue;
@@ -29,6 +36,7 @@ export async function* withHeartbeats<T, H>(
       yield result.value;
     }
   } finally {
+    clearTimeout(timer);
     // A read still pending settles when the call's signal ends the source; return() runs after it (an
     // async generator queues it), so it is not awaited here, and neither outcome is anyone's error now.
     pending?.catch(() => undefined);

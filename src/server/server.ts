@@ -132,6 +132,8 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     // Notice a vanished watcher (laptop asleep, network cut) so its stream is released.
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
+    // jobwatch serves no channelz service, so grpc-js's per-call channelz bookkeeping would be for nobody.
+    "grpc.enable_channelz": 0,
     ...deps.options,
     interceptors: [
       ...observerOf(deps.callHooks ?? []),
