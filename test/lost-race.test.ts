@@ -250,3 +250,58 @@ describe("ABORTED on the wire", () => {
     }
   });
 });
+
+describe("SQLite group commit: the writes of one turn share a transaction", () => {
+  const token = (n: number, hash = `h${n}`) => ({
+    token_id: `t${n}`,
+    username: "u",
+    role: "admin",
+    secret_hash: hash,
+    created_at: n,
+  });
+
+  test("a write that fails (a unique key) is rolled back alone; the others of its group commit", async (t) => {
+    const { db } = await storeDb(t, "sqlite");
+    const k = db.kysely;
+    const outcomes = await Promise.allSettled(
+      [token(1), token(2), token(3, "h1"), token(4)].map((row) =>
+        db.write(function* () {
+          yield k.insertInto("tokens").values(row).compile();
+          return row.token_id;
+        }),
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ["fulfilled", "fulfilled", "rejected", "fulfilled"],
+    );
+    assert.match(String((outcomes[2] as PromiseRejectedResult).reason), /UNIQUE/);
+    const ids = (await k.selectFrom("tokens").select("token_id").orderBy("token_id").execute()).map((r) => r.token_id);
+    assert.deepEqual(ids, ["t1", "t2", "t4"]);
+  });
+
+  test("a lost race (SQLITE_BUSY) in one write runs the whole group again, nothing applied twice", async (t) => {
+    const { db } = await storeDb(t, "sqlite");
+    const k = db.kysely;
+    let busy = true;
+    const runs: string[] = [];
+    const results = await Promise.all(
+      [token(1), token(2), token(3)].map((row) =>
+        db.write(function* () {
+          runs.push(row.token_id);
+          yield k.insertInto("tokens").values(row).compile();
+          if (row.token_id === "t2" && busy) {
+            busy = false;
+            throw driverError("SQLITE_BUSY");
+          }
+          return row.token_id;
+        }),
+      ),
+    );
+    assert.deepEqual(results, ["t1", "t2", "t3"]);
+    // The first run of the group stopped at t2 and was rolled back whole; the second ran all three.
+    assert.deepEqual(runs, ["t1", "t2", "t1", "t2", "t3"]);
+    const ids = (await k.selectFrom("tokens").select("token_id").orderBy("token_id").execute()).map((r) => r.token_id);
+    assert.deepEqual(ids, ["t1", "t2", "t3"]);
+  });
+});

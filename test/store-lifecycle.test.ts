@@ -195,6 +195,34 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await eventRevisions(store, job.jobId), range(1, 52));
     });
 
+    test("transitions of 60 jobs at once, with refusals among them: each job's own order, only the refused fail", async (t) => {
+      const { store } = await setup(t, dialect);
+      const running = await Promise.all(range(1, 50).map(() => jobIn(store, "running", "grouped")));
+      const pending = await Promise.all(range(1, 10).map(() => jobIn(store, "pending", "grouped")));
+      // All in one turn: they go into a few transactions together (transition's groups).
+      const calls = [
+        ...running.flatMap((job) => range(1, 4).map((p) => store.reportProgress(job.jobId, p * 10))),
+        ...pending.map((job) => store.reportProgress(job.jobId, 50)),
+        ...running.slice(0, 5).map((job) => store.completeJob(job.jobId, { ok: true })),
+      ];
+      const settled = await Promise.allSettled(calls);
+      const refused = settled.filter((o) => o.status === "rejected") as PromiseRejectedResult[];
+      // Progress on a PENDING job is refused; nothing else is, and the refusals roll nothing else back.
+      assert.equal(refused.length, 10, refused.map((o) => String(o.reason)).join("; "));
+      for (const o of refused) assert.match(String(o.reason), /PENDING/);
+      for (const [i, job] of running.entries()) {
+        const now = await store.getJob(job.jobId);
+        // Created (1), started (2), four reports (3..6), completed (7) for the first five.
+        const last = i < 5 ? 7 : 6;
+        assert.equal(now?.revision, last);
+        assert.equal(now?.progress, i < 5 ? 100 : 40);
+        assert.deepEqual(await eventRevisions(store, job.jobId), range(1, last));
+      }
+      for (const job of pending) assert.equal((await store.getJob(job.jobId))?.revision, 1);
+      const stats = await store.getStatistics("grouped", 24 * 3600_000);
+      assert.deepEqual(stats.byStatus, { pending: 10, running: 45, completed: 5, failed: 0, cancelled: 0 });
+    });
+
     test("two replicas racing CompleteJob against FailJob: exactly one wins each job", async (t) => {
       const { stores } = await setup(t, dialect, 2);
       const [a, b] = [stores[0]!, stores[1]!];

@@ -5,6 +5,7 @@ import { causalReader } from "./causal-read.js";
 import type { CausalReader } from "./causal-read.js";
 import { AbortedError } from "../errors.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
+import { endsSqliteGroup, groupCommit } from "./group-commit.js";
 import { classifyStorageError } from "./storage-faults.js";
 import type { Database } from "./database.js";
 
@@ -42,7 +43,9 @@ export interface StoreDb {
   readonly now: () => number;
   /**
    * Runs a write transaction. SQLite: synchronously inside BEGIN IMMEDIATE on the raw handle, so the
-   * write lock is never held across an await. MySQL: a Kysely transaction on one pooled connection.
+   * write lock is never held across an await, together with the other writes of the same turn of the
+   * event loop, each in its own savepoint (group-commit.ts). MySQL: a Kysely transaction on one pooled
+   * connection.
    * Deadlocks, lock timeouts (MySQL, and Galera's certification failures, which it reports as
    * deadlocks) and SQLITE_BUSY are a lost race: the body runs again from the start after a jittered
    * backoff, and when it keeps losing, AbortedError (nothing was written). Never the raw driver error.
@@ -98,19 +101,32 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
     return { rows: [], numAffectedRows: BigInt(info.changes), insertId: BigInt(info.lastInsertRowid) };
   };
 
+  // SQLite: writes of one turn of the event loop share a transaction (see groupCommit); one that keeps
+  // meeting SQLITE_BUSY (another process holds the write lock) is retried like a MySQL deadlock.
+  const grouped =
+    sqlite === undefined
+      ? undefined
+      : groupCommit(sqlite, {
+          // A lost race (SQLITE_BUSY; or any transient code a body throws) runs the whole group again.
+          endsGroup: (error) => isTransient(error) || endsSqliteGroup(error),
+          onGroupError: (error, attempt) => {
+            if (!isTransient(error)) return { error };
+            if (attempt >= MAX_TX_ATTEMPTS) return { error: lostRace(error) };
+            return { delayMs: jitteredBackoff(attempt, TX_BACKOFF) };
+          },
+        });
+
   return {
     kysely,
     dialect: open.dialect,
     now,
     causal: causalReader(kysely, open.dialect),
     async write<T>(body: TxBody<T>): Promise<T> {
+      if (grouped !== undefined) return grouped(() => drive(body(), execSync));
       let bodyDone = false;
       let reran = false;
       for (let attempt = 1; ; attempt++) {
         try {
-          if (sqlite !== undefined) {
-            return sqlite.transaction(() => drive(body(), execSync)).immediate();
-          }
           bodyDone = false;
           return await kysely.transaction().execute(async (trx) => {
             const result = await driveAsync(body(), (q) => trx.executeQuery<Record<string, unknown>>(q));
@@ -125,12 +141,7 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
             continue;
           }
           if (!isTransient(error)) throw error;
-          if (attempt >= MAX_TX_ATTEMPTS) {
-            throw new AbortedError(
-              `the database kept reporting a conflict with other writers (${transientName(error)}); nothing was written; try again`,
-              { cause: error },
-            );
-          }
+          if (attempt >= MAX_TX_ATTEMPTS) throw lostRace(error);
           await sleep(jitteredBackoff(attempt, TX_BACKOFF));
         }
       }
@@ -180,6 +191,14 @@ export async function driveAsync<T>(
  */
 export function jitteredBackoff(attempt: number, { baseMs, capMs }: { baseMs: number; capMs: number }): number {
   return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+}
+
+/** What a write that kept losing to other writers ends in: ABORTED, nothing written. */
+function lostRace(error: unknown): AbortedError {
+  return new AbortedError(
+    `the database kept reporting a conflict with other writers (${transientName(error)}); nothing was written; try again`,
+    { cause: error },
+  );
 }
 
 /** The driver's name of a transient error, for the message of the AbortedError it ends in. */
