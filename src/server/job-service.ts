@@ -19,7 +19,6 @@ import type { JobFeed } from "../watch/job-feed.js";
 import { serverStreamingHandler, unaryHandler } from "./call-adapters.js";
 import type { StreamingOptions } from "./call-adapters.js";
 import { durationToMs, msToDuration } from "../duration.js";
-import { withHeartbeats } from "./heartbeats.js";
 import { jobEventToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
 import { listFilters } from "./list-filters.js";
@@ -115,10 +114,11 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
           signal,
           canSee: (job) => canSee(principal, job),
           visibleTo: visibleTo(principal),
+          // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
+          quietMs: hub.bookmarkMs,
         });
-        // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
         let newest = afterRevision ?? 0;
-        for await (const item of withHeartbeats(jobs, hub.bookmarkMs, () => undefined)) {
+        for await (const item of jobs) {
           if (item === undefined) {
             yield { job: undefined, bookmarkRevision: newest };
             continue;

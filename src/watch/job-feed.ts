@@ -15,6 +15,8 @@ export interface WatchOptions {
    * the owner in the query, so another user's job is refused before its large columns are decoded.
    */
   visibleTo?: string | undefined;
+  /** When set, a watch that sees no change for this long yields undefined (the stream sends a bookmark). */
+  quietMs?: number | undefined;
 }
 
 /** Hands a job change committed through this process to its watchers. */
@@ -25,7 +27,11 @@ export interface JobPublisher {
 
 /** The hub as handlers use it (WatchHub implements it): publish what changed, follow one job. */
 export interface JobFeed extends JobPublisher {
-  /** The job's revisions in order; throws NotFoundError; ends after a terminal status. */
+  /**
+   * The job's revisions in order; throws NotFoundError; ends after a terminal status. With
+   * `opts.quietMs`, also undefined each time the job stayed quiet that long.
+   */
+  watch(jobId: string, opts: WatchOptions & { quietMs: number }): AsyncGenerator<Job | undefined>;
   watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
   /** What WatchJobs sends: snapshot, synced, then the changes of every job matching a filter (see JobsWatches). */
   watchJobs(opts: JobsWatchOptions): AsyncGenerator<JobsEvent>;

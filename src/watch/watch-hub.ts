@@ -250,7 +250,9 @@ export class WatchHub implements JobFeed {
    * before yielding when the job is missing or not visible, UnavailableError at shutdown, and the
    * signal's reason when it aborts.
    */
-  async *watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job> {
+  watch(jobId: string, opts: WatchOptions & { quietMs: number }): AsyncGenerator<Job | undefined>;
+  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
+  async *watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job | undefined> {
     const after = opts.afterRevision && opts.afterRevision > 0 ? opts.afterRevision : 0;
     if (this.closed) throw shuttingDown(after);
     opts.signal.throwIfAborted();
@@ -279,7 +281,11 @@ export class WatchHub implements JobFeed {
       if (isTerminal(current.status)) return;
 
       for (;;) {
-        const job = await queue.next();
+        const job = opts.quietMs === undefined ? await queue.next() : await queue.next(opts.quietMs);
+        if (job === undefined) {
+          yield undefined;
+          continue;
+        }
         watcher.resumeAfter = job.revision;
         yield job;
         if (isTerminal(job.status)) return;

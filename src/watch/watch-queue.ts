@@ -37,7 +37,9 @@ export class WatchQueue {
   private draining = false;
   /** Revisions up to this one were fetched already: what the store did not have is gone (pruned), don't ask again. */
   private fetchedThrough = 0;
-  private waiter: { resolve(job: Job): void; reject(err: unknown): void } | undefined;
+  private waiter: { resolve(job: Job | undefined): void; reject(err: unknown): void } | undefined;
+  /** Ends a wait of next(quietMs) with undefined; one per queue, re-armed when a wait starts. */
+  private quietTimer: NodeJS.Timeout | undefined;
   private readonly interrupts = new Set<(err: unknown) => void>();
   private failure: ErrorFactory | undefined;
 
@@ -89,14 +91,33 @@ export class WatchQueue {
     void this.drain();
   }
 
-  /** The next change in revision order; waits for one. Rejects with the end error once ended. */
-  next(): Promise<Job> {
+  /**
+   * The next change in revision order; waits for one. Rejects with the end error once ended. With
+   * `quietMs`, a wait that sees no change for that long resolves with undefined instead (the watch sends a
+   * bookmark then): one timer per queue, re-armed when each wait starts, so a fan-out to thousands of
+   * watchers makes no timer or extra promise per change.
+   */
+  next(): Promise<Job>;
+  next(quietMs: number): Promise<Job | undefined>;
+  next(quietMs?: number): Promise<Job | undefined> {
     if (this.failure) return Promise.reject(this.failure());
     const job = this.queue.shift();
     if (job) return Promise.resolve(job);
-    return new Promise<Job>((resolve, reject) => {
+    return new Promise<Job | undefined>((resolve, reject) => {
       this.waiter = { resolve, reject };
+      if (quietMs === undefined) return;
+      if (this.quietTimer === undefined) {
+        this.quietTimer = setTimeout(() => this.quiet(), quietMs);
+      } else this.quietTimer.refresh();
     });
+  }
+
+  /** The quiet timer fired: a reader still waiting gets undefined (a change that came meanwhile took the waiter). */
+  private quiet(): void {
+    const waiter = this.waiter;
+    if (waiter === undefined) return;
+    this.waiter = undefined;
+    waiter.resolve(undefined);
   }
 
   /** `promise`, but rejected with the end error as soon as the queue ends (the work itself is not cancelled). */
@@ -122,6 +143,7 @@ export class WatchQueue {
   end(makeError: ErrorFactory): void {
     if (this.failure) return;
     this.failure = makeError;
+    clearTimeout(this.quietTimer);
     this.held = [];
     this.queue = [];
     const waiter = this.waiter;
