@@ -271,6 +271,27 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("1,200 watchers and changes published back to back: delivered in slices, every watcher in order", async () => {
+      const hub = hubOn(shared.a);
+      const job = await shared.a.createJob({ operationType: "add_golden_repo", username: "alice" });
+      const streams = Array.from({ length: 1200 }, () => hub.watch(job.jobId, opts()));
+      for (const s of streams) assert.equal((await s.next()).value.revision, 1);
+      // Status changes (none coalesced), all published in one turn.
+      const started = await shared.a.startJob(job.jobId);
+      const cancelling = await shared.a.cancelJob(job.jobId, "enough");
+      const cancelled = await shared.a.markCancelled(job.jobId);
+      for (const j of [started, cancelling, cancelled]) hub.publish(j);
+      await nextTurn();
+      // The first turn hands out a slice, not the whole burst: the rest follows in later turns.
+      assert.ok(hub.bufferedCount > 0 && hub.bufferedCount < 3 * 1200, `${hub.bufferedCount} handed out`);
+      for (const s of streams) {
+        const got: number[] = [];
+        for await (const j of { [Symbol.asyncIterator]: () => s }) got.push(j.revision);
+        assert.deepEqual(got, [started.revision, cancelling.revision, cancelled.revision]);
+      }
+      assert.equal(hub.watcherCount, 0);
+    });
+
     test("a watcher that does not read while 1000 progress reports arrive holds a bounded queue and misses no status change", async () => {
       const hub = hubOn(shared.a);
       await hub.start(); // the feed brings the same changes again: they must not be duplicated
