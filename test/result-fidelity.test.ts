@@ -65,11 +65,13 @@ for (const dialect of DIALECTS) {
       assert.equal(job!.result, undefined);
     };
 
-    test("NaN and Infinity are INVALID_ARGUMENT naming where they are; the job is unchanged", async () => {
+    test("NaN, Infinity and -0 are INVALID_ARGUMENT naming where they are; the job is unchanged", async () => {
       for (const [result, field] of [
         [{ files: Number.NaN }, "result.files"],
         [{ stats: { rate: Number.POSITIVE_INFINITY } }, "result.stats.rate"],
         [{ list: [1, Number.NEGATIVE_INFINITY] }, "result.list[1]"],
+        // -0 would read back as 0: refused too, never changed.
+        [{ delta: -0 }, "result.delta"],
       ] as const) {
         const jobId = await newJob();
         const error = await failure(worker().completeJob({ jobId, result }));

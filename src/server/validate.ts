@@ -65,6 +65,8 @@ function unrepresentable(value: unknown, path: string, report: (field: string, d
   } else if (typeof value === "number") {
     if (!Number.isFinite(value)) {
       report(path, `is ${value}, which JSON cannot hold (it would read back as null); send a string or null`);
+    } else if (Object.is(value, -0)) {
+      report(path, "is -0, which JSON cannot hold apart from 0 (it would read back as 0); send 0 or a string");
     }
   } else if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) unrepresentable(value[i], `${path}[${i}]`, report);

@@ -115,7 +115,7 @@ export interface CompleteJobRequest {
   /**
    * The operation's output, stored and returned exactly as sent. INVALID_ARGUMENT when its JSON encoding
    * is over 65536 bytes, objects and arrays nest deeper than 32 levels, or it holds what JSON cannot:
-   * NaN or +/-Infinity, a "__proto__" key, a Value with no kind set.
+   * NaN, +/-Infinity or -0, a "__proto__" key, a Value with no kind set.
    */
   result: { [key: string]: any } | undefined;
 }
