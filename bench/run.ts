@@ -3,6 +3,7 @@
 // (h2load, or node:http2 clients) on the other; targets alternate run by run (bare, SQLite, MySQL, bare,
 // ...) and each figure is the median of its runs. Prints one table with each goal of issue 10 beside it.
 // `--quick` (or BENCH_QUICK=1, which `npm run bench` passes on) for a short run (fewer and shorter runs, fewer watchers and jobs).
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +35,12 @@ const JOBS = Number(process.env.BENCH_JOBS ?? (quick ? 100_000 : 1_000_000));
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const H2LOAD = installed("h2load") && process.env.BENCH_NO_H2LOAD === undefined;
+/** The MySQL/MariaDB server's process when it runs on this machine (its CPU per call is reported too). */
+const DATABASE_PID = ((): number | undefined => {
+  if (!TEST_MYSQL_URL || !/@(127\.0\.0\.1|localhost)[:/]/.test(TEST_MYSQL_URL)) return undefined;
+  const pid = Number(spawnSync("pidof", ["-s", "mariadbd", "mysqld"], { encoding: "utf8" }).stdout.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+})();
 
 type TargetName = "bare" | "sqlite" | "mysql";
 
@@ -116,6 +123,9 @@ const reportBody = (id: string): Buffer =>
 /** What one load run measured. */
 interface Load {
   perSecond: number;
+  /** CPU time per call of the server process, and of the database server when it runs here (MySQL), in us. */
+  serverCpuUs?: number;
+  databaseCpuUs?: number;
   /** Calls that ended OK, warm-up included (node:http2 clients only: h2load cannot read grpc-status). */
   okTotal?: number;
   p99Ms: number;
@@ -132,6 +142,13 @@ async function load(
 ): Promise<Load> {
   const { rps } = options;
   const headers = { authorization: `Bearer ${token}` };
+  // CPU per call over the whole run (warm-up included, as are its calls): where a call's time goes.
+  const dbPid = target.database === undefined ? undefined : DATABASE_PID;
+  const cpuBefore = { server: cpuMs(target.child.pid), database: dbPid === undefined ? 0 : cpuMs(dbPid) };
+  const perCall = (calls: number): Pick<Load, "serverCpuUs" | "databaseCpuUs"> => ({
+    serverCpuUs: ((cpuMs(target.child.pid) - cpuBefore.server) * 1000) / calls,
+    ...(dbPid === undefined ? {} : { databaseCpuUs: ((cpuMs(dbPid) - cpuBefore.database) * 1000) / calls }),
+  });
   if (H2LOAD && bodies.length === 1 && !options.node) {
     const data = join(work, "body.bin");
     const log = join(work, "h2load.log");
@@ -173,7 +190,13 @@ async function load(
         .sort((a, b) => a - b);
       p99Ms = quantile(durations, 0.99);
     }
-    return { perSecond, p99Ms, failed: Number(counts?.[5] ?? 0) + Number(counts?.[6] ?? 0) };
+    const calls = perSecond * (DURATION_S + WARMUP_S);
+    return {
+      perSecond,
+      p99Ms,
+      failed: Number(counts?.[5] ?? 0) + Number(counts?.[6] ?? 0),
+      ...(rps === undefined ? perCall(calls) : {}),
+    };
   }
   const spec: LoadSpec = {
     address: target.address,
@@ -190,7 +213,13 @@ async function load(
     : [process.execPath, [...nodeTs("bench/h2-client.ts"), JSON.stringify(spec)]];
   const result = JSON.parse(await run(command, args)) as LoadResult;
   const failed = Object.values(result.failed).reduce((a, b) => a + b, 0);
-  return { perSecond: result.ok / result.seconds, p99Ms: result.p99Ms, failed, okTotal: result.okTotal };
+  return {
+    perSecond: result.ok / result.seconds,
+    p99Ms: result.p99Ms,
+    failed,
+    okTotal: result.okTotal,
+    ...perCall(result.okTotal + failed),
+  };
 }
 
 /** The current revision of a job, read through jobwatch. */
@@ -341,6 +370,13 @@ const notes: string[] = [];
 const ratio = (value: number, base: number): string => `${(value / base).toFixed(2)}x`;
 const k = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
 const verdict = (ok: boolean[]): string => (ok.length === 0 ? "-" : ok.every(Boolean) ? "yes" : "NO");
+/** "; CPU per call: server X us, database server Y us" (medians of the runs), where measured. */
+const cpuNote = (runs: Load[]): string => {
+  const server = median(runs.map((r) => r.serverCpuUs ?? Number.NaN));
+  const database = median(runs.map((r) => r.databaseCpuUs ?? Number.NaN));
+  if (!Number.isFinite(server)) return "";
+  return `; CPU per call: server ${server.toFixed(0)} us${Number.isFinite(database) ? `, database server ${database.toFixed(0)} us` : ""}`;
+};
 
 try {
   let bareGet = Number.NaN;
@@ -362,7 +398,7 @@ try {
       met: verdict(ok),
     });
     for (const [name, r] of runs)
-      notes.push(`GetJobDetails ${name}: calls/s of each run ${spread(r.map((x) => x.perSecond))}`);
+      notes.push(`GetJobDetails ${name}: calls/s of each run ${spread(r.map((x) => x.perSecond))}${cpuNote(r)}`);
     const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
     if (failed > 0) notes.push(`GetJobDetails: ${failed} calls failed at the HTTP/2 level`);
   }
@@ -405,6 +441,7 @@ try {
     });
     const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
     if (failed > 0) notes.push(`ReportProgress distinct jobs: ${failed} calls did not end OK`);
+    for (const [name, r] of runs) notes.push(`ReportProgress distinct jobs ${name}${cpuNote(r)}`);
   }
 
   if (wanted("hot")) {
