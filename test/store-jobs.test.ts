@@ -38,6 +38,40 @@ for (const dialect of DIALECTS) {
       await store.ping();
     });
 
+    test("reads of one turn go together: the same job is one object, owners still apart, writes seen", async (t) => {
+      const { store } = await setup(t, dialect);
+      const mine = await Promise.all(range(1, 30).map(() => jobIn(store, "running", "alice")));
+      const theirs = await jobIn(store, "running", "bob");
+      // 100 reads of one job in one turn: one Job object for all (its response is then made once).
+      const same = await Promise.all(range(1, 100).map(() => store.getJob(mine[0]!.jobId, "alice")));
+      assert.ok(
+        same.every((job) => job === same[0]),
+        "every read of the job in the turn got the same object",
+      );
+      assert.equal(same[0]?.jobId, mine[0]!.jobId);
+      // Distinct jobs and owners in one turn: each read its own job; another user's job is not alice's.
+      const mixed = await Promise.all([
+        ...mine.map((job) => store.getJob(job.jobId, "alice")),
+        store.getJob(theirs.jobId, "alice"),
+        store.getJob(theirs.jobId, "bob"),
+        store.getJob(theirs.jobId),
+        store.getJob("00000000-0000-4000-8000-000000000000", "alice"),
+      ]);
+      assert.deepEqual(
+        mixed.slice(0, 30).map((job) => job?.jobId),
+        mine.map((job) => job.jobId),
+      );
+      assert.deepEqual(
+        mixed.slice(30).map((job) => job?.username),
+        [undefined, "bob", "bob", undefined],
+      );
+      // A read asked for after a write was acknowledged sees it; the next turn reads again.
+      await store.reportProgress(mine[0]!.jobId, 42);
+      const after = await store.getJob(mine[0]!.jobId, "alice");
+      assert.equal(after?.progress, 42);
+      assert.notEqual(after, same[0]);
+    });
+
     test("request_id: a retried CreateJob returns the same job and creates nothing", async (t) => {
       const { stores } = await setup(t, dialect, 2);
       const [a, b] = [stores[0]!, stores[1]!];

@@ -23,7 +23,7 @@ import { jobEventToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
 import { listFilters } from "./list-filters.js";
 import { decodeHistoryToken, decodePageToken, encodeHistoryToken, encodePageToken, filterHash } from "./page-token.js";
-import { watchResponse } from "./shared-watch-encoding.js";
+import { detailsResponse, watchResponse } from "./shared-encoding.js";
 import { RequestValidator } from "./validate.js";
 import { watchJobs } from "./watch-jobs-rpc.js";
 
@@ -88,7 +88,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       const jobId = v.jobId(request.jobId);
       v.check();
       const job = await visibleJob(store, principal, jobId);
-      return { job: await view.toProto(job) };
+      // Shared by the calls that read this job in the same turn (the store hands them one Job object).
+      return detailsResponse(job, view);
     }),
 
     watchJob: serverStreamingHandler(

@@ -25,7 +25,7 @@ import type { ServiceRegistrar } from "./reflection.js";
 import { callObserver, withMessageSizes } from "./call-observer.js";
 import type { CallHooks } from "./call-observer.js";
 import { refuseRepeatedAuthorization } from "./repeated-authorization.js";
-import { withSharedWatchEncoding } from "./shared-watch-encoding.js";
+import { withSharedEncoding } from "./shared-encoding.js";
 
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
@@ -163,7 +163,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const now = deps.now ?? Date.now;
   const view = deps.estimates === false ? plainJobView : createJobView(new RunHistory({ store, now, log }), now);
   registrar.addService(
-    withSharedWatchEncoding(JobServiceService),
+    withSharedEncoding(JobServiceService),
     createJobService({
       store: jobs,
       hub,

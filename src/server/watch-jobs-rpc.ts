@@ -8,7 +8,7 @@ import type { JobsFilter } from "../watch/jobs-filter.js";
 import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import type { StreamContext } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
-import { watchResponse } from "./shared-watch-encoding.js";
+import { watchResponse } from "./shared-encoding.js";
 import { statusFilter } from "./list-filters.js";
 import { RequestValidator } from "./validate.js";
 

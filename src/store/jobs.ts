@@ -12,6 +12,7 @@ import type { Job, JobEvent, JobStatus } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
 import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
+import { batchedJob } from "./read-batch.js";
 import { isUniqueViolation } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
@@ -108,11 +109,6 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
  * changed through another node a moment ago is seen as that node committed it.
  */
 export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
-  // The hot read (GetJobDetails): SQL written once, no query builder per call.
-  const hot = CompiledQuery.raw(
-    jobByIdSql(db, visibleTo !== undefined),
-    visibleTo === undefined ? [jobId] : [jobId, visibleTo],
-  );
   // On Galera every read of a job is causal: a client that changed it through another node a moment ago
   // must not read the revision before its own write (read-your-writes across replicas); elsewhere the
   // hot read is already causal.
@@ -120,8 +116,8 @@ export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Pr
     const row = await causalJobRow(db, jobId, visibleTo);
     return row ? jobRowToJob(row) : undefined;
   }
-  const row = (await db.query(hot)).rows[0] as JobRow | undefined;
-  return row ? jobRowToJob(row) : undefined;
+  // The hot read (GetJobDetails): read with the other reads of this turn, SQL written once (read-batch.ts).
+  return batchedJob(db, jobId, visibleTo);
 }
 
 /** True when the job exists and (with `visibleTo`) belongs to that user; reads no large column. */
