@@ -42,6 +42,9 @@ async function measure(kind: "WatchJob" | "WatchJobs"): Promise<Figures> {
   const s = await startTestServer({
     dialect: "sqlite",
     pollMs: POLL_MS,
+    // 1,000 streams of one token: above the default per-user cap of 100.
+    maxWatchesPerUser: 100_000,
+    maxWatches: 100_000,
     wrapStore: (store) => {
       const c = counting(store);
       counter = c;
@@ -60,6 +63,7 @@ async function measure(kind: "WatchJob" | "WatchJobs"): Promise<Figures> {
   }
   let deliveries = 0;
   let opened = 0;
+  let refused: grpc.ServiceError | undefined;
   const streams: grpc.ClientReadableStream<unknown>[] = [];
   for (let i = 0; i < STREAMS; i++) {
     const stream =
@@ -75,11 +79,17 @@ async function measure(kind: "WatchJob" | "WatchJobs"): Promise<Figures> {
           );
     stream.once("data", () => opened++);
     stream.on("data", () => deliveries++);
-    stream.on("error", () => undefined);
+    stream.on("error", (error: grpc.ServiceError) => {
+      // A stream refused before its first message would leave the wait below waiting forever.
+      if (opened < STREAMS && error.code !== grpc.status.CANCELLED) refused ??= error;
+    });
     streams.push(stream);
   }
   // Let every stream open (its snapshot or first job sent) before measuring.
-  while (opened < STREAMS) await new Promise((r) => setTimeout(r, 100));
+  while (opened < STREAMS) {
+    if (refused) throw new Error(`a ${kind} stream was refused: ${refused.message}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await new Promise((r) => setTimeout(r, 500));
   const startDeliveries = deliveries;
   const startQueries = counter?.count() ?? 0;
