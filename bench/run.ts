@@ -370,6 +370,11 @@ const notes: string[] = [];
 const ratio = (value: number, base: number): string => `${(value / base).toFixed(2)}x`;
 const k = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
 const verdict = (ok: boolean[]): string => (ok.length === 0 ? "-" : ok.every(Boolean) ? "yes" : "NO");
+/** verdict() of one result per jobwatch target, in their order; a split result names each database. */
+const verdictByTarget = (ok: boolean[]): string => {
+  if (ok.length !== jobwatch.length || ok.every(Boolean) || !ok.some(Boolean)) return verdict(ok);
+  return jobwatch.map((t, i) => `${t.name === "sqlite" ? "SQLite" : "MySQL"} ${ok[i] ? "yes" : "NO"}`).join(", ");
+};
 /** "; CPU per call: server X us, database server Y us" (medians of the runs), where measured. */
 const cpuNote = (runs: Load[]): string => {
   const server = median(runs.map((r) => r.serverCpuUs ?? Number.NaN));
@@ -395,7 +400,7 @@ try {
       figure: "GetJobDetails, own job, 100 in flight",
       values,
       goal: ">= 0.85x SQLite, >= 0.6x MySQL",
-      met: verdict(ok),
+      met: verdictByTarget(ok),
     });
     for (const [name, r] of runs)
       notes.push(`GetJobDetails ${name}: calls/s of each run ${spread(r.map((x) => x.perSecond))}${cpuNote(r)}`);
@@ -418,7 +423,7 @@ try {
       figure: `GetJobDetails p99 at ${k(rps)} calls/s (half of bare)`,
       values,
       goal: "<= 1.5x bare's p99",
-      met: verdict(ok),
+      met: verdictByTarget(ok),
     });
   }
 
@@ -437,7 +442,7 @@ try {
       figure: `ReportProgress, ${DISTINCT_JOBS} distinct jobs`,
       values,
       goal: ">= 0.5x SQLite, >= 0.25x MySQL",
-      met: verdict(ok),
+      met: verdictByTarget(ok),
     });
     const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
     if (failed > 0) notes.push(`ReportProgress distinct jobs: ${failed} calls did not end OK`);
@@ -504,10 +509,15 @@ try {
       figure: `${what}: server CPU per delivery`,
       values: cpuValues,
       goal: "<= 1.3x bare",
-      met: verdict(okCpu),
+      met: verdictByTarget(okCpu),
     });
-    addRow({ figure: `${what}: p99 delivery`, values: p99Values, goal: "<= 250 ms", met: verdict(okP99) });
-    addRow({ figure: `${what}: deliveries lost (worst run)`, values: lostValues, goal: "0", met: verdict(okLost) });
+    addRow({ figure: `${what}: p99 delivery`, values: p99Values, goal: "<= 250 ms", met: verdictByTarget(okP99) });
+    addRow({
+      figure: `${what}: deliveries lost (worst run)`,
+      values: lostValues,
+      goal: "0",
+      met: verdictByTarget(okLost),
+    });
   }
 } finally {
   for (const t of targets) {
@@ -538,13 +548,13 @@ if (wanted("queries")) {
     figure: `GetJobStatistics, all jobs, ${k(JOBS)} jobs (median)`,
     values: statsValues,
     goal: "<= 10 ms",
-    met: verdict(okStats),
+    met: verdictByTarget(okStats),
   });
   addRow({
     figure: `ListJobs, slowest filter combination, ${k(JOBS)} jobs`,
     values: listValues,
     goal: "<= 5 ms",
-    met: verdict(okList),
+    met: verdictByTarget(okList),
   });
 }
 rmSync(work, { recursive: true, force: true });
