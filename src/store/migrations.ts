@@ -19,6 +19,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0005_job_counts": jobCounts(dialect),
     "0006_counts_and_user_status_indexes": countsAndUserStatusIndexes(),
     "0007_completion_estimate": completionEstimate(),
+    "0008_jobs_type_status_created": typeStatusCreatedIndex(dialect),
   };
 }
 
@@ -265,6 +266,28 @@ function transitionColumn(): Migration {
     async down(db: Kysely<unknown>) {
       await db.schema.dropIndex("job_events_job_transition").on("job_events").execute();
       await db.schema.alterTable("job_events").dropColumn("transition_revision").execute();
+    },
+  };
+}
+
+/**
+ * ListJobs with a status and an operation type: both equalities, then the page order, so a page reads
+ * its rows and stops. Without it MariaDB took (operation_type, status, completed_at) and sorted every
+ * match: 5.1 ms at a million jobs, where every other filter combination took at most 2.3 ms.
+ */
+function typeStatusCreatedIndex(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createIndex("jobs_type_status_created")
+        .on("jobs")
+        .columns(["operation_type", "status", "created_at", "job_id"])
+        .execute();
+      if (dialect === "sqlite") await sql`analyze jobs`.execute(db);
+      else await sql`analyze table jobs`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex("jobs_type_status_created").on("jobs").execute();
     },
   };
 }
