@@ -272,8 +272,8 @@ function transitionColumn(): Migration {
 
 /**
  * ListJobs with a status and an operation type: both equalities, then the page order, so a page reads
- * its rows and stops. Without it MariaDB took (operation_type, status, completed_at) and sorted every
- * match: 5.1 ms at a million jobs, where every other filter combination took at most 2.3 ms.
+ * its rows and stops. Without it no index had both equalities followed by the page order: 5.1 ms on
+ * MariaDB at a million jobs, where every other filter combination took at most 2.3 ms (0.55 ms with it).
  */
 function typeStatusCreatedIndex(dialect: Dialect): Migration {
   return {
