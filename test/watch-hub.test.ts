@@ -10,6 +10,7 @@ import { WatchHub } from "../src/watch/watch-hub.js";
 import type { WatchOptions } from "../src/watch/job-feed.js";
 import { WatchQueue } from "../src/watch/watch-queue.js";
 import type { Job, JobStatus } from "../src/store/job.js";
+import { testJob } from "./helpers/job.js";
 import { createStore } from "../src/store/open.js";
 import type { FeedEntry, SeqRange, JobStore } from "../src/store/store.js";
 import { DIALECTS, freshStore } from "./helpers/databases.js";
@@ -679,24 +680,5 @@ function assertIncreasing(jobs: Job[]): void {
 }
 
 function sampleJob(): Job {
-  return {
-    jobId: "11111111-1111-4111-8111-111111111111",
-    operationType: "add_golden_repo",
-    status: "pending",
-    username: "alice",
-    resource: null,
-    createdAt: 1,
-    updatedAt: 1,
-    startedAt: null,
-    completedAt: null,
-    lastHeartbeatAt: null,
-    progress: 0,
-    phase: null,
-    detail: null,
-    result: null,
-    error: null,
-    cancelRequested: false,
-    cancelReason: null,
-    revision: 1,
-  };
+  return testJob({ jobId: "11111111-1111-4111-8111-111111111111" });
 }

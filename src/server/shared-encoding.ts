@@ -1,6 +1,7 @@
 // One job revision, many readers: its response is made once and encoded once for every WatchJob stream
 // that carries it and every GetJobDetails call that read it in the same turn.
 import type { GetJobDetailsResponse, JobServiceService, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
+import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobView } from "./job-view.js";
 
@@ -11,16 +12,6 @@ import type { JobView } from "./job-view.js";
  */
 const watchResponses = new WeakMap<Job, Promise<WatchJobResponse>>();
 
-/** The (shared, never modified) response that carries `job`, mapped by `view`. */
-export function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse> {
-  let response = watchResponses.get(job);
-  if (response === undefined) {
-    response = view.toProto(job).then((mapped) => ({ job: mapped }));
-    watchResponses.set(job, response);
-  }
-  return response;
-}
-
 /**
  * The GetJobDetailsResponse of each store job object, made once. The store hands every read of a job in
  * one turn of the event loop the same object (read-batch.ts), so clients polling the same job share its
@@ -28,14 +19,28 @@ export function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse
  */
 const detailsResponses = new WeakMap<Job, Promise<GetJobDetailsResponse>>();
 
-/** The (shared, never modified) GetJobDetails response for `job`, mapped by `view`. */
-export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsResponse> {
-  let response = detailsResponses.get(job);
+/** The response in `cache` for `job`, made (mapped by `view`) the first time it is asked for. */
+function shared<R extends { job?: ProtoJob | undefined }>(
+  cache: WeakMap<Job, Promise<R>>,
+  job: Job,
+  view: JobView,
+): Promise<R> {
+  let response = cache.get(job);
   if (response === undefined) {
-    response = view.toProto(job).then((mapped) => ({ job: mapped }));
-    detailsResponses.set(job, response);
+    response = view.toProto(job).then((mapped) => ({ job: mapped }) as R);
+    cache.set(job, response);
   }
   return response;
+}
+
+/** The (shared, never modified) WatchJob response that carries `job`, mapped by `view`. */
+export function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse> {
+  return shared(watchResponses, job, view);
+}
+
+/** The (shared, never modified) GetJobDetails response for `job`, mapped by `view`. */
+export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsResponse> {
+  return shared(detailsResponses, job, view);
 }
 
 /** `encode`, memoized per message object (weakly): a shared response is encoded once. */

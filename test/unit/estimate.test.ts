@@ -5,32 +5,23 @@ import { estimateCompletion, typicalRun } from "../../src/server/estimate.js";
 import type { Estimate, TypicalRun } from "../../src/server/estimate.js";
 import { RATE_WINDOW_MS, rateAnchorAfter } from "../../src/store/lifecycle.js";
 import type { FinishedRun, Job } from "../../src/store/job.js";
+import { testJob } from "../helpers/job.js";
 
 const T0 = Date.UTC(2030, 0, 1);
 const MIN = 60_000;
 
 function job(over: Partial<Job> = {}): Job {
-  return {
+  return testJob({
     jobId: "11111111-2222-4333-8444-555555555555",
     operationType: "index_repo",
     status: "running",
-    username: "alice",
-    resource: null,
     createdAt: T0 - 5000,
     updatedAt: T0,
     startedAt: T0,
-    completedAt: null,
     lastHeartbeatAt: T0,
-    progress: 0,
-    phase: null,
-    detail: null,
-    result: null,
-    error: null,
-    cancelRequested: false,
-    cancelReason: null,
     revision: 2,
     ...over,
-  };
+  });
 }
 
 /**

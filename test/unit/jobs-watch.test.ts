@@ -9,6 +9,7 @@ import {
   ResourceExhaustedError,
 } from "../../src/errors.js";
 import type { Job, JobStatus } from "../../src/store/job.js";
+import { testJob } from "../helpers/job.js";
 import type { FeedEntry, ListJobsQuery } from "../../src/store/store.js";
 import { FeedPosition, decodeCursor, encodeCursor } from "../../src/watch/feed-position.js";
 import { classifyChange } from "../../src/watch/jobs-filter.js";
@@ -19,27 +20,12 @@ import type { JobsEvent } from "../../src/watch/jobs-watch.js";
 const T0 = 1_700_000_000_000;
 
 function job(id: number, over: Partial<Job> = {}): Job {
-  return {
+  return testJob({
     jobId: `00000000-0000-4000-8000-${String(id).padStart(12, "0")}`,
-    operationType: "add_golden_repo",
-    status: "pending",
-    username: "alice",
-    resource: null,
     createdAt: T0 + id,
     updatedAt: T0 + id,
-    startedAt: null,
-    completedAt: null,
-    lastHeartbeatAt: null,
-    progress: 0,
-    phase: null,
-    detail: null,
-    result: null,
-    error: null,
-    cancelRequested: false,
-    cancelReason: null,
-    revision: 1,
     ...over,
-  };
+  });
 }
 
 /** The next revision of a job, as the store would write it at `at`. */

@@ -5,28 +5,10 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Job } from "../../src/store/job.js";
 import { WatchQueue } from "../../src/watch/watch-queue.js";
+import { testJob } from "../helpers/job.js";
 
 function revision(n: number, progress = n): Job {
-  return {
-    jobId: "00000000-0000-4000-8000-000000000001",
-    operationType: "op",
-    status: "running",
-    username: "alice",
-    resource: null,
-    createdAt: 0,
-    updatedAt: n,
-    startedAt: 0,
-    completedAt: null,
-    lastHeartbeatAt: null,
-    progress,
-    phase: null,
-    detail: null,
-    result: null,
-    error: null,
-    cancelRequested: false,
-    cancelReason: null,
-    revision: n,
-  };
+  return testJob({ status: "running", createdAt: 0, updatedAt: n, startedAt: 0, progress, revision: n });
 }
 
 const queue = (): WatchQueue =>
