@@ -3,13 +3,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { sql } from "kysely";
-import type { CompiledQuery, DatabaseConnection } from "kysely";
 import pino from "pino";
 import { createClient } from "../src/client/index.js";
 import { AbortedError } from "../src/errors.js";
 import { errorToStatus } from "../src/server/error-status.js";
 import { openDatabase } from "../src/store/connect.js";
-import type { OpenDatabase } from "../src/store/connect.js";
 import { MAX_TRANSITION_ATTEMPTS, createJob, getJob, transition } from "../src/store/jobs.js";
 import { startRule } from "../src/store/lifecycle.js";
 import { migrateToLatest } from "../src/store/migrations.js";
@@ -19,6 +17,7 @@ import type { StoreDb, TxBody } from "../src/store/transaction.js";
 import { DIALECTS, freshDatabase } from "./helpers/databases.js";
 import type { TestDialect } from "./helpers/databases.js";
 import { failure, startTestServer } from "./helpers/server.js";
+import { afterEachStatement } from "./helpers/store.js";
 import type { TestServer } from "./helpers/server.js";
 
 /** An error shaped as the driver reports it: mysql2 sets code and errno, better-sqlite3 code. */
@@ -36,23 +35,6 @@ async function storeDb(t: { after(fn: () => Promise<void>): void }, dialect: Tes
   });
   await migrateToLatest(open);
   return { open, db: createStoreDb(open, Date.now) };
-}
-
-/** Runs `hook(query)` after every statement `open` runs through Kysely (MySQL transactions included). */
-function afterEachQuery(open: OpenDatabase, hook: (query: CompiledQuery) => Promise<void>): void {
-  const executor = open.db.getExecutor();
-  const provide = executor.provideConnection.bind(executor);
-  executor.provideConnection = <T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> =>
-    provide((connection) =>
-      consumer({
-        async executeQuery<R>(query: CompiledQuery) {
-          const result = await connection.executeQuery<R>(query);
-          await hook(query);
-          return result;
-        },
-        streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
-      }),
-    );
 }
 
 describe("jittered backoff", () => {
@@ -174,7 +156,7 @@ for (const dialect of DIALECTS) {
         let firstLocks = 0;
         let bothLocked!: () => void;
         const barrier = new Promise<void>((resolve) => (bothLocked = resolve));
-        afterEachQuery(open, async (query) => {
+        afterEachStatement(open.db, async (query) => {
           if (!/^update/i.test(query.sql) || query.parameters[0] !== 1) return;
           if (++firstLocks === 2) bothLocked();
           if (firstLocks <= 2) await barrier;

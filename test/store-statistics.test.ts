@@ -164,7 +164,7 @@ for (const dialect of DIALECTS) {
       let armed = true;
       let writes = 0;
       // After each statement of a's getStatistics, replica b creates and completes a job of a new operation.
-      afterEachStatement(a, async () => {
+      afterEachStatement(a.db, async () => {
         if (!armed) return;
         writes++;
         const job = await b.createJob({ operationType: `op-${writes}`, username: "stat" });

@@ -2,7 +2,8 @@
 import type { TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { sql } from "kysely";
-import type { CompiledQuery, DatabaseConnection } from "kysely";
+import type { CompiledQuery, DatabaseConnection, Kysely } from "kysely";
+import type { Database } from "../../src/store/database.js";
 import { FailedPreconditionError } from "../../src/errors.js";
 import type { Job, JobStatus } from "../../src/store/job.js";
 import { createStore } from "../../src/store/open.js";
@@ -69,18 +70,19 @@ export async function jobIn(store: SqlJobStore, status: JobStatus, user = "alice
 }
 
 /**
- * Runs `hook` after every statement `store` sends through its Kysely connection (transaction statements
- * included), while the caller awaits: a deterministic way to let another replica write between them.
+ * Runs `hook(query)` after every statement `db` (a store's Kysely, `store.db`) sends through its connection
+ * (transaction statements included), while the caller awaits: a deterministic way to let another replica
+ * write between them, or to fail a statement as a driver would.
  */
-export function afterEachStatement(store: SqlJobStore, hook: () => Promise<void>): void {
-  const executor = store.db.getExecutor();
+export function afterEachStatement(db: Kysely<Database>, hook: (query: CompiledQuery) => Promise<void>): void {
+  const executor = db.getExecutor();
   const provide = executor.provideConnection.bind(executor);
   executor.provideConnection = <T>(consumer: (connection: DatabaseConnection) => Promise<T>): Promise<T> =>
     provide((connection) =>
       consumer({
         async executeQuery<R>(query: CompiledQuery) {
           const result = await connection.executeQuery<R>(query);
-          await hook();
+          await hook(query);
           return result;
         },
         streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
