@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { Authenticator } from "../src/auth/authenticator.js";
+import { OpaqueTokenAuthenticator } from "../src/auth/opaque-token-authenticator.js";
 import { createToken } from "../src/auth/token-admin.js";
 import { GetJobDetailsRequest, JobServiceClient } from "../src/gen/jobwatch/v1/job_service.js";
 import { EstimateBasis } from "../src/gen/jobwatch/v1/job.js";
@@ -32,7 +32,7 @@ const job = await store.createJob({ operationType: "index_repo", username: "benc
 await store.startJob(job.jobId);
 await store.reportProgress(job.jobId, 20);
 
-const authenticator = new Authenticator({ store, log });
+const authenticator = new OpaqueTokenAuthenticator({ store, log });
 await authenticator.start();
 const hub = new WatchHub({ store, pollMs: 1000, log });
 await hub.start();

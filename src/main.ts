@@ -1,6 +1,6 @@
 // Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
 import type { Logger } from "pino";
-import { Authenticator } from "./auth/authenticator.js";
+import { OpaqueTokenAuthenticator } from "./auth/opaque-token-authenticator.js";
 import { BearerAuthenticator } from "./auth/bearer-authenticator.js";
 import { JwtVerifier } from "./auth/jwt.js";
 import { bootstrapTokenMessage, ensureBootstrapToken } from "./auth/token-admin.js";
@@ -13,7 +13,7 @@ import { serverCredentials } from "./server/tls.js";
 import { Metrics } from "./server/metrics.js";
 import type { MetricsSources } from "./server/metrics.js";
 import { createServer } from "./server/server.js";
-import { FEED_KEEP_MS, Sweeper } from "./server/sweeper.js";
+import { FEED_KEEP_MS, Sweeper } from "./jobs/sweeper.js";
 import { WatchHub } from "./watch/watch-hub.js";
 import { redactUrl } from "./store/connect.js";
 import type { GuardedStore } from "./store/guarded-store.js";
@@ -61,7 +61,7 @@ export async function startService(
   const store: GuardedStore = metrics ? metrics.instrumentStore(opened) : opened;
   // Jobs are counted through the raw store: a periodic GROUP BY is not a query anyone waits on.
   counted = opened;
-  const tokens = new Authenticator({ store, log });
+  const tokens = new OpaqueTokenAuthenticator({ store, log });
   const jwt = config.jwt === undefined ? undefined : new JwtVerifier(config.jwt, { log });
   const authenticator = new BearerAuthenticator(tokens, jwt);
   sources.tokenCache = authenticator.tokenStats;

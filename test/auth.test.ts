@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import pino from "pino";
-import { Authenticator } from "../src/auth/authenticator.js";
+import { OpaqueTokenAuthenticator } from "../src/auth/opaque-token-authenticator.js";
 import { authInterceptor } from "../src/auth/interceptor.js";
 import { PRINCIPAL_METADATA_KEY, canManageJobs, attachPrincipal, principalOf } from "../src/auth/principal.js";
 import type { Principal } from "../src/auth/principal.js";
@@ -245,7 +245,7 @@ for (const dialect of DIALECTS) {
         assert.ok(made);
         assert.deepEqual([made.username, made.role], ["admin", "admin"]);
         assert.equal(await ensureBootstrapToken(fresh.replicaA), undefined);
-        const auth = new Authenticator({ store: fresh.replicaA });
+        const auth = new OpaqueTokenAuthenticator({ store: fresh.replicaA });
         assert.deepEqual(await auth.authenticate(bearer(made.token)), {
           tokenId: made.tokenId,
           username: "admin",
@@ -265,7 +265,7 @@ for (const dialect of DIALECTS) {
     after(() => db.close());
 
     test("says what to fix for missing, malformed, unknown and revoked tokens", async () => {
-      const auth = new Authenticator({ store: db.replicaA });
+      const auth = new OpaqueTokenAuthenticator({ store: db.replicaA });
       await auth.start();
       try {
         const rejects = (header: string | undefined, message: RegExp) =>
@@ -302,7 +302,7 @@ for (const dialect of DIALECTS) {
 
     test("a token just made through another replica works at once", async () => {
       const { store, loads } = counting(db.replicaA);
-      const auth = new Authenticator({ store, refreshMs: 60_000 });
+      const auth = new OpaqueTokenAuthenticator({ store, refreshMs: 60_000 });
       await auth.start();
       try {
         const t = await createToken(db.replicaB, { user: "frank", role: "admin" });
@@ -317,7 +317,12 @@ for (const dialect of DIALECTS) {
 
     test("an accepted token is remembered until the next reload, and only while the copy is fresh", async () => {
       let now = 1_000_000;
-      const auth = new Authenticator({ store: db.replicaA, refreshMs: 3_600_000, maxStaleMs: 5000, now: () => now });
+      const auth = new OpaqueTokenAuthenticator({
+        store: db.replicaA,
+        refreshMs: 3_600_000,
+        maxStaleMs: 5000,
+        now: () => now,
+      });
       await auth.start();
       try {
         const t = await createToken(db.replicaA, { user: "ivy", role: "normal_user" });
@@ -336,7 +341,7 @@ for (const dialect of DIALECTS) {
 
     test("a flood of unknown tokens costs at most a couple of reloads", async () => {
       const { store, loads } = counting(db.replicaA);
-      const auth = new Authenticator({ store, refreshMs: 60_000 });
+      const auth = new OpaqueTokenAuthenticator({ store, refreshMs: 60_000 });
       await auth.start();
       try {
         const before = loads();
@@ -353,7 +358,12 @@ for (const dialect of DIALECTS) {
     test("a token revoked through another replica stops working once the copy is stale", async () => {
       // A fake clock and no background refresh: the staleness bound alone must catch the revocation.
       let now = 1_000_000;
-      const auth = new Authenticator({ store: db.replicaA, refreshMs: 3_600_000, maxStaleMs: 5000, now: () => now });
+      const auth = new OpaqueTokenAuthenticator({
+        store: db.replicaA,
+        refreshMs: 3_600_000,
+        maxStaleMs: 5000,
+        now: () => now,
+      });
       await auth.start();
       try {
         const t = await createToken(db.replicaA, { user: "gina", role: "normal_user" });
@@ -367,7 +377,7 @@ for (const dialect of DIALECTS) {
     });
 
     test("the background refresh picks up a revocation made through another replica", { timeout: 20_000 }, async () => {
-      const auth = new Authenticator({ store: db.replicaA, refreshMs: 20 });
+      const auth = new OpaqueTokenAuthenticator({ store: db.replicaA, refreshMs: 20 });
       await auth.start();
       try {
         const t = await createToken(db.replicaA, { user: "hank", role: "normal_user" });
@@ -392,7 +402,7 @@ test("a token table that cannot be read gives UNAVAILABLE, not 'rejected'", asyn
   const broken: Pick<JobStore, "activeTokens"> = {
     activeTokens: () => Promise.reject(new Error("connect ECONNREFUSED")),
   };
-  const auth = new Authenticator({ store: broken });
+  const auth = new OpaqueTokenAuthenticator({ store: broken });
   await assert.rejects(auth.start(), /ECONNREFUSED/);
   await assert.rejects(auth.authenticate(bearer(generateToken().token)), (e: unknown) => {
     assert.ok(e instanceof UnavailableError);
@@ -450,13 +460,13 @@ describe("auth interceptor", () => {
   let server: grpc.Server;
   let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   let health: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
-  let auth: Authenticator;
+  let auth: OpaqueTokenAuthenticator;
   let handled = 0;
   const tokens: Record<string, string> = {};
 
   before(async () => {
     db = await sharedDatabase("sqlite");
-    auth = new Authenticator({ store: db.replicaA });
+    auth = new OpaqueTokenAuthenticator({ store: db.replicaA });
     await auth.start();
     for (const role of ROLES) tokens[role] = (await createToken(db.replicaA, { user: `u-${role}`, role })).token;
     server = new grpc.Server({

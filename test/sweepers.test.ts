@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
-import { Sweeper } from "../src/server/sweeper.js";
+import { Sweeper } from "../src/jobs/sweeper.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { startTestServer } from "./helpers/server.js";
 import { CANCELLED, expectCode, FAILED, notFound, PENDING, RUNNING, serverSuite } from "./helpers/rpc.js";

@@ -1,7 +1,7 @@
 // Routes a bearer token to the check that knows it: a JWT to the identity provider's keys, anything else
 // to jobwatch's own opaque tokens. Counts cache hits for the metrics.
 import { UnauthenticatedError } from "../errors.js";
-import type { Authenticator } from "./authenticator.js";
+import type { OpaqueTokenAuthenticator } from "./opaque-token-authenticator.js";
 import { looksLikeJwt } from "./jwt.js";
 import type { JwtVerifier } from "./jwt.js";
 import type { Principal } from "./principal.js";
@@ -26,7 +26,7 @@ export class BearerAuthenticator {
   readonly tokenStats: TokenCacheStats = { hits: 0, misses: 0 };
 
   constructor(
-    private readonly tokens: Pick<Authenticator, "authenticate" | "cached" | "watchCredentials">,
+    private readonly tokens: Pick<OpaqueTokenAuthenticator, "authenticate" | "cached" | "watchCredentials">,
     readonly jwt: JwtVerifier | undefined,
   ) {}
 

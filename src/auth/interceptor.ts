@@ -3,7 +3,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
-import type { Authenticator } from "./authenticator.js";
+import type { BearerAuthenticator } from "./bearer-authenticator.js";
 import { attachPrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
 import type { Principal } from "./principal.js";
 import { hasPermission } from "./roles.js";
@@ -17,7 +17,7 @@ export const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
 
 /** Options of authInterceptor. */
 export interface AuthInterceptorOptions {
-  authenticator: Pick<Authenticator, "authenticate"> & Partial<Pick<Authenticator, "cached">>;
+  authenticator: Pick<BearerAuthenticator, "authenticate"> & Partial<Pick<BearerAuthenticator, "cached">>;
   /** gRPC path ("/pkg.Service/Method") -> the permission the contract declares for it. */
   permissions: ReadonlyMap<string, string>;
   /** Path prefixes that need no token; defaults to DEFAULT_PUBLIC_PREFIXES. */

@@ -56,7 +56,7 @@ export interface StreamingOptions {
   /**
    * Calls `end` when the caller's credentials stop being valid (token revoked or expired) while the
    * stream is open; returns how to stop watching. The stream then ends with the error's status
-   * (UNAUTHENTICATED), as a new call with those credentials would. See Authenticator.watchCredentials.
+   * (UNAUTHENTICATED), as a new call with those credentials would. See BearerAuthenticator.watchCredentials.
    */
   watchCredentials?: ((principal: Principal, end: (error: Error) => void) => () => void) | undefined;
 }

@@ -2,9 +2,9 @@
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
-import { estimateCompletion } from "./estimate.js";
+import { estimateCompletion } from "../jobs/estimate.js";
 import { jobToProto } from "./job-mapper.js";
-import type { RunHistory } from "./run-history.js";
+import type { RunHistory } from "../jobs/run-history.js";
 
 /** Maps store jobs to wire jobs, each with its estimate as of the time it is mapped. */
 export interface JobView {

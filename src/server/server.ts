@@ -1,7 +1,7 @@
 // Server assembly: the auth interceptor, both jobwatch services, health and reflection; listen and graceful shutdown.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { Authenticator } from "../auth/authenticator.js";
+import type { BearerAuthenticator } from "../auth/bearer-authenticator.js";
 import { authInterceptor } from "../auth/interceptor.js";
 import { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
@@ -17,7 +17,7 @@ import { StreamLimits } from "./stream-limits.js";
 import type { StreamLimitSettings } from "./stream-limits.js";
 import { createJobWorkerService } from "./job-worker-service.js";
 import { createJobView, plainJobView } from "./job-view.js";
-import { RunHistory } from "./run-history.js";
+import { RunHistory } from "../jobs/run-history.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
 import { guardRequestDecoding, malformedRequestInterceptor } from "./request-decoding.js";
@@ -32,7 +32,7 @@ export interface ServerDeps {
   store: JobStore;
   hub: JobFeed & { close(): Promise<void>; feedFailure?(): string | undefined };
   /** watchCredentials, when present, ends open streams whose token is revoked or expires. */
-  authenticator: Pick<Authenticator, "authenticate"> & Partial<Pick<Authenticator, "watchCredentials">>;
+  authenticator: Pick<BearerAuthenticator, "authenticate"> & Partial<Pick<BearerAuthenticator, "watchCredentials">>;
   /** Caps on open WatchJob/WatchJobs streams; default DEFAULT_STREAM_LIMITS (100 per user, 20,000 in all). */
   streamLimits?: StreamLimitSettings;
   log: Logger;

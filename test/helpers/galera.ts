@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createConnection } from "mysql2/promise";
 import pino from "pino";
-import { Authenticator } from "../../src/auth/authenticator.js";
+import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createServer } from "../../src/server/server.js";
 import type { JobwatchServer } from "../../src/server/server.js";
 import { WatchHub } from "../../src/watch/watch-hub.js";
@@ -84,7 +84,7 @@ export async function startNodeServer(
   const raw = new SqlJobStore(open);
   await raw.migrate();
   const store = guardStore(raw, { probeWrite: () => probeWrite(open) });
-  const authenticator = new Authenticator({ store, log: silent });
+  const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
   const hub = new WatchHub({ store, pollMs: options.pollMs ?? 50, log: silent });
   await hub.start();

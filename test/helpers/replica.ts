@@ -8,7 +8,7 @@
 //                                  connection at once as a crashed process would. Start another replica on
 //                                  the same `address` to play a restart.
 import pino from "pino";
-import { Authenticator } from "../../src/auth/authenticator.js";
+import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createServer } from "../../src/server/server.js";
 import { WatchHub } from "../../src/watch/watch-hub.js";
 import { openDatabase } from "../../src/store/connect.js";
@@ -33,7 +33,7 @@ export async function startReplica(owner: TestServer, listen = "127.0.0.1:0"): P
   const realStore = new SqlJobStore(open);
   await realStore.migrate();
   const store = guardStore(realStore, { probeWrite: () => probeWrite(open) });
-  const authenticator = new Authenticator({ store, log: silent });
+  const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
   const hub = new WatchHub({ store, pollMs: 50, log: silent });
   await hub.start();

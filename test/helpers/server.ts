@@ -13,7 +13,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { CallOptions, ClientUnaryCall, Metadata, ServiceError } from "@grpc/grpc-js";
 import pino from "pino";
-import { Authenticator } from "../../src/auth/authenticator.js";
+import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createToken } from "../../src/auth/token-admin.js";
 import type { Any } from "../../src/gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
@@ -57,8 +57,8 @@ import type {
 } from "../../src/gen/jobwatch/v1/job_worker_service.js";
 import { createServer } from "../../src/server/server.js";
 import type { JobwatchServer } from "../../src/server/server.js";
-import { Sweeper } from "../../src/server/sweeper.js";
-import type { SweeperSettings } from "../../src/server/sweeper.js";
+import { Sweeper } from "../../src/jobs/sweeper.js";
+import type { SweeperSettings } from "../../src/jobs/sweeper.js";
 import { WatchHub } from "../../src/watch/watch-hub.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
@@ -220,7 +220,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     };
   }
 
-  const authenticator = new Authenticator({ store, log: silent });
+  const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
   const hub = new WatchHub({
     store,

@@ -1,8 +1,8 @@
 // The completion estimate as pure functions, with jobs driven by hand at known rates through the store's own anchor rule.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { estimateCompletion, typicalRun } from "../../src/server/estimate.js";
-import type { Estimate, TypicalRun } from "../../src/server/estimate.js";
+import { estimateCompletion, typicalRun } from "../../src/jobs/estimate.js";
+import type { Estimate, TypicalRun } from "../../src/jobs/estimate.js";
 import { RATE_WINDOW_MS, rateAnchorAfter } from "../../src/store/lifecycle.js";
 import type { FinishedRun, Job } from "../../src/store/job.js";
 import { testJob } from "../helpers/job.js";

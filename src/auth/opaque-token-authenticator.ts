@@ -1,5 +1,5 @@
-// Turns an `authorization` header into a Principal from an in-memory copy of the active tokens, so the
-// hot path (GetJobDetails) makes no database round trip, while revocations on any replica apply in seconds.
+// Checks jobwatch's own opaque tokens (jw_<id>_<secret>) against an in-memory copy of the active tokens, so
+// the hot path (GetJobDetails) makes no database round trip, while revocations on any replica apply in seconds.
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { UnauthenticatedError, UnavailableError } from "../errors.js";
@@ -28,8 +28,8 @@ export const REJECTED_TOKEN_MESSAGE = "token rejected: unknown or revoked";
 /** Distinct accepted `authorization` values remembered between two reloads of the tokens. */
 const SEEN_LIMIT = 10_000;
 
-/** Options of an Authenticator. */
-export interface AuthenticatorOptions {
+/** Options of an OpaqueTokenAuthenticator. */
+export interface OpaqueTokenAuthenticatorOptions {
   /** Where the tokens live; only activeTokens() is used. */
   store: Pick<JobStore, "activeTokens">;
   /** How often the background refresh reloads the active tokens. */
@@ -48,8 +48,8 @@ export interface AuthenticatorOptions {
   log?: Pick<Logger, "warn">;
 }
 
-/** Checks bearer tokens against a periodically reloaded copy of the store's active tokens. */
-export class Authenticator {
+/** Checks opaque jobwatch tokens against a periodically reloaded copy of the store's active tokens. */
+export class OpaqueTokenAuthenticator {
   private readonly store: Pick<JobStore, "activeTokens">;
   private readonly refreshMs: number;
   private readonly maxStaleMs: number;
@@ -82,7 +82,7 @@ export class Authenticator {
     end(error: UnauthenticatedError): void;
   }>();
 
-  constructor(options: AuthenticatorOptions) {
+  constructor(options: OpaqueTokenAuthenticatorOptions) {
     this.store = options.store;
     this.refreshMs = options.refreshMs ?? 2000;
     this.maxStaleMs = options.maxStaleMs ?? 5000;
