@@ -38,7 +38,7 @@ const hub = new WatchHub({ store, pollMs: 1000, log });
 await hub.start();
 
 async function serve(estimates: boolean) {
-  const server = createServer({ store, hub, authenticator, log, estimates });
+  const server = createServer({ store, faults: undefined, hub, authenticator, log, estimates });
   const address = await server.listen("127.0.0.1:0");
   const client = new JobServiceClient(address, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();

@@ -85,6 +85,7 @@ export async function startService(
   });
   const server = createServer({
     store,
+    faults: opened,
     hub,
     authenticator,
     log,

@@ -93,6 +93,7 @@ for (const dialect of DIALECTS) {
       test("listening on a port in use fails with one clear line", async () => {
         const second = createServer({
           store: suite.server.store,
+          faults: undefined,
           hub: new WatchHub({ store: suite.server.store, pollMs: 1000, log: quiet }),
           authenticator: { authenticate: () => Promise.reject(new Error("never called")) },
           log: quiet,

@@ -1,18 +1,28 @@
 // Storage faults as a client sees them: UNAVAILABLE naming the database (never INTERNAL), a killed connection
 // retried once where safe, health NOT_SERVING while the database cannot serve and SERVING again by itself,
-// open watches ended UNAVAILABLE when the change feed is lost. SQLite: read-only and full; MySQL: a proxy.
+// open watches ended UNAVAILABLE when the change feed is lost, health told by the call that met a fault (not
+// its timer). SQLite: read-only and full; MySQL: a proxy.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { performance } from "node:perf_hooks";
+import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
 import { sql } from "kysely";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
-import { TEST_MYSQL_URL } from "./helpers/databases.js";
+import { DIALECTS, TEST_MYSQL_URL } from "./helpers/databases.js";
 import { healthCheck, waitForHealth } from "./helpers/health.js";
 import { startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
 import { startProxy } from "./helpers/tcp-proxy.js";
 import type { TcpProxy } from "./helpers/tcp-proxy.js";
+
+/** A client of grpc.health.v1.Health's Watch (grpc-health-check's definition). */
+const HealthWatchClient = grpc.makeGenericClientConstructor(healthService, "grpc.health.v1.Health") as unknown as new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+) => grpc.Client & { watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }> };
 
 /** The ServiceError a call rejected with. */
 async function failure(call: Promise<unknown>): Promise<ServiceError> {
@@ -162,3 +172,62 @@ describe("mysql: storage faults", { skip: TEST_MYSQL_URL ? false : "JOBWATCH_TES
     assert.equal((await w.startJob({ jobId: job!.jobId })).job!.status, JobStatus.JOB_STATUS_RUNNING);
   });
 });
+
+/**
+ * Opens grpc.health.v1 Watch on `address` and resolves, once it has said SERVING, with a promise of the
+ * moment (performance.now()) it first says NOT_SERVING.
+ */
+async function watchForNotServing(address: string): Promise<{ notServing: Promise<number>; close(): void }> {
+  const client = new HealthWatchClient(address, grpc.credentials.createInsecure());
+  const stream = client.watch({ service: "" });
+  let serving!: () => void;
+  const seen = new Promise<void>((resolve) => (serving = resolve));
+  const notServing = new Promise<number>((resolve, reject) => {
+    stream.on("data", (message: { status: string }) => {
+      if (message.status === "SERVING") serving();
+      if (message.status === "NOT_SERVING") resolve(performance.now());
+    });
+    stream.on("error", (error: Error) => {
+      if ((error as ServiceError).code !== status.CANCELLED) reject(error);
+    });
+  });
+  notServing.catch(() => undefined);
+  await seen;
+  return {
+    notServing,
+    close: () => {
+      stream.cancel();
+      client.close();
+    },
+  };
+}
+
+// Health with its default interval (2 s): it must hear of a fault from the call that met it, not from its
+// timer. Each server is started just before its fault, so its periodic ping is far off.
+for (const dialect of DIALECTS) {
+  describe(`${dialect}: health hears of a storage fault from the call that met it`, () => {
+    test("a failed write makes health NOT_SERVING within 100 ms of the call, with the default health interval", async () => {
+      const target = dialect === "mysql" ? new URL(TEST_MYSQL_URL!) : undefined;
+      const proxy = target ? await startProxy(`${target.hostname}:${target.port || 3306}`) : undefined;
+      const s = await startTestServer({ dialect, ...(proxy ? { connectVia: (url: string) => proxy.via(url) } : {}) });
+      const health = await watchForNotServing(s.address);
+      try {
+        const w = s.as(s.tokens.worker).worker;
+        const { job } = await w.createJob({ operationType: "op", username: "alice" });
+        // SQLite: a read-only connection (SQLITE_READONLY); MySQL: the database gone (ECONNREFUSED).
+        if (proxy) await proxy.down();
+        else await sql`pragma query_only = on`.execute(s.store.db);
+        const sent = performance.now();
+        assertDatabaseUnavailable(await failure(w.startJob({ jobId: job!.jobId })), /read-only|ECONNREFUSED/);
+        const ms = (await health.notServing) - sent;
+        assert.ok(ms < 100, `health became NOT_SERVING ${Math.round(ms)} ms after the failed call`);
+      } finally {
+        health.close();
+        if (proxy) await proxy.up();
+        else await sql`pragma query_only = off`.execute(s.store.db);
+        await s.stop();
+        await proxy?.close();
+      }
+    });
+  });
+}

@@ -4,7 +4,7 @@ import type { ServingStatus } from "grpc-health-check";
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
 import { HealthService } from "../gen/grpc/health/v1/health.js";
 import type { Logger } from "pino";
-import type { StorageFaultEvent } from "../store/guarded-store.js";
+import type { StorageFaults } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 
 /** The names health answers for: "" (the whole server) and each jobwatch service. */
@@ -19,7 +19,7 @@ export interface HealthMonitorDeps {
   /** A ping slower than this counts as unreachable; default 2000 ms. */
   pingTimeoutMs?: number;
   /** Storage faults met by calls: each triggers a check at once instead of at the next interval. */
-  faults?: { onFault(listener: (event: StorageFaultEvent) => void): () => void } | undefined;
+  faults?: StorageFaults | undefined;
   /** Other conditions that make the replica unfit to serve: each returns why, or undefined when fine. */
   conditions?: (() => string | undefined)[] | undefined;
 }

@@ -5,7 +5,7 @@ import type { BearerAuthenticator } from "../auth/bearer-authenticator.js";
 import { authInterceptor } from "../auth/interceptor.js";
 import { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../gen/jobwatch/v1/job_worker_service.js";
-import type { GuardedStore } from "../store/guarded-store.js";
+import type { StorageFaults } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 import { CONTRACT_REGISTRY, PERMISSION_TABLE } from "./contract.js";
 import { errorToStatus } from "./error-status.js";
@@ -30,6 +30,11 @@ import { withSharedEncoding } from "./shared-encoding.js";
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
   store: JobStore;
+  /**
+   * The guard's storage faults (guardStore), which health follows at once; undefined only for a store
+   * that is not guarded (health then follows its periodic ping alone). Required, so no caller forgets it.
+   */
+  faults: StorageFaults | undefined;
   hub: JobFeed & { close(): Promise<void>; feedFailure?(): string | undefined };
   /** watchCredentials, when present, ends open streams whose token is revoked or expires. */
   authenticator: Pick<BearerAuthenticator, "authenticate"> & Partial<Pick<BearerAuthenticator, "watchCredentials">>;
@@ -179,8 +184,8 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const health = new HealthMonitor({
     store,
     log,
-    // A guarded store (guardStore) reports storage faults as they happen; the hub, a lost change feed.
-    faults: "onFault" in store ? (store as GuardedStore) : undefined,
+    // The guard reports storage faults as they happen; the hub, a lost change feed.
+    faults: deps.faults,
     conditions: hub.feedFailure ? [() => hub.feedFailure?.()] : [],
     ...(deps.healthIntervalMs === undefined ? {} : { intervalMs: deps.healthIntervalMs }),
   });

@@ -67,6 +67,12 @@ export interface StorageFaultEvent {
   error: unknown;
 }
 
+/** Where storage faults are announced: health subscribes here to check at once instead of at its next interval. */
+export interface StorageFaults {
+  /** Called on every storage fault (after the retry, if any, failed too); returns an unsubscribe. */
+  onFault(listener: (event: StorageFaultEvent) => void): () => void;
+}
+
 /** A JobStore whose storage faults are UnavailableError, and who can be asked how its database is doing. */
 export interface GuardedStore extends JobStore {
   /** True from a write that failed on a storage fault until a write (or a probe) succeeds. */

@@ -88,7 +88,14 @@ export async function startNodeServer(
   await authenticator.start();
   const hub = new WatchHub({ store, pollMs: options.pollMs ?? 50, log: silent });
   await hub.start();
-  const server = createServer({ store, hub, authenticator, log: silent, healthIntervalMs: options.healthIntervalMs });
+  const server = createServer({
+    store,
+    faults: store,
+    hub,
+    authenticator,
+    log: silent,
+    healthIntervalMs: options.healthIntervalMs,
+  });
   const address = await server.listen("127.0.0.1:0");
   let stopped: Promise<void> | undefined;
   return {

@@ -37,7 +37,7 @@ export async function startReplica(owner: TestServer, listen = "127.0.0.1:0"): P
   await authenticator.start();
   const hub = new WatchHub({ store, pollMs: 50, log: silent });
   await hub.start();
-  const server = createServer({ store, hub, authenticator, log: silent });
+  const server = createServer({ store, faults: store, hub, authenticator, log: silent });
   const address = await server.listen(listen);
   let stopped: Promise<void> | undefined;
   return {

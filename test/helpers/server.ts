@@ -202,7 +202,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const realStore = new SqlJobStore(open, options.now === undefined ? {} : { now: options.now });
   await realStore.migrate();
   // Guarded as `serve` guards it (main.ts openStore): storage faults are UNAVAILABLE, health follows them.
-  const store: JobStore = guardStore(options.wrapStore ? options.wrapStore(realStore) : realStore, {
+  const store = guardStore(options.wrapStore ? options.wrapStore(realStore) : realStore, {
     probeWrite: () => probeWrite(open),
   });
 
@@ -232,6 +232,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   await hub.start();
   const server = createServer({
     store,
+    faults: store,
     hub,
     authenticator,
     log: silent,
