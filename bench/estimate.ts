@@ -11,7 +11,7 @@ import { GetJobDetailsRequest, JobServiceClient } from "../src/gen/jobwatch/v1/j
 import { EstimateBasis } from "../src/gen/jobwatch/v1/job.js";
 import { createServer } from "../src/server/server.js";
 import { createStore } from "../src/store/open.js";
-import { WatchHub } from "../src/watch/watch-hub.js";
+import { Watches } from "../src/watch/watches.js";
 
 const CALLS = Number(process.env.BENCH_ESTIMATE_CALLS ?? 4000);
 const ROUNDS = 7;
@@ -34,7 +34,7 @@ await store.reportProgress(job.jobId, 20);
 
 const authenticator = new OpaqueTokenAuthenticator({ store, log });
 await authenticator.start();
-const hub = new WatchHub({ store, pollMs: 1000, log });
+const hub = new Watches({ store, pollMs: 1000, log });
 await hub.start();
 
 async function serve(estimates: boolean) {

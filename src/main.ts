@@ -14,7 +14,7 @@ import { Metrics } from "./server/metrics.js";
 import type { MetricsSources } from "./server/metrics.js";
 import { createServer } from "./server/server.js";
 import { FEED_KEEP_MS, Sweeper } from "./jobs/sweeper.js";
-import { WatchHub } from "./watch/watch-hub.js";
+import { Watches } from "./watch/watches.js";
 import { redactUrl } from "./store/connect.js";
 import type { GuardedStore } from "./store/guarded-store.js";
 import { openStore } from "./store/open.js";
@@ -66,7 +66,7 @@ export async function startService(
   const authenticator = new BearerAuthenticator(tokens, jwt);
   sources.tokenCache = authenticator.tokenStats;
   sources.jwt = jwt?.stats;
-  const hub = new WatchHub({
+  const hub = new Watches({
     store,
     pollMs: config.watchPollMs,
     log,

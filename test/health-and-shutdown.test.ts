@@ -6,7 +6,7 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import pino from "pino";
 import { createServer } from "../src/server/server.js";
-import { WatchHub } from "../src/watch/watch-hub.js";
+import { Watches } from "../src/watch/watches.js";
 import type { JobStore } from "../src/store/store.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { startTestServer } from "./helpers/server.js";
@@ -94,7 +94,7 @@ for (const dialect of DIALECTS) {
         const second = createServer({
           store: suite.server.store,
           faults: undefined,
-          hub: new WatchHub({ store: suite.server.store, pollMs: 1000, log: quiet }),
+          hub: new Watches({ store: suite.server.store, pollMs: 1000, log: quiet }),
           authenticator: { authenticate: () => Promise.reject(new Error("never called")) },
           log: quiet,
         });

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import pino from "pino";
 import { NotFoundError, UnavailableError } from "../src/errors.js";
 import { ChangeFeed } from "../src/watch/change-feed.js";
-import { WatchHub } from "../src/watch/watch-hub.js";
+import { Watches } from "../src/watch/watches.js";
 import type { WatchOptions } from "../src/watch/job-feed.js";
 import { WatchQueue } from "../src/watch/watch-queue.js";
 import type { Job, JobStatus } from "../src/store/job.js";
@@ -55,7 +55,7 @@ const BACKENDS: Backend[] = DIALECTS.map(backend);
 for (const backend of BACKENDS) {
   describe(`watch hub (${backend.name})`, { timeout: 120_000 }, () => {
     let shared: Shared;
-    const hubs: WatchHub[] = [];
+    const hubs: Watches[] = [];
     // The hub's poll timer is unref'd (in the server, the listening socket keeps the process alive);
     // here something must, while a test waits for a poll.
     let keepAlive: NodeJS.Timeout;
@@ -70,8 +70,8 @@ for (const backend of BACKENDS) {
     });
 
     /** A hub on replica A (or B), closed after the suite. */
-    function hubOn(store: JobStore, pollMs = 50): WatchHub {
-      const hub = new WatchHub({ store, pollMs, log: silent });
+    function hubOn(store: JobStore, pollMs = 50): Watches {
+      const hub = new Watches({ store, pollMs, log: silent });
       hubs.push(hub);
       return hub;
     }
@@ -80,7 +80,7 @@ for (const backend of BACKENDS) {
      * Writes through `store` and publishes the change on `hub`, as a handler does, then lets the event
      * loop turn as a server does between calls (the hub delivers what was published after the turn).
      */
-    function writer(store: JobStore, hub: WatchHub) {
+    function writer(store: JobStore, hub: Watches) {
       const pub = async (p: Promise<Job>): Promise<Job> => {
         const job = await p;
         hub.publish(job);
@@ -179,7 +179,7 @@ for (const backend of BACKENDS) {
           };
         },
       });
-      const hubA = new WatchHub({ store: counted, pollMs: 20, log: silent });
+      const hubA = new Watches({ store: counted, pollMs: 20, log: silent });
       hubs.push(hubA);
       await hubA.start(); // after the job's changes so far: the feed starts past them
       const streams = Array.from({ length: 20 }, () => hubA.watch(job.jobId, opts()));
@@ -215,7 +215,7 @@ for (const backend of BACKENDS) {
           return typeof value === "function" ? value.bind(target) : value;
         },
       });
-      const hubA = new WatchHub({ store: flaky, pollMs: 20, log });
+      const hubA = new Watches({ store: flaky, pollMs: 20, log });
       hubs.push(hubA);
       await hubA.start();
       const onB = writer(shared.b, hubOn(shared.b));
@@ -230,7 +230,7 @@ for (const backend of BACKENDS) {
       assert.equal(failures, 0);
       assert.deepEqual(
         warnings.map((w) => w.msg),
-        ["watch hub: change-feed poll failed; retrying every poll interval"],
+        ["watch: change-feed poll failed; retrying every poll interval"],
       );
     });
 
@@ -424,7 +424,7 @@ for (const backend of BACKENDS) {
     });
 
     test("shutdown ends every watch with UNAVAILABLE naming the revision to resume after", async () => {
-      const hub = new WatchHub({ store: shared.a, pollMs: 50, log: silent });
+      const hub = new Watches({ store: shared.a, pollMs: 50, log: silent });
       await hub.start();
       const w = writer(shared.a, hub);
       const job = await w.create();

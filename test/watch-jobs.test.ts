@@ -174,6 +174,45 @@ function suite(dialect: (typeof DIALECTS)[number]): void {
       }
     });
 
+    test("a change committed through the stream's own server comes at once, not at its next poll, in feed order", async () => {
+      const op = `local_${dialect}`;
+      // A poll interval no test waits for: only the poll a commit of this server asks for can deliver.
+      const w = await startTestServer({ sharing: s, pollMs: 600_000 });
+      try {
+        const ww = w.as(w.tokens.worker).worker;
+        const job = (await ww.createJob({ operationType: op, username: "alice" })).job!;
+        const id = job.jobId.slice(-4);
+        const stop = new AbortController();
+        const events = client(w, w.tokens.alice).watchJobs({ operationType: op }, { signal: stop.signal });
+        assert.deepEqual((await collect(events, (seen) => seen.some((e) => e.type === "synced"))).map(summary), [
+          `snapshot ${id}@1 PENDING`,
+          "synced",
+        ]);
+        await ww.startJob({ jobId: job.jobId });
+        const [started] = await collect(events, (seen) => seen.length >= 1, 5000);
+        assert.equal(summary(started!), `changed ${id}@2 RUNNING`);
+
+        // A change through the other replica waits for a poll of this one, which the next commit here
+        // brings: both come, in the order of the change feed.
+        await worker().reportProgress({ jobId: job.jobId, progress: 40 });
+        const second = (await ww.createJob({ operationType: op, username: "alice" })).job!;
+        const expected = [`changed ${id}@3 RUNNING`, `changed ${second.jobId.slice(-4)}@1 PENDING`];
+        assert.deepEqual((await collect(events, (seen) => seen.length >= 2, 5000)).map(summary), expected);
+        stop.abort();
+
+        // The cursor of a change delivered this way resumes on the other replica with exactly what followed.
+        const again = new AbortController();
+        const resumed = client(s, s.tokens.alice).watchJobs(
+          { operationType: op },
+          { afterCursor: started!.type === "changed" ? started!.cursor : "", signal: again.signal },
+        );
+        assert.deepEqual((await collect(resumed, (seen) => seen.length >= 2)).map(summary), expected);
+        again.abort();
+      } finally {
+        await w.stop();
+      }
+    });
+
     test("the client library resumes by itself across a server restart", async () => {
       const op = `restart_${dialect}`;
       const a = await startTestServer({ sharing: s, pollMs: 20 });

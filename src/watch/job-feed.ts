@@ -25,7 +25,7 @@ export interface JobPublisher {
   publish(job: Job): void;
 }
 
-/** The hub as handlers use it (WatchHub implements it): publish what changed, follow one job. */
+/** The watches as handlers use them (Watches implements it): publish what changed, follow one job. */
 export interface JobFeed extends JobPublisher {
   /**
    * The job's revisions in order; throws NotFoundError; ends after a terminal status. With

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { FailedPreconditionError, OutOfRangeError, UnavailableError } from "../errors.js";
 import type { Job } from "../store/job.js";
 import type { FeedEntry, JobStore, ListJobsQuery } from "../store/store.js";
+import type { FeedChange, FeedPeer } from "./feed-poller.js";
 import { FeedPosition, decodeCursor, encodeCursor } from "./feed-position.js";
 import { classifyChange, matches } from "./jobs-filter.js";
 import type { ChangeKind, JobsFilter } from "./jobs-filter.js";
@@ -58,11 +59,12 @@ export interface JobsWatchOptions {
 }
 
 /**
- * The WatchJobs streams of this process. deliver() gets every batch the change-feed poll reads (one poll
- * per interval, whatever the number of streams) with the jobs' snapshots, and hands each change to the
- * streams of the job's user and to the streams over every user: a lookup, not a scan of all streams.
+ * The WatchJobs streams of this process, a peer of the WatchJob hub behind the feed poller. receive()
+ * gets every batch the poll reads (one poll per interval whatever the number of streams, and one soon
+ * after each commit of this process while streams are open) with the jobs' snapshots, and hands each
+ * change to the streams of the job's user and to the streams over every user: a lookup, not a scan.
  */
-export class JobsWatches {
+export class JobsWatches implements FeedPeer {
   private readonly byUser = new Map<string, Set<JobsStream>>();
   private readonly everyone = new Set<JobsStream>();
   /** The feed position of the last batch delivered (what the poll has seen). */
@@ -80,13 +82,34 @@ export class JobsWatches {
     return this.count;
   }
 
-  /** Where the feed poll starts (before the first batch). */
+  /** FeedPeer: open streams. */
+  get openCount(): number {
+    return this.count;
+  }
+
+  /** FeedPeer: where the feed poll starts (before the first batch). */
   startAt(position: FeedPosition): void {
     this.position = position.clone();
   }
 
-  /** One batch of the feed, in seq order, with each entry's snapshot (undefined if gone), and the poll's position after it. */
-  deliver(entries: readonly { seq: number; job: Job | undefined }[], after: FeedPosition): void {
+  /** FeedPeer: with a stream open, any change may match its filter. */
+  wants(): boolean {
+    return this.count > 0;
+  }
+
+  /** FeedPeer: the feed is lost; every stream ends UNAVAILABLE, to resume from its last cursor elsewhere. */
+  feedLost(): void {
+    this.endAll(
+      () =>
+        new UnavailableError(
+          "lost the change feed (database unavailable): reconnect, to another replica if this one stays down, " +
+            "with after_cursor set to the last cursor you received",
+        ),
+    );
+  }
+
+  /** FeedPeer: one batch of the feed, in seq order, with each entry's snapshot (undefined if gone), and the poll's position after it. */
+  receive(entries: readonly FeedChange[], after: FeedPosition): void {
     if (this.count > 0) {
       const position = this.position.clone();
       for (const { seq, job } of entries) {

@@ -1,25 +1,17 @@
-// The watch hub: fans every job change out to the WatchJob streams of this process, from this process's
-// own commits at once and from other replicas' commits through one change-feed poll per interval.
-// Over 350 lines on purpose: subscription, the poll and shutdown share the watcher table and its
-// invariants (subscribe before reading, release exactly once); the queue, the feed cursor and WatchJobs
-// live in their own files.
+// The WatchJob hub: fans every job change out to the WatchJob streams of this process, from this
+// process's own commits at once and from other replicas' commits through the feed poller (of which it
+// is a peer, beside the WatchJobs set). Subscription, delivery and shutdown share the watcher table and
+// its invariants (subscribe before reading, release exactly once); the queue and the poll live in their
+// own files.
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { UnavailableError, jobNotFound } from "../errors.js";
 import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
-import type { JobStore } from "../store/store.js";
-import { JobsWatches } from "../watch/jobs-watch.js";
-import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
-import { ChangeFeed } from "./change-feed.js";
-import type { JobFeed, WatchOptions } from "./job-feed.js";
+import type { FeedEntry, JobStore } from "../store/store.js";
+import type { FeedChange, FeedPeer } from "./feed-poller.js";
+import type { WatchOptions } from "./job-feed.js";
 import { WatchQueue } from "./watch-queue.js";
-
-/** How long a missing change-feed seq is waited for before it counts as a rolled-back insert. */
-export const DEFAULT_GAP_TIMEOUT_MS = 5000;
-
-/** Entries per change-feed query. */
-const FEED_PAGE_SIZE = 500;
 
 /**
  * Transitions read per query. A job has at most four after its creation (RUNNING, cancel requested,
@@ -39,38 +31,11 @@ interface Delivery {
   next: number;
 }
 
-/** How long close() waits for a poll in flight. */
-const CLOSE_WAIT_MS = 2000;
-
-/**
- * How long the change feed may fail before open watches are ended with UNAVAILABLE: their clients
- * resume on another replica (a healthy one, as health is NOT_SERVING here by then) instead of
- * waiting, unaware, for changes this replica cannot read.
- */
-export const DEFAULT_FEED_LOST_AFTER_MS = 5000;
-
-/** A failing poll is logged at warn at most this often (it is retried every interval). */
-const POLL_WARN_EVERY_MS = 30_000;
-
 /** Dependencies of a WatchHub. */
 export interface WatchHubDeps {
-  store: JobStore;
-  /** Change-feed poll interval. */
-  pollMs: number;
+  store: Pick<JobStore, "getJob" | "transitionsBetween">;
   log: Logger;
-  gapTimeoutMs?: number;
-  /** See DEFAULT_FEED_LOST_AFTER_MS. */
-  feedLostAfterMs?: number;
-  /** An idle WatchJobs stream gets a bookmark this often (default 30 s). */
-  bookmarkMs?: number;
-  /** A WatchJobs cursor older than this is OUT_OF_RANGE: the feed entries after it may be pruned. */
-  maxCursorAgeMs?: number;
-  /** Changes one WatchJobs stream may hold for a reader that does not read (default 10,000). */
-  maxQueuedChanges?: number;
 }
-
-/** The default bookmark interval of WatchJobs. */
-export const DEFAULT_BOOKMARK_MS = 30_000;
 
 /** One open watch. */
 interface Watcher {
@@ -94,17 +59,14 @@ function feedLost(resumeAfter: number): UnavailableError {
 }
 
 /**
- * Fans job changes out to watchers. publish() hands a change committed through this process to its
- * watchers at once; a poller reads the shared change feed once per interval (whatever the number of
- * watchers) and loads the snapshots only of jobs being watched, so changes committed by other replicas
- * arrive within pollMs. Each watcher orders what it gets by revision (see WatchQueue): the same change
- * from both sources is delivered once, and a revision that overtakes a missing one waits for it.
+ * Fans job changes out to WatchJob watchers. publish() hands a change committed through this process to
+ * its watchers at once; the feed poller hands it changes committed by other replicas (receive), loading
+ * the snapshots only of jobs being watched. Each watcher orders what it gets by revision (see
+ * WatchQueue): the same change from both sources is delivered once, and a revision that overtakes a
+ * missing one waits for it.
  */
-export class WatchHub implements JobFeed {
+export class WatchHub implements FeedPeer {
   private readonly topics = new Map<string, Set<Watcher>>();
-  private readonly feed: ChangeFeed;
-  /** The WatchJobs streams, fed by the same poll. */
-  private readonly jobs: JobsWatches;
   /** Gap fetches in flight, by job and revision range. */
   private readonly fetches = new Map<string, Promise<Job[]>>();
   private count = 0;
@@ -112,7 +74,6 @@ export class WatchHub implements JobFeed {
   private published: Delivery[] = [];
   /** A deliver() is scheduled. */
   private delivering = false;
-  private running = false;
   private closed = false;
   private readonly closer = ((controller: AbortController) => {
     // Every stream waiting for a slow client to read listens to `closing` once (and removes its listener
@@ -121,56 +82,8 @@ export class WatchHub implements JobFeed {
     setMaxListeners(0, controller.signal);
     return controller;
   })(new AbortController());
-  private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
-  private failingSince: number | undefined;
-  private lastWarnAt = 0;
 
-  constructor(private readonly deps: WatchHubDeps) {
-    this.feed = new ChangeFeed({
-      store: deps.store,
-      gapTimeoutMs: deps.gapTimeoutMs ?? DEFAULT_GAP_TIMEOUT_MS,
-      pageSize: FEED_PAGE_SIZE,
-      log: deps.log,
-    });
-    this.jobs = new JobsWatches({
-      store: deps.store,
-      bookmarkMs: deps.bookmarkMs ?? DEFAULT_BOOKMARK_MS,
-      maxCursorAgeMs: deps.maxCursorAgeMs ?? 9 * 60_000,
-      maxQueuedChanges: deps.maxQueuedChanges,
-      // Another replica may be a poll ahead of this one; its cursors are not "from the future".
-      aheadGraceMs: 3 * deps.pollMs + 500,
-    });
-  }
-
-  /** How long a watch stays quiet before it gets a bookmark. */
-  get bookmarkMs(): number {
-    return this.deps.bookmarkMs ?? DEFAULT_BOOKMARK_MS;
-  }
-
-  /** Open WatchJobs streams. */
-  get jobsStreamCount(): number {
-    return this.jobs.streamCount;
-  }
-
-  /** What WatchJobs sends (see JobsWatches.watch). */
-  watchJobs(opts: JobsWatchOptions): AsyncGenerator<JobsEvent> {
-    return this.jobs.watch(opts);
-  }
-
-  /**
-   * Why this replica cannot serve watches, when its change feed has failed for longer than
-   * feedLostAfterMs; undefined while the feed is read. A health condition.
-   */
-  feedFailure(): string | undefined {
-    const since = this.failingSince;
-    if (since === undefined || Date.now() - since < this.feedLostAfterMs) return undefined;
-    return `the change feed could not be read for ${Math.round((Date.now() - since) / 1000)} s`;
-  }
-
-  private get feedLostAfterMs(): number {
-    return this.deps.feedLostAfterMs ?? DEFAULT_FEED_LOST_AFTER_MS;
-  }
+  constructor(private readonly deps: WatchHubDeps) {}
 
   /** Open watches. */
   get watcherCount(): number {
@@ -192,38 +105,40 @@ export class WatchHub implements JobFeed {
     return n;
   }
 
-  /** Starts following the change feed from its current end, then polls every pollMs until close(). */
-  async start(): Promise<void> {
-    if (this.running || this.closed) return;
-    await this.feed.start();
-    this.jobs.startAt(this.feed.position);
-    this.running = true;
-    this.schedule();
-  }
-
-  /** Stops polling and ends every open watch with UNAVAILABLE naming the revision to resume after. */
-  async close(): Promise<void> {
+  /** Ends every open watch with UNAVAILABLE naming the revision to resume after (shutdown). */
+  close(): void {
     this.closed = true;
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
     // What was committed before the shutdown still reaches the watchers waiting for it.
     this.deliverAll();
     this.endAll((w) => shuttingDown(w.resumeAfter));
-    this.jobs.endAll(
-      () => new UnavailableError("server is shutting down: reconnect and resume with after_cursor"),
-      true,
-    );
     // After the queues ended: a handler woken by this finds its watch's UnavailableError waiting.
     this.closer.abort();
-    // Let a poll in flight finish so the store can be closed after us, but don't let a database that
-    // stopped answering hold up the shutdown.
-    const polling = this.polling;
-    if (polling) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([polling, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
-      clearTimeout(timer);
-    }
+  }
+
+  /** FeedPeer: open watches. */
+  get openCount(): number {
+    return this.count;
+  }
+
+  /** FeedPeer: nothing to set up, each watcher starts from the job it read. */
+  startAt(): void {}
+
+  /** FeedPeer: an entry is wanted when some watcher of its job has not got that revision yet. */
+  wants(entry: FeedEntry): boolean {
+    const topic = this.topics.get(entry.jobId);
+    return topic !== undefined && this.wanted(topic, entry.revision);
+  }
+
+  /** FeedPeer: changes read from the feed are published like local ones, in revision order. */
+  receive(changes: readonly FeedChange[]): void {
+    const jobs: Job[] = [];
+    for (const c of changes) if (c.job && this.topics.has(c.jobId)) jobs.push(c.job);
+    for (const job of jobs.sort((a, b) => a.revision - b.revision)) this.publish(job);
+  }
+
+  /** FeedPeer: the feed is lost; every watch ends UNAVAILABLE naming the revision to resume after. */
+  feedLost(): void {
+    this.endAll((w) => feedLost(w.resumeAfter));
   }
 
   /** Ends every open watch with the error `why` makes for it (naming the revision to resume after). */
@@ -398,70 +313,6 @@ export class WatchHub implements JobFeed {
     this.count++;
     signal.addEventListener("abort", onAbort, { once: true });
     return watcher;
-  }
-
-  private schedule(): void {
-    if (!this.running) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.polling = this.poll().finally(() => {
-        this.polling = undefined;
-        this.schedule();
-      });
-    }, this.deps.pollMs);
-    // Polling serves watchers; it must not be what keeps the process alive.
-    this.timer.unref();
-  }
-
-  /** One poll: one feed query, plus one snapshot query when a watched job changed elsewhere. Never throws. */
-  private async poll(): Promise<void> {
-    try {
-      const batch = await this.feed.read();
-      // With WatchJobs streams open every change may matter to one; else only watched jobs' do.
-      const everything = this.jobs.streamCount > 0;
-      const seqs: number[] = [];
-      for (const entry of batch.entries) {
-        const topic = this.topics.get(entry.jobId);
-        if (everything || (topic && this.wanted(topic, entry.revision))) seqs.push(entry.seq);
-      }
-      const jobs = seqs.length > 0 ? await this.deps.store.snapshotsAt(seqs) : [];
-      const byRevision = new Map(jobs.map((job) => [`${job.jobId} ${job.revision}`, job]));
-      for (const job of [...jobs].sort((a, b) => a.revision - b.revision)) {
-        if (this.topics.has(job.jobId)) this.publish(job);
-      }
-      // Only now: a failed snapshot query leaves the entries to be read again next time.
-      batch.commit();
-      this.jobs.deliver(
-        batch.entries.map((e) => ({ seq: e.seq, job: byRevision.get(`${e.jobId} ${e.revision}`) })),
-        this.feed.position,
-      );
-      if (this.failingSince !== undefined) {
-        this.deps.log.info({ failingForMs: Date.now() - this.failingSince }, "watch hub: change-feed poll recovered");
-        this.failingSince = undefined;
-      }
-    } catch (err) {
-      if (this.closed) return; // the store is being closed under the last poll
-      const now = Date.now();
-      this.failingSince ??= now;
-      if (now - this.lastWarnAt >= POLL_WARN_EVERY_MS) {
-        this.lastWarnAt = now;
-        this.deps.log.warn({ err }, "watch hub: change-feed poll failed; retrying every poll interval");
-      }
-      if (now - this.failingSince >= this.feedLostAfterMs && this.count + this.jobs.streamCount > 0) {
-        this.deps.log.warn(
-          { watchers: this.count, jobsStreams: this.jobs.streamCount },
-          "watch hub: change feed lost; ending open watches (UNAVAILABLE)",
-        );
-        this.endAll((w) => feedLost(w.resumeAfter));
-        this.jobs.endAll(
-          () =>
-            new UnavailableError(
-              "lost the change feed (database unavailable): reconnect, to another replica if this one stays down, " +
-                "with after_cursor set to the last cursor you received",
-            ),
-        );
-      }
-    }
   }
 
   /** True when some watcher of the topic has not got `revision` yet. */

@@ -19,7 +19,7 @@ import pino from "pino";
 import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createServer } from "../../src/server/server.js";
 import type { JobwatchServer } from "../../src/server/server.js";
-import { WatchHub } from "../../src/watch/watch-hub.js";
+import { Watches } from "../../src/watch/watches.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import type { GuardedStore } from "../../src/store/guarded-store.js";
@@ -70,7 +70,7 @@ export interface NodeServer {
   /** The store without the guard, for setting up and reading back. */
   readonly raw: SqlJobStore;
   readonly store: GuardedStore;
-  readonly hub: WatchHub;
+  readonly hub: Watches;
   readonly server: JobwatchServer;
   stop(): Promise<void>;
 }
@@ -86,7 +86,7 @@ export async function startNodeServer(
   const store = guardStore(raw, { probeWrite: () => probeWrite(open) });
   const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
-  const hub = new WatchHub({ store, pollMs: options.pollMs ?? 50, log: silent });
+  const hub = new Watches({ store, pollMs: options.pollMs ?? 50, log: silent });
   await hub.start();
   const server = createServer({
     store,

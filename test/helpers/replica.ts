@@ -10,7 +10,7 @@
 import pino from "pino";
 import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createServer } from "../../src/server/server.js";
-import { WatchHub } from "../../src/watch/watch-hub.js";
+import { Watches } from "../../src/watch/watches.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
@@ -35,7 +35,7 @@ export async function startReplica(owner: TestServer, listen = "127.0.0.1:0"): P
   const store = guardStore(realStore, { probeWrite: () => probeWrite(open) });
   const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
-  const hub = new WatchHub({ store, pollMs: 50, log: silent });
+  const hub = new Watches({ store, pollMs: 50, log: silent });
   await hub.start();
   const server = createServer({ store, faults: store, hub, authenticator, log: silent });
   const address = await server.listen(listen);

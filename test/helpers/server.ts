@@ -59,7 +59,7 @@ import { createServer } from "../../src/server/server.js";
 import type { JobwatchServer } from "../../src/server/server.js";
 import { Sweeper } from "../../src/jobs/sweeper.js";
 import type { SweeperSettings } from "../../src/jobs/sweeper.js";
-import { WatchHub } from "../../src/watch/watch-hub.js";
+import { Watches } from "../../src/watch/watches.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
@@ -149,7 +149,7 @@ export interface TestServer {
   /** "127.0.0.1:<port>". */
   readonly address: string;
   readonly store: SqlJobStore;
-  readonly hub: WatchHub;
+  readonly hub: Watches;
   readonly server: JobwatchServer;
   readonly tokens: TestTokens;
   /** Clients that send `authorization: Bearer <token>` (undefined: no authorization at all). */
@@ -222,7 +222,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 
   const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
-  const hub = new WatchHub({
+  const hub = new Watches({
     store,
     pollMs: options.pollMs ?? 50,
     log: silent,

@@ -77,13 +77,13 @@ class FakeStore {
   }
 }
 
-/** A poll: hands the feed entries after `from` to the watches, as the hub does. */
+/** A poll: hands the feed entries after `from` to the watches, as the feed poller does. */
 function poll(w: JobsWatches, store: FakeStore, from: FeedPosition): FeedPosition {
   const after = from.clone();
   const entries = store.feed.filter((e) => !from.covers(e.seq));
   for (const e of entries) after.add(e.seq);
-  w.deliver(
-    entries.map((e) => ({ seq: e.seq, job: e.job })),
+  w.receive(
+    entries.map((e) => ({ seq: e.seq, jobId: e.jobId, revision: e.revision, job: e.job })),
     after,
   );
   return after;
