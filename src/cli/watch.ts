@@ -10,6 +10,7 @@ import {
   runWithClient,
   type ClientFlags,
 } from "./client-options.js";
+import { BAR_SIZE, type BarLineParts, fitBarLine } from "./bar-line.js";
 import { printError } from "./fail.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
 import {
@@ -210,11 +211,21 @@ class BarView implements View {
   constructor(private readonly c: Colors) {
     this.multibar = new cliProgress.MultiBar({
       stream: process.stdout,
-      format: (options, params, payload: { before?: string; after?: string }) =>
-        `${payload.before ?? ""}${cliProgress.Format.BarFormat(params.progress, options)}${payload.after ?? ""}`,
-      barsize: 24,
+      // The line is fitted to the terminal here, by visible width: cli-progress's own cut (linewrap: true)
+      // counts colour codes as characters, which cut the ETA at 80 columns and phase/detail at 120.
+      format: (options, params, payload: { parts?: Omit<BarLineParts, "bar"> }) =>
+        payload.parts === undefined
+          ? ""
+          : fitBarLine(
+              {
+                ...payload.parts,
+                bar: (barsize) => cliProgress.Format.BarFormat(params.progress, { ...options, barsize }),
+              },
+              params.maxWidth,
+            ),
+      barsize: BAR_SIZE,
       hideCursor: true,
-      linewrap: true,
+      linewrap: false,
       // We handle Ctrl-C ourselves (exit 130); the bar's own handler would only stop drawing.
       gracefulExit: false,
       fps: 5,
@@ -265,34 +276,44 @@ class BarView implements View {
   private draw(): void {
     const job = this.last;
     if (job === undefined || this.stopped) return;
-    const payload = { before: `${paintStatus(this.c, job.status, 9)} `, after: this.describe(job) };
+    const payload = { parts: this.describe(job) };
     if (this.bar === undefined) this.bar = this.multibar.create(100, job.progress, payload);
     else this.bar.update(job.progress, payload);
   }
 
-  /** What follows the bar: percentage, phase and detail, elapsed time, ETA, notes. */
-  private describe(job: Job): string {
+  /** The bar line's parts: status, percentage, elapsed time, ETA, notes, phase and detail. */
+  private describe(job: Job): Omit<BarLineParts, "bar"> {
     const c = this.c;
     const now = Date.now();
-    const parts = [` ${String(job.progress).padStart(3)}%`];
+    const facts = [` ${String(job.progress).padStart(3)}%`];
     // The server's estimate (with its basis) where it has one; our own guess from the revisions we saw
     // only for a server that sends none.
+    let eta: BarLineParts["eta"];
     const serverEta = etaText(job, now);
+    const serverLeft = job.estimatedCompletionAt === undefined ? undefined : job.estimatedCompletionAt.getTime() - now;
+    if (serverEta !== undefined && serverLeft !== undefined) {
+      eta = { full: serverEta, short: `ETA ${formatSeconds(serverLeft)}` };
+    }
     if (job.startedAt !== undefined) {
-      parts.push(`elapsed ${formatSeconds((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
-      if (serverEta !== undefined) parts.push(serverEta);
-      else if (job.status === JobStatus.JOB_STATUS_RUNNING) {
+      facts.push(`elapsed ${formatSeconds((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
+      if (eta === undefined && job.status === JobStatus.JOB_STATUS_RUNNING) {
         const left = this.eta.remainingMs(now);
-        parts.push(`ETA ${left === undefined ? "-" : formatSeconds(left)}`);
+        const text = `ETA ${left === undefined ? "-" : formatSeconds(left)}`;
+        eta = { full: text, short: text };
       }
     } else if (job.createdAt !== undefined) {
-      parts.push(`queued ${formatSeconds(now - job.createdAt.getTime())}`);
-      if (serverEta !== undefined) parts.push(serverEta);
+      facts.push(`queued ${formatSeconds(now - job.createdAt.getTime())}`);
     }
-    const where = [job.phase, job.detail].filter((s) => s).join(": ");
-    if (where) parts.push(where);
-    if (job.cancelRequested) parts.push(c.magenta("cancel requested"));
-    if (this.note) parts.push(this.note);
-    return parts.join(c.dim(" | "));
+    const notes: string[] = [];
+    if (job.cancelRequested) notes.push(c.magenta("cancel requested"));
+    if (this.note) notes.push(this.note);
+    return {
+      status: paintStatus(c, job.status, 9),
+      facts,
+      ...(eta === undefined ? {} : { eta }),
+      notes,
+      where: [job.phase, job.detail].filter((s) => s).join(": "),
+      separator: c.dim(" | "),
+    };
   }
 }
