@@ -125,11 +125,28 @@ export async function runWithClient(
     process.exitCode = (await body(client)) ?? ExitCode.OK;
   } catch (err) {
     const { message, code } = explainError(err, errorContext);
-    printError(message);
+    printError((await tlsExplanation(err, flags)) ?? message);
     process.exitCode = code;
   } finally {
     client.close();
   }
+}
+
+/**
+ * For a connection that failed, what a TLS handshake of our own says is wrong (plaintext against TLS, a
+ * certificate the CA did not sign, a client certificate required or refused); undefined otherwise.
+ */
+async function tlsExplanation(err: unknown, flags: ClientFlags): Promise<string | undefined> {
+  if (!(err instanceof UnavailableError) || connectionCause(err.message) === undefined) return undefined;
+  // Loaded only here: a command that connected never pays for it.
+  const { diagnoseConnection } = await import("./connection-diagnosis.js");
+  const why = await diagnoseConnection({
+    address: flags.address,
+    tls: tlsFromFlags(flags),
+    caFile: flags.ca,
+    certFile: flags.cert,
+  }).catch(() => undefined);
+  return why === undefined ? undefined : `cannot connect to the jobwatch server at ${flags.address}: ${why}`;
 }
 
 /** Prints a value as indented JSON on stdout. */

@@ -22,17 +22,10 @@ import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
 import { isTerminalStatus, statusName } from "./status.js";
 import { resumableWatch, type WatchOptions } from "./watch.js";
 import { resumableJobsWatch, type JobsWatchEvent, type JobsWatchFilter, type JobsWatchOptions } from "./watch-jobs.js";
+import { sslCredentials, type TlsOptions } from "./tls-credentials.js";
 import { createWorkerClient, type WorkerClient } from "./worker.js";
 
-/** TLS settings; `true` uses the system's root certificates. */
-export interface TlsOptions {
-  /** PEM root certificates to trust instead of the system's. */
-  rootCerts?: Buffer;
-  /** PEM client key, for mutual TLS. */
-  privateKey?: Buffer;
-  /** PEM client certificate chain, for mutual TLS. */
-  certChain?: Buffer;
-}
+export type { TlsOptions };
 
 /** Options of createClient. */
 export interface ClientOptions {
@@ -261,8 +254,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
 
 function channelCredentials(tls: ClientOptions["tls"]): ChannelCredentials {
   if (tls === undefined || tls === false) return credentials.createInsecure();
-  if (tls === true) return credentials.createSsl();
-  return credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null);
+  return sslCredentials(tls === true ? {} : tls);
 }
 
 /** A google.protobuf.Duration in milliseconds; undefined when unset. */
