@@ -76,7 +76,7 @@ describe("jobwatch watch on a terminal", () => {
       assert.match(row, /^RUNNING\s+\S+\s+40% \| elapsed \S+ \| ETA \S/, `the ETA is on the bar line: ${row}`);
       assert.ok(row.trimEnd().length < columns, `the line stays within ${columns} columns: ${row}`);
       if (columns === 120) assert.match(row, /\| semantic: 200\/500 files indexed$/, row.trimEnd());
-      else assert.match(row, /\| semantic: \S.*…$/, `phase and detail cut with an ellipsis: ${row.trimEnd()}`);
+      else assert.match(row, /\| sem.*…$/, `phase and detail cut with an ellipsis: ${row.trimEnd()}`);
       await worker.worker.completeJob(job.jobId, { files: 500 });
       await rowMatching(name, new RegExp(`job ${job.jobId} COMPLETED`));
       tmux(["kill-session", "-t", name]);
