@@ -14,6 +14,8 @@ const config = loadConfig({
   // Set by bench/metrics-overhead.ts to compare metrics on and off (and the access log off in both).
   JOBWATCH_METRICS_LISTEN: process.env.JOBWATCH_METRICS_LISTEN,
   JOBWATCH_ACCESS_LOG: process.env.JOBWATCH_ACCESS_LOG,
+  // Set by bench/tracing-overhead.ts to compare tracing on and off (the SDK reads the other OTEL_* itself).
+  OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT,
   // The fan-out figure opens 10,000 watches as one user: above the default per-user cap of 100.
   JOBWATCH_MAX_WATCHES_PER_USER: "50000",
   JOBWATCH_MAX_WATCHES: "50000",

@@ -3,6 +3,9 @@ import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { createClient } from "../src/client/index.js";
+import { GetJobDetailsRequest } from "../src/gen/jobwatch/v1/job_service.js";
+import type { LoadResult, LoadSpec } from "./h2-client.js";
 
 /** True when `command` can be run (found on PATH). */
 export function installed(command: string): boolean {
@@ -123,4 +126,54 @@ export function spread(values: readonly number[], digits = 0): string {
   if (v.length === 0) return "-";
   const f = (x: number): string => x.toFixed(digits);
   return v.length === 1 ? f(v[0]!) : `${f(median(v))} (${f(Math.min(...v))}-${f(Math.max(...v))})`;
+}
+
+/** What getJobDetailsRate runs. */
+export interface DetailsRateSpec {
+  /** The database URL of the server (a fresh SQLite file). */
+  url: string;
+  /** The server's environment (beside the bench's own). */
+  env: NodeJS.ProcessEnv;
+  seconds: number;
+  /** The server entry; default bench/jobwatch-server.ts of this tree (another tree's for a baseline build). */
+  script?: string;
+  /** Names the server in an error. */
+  label: string;
+}
+
+/**
+ * GetJobDetails calls per second of one user reading their own job, 100 streams in flight on 10
+ * connections (h2-client on the load core), against a fresh jobwatch server (pinned to the server core).
+ */
+export async function getJobDetailsRate(spec: DetailsRateSpec): Promise<number> {
+  const child = await startChild<{ address: string; user: string; admin: string }>(
+    PINNING?.server,
+    nodeTs(spec.script ?? "bench/jobwatch-server.ts").concat(spec.url),
+    spec.env,
+  );
+  try {
+    const admin = createClient({ address: child.info.address, token: child.info.admin });
+    const job = await admin.worker.createJob({ operationType: "bench_details", username: "bench-user" });
+    admin.close();
+    const load: LoadSpec = {
+      address: child.info.address,
+      path: "/jobwatch.v1.JobService/GetJobDetails",
+      headers: { authorization: `Bearer ${child.info.user}` },
+      bodies: [grpcFrame(GetJobDetailsRequest.encode({ jobId: job.jobId }).finish()).toString("base64")],
+      connections: 10,
+      streams: 10,
+      warmupMs: 1000,
+      durationMs: spec.seconds * 1000,
+    };
+    const [command, args] = pinned(PINNING?.load, process.execPath, [
+      ...nodeTs("bench/h2-client.ts"),
+      JSON.stringify(load),
+    ]);
+    const result = JSON.parse(await run(command, args)) as LoadResult;
+    const failed = Object.values(result.failed).reduce((a, b) => a + b, 0);
+    if (failed > 0) throw new Error(`${failed} GetJobDetails calls failed (${spec.label})`);
+    return result.ok / result.seconds;
+  } finally {
+    await child.stop();
+  }
 }

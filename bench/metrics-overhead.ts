@@ -4,10 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "../src/client/index.js";
-import { GetJobDetailsRequest } from "../src/gen/jobwatch/v1/job_service.js";
-import type { LoadResult, LoadSpec } from "./h2-client.js";
-import { grpcFrame, median, nodeTs, PINNING, run, spread, startChild } from "./lib.js";
+import { getJobDetailsRate, median, spread } from "./lib.js";
 
 const quick = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 3));
@@ -16,37 +13,13 @@ const DURATION_S = Number(process.env.BENCH_SECONDS ?? (quick ? 3 : 5));
 type Mode = "off" | "on";
 
 /** GetJobDetails calls per second against a fresh server with metrics `mode`. */
-async function measure(mode: Mode, dir: string, round: number): Promise<number> {
-  const url = `sqlite:${join(dir, `${mode}-${round}.db`)}`;
-  const child = await startChild<{ address: string; user: string; admin: string }>(
-    PINNING?.server,
-    nodeTs("bench/jobwatch-server.ts").concat(url),
-    { JOBWATCH_ACCESS_LOG: "off", ...(mode === "on" ? { JOBWATCH_METRICS_LISTEN: "127.0.0.1:0" } : {}) },
-  );
-  try {
-    const admin = createClient({ address: child.info.address, token: child.info.admin });
-    const job = await admin.worker.createJob({ operationType: "bench_metrics", username: "bench-user" });
-    admin.close();
-    const spec: LoadSpec = {
-      address: child.info.address,
-      path: "/jobwatch.v1.JobService/GetJobDetails",
-      headers: { authorization: `Bearer ${child.info.user}` },
-      bodies: [grpcFrame(GetJobDetailsRequest.encode({ jobId: job.jobId }).finish()).toString("base64")],
-      connections: 10,
-      streams: 10,
-      warmupMs: 1000,
-      durationMs: DURATION_S * 1000,
-    };
-    const [command, args] = PINNING
-      ? ["taskset", ["-c", PINNING.load, process.execPath, ...nodeTs("bench/h2-client.ts"), JSON.stringify(spec)]]
-      : [process.execPath, [...nodeTs("bench/h2-client.ts"), JSON.stringify(spec)]];
-    const result = JSON.parse(await run(command, args)) as LoadResult;
-    const failed = Object.values(result.failed).reduce((a, b) => a + b, 0);
-    if (failed > 0) throw new Error(`${failed} GetJobDetails calls failed with metrics ${mode}`);
-    return result.ok / result.seconds;
-  } finally {
-    await child.stop();
-  }
+function measure(mode: Mode, dir: string, round: number): Promise<number> {
+  return getJobDetailsRate({
+    url: `sqlite:${join(dir, `${mode}-${round}.db`)}`,
+    env: { JOBWATCH_ACCESS_LOG: "off", ...(mode === "on" ? { JOBWATCH_METRICS_LISTEN: "127.0.0.1:0" } : {}) },
+    seconds: DURATION_S,
+    label: `metrics ${mode}`,
+  });
 }
 
 const dir = mkdtempSync(join(tmpdir(), "jobwatch-bench-metrics-"));

@@ -1,6 +1,7 @@
 // Settings: environment variables and command-line flags -> one typed Config. Flags win over the environment.
 import ms from "ms";
 import { DURATION_RULE, parseDuration } from "./duration.js";
+import { tracingRequested } from "./telemetry/sdk.js";
 
 /** Everything the server needs to know to start. */
 export interface Config {
@@ -36,6 +37,11 @@ export interface Config {
   maxWatchesPerUser: number;
   /** Open WatchJob/WatchJobs streams of this process (JOBWATCH_MAX_WATCHES). */
   maxWatches: number;
+  /**
+   * OpenTelemetry tracing, on when the standard OTEL_* variables name an OTLP endpoint (the SDK reads the
+   * rest of them itself: sampler, headers, batching); undefined: off, and the SDK is never loaded.
+   */
+  tracing: { serviceName: string } | undefined;
 }
 
 /** Thrown for a bad setting; its message is one line naming the setting and what to fix. */
@@ -144,6 +150,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
         : { certFile: tlsCert, keyFile: tlsKey, clientCaFile: tlsClientCa },
     maxWatchesPerUser: count("JOBWATCH_MAX_WATCHES_PER_USER", env.JOBWATCH_MAX_WATCHES_PER_USER, 100),
     maxWatches: count("JOBWATCH_MAX_WATCHES", env.JOBWATCH_MAX_WATCHES, 20_000),
+    tracing: tracingRequested(env) ? { serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? "jobwatch" } : undefined,
   };
 }
 

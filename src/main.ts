@@ -18,6 +18,7 @@ import { Watches } from "./watch/watches.js";
 import { redactUrl } from "./store/connect.js";
 import type { GuardedStore } from "./store/guarded-store.js";
 import { openStore } from "./store/open.js";
+import { startTracing } from "./telemetry/sdk.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
 const SHUTDOWN_BUDGET_MS = 8000;
@@ -57,7 +58,12 @@ export async function startService(
     config.metricsListen === undefined ? undefined : new Metrics(sources, () => counted);
   // Metrics first: the access log's line then follows the counts a scrape would show.
   if (metrics) callHooks.unshift(metrics.hooks());
-  const opened = await openStore(config.databaseUrl);
+  // Tracing off: the SDK is not even loaded.
+  const tracing = config.tracing === undefined ? undefined : await startTracing(config.tracing);
+  const opened = await openStore(config.databaseUrl).catch(async (error: unknown) => {
+    await tracing?.shutdown();
+    throw error;
+  });
   const store: GuardedStore = metrics ? metrics.instrumentStore(opened) : opened;
   // Jobs are counted through the raw store: a periodic GROUP BY is not a query anyone waits on.
   counted = opened;
@@ -92,6 +98,9 @@ export async function startService(
     callHooks,
     ...(credentials ? { credentials } : {}),
     streamLimits: { perUser: config.maxWatchesPerUser, total: config.maxWatches },
+    ...(tracing
+      ? { tracing: { tracer: tracing.tracer, dialect: config.databaseUrl.startsWith("mysql:") ? "mysql" : "sqlite" } }
+      : {}),
   });
   try {
     await tokens.start();
@@ -115,6 +124,8 @@ export async function startService(
         await server.shutdown(SHUTDOWN_BUDGET_MS);
         await tokens.stop();
         await store.close();
+        // Last: the spans of the calls that shutdown let finish are exported too.
+        await tracing?.shutdown();
       },
     };
   } catch (error) {
@@ -123,6 +134,7 @@ export async function startService(
     await server.shutdown(0).catch(() => undefined);
     await tokens.stop();
     await store.close().catch(() => undefined);
+    await tracing?.shutdown().catch(() => undefined);
     throw error;
   }
 }

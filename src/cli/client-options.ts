@@ -1,4 +1,5 @@
 // What every client command shares: --address/--token/--tls/--json, opening the client, and errors as advice.
+import { inCommandSpan } from "./tracing.js";
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
 import {
@@ -122,11 +123,19 @@ export async function runWithClient(
     return;
   }
   try {
-    process.exitCode = (await body(client)) ?? ExitCode.OK;
-  } catch (err) {
-    const { message, code } = explainError(err, errorContext);
-    printError((await tlsExplanation(err, flags)) ?? message);
-    process.exitCode = code;
+    // Traced (OTEL_* set): the command is one span, and each of its calls carries it to the server.
+    process.exitCode = await inCommandSpan(
+      async () => {
+        try {
+          return (await body(client)) ?? ExitCode.OK;
+        } catch (err) {
+          const { message, code } = explainError(err, errorContext);
+          printError((await tlsExplanation(err, flags)) ?? message);
+          return code;
+        }
+      },
+      (code) => code,
+    );
   } finally {
     client.close();
   }

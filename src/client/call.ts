@@ -1,6 +1,7 @@
 // One unary call as a promise: token metadata, deadline, abort signal, typed errors, retry when the contract allows.
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, Metadata } from "@grpc/grpc-js";
+import { context, propagation, type TextMapSetter } from "@opentelemetry/api";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
@@ -52,10 +53,22 @@ export function abortReason(signal: AbortSignal | undefined): (error: unknown) =
   };
 }
 
-/** Call metadata carrying the bearer token. */
+/** Writes propagation fields (traceparent, tracestate) into call metadata. */
+const metadataSetter: TextMapSetter<Metadata> = {
+  set(carrier, key, value) {
+    carrier.set(key, value);
+  },
+};
+
+/**
+ * Call metadata carrying the bearer token and the caller's trace context: the active context as the
+ * application's registered OpenTelemetry propagator writes it (W3C traceparent with the Node SDK). With
+ * no SDK registered, the API's propagator writes nothing.
+ */
 export function authMetadata(token: string | undefined): Metadata {
   const metadata = new Metadata();
   if (token !== undefined && token !== "") metadata.set("authorization", `Bearer ${token}`);
+  propagation.inject(context.active(), metadata, metadataSetter);
   return metadata;
 }
 

@@ -66,6 +66,8 @@ export function jobToProto(job: StoreJob, estimate?: Estimate): Job {
     resource: optional(job.resource),
     estimatedCompletionAt: estimate === undefined ? undefined : new Date(estimate.at),
     estimateBasis: estimate === undefined ? EstimateBasis.ESTIMATE_BASIS_UNSPECIFIED : BASIS_TO_PROTO[estimate.basis],
+    // The trace id is the second field of a traceparent: "00-<32 hex>-<16 hex>-<2 hex>".
+    traceId: job.traceContext === undefined ? undefined : job.traceContext.slice(3, 35),
   };
 }
 

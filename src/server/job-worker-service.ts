@@ -7,6 +7,7 @@ import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { unaryHandler } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
+import type { JobTracing } from "./tracing.js";
 import { RequestValidator } from "./validate.js";
 
 /** What JobWorkerService needs. */
@@ -16,6 +17,8 @@ export interface JobWorkerServiceDeps {
   /** How jobs are mapped to the wire, with their completion estimate. */
   view: JobView;
   log: Logger;
+  /** Tracing on: CreateJob keeps its trace context with the job; every later rpc on the job links to it. */
+  tracing?: JobTracing;
 }
 
 /**
@@ -24,10 +27,13 @@ export interface JobWorkerServiceDeps {
  * other replicas pick it up from the change feed.
  */
 export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerServiceServer {
-  const { store, view, log } = deps;
+  const { store, view, log, tracing } = deps;
 
   /** The changed job as a response. */
-  const changed = async (job: Job): Promise<{ job: ProtoJob }> => ({ job: await view.toProto(job) });
+  const changed = async (job: Job): Promise<{ job: ProtoJob }> => {
+    tracing?.linkToCreation(job);
+    return { job: await view.toProto(job) };
+  };
 
   return {
     createJob: unaryHandler(log, async (request) => {
@@ -37,7 +43,8 @@ export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerSer
       const requestId = v.requestId(request.requestId);
       const resource = v.resource(request.resource);
       v.check();
-      const job = await store.createJob({ operationType, username, requestId, resource });
+      const traceContext = tracing?.creationContext();
+      const job = await store.createJob({ operationType, username, requestId, resource, traceContext });
       // A retry returns the job its request_id made; the same id with other contents is a client bug
       // that would otherwise silently hand back someone else's job. The message does not name that job:
       // its id is not the caller's to learn (it may be another user's).

@@ -26,6 +26,9 @@ import { callObserver, withMessageSizes } from "./call-observer.js";
 import type { CallHooks } from "./call-observer.js";
 import { refuseRepeatedAuthorization } from "./repeated-authorization.js";
 import { withSharedEncoding } from "./shared-encoding.js";
+import { jobTracing, tracedStore, tracingInterceptor } from "./tracing.js";
+import type { Tracer } from "@opentelemetry/api";
+import type { Dialect } from "../store/connect.js";
 
 /** What createServer needs. The caller starts the hub and the authenticator; shutdown closes the hub. */
 export interface ServerDeps {
@@ -53,6 +56,8 @@ export interface ServerDeps {
   now?: () => number;
   /** false: jobs carry no completion estimate (bench/estimate.ts measures what it costs); default true. */
   estimates?: boolean;
+  /** Tracing on (tracing.ts): spans from this tracer, store spans naming this dialect; none: no tracing code runs. */
+  tracing?: { tracer: Tracer; dialect: Dialect };
 }
 
 /** A jobwatch gRPC server, assembled but not yet listening. */
@@ -141,6 +146,8 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     "grpc.enable_channelz": 0,
     ...deps.options,
     interceptors: [
+      // First, so a rejected call has its span too and everything after runs in the span's context.
+      ...(deps.tracing ? [tracingInterceptor(deps.tracing.tracer)] : []),
       ...observerOf(deps.callHooks ?? []),
       authInterceptor({
         authenticator,
@@ -164,7 +171,8 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     },
   };
   // Handlers write through this store, so every change reaches this process's watchers at once.
-  const jobs = publishingStore(store, hub);
+  const published = publishingStore(store, hub);
+  const jobs = deps.tracing ? tracedStore(published, deps.tracing.tracer, deps.tracing.dialect) : published;
   const now = deps.now ?? Date.now;
   const view = deps.estimates === false ? plainJobView : createJobView(new RunHistory({ store, now, log }), now);
   registrar.addService(
@@ -180,7 +188,15 @@ export function createServer(deps: ServerDeps): JobwatchServer {
       },
     }),
   );
-  registrar.addService(withExactResults(JobWorkerServiceService), createJobWorkerService({ store: jobs, view, log }));
+  registrar.addService(
+    withExactResults(JobWorkerServiceService),
+    createJobWorkerService({
+      store: jobs,
+      view,
+      log,
+      ...(deps.tracing ? { tracing: jobTracing } : {}),
+    }),
+  );
   const health = new HealthMonitor({
     store,
     log,

@@ -43,6 +43,8 @@ export interface JobsTable {
   rate_anchor_at: Int64 | null;
   /** Progress at rate_anchor_at; fractional, as the anchor is interpolated. */
   rate_anchor_progress: number | null;
+  /** The W3C traceparent ("00-<trace id>-<span id>-<flags>") of the traced CreateJob that made the job, else NULL. */
+  trace_context: string | null;
 }
 
 /** One change of a job: the change feed that replicas poll, and (recorded = 1) the job's history. */

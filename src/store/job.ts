@@ -43,6 +43,11 @@ export interface Job {
    * absent until the job has run a couple of minutes: the rate is then measured from startedAt and 0%.
    */
   rateAnchor?: RateAnchor;
+  /**
+   * The W3C traceparent of the traced CreateJob that made the job ("00-<32 hex>-<16 hex>-<2 hex>");
+   * absent when that call was not traced.
+   */
+  traceContext?: string;
 }
 
 /** A point on a job's progress line: progress (0-100, fractional) at a time (epoch ms). */

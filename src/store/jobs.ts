@@ -68,6 +68,7 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
       history_at: null,
       rate_anchor_at: null,
       rate_anchor_progress: null,
+      trace_context: input.traceContext ?? null,
     };
     const job = jobRowToJob(row as JobRow);
     try {

@@ -20,6 +20,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0006_counts_and_user_status_indexes": countsAndUserStatusIndexes(),
     "0007_completion_estimate": completionEstimate(),
     "0008_jobs_type_status_created": typeStatusCreatedIndex(dialect),
+    "0009_jobs_trace_context": traceContext(),
   };
 }
 
@@ -312,6 +313,21 @@ function completionEstimate(): Migration {
       await db.schema.dropIndex("jobs_type_status_completed").on("jobs").execute();
       await db.schema.alterTable("jobs").dropColumn("rate_anchor_progress").execute();
       await db.schema.alterTable("jobs").dropColumn("rate_anchor_at").execute();
+    },
+  };
+}
+
+/**
+ * The W3C traceparent of the CreateJob that made each job (NULL when that call was not traced), so the
+ * spans of later rpcs on the job can link to it and GetJobDetails can name the job's trace.
+ */
+function traceContext(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("jobs").addColumn("trace_context", "varchar(55)").execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable("jobs").dropColumn("trace_context").execute();
     },
   };
 }

@@ -39,6 +39,7 @@ export function jobRowToJob(row: JobRow): Job {
   if (row.rate_anchor_at !== null && row.rate_anchor_at !== undefined && row.rate_anchor_progress !== null) {
     job.rateAnchor = { at: int(row.rate_anchor_at), progress: Number(row.rate_anchor_progress) };
   }
+  if (row.trace_context !== null && row.trace_context !== undefined) job.traceContext = row.trace_context;
   return job;
 }
 

@@ -7,6 +7,8 @@ export interface NewJob {
   username: string;
   requestId?: string | undefined;
   resource?: string | undefined;
+  /** The W3C traceparent of the CreateJob call, kept with the job (traced servers only). */
+  traceContext?: string | undefined;
 }
 
 /** A job change as the change feed carries it. */

@@ -50,6 +50,7 @@ function row(status: JobStatus, over: Partial<JobRow> = {}): JobRow {
     history_at: null,
     rate_anchor_at: null,
     rate_anchor_progress: null,
+    trace_context: null,
     ...over,
   };
 }

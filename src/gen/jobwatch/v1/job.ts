@@ -227,6 +227,13 @@ export interface Job {
     | undefined;
   /** What estimated_completion_at is based on; ESTIMATE_BASIS_UNSPECIFIED when it is unset. */
   estimateBasis: EstimateBasis;
+  /**
+   * The W3C trace id (32 lowercase hex digits) of the trace the job's CreateJob call belongs to, when
+   * the server traced that call (OpenTelemetry on: OTEL_EXPORTER_OTLP_ENDPOINT); unset otherwise. Open
+   * it in your trace viewer: the spans of the job's later rpcs (StartJob, ReportProgress, CompleteJob,
+   * FailJob ...) link to that CreateJob span, whatever trace they are in. Never a secret: the id only.
+   */
+  traceId?: string | undefined;
 }
 
 /**
@@ -280,6 +287,7 @@ function createBaseJob(): Job {
     resource: undefined,
     estimatedCompletionAt: undefined,
     estimateBasis: 0,
+    traceId: undefined,
   };
 }
 
@@ -344,6 +352,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.estimateBasis !== 0) {
       writer.uint32(160).int32(message.estimateBasis);
+    }
+    if (message.traceId !== undefined) {
+      writer.uint32(170).string(message.traceId);
     }
     return writer;
   },
@@ -521,6 +532,14 @@ export const Job: MessageFns<Job> = {
             message.estimateBasis = reader.int32() as any;
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -599,6 +618,11 @@ export const Job: MessageFns<Job> = {
         : isSet(object.estimate_basis)
         ? estimateBasisFromJSON(object.estimate_basis)
         : 0,
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : undefined,
     };
   },
 
@@ -664,6 +688,9 @@ export const Job: MessageFns<Job> = {
     if (message.estimateBasis !== 0) {
       obj.estimateBasis = estimateBasisToJSON(message.estimateBasis);
     }
+    if (message.traceId !== undefined) {
+      obj.traceId = message.traceId;
+    }
     return obj;
   },
 
@@ -692,6 +719,7 @@ export const Job: MessageFns<Job> = {
     message.resource = object.resource ?? undefined;
     message.estimatedCompletionAt = object.estimatedCompletionAt ?? undefined;
     message.estimateBasis = object.estimateBasis ?? 0;
+    message.traceId = object.traceId ?? undefined;
     return message;
   },
 };
