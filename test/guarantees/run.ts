@@ -2,9 +2,10 @@
 // WatchJob and WatchJobs watchers record everything they receive and a fault profile strikes; then the checker judges.
 //
 // API:
-//   runProfile({ name, replicas, tokens, fault, seconds? })  -> { stats, verdict, line }
-//     fault(ctx) runs while the load does (ctx.sleep(ms) waits, cut short once the run is over); the load runs for
-//     `seconds` (JOBWATCH_GUARANTEES_SECONDS, default 12) or until the fault is over and 2 s more, then every job
+//   runProfile({ name, replicas, tokens, fault, writes? })  -> { stats, verdict, line, history }
+//     fault(ctx) runs while the load does (ctx.sleep(ms) waits, cut short once the run is over); the load runs until
+//     the fault is over and `writes` writes were acknowledged (JOBWATCH_GUARANTEES_WRITES, default 2500), 2 s more,
+//     at most JOBWATCH_GUARANTEES_MAX_SECONDS (default 45) however slow the machine is; then every job
 //     is finished, each job's final state is read through every replica, and every watcher is given time to catch up.
 // Everything goes through the public gRPC API: the client library (workers, and watchers through its resumable
 // streams), with a client interceptor that records every message each watch call received as the server sent it.
@@ -43,16 +44,17 @@ export interface RunOptions {
   replicas: readonly Replica[];
   tokens: RunTokens;
   fault?: (ctx: FaultContext) => Promise<void>;
-  seconds?: number;
+  /** Acknowledged writes to wait for (the load also runs while the fault does). */
+  writes?: number;
   /** Workers driving jobs at once (default 8). */
   workers?: number;
 }
 
 /** The counts a run prints. */
 export interface RunStats {
-  /** Writes acknowledged to workers (every revision an answer carried). */
+  /** Transitions acknowledged to workers: every write (a new revision) a worker got an answer for. */
   writes: number;
-  /** Of those, status changes (and cancel requests). */
+  /** Of those, status changes (and cancel requests): the ones no watcher may miss. */
   transitions: number;
   jobs: number;
   /** Writes whose outcome the worker did not learn from the answer (a connection lost, UNAVAILABLE ...). */
@@ -74,7 +76,8 @@ export interface RunResult {
   history: History;
 }
 
-const SECONDS = Number(process.env.JOBWATCH_GUARANTEES_SECONDS ?? 12);
+const WRITES = Number(process.env.JOBWATCH_GUARANTEES_WRITES ?? 2500);
+const MAX_SECONDS = Number(process.env.JOBWATCH_GUARANTEES_MAX_SECONDS ?? 45);
 const OPERATION = "guarantees";
 
 /** Uniform integer in [0, n). */
@@ -477,8 +480,11 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
     note,
   };
   const fault = (options.fault ?? (() => Promise.resolve()))(ctx);
-  const seconds = options.seconds ?? SECONDS;
-  await Promise.all([fault, sleep(seconds * 1000)]);
+  const target = options.writes ?? WRITES;
+  const enough = (async () => {
+    while (history.acks.length < target && Date.now() - started < MAX_SECONDS * 1000) await sleep(100);
+  })();
+  await Promise.all([fault, enough]);
   await sleep(2000);
   stopping = true;
   await Promise.all(workers);
@@ -539,7 +545,7 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
   };
   const seconds_ = ((Date.now() - started) / 1000).toFixed(0);
   const line =
-    `${options.name}: ${stats.transitions} transitions acknowledged (${stats.writes} writes, ${stats.jobs} jobs, ` +
+    `${options.name}: ${stats.writes} transitions acknowledged (${stats.transitions} status changes, ${stats.jobs} jobs, ` +
     `${stats.unknownOutcomes} outcomes unknown), ${stats.eventsChecked} events checked from ${history.watchers.length} watchers, ` +
     `${stats.resumes} resumes (${stats.forcedResumes} forced), ${stats.reads} reads across replicas, ` +
     `violations ${verdict.violations.length} [${seconds_} s; ${notes.join("; ")}]`;
