@@ -3,7 +3,7 @@
 import { describe, test } from "node:test";
 import { DIALECTS, TEST_MYSQL_URL, freshDatabase } from "../helpers/databases.js";
 import { startProxy } from "../helpers/tcp-proxy.js";
-import { inProcessReplica, prepareDatabase, spawnReplica } from "./replicas.js";
+import { inProcessReplicas, prepareDatabase, spawnReplica } from "./replicas.js";
 import { assertClean } from "./verdict.js";
 import { runProfile } from "./run.js";
 import type { FaultContext } from "./run.js";
@@ -66,19 +66,14 @@ for (const dialect of DIALECTS) {
 
     if (dialect === "sqlite") {
       test("sqlite: the database refusing every write for 4 s (read-only), then taking them again", async (t) => {
-        const database = await freshDatabase(dialect);
-        t.after(() => database.drop());
-        const tokens = await prepareDatabase(database.url);
-        const replicas = await Promise.all(
-          ["replica-1", "replica-2"].map((name) => inProcessReplica(name, database.url, PROFILE_ENV)),
-        );
-        t.after(() => Promise.all(replicas.map((r) => r.stop())));
+        const { replicas, tokens, readOnly, stop } = await inProcessReplicas(dialect, 2);
+        t.after(stop);
         const fault = async (ctx: FaultContext): Promise<void> => {
           await ctx.sleep(3000);
-          await Promise.all(replicas.map((r) => r.readOnly!(true)));
+          await readOnly(true);
           ctx.note("read-only");
           await ctx.sleep(4000);
-          await Promise.all(replicas.map((r) => r.readOnly!(false)));
+          await readOnly(false);
           ctx.note("writable again");
         };
         assertClean(await runProfile({ name: "sqlite read-only and back", replicas, tokens, fault }));

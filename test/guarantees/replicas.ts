@@ -5,22 +5,18 @@
 //   prepareDatabase(url)               migrates the database and makes the run's tokens (admin, alice)
 //   spawnReplica(name, url, env?)      `jobwatch serve` on 127.0.0.1:0 over `url`; kill() is SIGKILL, restart()
 //                                      starts it again on the same port, stop() is SIGTERM (graceful)
-//   inProcessReplica(name, url, env?)  the same server assembled in this process (as test/helpers/replica.ts), with
-//                                      readOnly(on): its connection refuses every write, as a read-only file does
+//   inProcessReplicas(dialect, n)      n servers in this process over a new database (test/helpers/server.ts), with
+//                                      readOnly(on): their connections refuse every write, as a read-only file does
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { sql } from "kysely";
-import pino from "pino";
-import { Authenticator } from "../../src/auth/authenticator.js";
 import { createToken } from "../../src/auth/token-admin.js";
-import { loadConfig } from "../../src/config.js";
-import { createServer } from "../../src/server/server.js";
 import { openDatabase } from "../../src/store/connect.js";
-import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
-import { probeWrite } from "../../src/store/write-probe.js";
-import { WatchHub } from "../../src/watch/watch-hub.js";
 import { cliCommand } from "../helpers/cli.js";
+import type { TestDialect } from "../helpers/databases.js";
+import { startTestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /** A jobwatch server of the run. */
 export interface Replica {
@@ -33,8 +29,6 @@ export interface Replica {
   restart(): Promise<void>;
   /** Graceful stop. */
   stop(): Promise<void>;
-  /** In-process replicas only: the database connection refuses (on) or takes (off) writes. */
-  readOnly?(on: boolean): Promise<void>;
 }
 
 /** The tokens a run uses: admin drives and watches everything; alice watches her own jobs. */
@@ -115,53 +109,35 @@ export async function spawnReplica(name: string, url: string, env: Record<string
   };
 }
 
-const silent = pino({ level: process.env.JOBWATCH_TEST_LOG_LEVEL ?? "silent" });
-
-/** The same server assembled in this process (see the file header); `env` as a replica process reads it. */
-export async function inProcessReplica(name: string, url: string, env: Record<string, string> = {}): Promise<Replica> {
-  const config = loadConfig({ ...BASE_ENV, ...env, JOBWATCH_DATABASE_URL: url });
-  let address = "127.0.0.1:0";
-  let running: { stop(kill: boolean): Promise<void>; readOnly(on: boolean): Promise<void> } | undefined;
-  const launch = async (): Promise<void> => {
-    const open = openDatabase(url);
-    const raw = new SqlJobStore(open);
-    const store = guardStore(raw, { probeWrite: () => probeWrite(open) });
-    const authenticator = new Authenticator({ store, log: silent });
-    await authenticator.start();
-    const hub = new WatchHub({ store, pollMs: config.watchPollMs, log: silent, bookmarkMs: config.bookmarkIntervalMs });
-    await hub.start();
-    const server = createServer({
-      store,
-      hub,
-      authenticator,
-      log: silent,
-      healthIntervalMs: 500,
-      streamLimits: { perUser: config.maxWatchesPerUser, total: config.maxWatches },
-    });
-    address = await server.listen(address);
-    running = {
-      async stop(kill) {
-        if (kill) server.grpcServer.forceShutdown();
-        await server.shutdown(kill ? 0 : 2000);
-        await authenticator.stop();
-        await raw.close();
-      },
-      readOnly: (on) =>
-        sql
-          .raw(`pragma query_only = ${on ? "on" : "off"}`)
-          .execute(raw.db)
-          .then(() => undefined),
-    };
-  };
-  await launch();
+/** Two or more servers in this process over one new SQLite or MySQL database, as test/helpers/server.ts starts them. */
+export async function inProcessReplicas(
+  dialect: TestDialect,
+  n: number,
+): Promise<{ replicas: Replica[]; tokens: RunTokens; readOnly(on: boolean): Promise<void>; stop(): Promise<void> }> {
+  const options = { healthIntervalMs: 500, maxWatchesPerUser: 1000, bookmarkMs: 2000 };
+  const first = await startTestServer({ dialect, ...options });
+  const servers: TestServer[] = [first];
+  for (let i = 1; i < n; i++) servers.push(await startTestServer({ sharing: first, ...options }));
+  const replicas = servers.map(
+    (s, i): Replica => ({
+      name: `replica-${i + 1}`,
+      address: s.address,
+      kill: () => Promise.reject(new Error("an in-process replica cannot be killed")),
+      restart: () => Promise.reject(new Error("an in-process replica cannot be restarted")),
+      stop: () => s.stop(),
+    }),
+  );
   return {
-    name,
-    get address() {
-      return address;
+    replicas,
+    tokens: { admin: first.tokens.admin, alice: first.tokens.alice },
+    // Each server's own connection refuses every write, as a read-only database file does (SQLITE_READONLY).
+    readOnly: async (on) => {
+      for (const s of servers) await sql.raw(`pragma query_only = ${on ? "on" : "off"}`).execute(s.store.db);
     },
-    kill: () => running!.stop(true),
-    restart: launch,
-    stop: () => running!.stop(false),
-    readOnly: (on) => running!.readOnly(on),
+    // The sharing servers first: the first one drops the database.
+    stop: async () => {
+      for (const s of servers.slice(1)) await s.stop();
+      await first.stop();
+    },
   };
 }

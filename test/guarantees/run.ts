@@ -258,7 +258,9 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
     const synced = new Promise<void>((resolve) => (onSynced = resolve));
     const run = async (): Promise<void> => {
       let cursor: string | undefined;
-      for (;;) {
+      for (let round = 0; ; round++) {
+        // Without a saved cursor (let go before SYNCED), the stream starts again from a snapshot: a new segment.
+        if (round > 0 && cursor === undefined) log.segments.push({ events: [] });
         const quit = new AbortController();
         const signal = AbortSignal.any([quit.signal, stopped.signal]);
         const timer =
@@ -273,8 +275,10 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
           for await (const e of events) {
             const segment = log.segments.at(-1)!;
             const attempt = log.attempts.length - 1;
-            if (e.type === "reset") log.segments.push({ events: [] });
-            else if (e.type === "synced") {
+            if (e.type === "reset") {
+              log.segments.push({ events: [] });
+              cursor = undefined;
+            } else if (e.type === "synced") {
               segment.syncedAt = Date.now();
               onSynced();
             } else segment.events.push({ type: e.type, state: stateOf(e.job), attempt });
