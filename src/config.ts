@@ -67,20 +67,25 @@ const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", 
 
 /** Builds the Config from the environment (passed in: only the entry point reads process.env) and flags. */
 export function loadConfig(env: Record<string, string | undefined>, flags: ConfigFlags = {}): Config {
+  const given = (flag: string | undefined): flag is string => flag !== undefined && flag !== "";
   const pick = (flag: string | undefined, name: string): string | undefined =>
-    flag !== undefined && flag !== "" ? flag : nonEmpty(env[name]);
+    given(flag) ? flag : nonEmpty(env[name]);
+  // Errors name the setting as the user gave it: the flag when it was typed, else the variable.
+  const named = (flag: string | undefined, option: string, name: string): string => (given(flag) ? option : name);
   const databaseUrl = pick(flags.databaseUrl, "JOBWATCH_DATABASE_URL") ?? DEFAULT_DATABASE_URL;
   if (!/^(sqlite:|mysql:\/\/)/.test(databaseUrl)) {
     throw new ConfigError(
       // Only the scheme is shown: the rest of a URL may hold a password.
-      `JOBWATCH_DATABASE_URL (scheme '${databaseUrl.split(":")[0]}:') has an unknown scheme: use sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db`,
+      `${named(flags.databaseUrl, "--database-url", "JOBWATCH_DATABASE_URL")} (scheme '${databaseUrl.split(":")[0]}:') has an unknown scheme: use sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db`,
     );
   }
   const listen = pick(flags.listen, "JOBWATCH_LISTEN") ?? "0.0.0.0:50051";
-  checkListen(listen);
+  checkListen(listen, named(flags.listen, "--listen", "JOBWATCH_LISTEN"));
   const logLevel = pick(flags.logLevel, "JOBWATCH_LOG_LEVEL") ?? "info";
   if (!LOG_LEVELS.has(logLevel)) {
-    throw new ConfigError(`JOBWATCH_LOG_LEVEL '${logLevel}' is not one of ${[...LOG_LEVELS].join(", ")}`);
+    throw new ConfigError(
+      `${named(flags.logLevel, "--log-level", "JOBWATCH_LOG_LEVEL")} '${logLevel}' is not one of ${[...LOG_LEVELS].join(", ")}`,
+    );
   }
   const logFormat = nonEmpty(env.JOBWATCH_LOG_FORMAT) ?? "auto";
   if (logFormat !== "json" && logFormat !== "auto") {
@@ -93,11 +98,20 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   const tlsCert = pick(flags.tlsCert, "JOBWATCH_TLS_CERT");
   const tlsKey = pick(flags.tlsKey, "JOBWATCH_TLS_KEY");
   const tlsClientCa = pick(flags.tlsClientCa, "JOBWATCH_TLS_CLIENT_CA");
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw new ConfigError("JOBWATCH_TLS_CERT and JOBWATCH_TLS_KEY go together: set both (PEM files) or neither");
+  const certName = named(flags.tlsCert, "--tls-cert", "JOBWATCH_TLS_CERT");
+  const keyName = named(flags.tlsKey, "--tls-key", "JOBWATCH_TLS_KEY");
+  if (tlsCert !== undefined && tlsKey === undefined) {
+    throw new ConfigError(`${certName} needs its key: set --tls-key or JOBWATCH_TLS_KEY too (PEM files), or neither`);
+  }
+  if (tlsKey !== undefined && tlsCert === undefined) {
+    throw new ConfigError(
+      `${keyName} needs its certificate: set --tls-cert or JOBWATCH_TLS_CERT too (PEM files), or neither`,
+    );
   }
   if (tlsClientCa !== undefined && tlsCert === undefined) {
-    throw new ConfigError("JOBWATCH_TLS_CLIENT_CA needs TLS: set JOBWATCH_TLS_CERT and JOBWATCH_TLS_KEY too");
+    throw new ConfigError(
+      `${named(flags.tlsClientCa, "--tls-client-ca", "JOBWATCH_TLS_CLIENT_CA")} needs TLS: set --tls-cert and --tls-key (or JOBWATCH_TLS_CERT and JOBWATCH_TLS_KEY) too`,
+    );
   }
   const jwksUrl = nonEmpty(env.JOBWATCH_JWT_JWKS_URL);
   const issuer = nonEmpty(env.JOBWATCH_JWT_ISSUER);
@@ -118,7 +132,13 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   return {
     databaseUrl,
     listen,
-    watchPollMs: duration("JOBWATCH_WATCH_POLL_MS", pick(flags.watchPollMs, "JOBWATCH_WATCH_POLL_MS"), 200, 10, 60_000),
+    watchPollMs: duration(
+      named(flags.watchPollMs, "--watch-poll-ms", "JOBWATCH_WATCH_POLL_MS"),
+      pick(flags.watchPollMs, "JOBWATCH_WATCH_POLL_MS"),
+      200,
+      10,
+      60_000,
+    ),
     bookmarkIntervalMs: duration(
       "JOBWATCH_BOOKMARK_INTERVAL",
       env.JOBWATCH_BOOKMARK_INTERVAL,
@@ -192,7 +212,7 @@ function duration(
   return Math.round(parsed);
 }
 
-function checkListen(listen: string, name = "JOBWATCH_LISTEN", example = "0.0.0.0:50051"): void {
+function checkListen(listen: string, name: string, example = "0.0.0.0:50051"): void {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(listen);
   const port = match ? Number(match[2]) : -1;
   if (!match || port > 65535) {

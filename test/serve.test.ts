@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createClient, JobNotFoundError, UnauthenticatedError } from "../src/client/index.js";
-import { ConfigError, DEFAULT_DATABASE_URL, loadConfig } from "../src/config.js";
+import { ConfigError, type ConfigFlags, DEFAULT_DATABASE_URL, loadConfig } from "../src/config.js";
 import { cli, start, type Run } from "./helpers/cli.js";
 import { DIALECTS, freshDatabase, type TestDatabase } from "./helpers/databases.js";
 
@@ -75,6 +75,34 @@ describe("configuration", () => {
         },
       );
     }
+  });
+});
+
+describe("settings given as flags are named as flags", () => {
+  test("each bad flag's error names the flag the user typed; the same value from the environment names the variable", () => {
+    const cases: [ConfigFlags, RegExp][] = [
+      [{ listen: "nonsense" }, /^--listen 'nonsense' is not host:port/],
+      [{ databaseUrl: "postgres://x/y" }, /^--database-url \(scheme 'postgres:'\) has an unknown scheme/],
+      [{ logLevel: "loud" }, /^--log-level 'loud' is not one of/],
+      [{ watchPollMs: "soon" }, /^--watch-poll-ms 'soon' is not a duration/],
+      [{ tlsCert: "server.pem" }, /^--tls-cert needs its key: set --tls-key or JOBWATCH_TLS_KEY/],
+      [{ tlsKey: "server.key" }, /^--tls-key needs its certificate: set --tls-cert or JOBWATCH_TLS_CERT/],
+      [{ tlsClientCa: "ca.pem" }, /^--tls-client-ca needs TLS: set --tls-cert and --tls-key/],
+    ];
+    for (const [flags, message] of cases) {
+      assert.throws(
+        () => loadConfig({}, flags),
+        (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      );
+    }
+    assert.throws(
+      () => loadConfig({ JOBWATCH_LISTEN: "nonsense" }),
+      (error: unknown) => error instanceof ConfigError && /^JOBWATCH_LISTEN 'nonsense'/.test(error.message),
+    );
+    assert.throws(
+      () => loadConfig({ JOBWATCH_TLS_CERT: "server.pem" }),
+      (error: unknown) => error instanceof ConfigError && /^JOBWATCH_TLS_CERT needs its key/.test(error.message),
+    );
   });
 });
 
@@ -214,7 +242,8 @@ describe("bad settings stop serve with one line and exit 1", () => {
 
   test("a malformed listen address", async () => {
     const run = await cli(["serve", "--database-url", "sqlite::memory:", "--listen", "nowhere"]);
-    assertOneLineFailure(run, /JOBWATCH_LISTEN 'nowhere' is not host:port/);
+    // Named as typed: the flag, not the variable it overrides.
+    assertOneLineFailure(run, /--listen 'nowhere' is not host:port/);
   });
 });
 
@@ -246,5 +275,21 @@ for (const dialect of DIALECTS) {
         assert.equal(await server.exited, 0);
       }
     });
+
+    if (dialect === "mysql") {
+      test("a MySQL database that does not exist is named as missing, with how to create it", async () => {
+        const url = new URL(database.url);
+        url.pathname = `/${url.pathname.slice(1)}_absent`;
+        const run = await cli(["serve", "--listen", "127.0.0.1:0", "--database-url", url.toString()]);
+        const name = `${database.url.slice(database.url.lastIndexOf("/") + 1)}_absent`;
+        assertOneLineFailure(
+          run,
+          new RegExp(
+            `the database '${name}' does not exist on the MySQL server at ${url.host}: create it .*CREATE DATABASE \`${name}\``,
+          ),
+        );
+        assert.doesNotMatch(run.stderr, /cannot reach/);
+      });
+    }
   });
 }

@@ -24,7 +24,7 @@ export async function openStore(url: string, options: SqlJobStoreOptions = {}): 
     await store.ping();
   } catch (error) {
     await store.close().catch(() => undefined);
-    throw new Error(`cannot reach the database at ${redactUrl(url)}: ${causeOf(error)}`);
+    throw new Error(missingDatabase(url, error) ?? `cannot reach the database at ${redactUrl(url)}: ${causeOf(error)}`);
   }
   try {
     await store.migrate();
@@ -33,6 +33,23 @@ export async function openStore(url: string, options: SqlJobStoreOptions = {}): 
     throw new Error(`cannot migrate the database at ${redactUrl(url)}: ${causeOf(error)}`);
   }
   return guardStore(store, { probeWrite: () => probeWrite(open) });
+}
+
+/**
+ * A MySQL server that answered but has no database of the URL's name (ER_BAD_DB_ERROR): that it does not
+ * exist and how to create it, instead of "cannot reach". Undefined for any other error.
+ */
+function missingDatabase(url: string, error: unknown): string | undefined {
+  const first = error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error;
+  if ((first as { code?: unknown } | undefined)?.code !== "ER_BAD_DB_ERROR") return undefined;
+  const parsed = new URL(url);
+  const name = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  const quoted = `\`${name.replace(/`/g, "``")}\``;
+  return (
+    `the database '${name}' does not exist on the MySQL server at ${parsed.host}: create it (e.g. mysql -h ${parsed.hostname} ` +
+    `-P ${parsed.port || "3306"} -u ${decodeURIComponent(parsed.username) || "root"} -p -e 'CREATE DATABASE ${quoted}'), ` +
+    "then start again: jobwatch creates its tables itself"
+  );
 }
 
 /** One line saying why a database call failed: the first of several, with the driver's code. */
