@@ -47,6 +47,9 @@ export async function startService(
   routeGrpcLog(log);
   // Checked before anything opens: a bad certificate file is one line naming it, exit 1.
   const credentials = config.tls === undefined ? undefined : serverCredentials(config.tls);
+  // The JWKS too: a JWKS file that cannot be read stops serve here; a JWKS URL that is down is a warning.
+  const jwt = config.jwt === undefined ? undefined : new JwtVerifier(config.jwt, { log });
+  await jwt?.start();
   const callHooks: CallHooks[] = [];
   // An access log whose level the logger drops would follow every call for nothing.
   if (config.accessLog !== "off" && log.isLevelEnabled(config.accessLog)) {
@@ -68,7 +71,6 @@ export async function startService(
   // Jobs are counted through the raw store: a periodic GROUP BY is not a query anyone waits on.
   counted = opened;
   const tokens = new OpaqueTokenAuthenticator({ store, log });
-  const jwt = config.jwt === undefined ? undefined : new JwtVerifier(config.jwt, { log });
   const authenticator = new BearerAuthenticator(tokens, jwt);
   sources.tokenCache = authenticator.tokenStats;
   sources.jwt = jwt?.stats;
@@ -112,7 +114,23 @@ export async function startService(
     const bootstrap = await ensureBootstrapToken(store);
     if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address), config.tls !== undefined));
     log.info(
-      { address, database: redactUrl(config.databaseUrl), tls: tlsMode(config), metrics: metricsAddress },
+      {
+        address,
+        database: redactUrl(config.databaseUrl),
+        tls: tlsMode(config),
+        metrics: metricsAddress,
+        // What JWTs must carry, so a refused token can be checked against the settings from the log.
+        jwt:
+          config.jwt === undefined
+            ? "off"
+            : {
+                jwks: redactUrl(config.jwt.jwksUrl),
+                issuer: config.jwt.issuer,
+                audience: config.jwt.audience,
+                usernameClaim: config.jwt.usernameClaim,
+                roleClaim: config.jwt.roleClaim,
+              },
+      },
       "jobwatch is serving",
     );
     return {

@@ -154,9 +154,18 @@ describe("jobwatch client commands", () => {
   });
 
   test("a rejected token exits 4 and says how to make one", async () => {
-    const run = await cli(["get", "6f1c2d3e-0000-4000-8000-000000000000"], as("jw_000000000000_notarealsecret"));
+    const malformed = await cli(["get", "6f1c2d3e-0000-4000-8000-000000000000"], as("jw_000000000000_notarealsecret"));
+    assert.equal(malformed.code, ExitCode.NOT_FOUND_OR_DENIED);
+    assert.match(malformed.stderr, /rejected the token: malformed token: a jobwatch token looks like/);
+    assert.doesNotMatch(malformed.stderr, /mistyped/, "the server's reason, not a guess beside it");
+    // A well-formed token the server does not know: alice's with its last character changed.
+    const alice = server.tokens.alice;
+    const unknown = `${alice.slice(0, -1)}${alice.endsWith("A") ? "B" : "A"}`;
+    const run = await cli(["get", "6f1c2d3e-0000-4000-8000-000000000000"], as(unknown));
     assert.equal(run.code, ExitCode.NOT_FOUND_OR_DENIED);
-    assert.match(run.stderr, /rejected the token/);
+    // The reason said once, not "(token rejected: unknown or revoked): it is unknown, revoked or mistyped".
+    assert.match(run.stderr, /rejected the token: it is unknown, revoked or mistyped\. Create one/);
+    assert.doesNotMatch(run.stderr, /token rejected: unknown or revoked/);
     assert.match(run.stderr, /jobwatch token create --user NAME --role ROLE/);
   });
 

@@ -7,11 +7,13 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK } from "jose";
 import { pino } from "pino";
 import {
   createClient,
   JobNotFoundError,
+  JobStatus,
   PermissionDeniedError,
   UnauthenticatedError,
   UnavailableError,
@@ -21,6 +23,7 @@ import { JwtVerifier } from "../src/auth/jwt.js";
 import { loadConfig } from "../src/config.js";
 import { UnauthenticatedError as DomainUnauthenticated, UnavailableError as DomainUnavailable } from "../src/errors.js";
 import { startService, type Service } from "../src/main.js";
+import { cli } from "./helpers/cli.js";
 
 const ISSUER = "https://idp.example.test/";
 const AUDIENCE = "jobwatch";
@@ -305,11 +308,96 @@ describe("JWT", () => {
     try {
       await assert.rejects(jwtClient.getJob(UNKNOWN_JOB), UnavailableError);
       await assert.rejects(opaque.getJob(UNKNOWN_JOB), JobNotFoundError, "the opaque token still works");
+      // The CLI says to retry once, not "retry shortly. Try again shortly."
+      const run = await cli(["get", UNKNOWN_JOB, "--address", down.address, "--token", token]);
+      assert.equal(run.code, 5, run.stderr);
+      assert.match(run.stderr, /identity provider's keys cannot be loaded; retry shortly\.\n$/);
+      assert.doesNotMatch(run.stderr, /Try again shortly/);
     } finally {
       jwtClient.close();
       opaque.close();
       await down.stop();
       rmSync(offline, { recursive: true, force: true });
+    }
+  });
+  test("a JWT up to 30 s past exp (the clock tolerance) keeps a WatchJob open, as unary calls accept it", async () => {
+    const token = await sign(rs, { preferred_username: "alice", role: "normal_user", exp: nowSec() - 10 });
+    const client = as(token);
+    await assert.rejects(client.getJob(UNKNOWN_JOB), JobNotFoundError, "accepted for a unary call");
+    const worker = as(admin);
+    const job = await worker.worker.createJob({ operationType: "jwt_stream", username: "alice" });
+    const seen: JobStatus[] = [];
+    const watching = (async () => {
+      for await (const update of client.watchJob(job.jobId)) seen.push(update.status);
+    })();
+    await delay(1500);
+    assert.deepEqual(seen, [JobStatus.JOB_STATUS_PENDING], "the stream is still open after its first message");
+    await worker.worker.startJob(job.jobId);
+    await worker.worker.completeJob(job.jobId, { ok: true });
+    await watching;
+    assert.equal(seen.at(-1), JobStatus.JOB_STATUS_COMPLETED);
+  });
+
+  test("a JWKS file that cannot be read or parsed stops serve with one line naming it", async () => {
+    const notJson = join(dir, "not-a-jwks.json");
+    writeFileSync(notJson, "<html>not json</html>");
+    const notKeys = join(dir, "no-keys.json");
+    writeFileSync(notKeys, JSON.stringify({ issuer: ISSUER }));
+    const cases: [string, RegExp][] = [
+      [
+        join(dir, "missing", "jwks.json"),
+        /cannot read the JWKS file \S+missing\/jwks\.json \(JOBWATCH_JWT_JWKS_URL\): ENOENT/,
+      ],
+      [notJson, /the JWKS file \S+not-a-jwks\.json \(JOBWATCH_JWT_JWKS_URL\) is not a JSON Web Key Set/],
+      [notKeys, /the JWKS file \S+no-keys\.json \(JOBWATCH_JWT_JWKS_URL\) is not a JSON Web Key Set/],
+    ];
+    for (const [file, message] of cases) {
+      const run = await cli(["serve", "--database-url", "sqlite::memory:", "--listen", "127.0.0.1:0"], {
+        env: { JOBWATCH_JWT_JWKS_URL: file, JOBWATCH_JWT_ISSUER: ISSUER, JOBWATCH_JWT_AUDIENCE: AUDIENCE },
+      });
+      assert.equal(run.code, 1, run.stderr);
+      const lines = run.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, run.stderr);
+      assert.match(lines[0]!, message);
+    }
+  });
+
+  test("a JWKS URL that is down at startup: a warning naming the URL, serve starts, its line names the JWT settings", async () => {
+    const gone = await jwksServer([rs.jwk]);
+    const url = gone.url;
+    await gone.close();
+    const lines: { level: number; msg: string; jwks?: string }[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const started = await startService(
+      loadConfig({
+        JOBWATCH_DATABASE_URL: "sqlite::memory:",
+        JOBWATCH_LISTEN: "127.0.0.1:0",
+        JOBWATCH_ACCESS_LOG: "off",
+        JOBWATCH_JWT_JWKS_URL: url,
+        JOBWATCH_JWT_ISSUER: ISSUER,
+        JOBWATCH_JWT_AUDIENCE: AUDIENCE,
+      }),
+      log,
+      () => undefined,
+    );
+    try {
+      const serving = lines.find((l) => l.msg === "jobwatch is serving") as { jwt?: unknown } | undefined;
+      assert.deepEqual(
+        serving?.jwt,
+        {
+          jwks: url,
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          usernameClaim: "preferred_username",
+          roleClaim: "role",
+        },
+        "the start-up line names the JWT settings",
+      );
+      const warning = lines.find((l) => l.level === 40 && l.msg.includes("JWKS"));
+      assert.ok(warning, `a warning about the JWKS: ${JSON.stringify(lines)}`);
+      assert.equal(warning.msg, `cannot fetch the JWKS at ${url}: JWT calls are UNAVAILABLE until it answers`);
+    } finally {
+      await started.stop();
     }
   });
 });

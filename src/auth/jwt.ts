@@ -34,7 +34,7 @@ export interface JwtVerifierOptions {
   fetchTimeoutMs?: number;
   /** The most verified tokens remembered (default 10,000). */
   cacheLimit?: number;
-  log?: Pick<Logger, "warn">;
+  log?: Pick<Logger, "warn" | "info">;
   now?: () => number;
 }
 
@@ -64,8 +64,10 @@ export class JwtVerifier {
   private readonly tolerance: number;
   private readonly cacheLimit: number;
   private readonly now: () => number;
-  private readonly log: Pick<Logger, "warn"> | undefined;
+  private readonly log: Pick<Logger, "warn" | "info"> | undefined;
   private readonly getKey: JWTVerifyGetKey;
+  /** The remote key set (to load at start), or the file's loader. */
+  private readonly preload: () => Promise<unknown>;
   private readonly source: string;
   private readonly cache = new Map<string, Principal & { expiresAt: number }>();
 
@@ -82,7 +84,7 @@ export class JwtVerifier {
     const cooldown = options.refetchCooldownMs ?? 10_000;
     if (/^https?:\/\//i.test(settings.jwksUrl)) {
       this.source = settings.jwksUrl;
-      this.getKey = createRemoteJWKSet(new URL(settings.jwksUrl), {
+      const remote = createRemoteJWKSet(new URL(settings.jwksUrl), {
         cooldownDuration: cooldown,
         timeoutDuration: options.fetchTimeoutMs ?? 5000,
         // jose fetches at first use, after cacheMaxAge, and for an unknown kid (at most once per cooldown).
@@ -91,9 +93,45 @@ export class JwtVerifier {
           return fetch(url, init);
         },
       });
+      this.getKey = remote;
+      this.preload = () => remote.reload();
     } else {
       this.source = settings.jwksUrl.replace(/^file:\/\//, "");
-      this.getKey = this.fileKeys(this.source, cooldown);
+      const file = this.fileKeys(this.source, cooldown);
+      this.getKey = file.getKey;
+      this.preload = file.load;
+    }
+  }
+
+  /**
+   * Loads the keys once at startup. A JWKS file that cannot be read or is not a JWKS throws an Error
+   * naming the file (serve stops with that line: a typo would otherwise look like an identity-provider
+   * outage on every JWT call). A JWKS URL that does not answer is a warning naming the URL, and JWT calls
+   * are UNAVAILABLE until it does: identity providers restart, and jobwatch tokens work meanwhile.
+   */
+  async start(): Promise<void> {
+    if (/^https?:\/\//i.test(this.settings.jwksUrl)) {
+      await this.preload().then(
+        () => this.log?.info({ jwks: this.source }, "JWKS loaded"),
+        (error: unknown) =>
+          this.log?.warn(
+            { err: error, jwks: this.source },
+            `cannot fetch the JWKS at ${this.source}: JWT calls are UNAVAILABLE until it answers`,
+          ),
+      );
+      return;
+    }
+    try {
+      await this.preload();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // An fs error (ENOENT, EACCES, EISDIR ...), not jose's ERR_JWKS_INVALID.
+      if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+        throw new Error(`cannot read the JWKS file ${this.source} (JOBWATCH_JWT_JWKS_URL): ${code}`);
+      }
+      throw new Error(
+        `the JWKS file ${this.source} (JOBWATCH_JWT_JWKS_URL) is not a JSON Web Key Set: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -174,8 +212,10 @@ export class JwtVerifier {
       tokenId: `jwt:${id.slice(0, 32)}`,
       username,
       role,
-      // exp is required above; the cache keeps the principal exactly until it.
-      expiresAt: (payload.exp ?? 0) * 1000,
+      // exp is required above. The credential is accepted until exp plus the clock tolerance (jwtVerify's
+      // rule), so the cache and open streams keep it exactly that long: a token 1-30 s past exp that a
+      // unary call accepts must not end a WatchJob at once.
+      expiresAt: ((payload.exp ?? 0) + this.tolerance) * 1000,
     };
   }
 
@@ -243,7 +283,7 @@ export class JwtVerifier {
   }
 
   /** Keys from a JWKS file, re-read (at most once per cooldown) when a token names a kid it lacks. */
-  private fileKeys(path: string, cooldownMs: number): JWTVerifyGetKey {
+  private fileKeys(path: string, cooldownMs: number): { getKey: JWTVerifyGetKey; load: () => Promise<unknown> } {
     let keys: JWTVerifyGetKey | undefined;
     let loadedAt = Number.NEGATIVE_INFINITY;
     const load = async (): Promise<JWTVerifyGetKey> => {
@@ -253,7 +293,7 @@ export class JwtVerifier {
       keys = createLocalJWKSet(JSON.parse(text) as Parameters<typeof createLocalJWKSet>[0]);
       return keys;
     };
-    return async (header, token) => {
+    const getKey: JWTVerifyGetKey = async (header, token) => {
       const current = keys ?? (await load());
       try {
         return await current(header, token);
@@ -262,5 +302,6 @@ export class JwtVerifier {
         return (await load())(header, token);
       }
     };
+    return { getKey, load };
   }
 }

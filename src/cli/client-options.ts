@@ -17,7 +17,7 @@ import {
   type JobwatchClient,
   type TlsOptions,
 } from "../client/index.js";
-import { connectionCause } from "../client/errors.js";
+import { connectionCause, rejectionReason } from "../client/errors.js";
 import { DURATION_RULE, parseDuration } from "../duration.js";
 import { ExitCode } from "./exit-codes.js";
 import { printError } from "./fail.js";
@@ -181,7 +181,8 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
       };
     }
     return {
-      message: `the jobwatch server at ${address} is unavailable: ${err.message}. Try again shortly.`,
+      // The server's message often says to retry already ("... retry shortly"): said once.
+      message: `the jobwatch server at ${address} is unavailable: ${err.message}${/retry|try again/i.test(err.message) ? "." : ". Try again shortly."}`,
       code: ExitCode.UNREACHABLE_OR_TIMEOUT,
     };
   }
@@ -193,7 +194,7 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
   }
   if (err instanceof UnauthenticatedError) {
     const message = context.tokenGiven
-      ? `the server at ${address} rejected the token (${err.message}): it is unknown, revoked or mistyped. ${TOKEN_HOWTO}`
+      ? `the server at ${address} rejected the token: ${rejectionReason(err.message)}. ${TOKEN_HOWTO}`
       : `no token given. ${TOKEN_HOWTO}`;
     return { message, code: ExitCode.NOT_FOUND_OR_DENIED };
   }

@@ -174,6 +174,15 @@ export function connectionCause(message: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why the server refused a token, said once: "token rejected: unknown or revoked" becomes "unknown, revoked
+ * or mistyped"; a JWT's own reason ("JWT expired at ...: get a new token") stays as it is.
+ */
+export function rejectionReason(message: string): string {
+  const why = message.replace(/^token rejected:\s*/i, "");
+  return why === "unknown or revoked" ? "it is unknown, revoked or mistyped" : why;
+}
+
 function emptyDetails(): ErrorDetails {
   return { fieldViolations: [], preconditionViolations: [], errorInfo: undefined };
 }

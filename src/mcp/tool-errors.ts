@@ -10,7 +10,7 @@ import {
   UnauthenticatedError,
   UnavailableError,
 } from "../client/index.js";
-import { connectionCause } from "../client/errors.js";
+import { connectionCause, rejectionReason } from "../client/errors.js";
 
 /** A tool's arguments are wrong: the message says which and how to fix them. */
 export class ToolInputError extends Error {
@@ -48,7 +48,7 @@ export function toolErrorMessage(err: unknown, context: ErrorContext): string {
   if (err instanceof UnavailableError) {
     const cause = connectionCause(err.message);
     return cause === undefined
-      ? `the jobwatch server at ${address} is unavailable (${err.message}); retry shortly.`
+      ? `the jobwatch server at ${address} is unavailable (${err.message})${/retry|try again/i.test(err.message) ? "." : "; retry shortly."}`
       : `cannot reach the jobwatch server at ${address} (${cause}). Check that it is running and that ` +
           "JOBWATCH_ADDRESS in this MCP server's configuration points at it, then retry.";
   }
@@ -56,7 +56,7 @@ export function toolErrorMessage(err: unknown, context: ErrorContext): string {
     return `no answer from the jobwatch server at ${address} in time (${err.message}); retry shortly.`;
   }
   if (err instanceof UnauthenticatedError) {
-    return `the jobwatch server at ${address} rejected this MCP server's token (${err.message}): it is unknown, revoked or mistyped. ${TOKEN_HOWTO}`;
+    return `the jobwatch server at ${address} rejected this MCP server's token: ${rejectionReason(err.message)}. ${TOKEN_HOWTO}`;
   }
   if (err instanceof PermissionDeniedError) {
     // The server's message already starts "permission denied:" and, for another user's jobs, says to leave
