@@ -1,6 +1,7 @@
 // Prometheus metrics on JOBWATCH_METRICS_LISTEN: go-grpc-prometheus names, labels and code spellings,
 // counted exactly (rejected calls too), jobwatch's own metrics and the process metrics.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -207,6 +208,17 @@ describe("metrics", () => {
     for (let i = 0; i < 5; i++) await metrics.registry.metrics();
     assert.equal(reads, 1, "one GROUP BY for six scrapes");
     metrics.registry.clear();
+  });
+
+  test("promtool check metrics passes on a scrape after calls of every kind (Prometheus's own linter)", async () => {
+    await assert.rejects(admin.getJob(UNKNOWN_JOB), JobNotFoundError);
+    const job = await admin.worker.createJob({ operationType: "promtool_check", username: "alice" });
+    await admin.worker.startJob(job.jobId);
+    await admin.worker.completeJob(job.jobId, { ok: true });
+    const text = await (await fetch(`http://${service.metricsAddress}/metrics`)).text();
+    const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+    assert.equal(check.error, undefined, "promtool is installed (.ci/run installs it from Debian's prometheus)");
+    assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
   });
 
   test("anything but GET /metrics is 404", async () => {

@@ -13,6 +13,13 @@ import type { JobStore } from "../store/store.js";
 import { watchQueueCounters } from "../watch/watch-queue.js";
 import type { CallHooks, RpcInfo } from "./call-observer.js";
 
+/** prom-client default metrics that break Prometheus's naming rules, left out of the exposition. */
+const UNLINTED_DEFAULTS = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+];
+
 /** gRPC codes as go-grpc-prometheus spells them in `grpc_code` (codes.Code.String() in Go). */
 export const GO_CODE_NAMES: Readonly<Record<number, string>> = {
   [GrpcStatus.OK]: "OK",
@@ -89,6 +96,10 @@ export class Metrics {
   constructor(sources: MetricsSources = {}, jobStore?: () => Pick<JobStore, "getStatistics"> | undefined) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client exports these totals as gauges named `_total`, which Prometheus reserves for counters
+    // (`promtool check metrics` fails on them); the per-type gauges beside them (nodejs_active_handles
+    // {type} ...) carry the same counts: sum() them for the total.
+    for (const name of UNLINTED_DEFAULTS) this.registry.removeSingleMetric(name);
     const grpcLabels = ["grpc_type", "grpc_service", "grpc_method"] as const;
     this.started = new Counter({
       name: "grpc_server_started_total",
