@@ -1,9 +1,11 @@
 // `jobwatch mcp` as an assistant uses it: the MCP SDK's own Client, over stdio (spawning the command) and over
 // Streamable HTTP, against a real jobwatch server; get_job_details checked against the seed file itself.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createServer as createNetServer } from "node:net";
+import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -138,6 +140,9 @@ describe("jobwatch mcp", () => {
     await assert.rejects(alice.callTool({ name: "get_job", arguments: {} }), (err: Error & { code?: number }) => {
       assert.equal(err.code, -32602, "an unknown tool is a protocol error (invalid params)");
       assert.match(err.message, /unknown tool 'get_job'; the tools are get_job_details, wait_for_job/);
+      // The SDK client prefixes "MCP error -32602: " itself; the server's message must not carry it too.
+      assert.match(err.message, /^MCP error -32602: unknown tool/);
+      assert.doesNotMatch(err.message, /MCP error -32602: MCP error/);
       return true;
     });
     for (const tool of tools) {
@@ -495,5 +500,38 @@ describe("jobwatch mcp", () => {
     const open = await cli(["mcp", "--http", "0.0.0.0:0"], { env: env(server.tokens.alice) });
     assert.equal(open.code, 1);
     assert.match(open.stderr, /'0\.0\.0\.0' is not a loopback address/);
+  });
+  test("stdio: a line that is not JSON gets -32700, JSON that is not a message -32600 (id null), and the session goes on", async () => {
+    const line = cliCommand(["mcp"]);
+    const child = spawn(line.command, line.args, {
+      env: { ...process.env, ...env(server.tokens.alice) },
+      stdio: ["pipe", "pipe", "ignore"],
+    });
+    const replies = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const next = async (): Promise<Record<string, unknown>> => JSON.parse((await replies.next()).value as string);
+    try {
+      child.stdin!.write("this is not json\n");
+      const parse = await next();
+      assert.equal(parse["id"], null);
+      assert.equal((parse["error"] as { code: number }).code, -32700);
+      assert.match((parse["error"] as { message: string }).message, /^Parse error: the line is not JSON/);
+      child.stdin!.write(`${JSON.stringify({ hello: "world" })}\n`);
+      const invalid = await next();
+      assert.equal(invalid["id"], null);
+      assert.equal((invalid["error"] as { code: number }).code, -32600);
+      const init = {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+      };
+      child.stdin!.write(`${JSON.stringify(init)}\n`);
+      const initialized = await next();
+      assert.equal(initialized["id"], 1);
+      assert.equal((initialized["result"] as { serverInfo: { name: string } }).serverInfo.name, "jobwatch");
+    } finally {
+      child.stdin!.end();
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
   });
 });

@@ -2,9 +2,9 @@
 // whose tools (get_job_details, wait_for_job ...) read and cancel jobs on a jobwatch server with one token.
 import { createRequire } from "node:module";
 import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { isLoopbackHost, listenHttp } from "../mcp/http.js";
 import { createMcpServer } from "../mcp/server.js";
+import { connectStdio } from "../mcp/stdio.js";
 import { ToolRunner } from "../mcp/tools.js";
 import { addClientOptions, openClient, type ClientFlags } from "./client-options.js";
 import { printError } from "./fail.js";
@@ -60,8 +60,7 @@ export function register(program: Command): void {
       stop = () => http.close();
     } else {
       const server = createMcpServer(runner, version);
-      const transport = new StdioServerTransport();
-      await server.connect(transport);
+      await connectStdio(server);
       // The assistant ends the session by closing our stdin.
       process.stdin.once("end", () => void shutdown());
       process.stdin.once("close", () => void shutdown());

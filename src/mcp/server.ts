@@ -5,7 +5,6 @@ import {
   CallToolRequestSchema,
   ErrorCode,
   ListToolsRequestSchema,
-  McpError,
   type ServerNotification,
 } from "@modelcontextprotocol/sdk/types.js";
 import { toolNamed, TOOLS } from "./tool-definitions.js";
@@ -15,6 +14,15 @@ const INSTRUCTIONS =
   "jobwatch reports the state of background jobs (repository indexing, refresh, removal). Use get_job_details " +
   "for a job's current state, and wait_for_job to wait for it to finish in one call instead of polling. " +
   "list_jobs and get_job_statistics give an overview; cancel_job stops a job.";
+
+/**
+ * A JSON-RPC error the SDK sends as `{code, message}`. Not the SDK's McpError: its message already reads
+ * "MCP error -32602: ...", which went on the wire, and an SDK client adds the prefix again when it makes
+ * its own McpError of the reply ("MCP error -32602: MCP error -32602: unknown tool ...").
+ */
+function protocolError(code: ErrorCode, message: string): Error & { code: number } {
+  return Object.assign(new Error(message), { code });
+}
 
 /**
  * An MCP server (not yet connected to a transport) whose tools `runner` runs. Over HTTP there is one per
@@ -29,7 +37,7 @@ export function createMcpServer(runner: ToolRunner, version: string): Server {
     const tool = toolNamed(request.params.name);
     if (tool === undefined) {
       // An unknown tool is a protocol error (the spec's -32602), unlike a tool that fails.
-      throw new McpError(
+      throw protocolError(
         ErrorCode.InvalidParams,
         `unknown tool '${request.params.name}'; the tools are ${TOOLS.map((t) => t.name).join(", ")}`,
       );
