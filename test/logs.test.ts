@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createClient, JobNotFoundError, UnauthenticatedError } from "../src/client/index.js";
+import { createClient, JobNotFoundError, PermissionDeniedError, UnauthenticatedError } from "../src/client/index.js";
 import { GetJobDetailsRequest } from "../src/gen/jobwatch/v1/job_service.js";
 import { cli, start, type Run } from "./helpers/cli.js";
 import { rawGrpcCall } from "./helpers/raw-h2.js";
@@ -78,6 +78,11 @@ describe("logs of a full run at debug level, grpc-js traces on", () => {
       jobId = job.jobId;
       await assert.rejects(aliceClient.getJob(UNKNOWN_JOB), JobNotFoundError);
       assert.equal((await aliceClient.getJob(jobId)).username, "alice");
+      // A valid token whose role lacks the permission: refused by the interceptor, the user still known.
+      await assert.rejects(
+        aliceClient.worker.createJob({ operationType: "log_test", username: "alice" }),
+        PermissionDeniedError,
+      );
 
       const watched: number[] = [];
       const watching = (async () => {
@@ -143,6 +148,11 @@ describe("logs of a full run at debug level, grpc-js traces on", () => {
     assert.ok((found.bytesReceived ?? 0) > 0 && (found.bytesSent ?? 0) === 0);
     const ok = calls.find((l) => l.rpc === GET.slice(1) && l.code === "OK" && l.username === "alice");
     assert.ok(ok && (ok.bytesSent ?? 0) > 0, "the OK call's reply size");
+    const denied = calls.find(
+      (l) => l.rpc === "jobwatch.v1.JobWorkerService/CreateJob" && l.code === "PERMISSION_DENIED",
+    );
+    assert.ok(denied, "an access-log line for the PERMISSION_DENIED CreateJob");
+    assert.equal(denied.username, "alice", "the interceptor's refusal still names the user the token belongs to");
     const watch = calls.find((l) => l.rpc === "jobwatch.v1.JobService/WatchJob");
     assert.ok(watch, "the watch's line, when it ended");
     assert.equal(watch.code, "OK");

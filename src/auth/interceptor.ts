@@ -51,7 +51,9 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
       call.sendStatus(toStatus(error));
     };
 
-    // Resolves the principal or throws a domain error; never touches the call.
+    // Resolves the principal or throws a domain error; never touches the call. A principal whose role
+    // lacks the permission is attached all the same before the refusal, so the access log names the
+    // user: the metadata goes no further (the call ends here), so no handler can take it as accepted.
     const authorize = async (metadata: grpc.Metadata, permission: string): Promise<Principal> => {
       const values = metadata.get("authorization");
       if (values.length > 1) {
@@ -63,6 +65,7 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
       const header = values[0];
       const principal = await authenticator.authenticate(typeof header === "string" ? header : undefined);
       if (!hasPermission(principal.role, permission)) {
+        attachPrincipal(metadata, principal);
         throw new PermissionDeniedError(
           `permission denied: ${rpc} requires permission '${permission}', which role '${principal.role}' does not grant`,
           permission,

@@ -32,7 +32,10 @@ export function attachPrincipal(metadata: object, principal: Principal): void {
   principals.set(metadata, principal);
 }
 
-/** The principal the auth interceptor attached to a call's metadata, if it accepted the call. */
+/**
+ * The principal the auth interceptor attached to a call's metadata: the caller of an accepted call, or
+ * of one refused for a missing permission (whose metadata never reaches a handler), for the access log.
+ */
 export function findPrincipal(metadata: object): Principal | undefined {
   return principals.get(metadata);
 }
