@@ -202,6 +202,19 @@ describe("jobwatch client commands", () => {
     assert.match(late.stderr, /CANCELLED/);
   });
 
+  test("list: a pending cancel shows while the job runs, not once it ended CANCELLED", async () => {
+    const job = await worker.worker.createJob({ operationType: "list_cancel_op", username: "alice" });
+    await worker.worker.startJob(job.jobId);
+    await worker.worker.reportProgress(job.jobId, 23, { phase: "clone" });
+    await alice.cancelJob(job.jobId, { reason: "superseded" });
+    const running = await cli(["list", "--operation", "list_cancel_op"], as(server.tokens.alice));
+    assert.match(running.stdout, new RegExp(`${job.jobId}\\s+RUNNING\\s+23% \\(cancel requested\\)`));
+    await worker.worker.markCancelled(job.jobId);
+    const ended = await cli(["list", "--operation", "list_cancel_op"], as(server.tokens.alice));
+    assert.match(ended.stdout, new RegExp(`${job.jobId}\\s+CANCELLED\\s+23%\\s+list_cancel_op`));
+    assert.doesNotMatch(ended.stdout, /cancel requested/);
+  });
+
   test("list and stats print tables, and JSON with --json", async () => {
     const job = await worker.worker.createJob({ operationType: "list_cli_op", username: "alice" });
     const table = await cli(["list", "--operation", "list_cli_op"], as(server.tokens.alice));

@@ -80,6 +80,41 @@ for (const dialect of DIALECTS) {
         assert.equal(job.username, "alice");
         assert.equal(job.revision, 1);
       });
+      test("a finished job: COMPLETED shows 100% and no phase or detail; FAILED and CANCELLED keep where they stopped", async () => {
+        const worker = suite.worker();
+        const read = async (jobId: string) => (await jobsOf(suite.server.tokens.alice).getJobDetails({ jobId })).job!;
+        const ended: Record<string, string> = {};
+        for (const outcome of ["completed", "failed", "cancelled"] as const) {
+          const job = await create("alice", `finished_${outcome}`);
+          await worker.startJob({ jobId: job.jobId });
+          await worker.reportProgress({
+            jobId: job.jobId,
+            progress: 40,
+            phase: "semantic",
+            detail: "200/500 files indexed",
+          });
+          if (outcome === "completed") await worker.completeJob({ jobId: job.jobId });
+          if (outcome === "failed") await worker.failJob({ jobId: job.jobId, error: "disk full" });
+          if (outcome === "cancelled") {
+            await jobsOf(suite.server.tokens.alice).cancelJob({ jobId: job.jobId });
+            await worker.markCancelled({ jobId: job.jobId });
+          }
+          ended[outcome] = job.jobId;
+        }
+        const completed = await read(ended["completed"]!);
+        assert.deepEqual([completed.progress, completed.phase, completed.detail], [100, undefined, undefined]);
+        for (const outcome of ["failed", "cancelled"]) {
+          const job = await read(ended[outcome]!);
+          assert.deepEqual([job.progress, job.phase, job.detail], [40, "semantic", "200/500 files indexed"], outcome);
+        }
+        // The history keeps the phases of the revisions before the end.
+        const { events } = await jobsOf(suite.server.tokens.alice).getJobHistory({ jobId: ended["completed"]! });
+        assert.deepEqual(
+          events.map((e) => e.phase),
+          [undefined, undefined, "semantic", undefined],
+          "created, started, the progress report, completed",
+        );
+      });
     });
   });
 }

@@ -1,6 +1,13 @@
 // `jobwatch list`: the caller's jobs (everyone's for an admin), newest first, as a table or JSON.
 import { InvalidArgumentError as UsageError, type Command } from "commander";
-import { parseStatus, statusName, type Job, type JobStatus, type ListJobsFilter } from "../client/index.js";
+import {
+  isTerminalStatus,
+  parseStatus,
+  statusName,
+  type Job,
+  type JobStatus,
+  type ListJobsFilter,
+} from "../client/index.js";
 import {
   DURATION_HELP,
   addClientOptions,
@@ -79,7 +86,8 @@ export function register(program: Command): void {
       const rows = jobs.map((job) => [
         job.jobId,
         statusName(job.status),
-        `${job.progress}%${job.cancelRequested ? " (cancel requested)" : ""}`,
+        // A pending cancel is news while the job runs; once it ended, its status says what happened.
+        `${job.progress}%${job.cancelRequested && !isTerminalStatus(job.status) ? " (cancel requested)" : ""}`,
         job.operationType,
         job.resource ?? "",
         job.username,

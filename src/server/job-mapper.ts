@@ -34,6 +34,20 @@ function optional(value: string | null): string | undefined {
   return value === null ? undefined : value;
 }
 
+/**
+ * Phase and detail as the contract shows them (job.proto, Job.phase): a COMPLETED job has none, since they
+ * said how far the work had got and it is done (100%); FAILED and CANCELLED keep the last ones reported,
+ * where the work stopped. The row keeps them all (the history of earlier revisions shows them).
+ */
+function whereItIs(
+  status: StoreJobStatus,
+  phase: string | null,
+  detail: string | null,
+): { phase: string | undefined; detail: string | undefined } {
+  if (status === "completed") return { phase: undefined, detail: undefined };
+  return { phase: optional(phase), detail: optional(detail) };
+}
+
 const BASIS_TO_PROTO: Record<StoreEstimateBasis, EstimateBasis> = {
   progress_rate: EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE,
   history: EstimateBasis.ESTIMATE_BASIS_HISTORY,
@@ -61,8 +75,7 @@ export function jobToProto(job: StoreJob, estimate?: Estimate): Job {
     cancelRequested: job.cancelRequested,
     cancelReason: optional(job.cancelReason),
     lastHeartbeatAt: date(job.lastHeartbeatAt),
-    phase: optional(job.phase),
-    detail: optional(job.detail),
+    ...whereItIs(job.status, job.phase, job.detail),
     resource: optional(job.resource),
     estimatedCompletionAt: estimate === undefined ? undefined : new Date(estimate.at),
     estimateBasis: estimate === undefined ? EstimateBasis.ESTIMATE_BASIS_UNSPECIFIED : BASIS_TO_PROTO[estimate.basis],
@@ -78,8 +91,7 @@ export function jobEventToProto(event: StoreJobEvent): JobEvent {
     time: new Date(event.at),
     status: statusToProto(event.status),
     progress: event.progress,
-    phase: optional(event.phase),
-    detail: optional(event.detail),
+    ...whereItIs(event.status, event.phase, event.detail),
     cancelRequested: event.cancelRequested,
     error: optional(event.error),
   };

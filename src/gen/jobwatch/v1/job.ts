@@ -149,7 +149,10 @@ export interface Job {
   completedAt:
     | Date
     | undefined;
-  /** Progress percentage, 0-100; 100 once COMPLETED. */
+  /**
+   * Progress percentage, 0-100; 100 once COMPLETED; for FAILED and CANCELLED, the last reported (where
+   * the work stopped).
+   */
   progress: number;
   /** The operation's output; unset unless the job COMPLETED with a result. */
   result:
@@ -187,11 +190,18 @@ export interface Job {
   lastHeartbeatAt:
     | Date
     | undefined;
-  /** The current phase of the work, e.g. "semantic" or "fts"; unset if the worker reports none. */
+  /**
+   * The current phase of the work, e.g. "semantic" or "fts"; unset if the worker reports none. A finished
+   * job: unset once COMPLETED (the work is done; progress is 100); FAILED and CANCELLED keep the last
+   * phase reported, with `progress` and `detail`: where the work stopped.
+   */
   phase?:
     | string
     | undefined;
-  /** A human-readable detail of the progress, e.g. "150/500 files indexed". */
+  /**
+   * A human-readable detail of the progress, e.g. "150/500 files indexed". Like `phase`: unset once
+   * COMPLETED, the last one reported for FAILED and CANCELLED.
+   */
   detail?:
     | string
     | undefined;
@@ -251,11 +261,11 @@ export interface JobEvent {
   status: JobStatus;
   /** The job's progress after this change, 0-100. */
   progress: number;
-  /** The job's phase after this change, if any. */
+  /** The job's phase after this change, if any; unset for the change to COMPLETED (as Job.phase). */
   phase?:
     | string
     | undefined;
-  /** The job's progress detail after this change, if any. */
+  /** The job's progress detail after this change, if any; unset for the change to COMPLETED (as Job.detail). */
   detail?:
     | string
     | undefined;
