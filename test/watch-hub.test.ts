@@ -11,6 +11,7 @@ import type { WatchOptions } from "../src/watch/job-feed.js";
 import { WatchQueue } from "../src/watch/watch-queue.js";
 import type { Job, JobStatus } from "../src/store/job.js";
 import { testJob } from "./helpers/job.js";
+import { pullWatch } from "./helpers/pull-watch.js";
 import { createStore } from "../src/store/open.js";
 import type { FeedEntry, SeqRange, JobStore } from "../src/store/store.js";
 import { DIALECTS, freshStore } from "./helpers/databases.js";
@@ -105,7 +106,7 @@ for (const backend of BACKENDS) {
       const hub = hubOn(shared.a);
       const w = writer(shared.a, hub);
       const job = await w.create();
-      const stream = hub.watch(job.jobId, opts());
+      const stream = pullWatch(hub, job.jobId, opts());
       const first = await stream.next();
       assert.equal(first.done, false);
       assert.equal(first.value.status, "pending");
@@ -134,7 +135,7 @@ for (const backend of BACKENDS) {
       const w = writer(shared.a, hub);
       const job = await w.create();
       await w.fail(job.jobId);
-      const seen = await collect(hub.watch(job.jobId, opts()));
+      const seen = await collect(pullWatch(hub, job.jobId, opts()));
       assert.deepEqual(
         seen.map((j) => [j.status, j.error]),
         [["failed", "disk full"]],
@@ -148,7 +149,7 @@ for (const backend of BACKENDS) {
       await hubB.start();
       const onB = writer(shared.b, hubB);
       const job = await onB.create("bob");
-      const stream = hubA.watch(job.jobId, opts());
+      const stream = pullWatch(hubA, job.jobId, opts());
       assert.equal((await stream.next()).value.status, "pending");
 
       await onB.start(job.jobId);
@@ -182,7 +183,7 @@ for (const backend of BACKENDS) {
       const hubA = new Watches({ store: counted, pollMs: 20, log: silent });
       hubs.push(hubA);
       await hubA.start(); // after the job's changes so far: the feed starts past them
-      const streams = Array.from({ length: 20 }, () => hubA.watch(job.jobId, opts()));
+      const streams = Array.from({ length: 20 }, () => pullWatch(hubA, job.jobId, opts()));
       for (const s of streams) assert.equal((await s.next()).value.status, "running");
       calls.snapshotsAt = 0;
       const pollsBefore = calls.readFeed;
@@ -220,7 +221,7 @@ for (const backend of BACKENDS) {
       await hubA.start();
       const onB = writer(shared.b, hubOn(shared.b));
       const job = await onB.create();
-      const stream = hubA.watch(job.jobId, opts());
+      const stream = pullWatch(hubA, job.jobId, opts());
       await stream.next();
       await onB.complete(job.jobId);
       assert.deepEqual(
@@ -240,7 +241,7 @@ for (const backend of BACKENDS) {
       const onA = writer(shared.a, hubA);
       const job = await onA.create();
       await onA.start(job.jobId);
-      const stream = hubA.watch(job.jobId, opts());
+      const stream = pullWatch(hubA, job.jobId, opts());
       assert.equal((await stream.next()).value.revision, 2);
 
       await shared.b.cancelJob(job.jobId, "elsewhere"); // revision 3, never published on A
@@ -259,7 +260,7 @@ for (const backend of BACKENDS) {
     test("publish returns before any watcher is handed the change: the write is answered first", async () => {
       const hub = hubOn(shared.a);
       const job = await shared.a.createJob({ operationType: "add_golden_repo", username: "alice" });
-      const streams = [hub.watch(job.jobId, opts()), hub.watch(job.jobId, opts())];
+      const streams = [pullWatch(hub, job.jobId, opts()), pullWatch(hub, job.jobId, opts())];
       for (const s of streams) assert.equal((await s.next()).value.revision, 1);
       const started = await shared.a.startJob(job.jobId);
       hub.publish(started);
@@ -275,7 +276,7 @@ for (const backend of BACKENDS) {
     test("1,200 watchers and changes published back to back: delivered in slices, every watcher in order", async () => {
       const hub = hubOn(shared.a);
       const job = await shared.a.createJob({ operationType: "add_golden_repo", username: "alice" });
-      const streams = Array.from({ length: 1200 }, () => hub.watch(job.jobId, opts()));
+      const streams = Array.from({ length: 1200 }, () => pullWatch(hub, job.jobId, opts()));
       for (const s of streams) assert.equal((await s.next()).value.revision, 1);
       // Status changes (none coalesced), all published in one turn.
       const started = await shared.a.startJob(job.jobId);
@@ -299,7 +300,7 @@ for (const backend of BACKENDS) {
       const w = writer(shared.a, hub);
       const job = await w.create();
       await w.start(job.jobId);
-      const stream = hub.watch(job.jobId, opts());
+      const stream = pullWatch(hub, job.jobId, opts());
       assert.equal((await stream.next()).value.status, "running");
 
       let maxBuffered = 0;
@@ -336,7 +337,7 @@ for (const backend of BACKENDS) {
       const onB = writer(shared.b, hubB);
       const job = await onB.create();
       await onB.start(job.jobId);
-      const stream = hubA.watch(job.jobId, opts());
+      const stream = pullWatch(hubA, job.jobId, opts());
       assert.equal((await stream.next()).value.status, "running");
 
       let maxBuffered = 0;
@@ -366,9 +367,9 @@ for (const backend of BACKENDS) {
       await w.cancel(job.jobId); // r5 cancel requested
       await w.progress(job.jobId, 30); // r6
 
-      const fromTwo = hub.watch(job.jobId, opts({ afterRevision: 2 }));
-      const fromOne = hub.watch(job.jobId, opts({ afterRevision: 1 }));
-      const fromSix = hub.watch(job.jobId, opts({ afterRevision: 6 }));
+      const fromTwo = pullWatch(hub, job.jobId, opts({ afterRevision: 2 }));
+      const fromOne = pullWatch(hub, job.jobId, opts({ afterRevision: 1 }));
+      const fromSix = pullWatch(hub, job.jobId, opts({ afterRevision: 6 }));
       const firstOfTwo = [await fromTwo.next(), await fromTwo.next()].map((r) => r.value.revision);
       const firstOfOne = [await fromOne.next(), await fromOne.next(), await fromOne.next()].map(
         (r) => r.value.revision,
@@ -389,7 +390,7 @@ for (const backend of BACKENDS) {
       );
       assert.deepEqual(await collect(fromSix), []);
       // Resuming after the end of a finished job: nothing more to send, the stream ends OK.
-      assert.deepEqual(await collect(hub.watch(job.jobId, opts({ afterRevision: 7 }))), []);
+      assert.deepEqual(await collect(pullWatch(hub, job.jobId, opts({ afterRevision: 7 }))), []);
     });
 
     test("client cancel releases the watcher at once, whether it waits for a change or sits between reads", async () => {
@@ -398,13 +399,13 @@ for (const backend of BACKENDS) {
       const job = await w.create();
 
       const waiting = new AbortController();
-      const s1 = hub.watch(job.jobId, opts({ signal: waiting.signal }));
+      const s1 = pullWatch(hub, job.jobId, opts({ signal: waiting.signal }));
       await s1.next();
       const pending = s1.next();
       const idle = new AbortController();
-      const s2 = hub.watch(job.jobId, opts({ signal: idle.signal }));
+      const s2 = pullWatch(hub, job.jobId, opts({ signal: idle.signal }));
       await s2.next();
-      const stopped = hub.watch(job.jobId, opts());
+      const stopped = pullWatch(hub, job.jobId, opts());
       await stopped.next();
       assert.equal(hub.watcherCount, 3);
 
@@ -419,7 +420,7 @@ for (const backend of BACKENDS) {
 
       const early = new AbortController();
       early.abort();
-      await assert.rejects(hub.watch(job.jobId, opts({ signal: early.signal })).next(), { name: "AbortError" });
+      await assert.rejects(pullWatch(hub, job.jobId, opts({ signal: early.signal })).next(), { name: "AbortError" });
       assert.equal(hub.watcherCount, 0);
     });
 
@@ -429,10 +430,10 @@ for (const backend of BACKENDS) {
       const w = writer(shared.a, hub);
       const job = await w.create();
       await w.start(job.jobId);
-      const waiting = hub.watch(job.jobId, opts());
+      const waiting = pullWatch(hub, job.jobId, opts());
       await waiting.next();
       const pending = waiting.next();
-      const between = hub.watch(job.jobId, opts({ afterRevision: 1 }));
+      const between = pullWatch(hub, job.jobId, opts({ afterRevision: 1 }));
       await between.next();
       await w.progress(job.jobId, 5); // r3, queued for `between`, never read
       // A WatchJob handler stuck on a slow client wakes on `closing` and pulls once more: by then its
@@ -458,7 +459,7 @@ for (const backend of BACKENDS) {
       assert.equal((await pending).value.revision, 3);
       await assert.rejects(waiting.next(), expect(3));
       expect(2)(await pulledOnClosing);
-      await assert.rejects(hub.watch(job.jobId, opts({ afterRevision: 3 })).next(), expect(3));
+      await assert.rejects(pullWatch(hub, job.jobId, opts({ afterRevision: 3 })).next(), expect(3));
     });
 
     test("a missing job and another user's job are both NOT_FOUND, before anything is sent", async () => {
@@ -471,9 +472,9 @@ for (const backend of BACKENDS) {
         assert.equal(err.message, `job ${id} not found (finished jobs are removed after the retention period)`);
         return true;
       };
-      await assert.rejects(hub.watch(missing, opts()).next(), notFound(missing));
+      await assert.rejects(pullWatch(hub, missing, opts()).next(), notFound(missing));
       const onlyDave = opts({ canSee: (j) => j.username === "dave" });
-      await assert.rejects(hub.watch(job.jobId, onlyDave).next(), notFound(job.jobId));
+      await assert.rejects(pullWatch(hub, job.jobId, onlyDave).next(), notFound(job.jobId));
       assert.equal(hub.watcherCount, 0);
     });
   });
@@ -626,14 +627,15 @@ describe("watch queue", () => {
       },
       (err) => assert.fail(String(err)),
     );
+    const taken: number[] = [];
+    q.consume((j) => taken.push(j.revision) > 0);
     q.offer(job(2)); // held until start
     q.start(1);
     q.offer(job(2));
     q.offer(job(1));
     q.offer(job(4, "completed"));
-    assert.equal((await q.next()).revision, 2);
-    assert.equal((await q.next()).revision, 3);
-    assert.equal((await q.next()).revision, 4);
+    await nextTurn();
+    assert.deepEqual(taken, [2, 3, 4]);
     assert.deepEqual(fetched, [[2, 4]]);
   });
 
@@ -650,7 +652,7 @@ describe("watch queue", () => {
     );
     q.start(1);
     q.offer(job(3));
-    await assert.rejects(q.next(), UnavailableError);
+    await assert.rejects(q.until(new Promise(() => undefined)), UnavailableError);
     assert.match(String(failed), /database gone/);
     assert.equal(q.size, 0);
   });

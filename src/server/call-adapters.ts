@@ -1,4 +1,5 @@
-// Adapts async handlers to grpc-js: unary and server-streaming calls, each handed a call context {principal, signal}.
+// Adapts async handlers to grpc-js: unary and server-streaming calls (pulled from a generator, or pushed
+// by a handler that writes as changes come), each handed a call context {principal, signal}.
 import { Metadata } from "@grpc/grpc-js";
 import type {
   handleServerStreamingCall,
@@ -181,6 +182,99 @@ export function serverStreamingHandler<Req, Res>(
         unwatch?.();
         detach();
       });
+  };
+}
+
+/** What a push handler gets: the call context, and the call to write to as it likes. */
+export interface PushContext<Res> extends StreamContext {
+  /**
+   * Writes one message: a response object, or a Buffer already serialized for this method (its
+   * serializer passes Buffers through, see shared-encoding.ts). False when the stream's buffer is full:
+   * write no more until the onDrain listener runs. Nothing is written once the call is over.
+   */
+  write(message: Res | Buffer): boolean;
+  /** Calls `listener` on every 'drain' (the client took what was buffered). One listener per call. */
+  onDrain(listener: () => void): void;
+  /** Ends the stream OK, after what was written. */
+  end(): void;
+  /** Ends the stream with errorToStatus's status of `error`, after what was written. Idempotent with end(). */
+  fail(error: unknown): void;
+}
+
+/**
+ * A server-streaming rpc that pushes: it starts the stream (validating, subscribing) and returns; the
+ * messages are written later by whoever has them, through the context, without a generator, promise or
+ * timer per message. A throw (or rejection) ends the stream with its status.
+ */
+export type PushHandler<Req, Res> = (request: Req, context: PushContext<Res>) => void | Promise<void>;
+
+/**
+ * Turns a push handler into a grpc-js server-streaming handler: the same admission, credential watch,
+ * cancellation and error mapping as serverStreamingHandler, and every stream released exactly once
+ * however it ends (end, fail, client cancel or reset, credentials revoked).
+ */
+export function serverPushHandler<Req, Res>(
+  log: Logger,
+  handler: PushHandler<Req, Res>,
+  options: Pick<StreamingOptions, "admit" | "watchCredentials"> = {},
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const ending = new AbortController();
+    let over = false;
+    let release: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
+    let drain: (() => void) | undefined;
+    const finish = (): void => {
+      over = true;
+      call.off("cancelled", onCancelled);
+      if (drain) call.off("drain", drain);
+      release?.();
+      unwatch?.();
+    };
+    const onCancelled = (): void => {
+      if (over) return;
+      // The client is gone: nobody to tell; the abort releases whatever the handler holds.
+      finish();
+      ending.abort();
+    };
+    const fail = (error: unknown): void => {
+      if (over) return;
+      finish();
+      const status: StatusObject = errorToStatus(error, log, { path: call.getPath() });
+      logFailure(log, call.getPath(), status);
+      call.emit("error", status);
+      ending.abort();
+    };
+    call.on("cancelled", onCancelled);
+    // A cancel that arrived before the listener was attached would otherwise go unnoticed.
+    if (call.cancelled) onCancelled();
+    const start = (): void | Promise<void> => {
+      if (over) return;
+      const principal = principalOf(call.metadata);
+      release = options.admit?.(principal);
+      unwatch = options.watchCredentials?.(principal, fail);
+      return handler(call.request, {
+        principal,
+        signal: ending.signal,
+        sendHeader: () => call.sendMetadata(new Metadata()),
+        // The hot path of a fan-out: one grpc-js write, nothing else.
+        // A Buffer reaches the method's serializer as it is (see PushContext.write).
+        write: (message) => !over && call.write(message as Res),
+        onDrain: (listener) => {
+          if (drain) call.off("drain", drain);
+          drain = listener;
+          call.on("drain", listener);
+        },
+        end: () => {
+          if (over) return;
+          finish();
+          call.end();
+        },
+        fail,
+      });
+    };
+    // Promise.resolve().then(...) also catches a handler (or principalOf, or admit) that throws synchronously.
+    Promise.resolve().then(start).catch(fail);
   };
 }
 

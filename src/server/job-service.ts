@@ -10,20 +10,21 @@ import type {
   GetJobStatisticsResponse,
   JobServiceServer,
   ListJobsResponse,
+  WatchJobRequest,
   WatchJobResponse,
 } from "../gen/jobwatch/v1/job_service.js";
 import { Job as ProtoJob, JobEvent as ProtoJobEvent } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { JobFeed } from "../watch/job-feed.js";
-import { serverStreamingHandler, unaryHandler } from "./call-adapters.js";
+import { serverPushHandler, serverStreamingHandler, unaryHandler } from "./call-adapters.js";
 import type { StreamingOptions } from "./call-adapters.js";
 import { durationToMs, msToDuration } from "../duration.js";
 import { jobEventToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
 import { listFilters } from "./list-filters.js";
 import { decodeHistoryToken, decodePageToken, encodeHistoryToken, encodePageToken, filterHash } from "./page-token.js";
-import { detailsResponse, watchResponse } from "./shared-encoding.js";
+import { detailsResponse, prepareWatchMessage, watchMessage } from "./shared-encoding.js";
 import { RequestValidator } from "./validate.js";
 import { watchJobs } from "./watch-jobs-rpc.js";
 
@@ -92,9 +93,11 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       return detailsResponse(job, view);
     }),
 
-    watchJob: serverStreamingHandler(
+    // Pushed, not pulled: the hub writes each change's bytes (made once per revision for every watcher)
+    // straight to the call, and resumes the watch on 'drain'.
+    watchJob: serverPushHandler<WatchJobRequest, WatchJobResponse>(
       log,
-      async function* (request, { principal, signal, sendHeader }): AsyncGenerator<WatchJobResponse> {
+      (request, context) => {
         const v = new RequestValidator();
         const jobId = v.jobId(request.jobId);
         const afterRevision = request.afterRevision;
@@ -105,31 +108,33 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
           );
         }
         v.check();
+        const { principal } = context;
         // Response headers at once: a client resuming after a reconnect learns it is connected again even
         // when the job does not change for a while.
-        sendHeader();
+        context.sendHeader();
         // The hub ends after a terminal revision (or at once when the client already has the terminal
-        // one), and throws UnavailableError naming the revision to resume after at shutdown.
-        const jobs = hub.watch(jobId, {
-          afterRevision: afterRevision === 0 ? undefined : afterRevision,
-          signal,
-          canSee: (job) => canSee(principal, job),
-          visibleTo: visibleTo(principal),
-          // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
-          quietMs: hub.bookmarkMs,
-        });
-        let newest = afterRevision ?? 0;
-        for await (const item of jobs) {
-          if (item === undefined) {
-            yield { job: undefined, bookmarkRevision: newest };
-            continue;
-          }
-          newest = item.revision;
-          yield await watchResponse(item, view);
-        }
+        // one), and fails with UnavailableError naming the revision to resume after at shutdown.
+        const watch = hub.watch(
+          jobId,
+          {
+            afterRevision: afterRevision === 0 ? undefined : afterRevision,
+            signal: context.signal,
+            canSee: (job) => canSee(principal, job),
+            visibleTo: visibleTo(principal),
+            // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
+            quietMs: hub.bookmarkMs,
+          },
+          {
+            prepare: (job) => prepareWatchMessage(job, view),
+            send: (job) => context.write(watchMessage(job) as Buffer),
+            bookmark: (revision) => context.write({ job: undefined, bookmarkRevision: revision }),
+            end: context.end,
+            fail: context.fail,
+          },
+        );
+        context.onDrain(watch.resume);
       },
-      // At shutdown a stream waiting for a client that does not read pulls the hub's UnavailableError.
-      { ...deps.streams, closing: hub.closing },
+      deps.streams,
     ),
 
     watchJobs: serverStreamingHandler(log, watchJobs(hub, view), { ...deps.streams, closing: hub.closing }),

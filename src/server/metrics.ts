@@ -11,6 +11,7 @@ import type { JobStatus } from "../store/job.js";
 import { JOB_STATUSES } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { watchQueueCounters } from "../watch/watch-queue.js";
+import { sentJob } from "./shared-encoding.js";
 import type { CallHooks, RpcInfo } from "./call-observer.js";
 
 /** prom-client default metrics that break Prometheus's naming rules, left out of the exposition. */
@@ -275,7 +276,8 @@ export class Metrics {
         const c = this.children(rpc);
         c.sent.inc();
         if (!c.watch) return;
-        const job = (message as { job?: { updatedAt?: Date } }).job;
+        // WatchJob's changes are pre-serialized Buffers (shared-encoding.ts): their job is looked up.
+        const job = sentJob(message);
         if (job === undefined) return; // a bookmark
         this.delivered.inc();
         // The first message is the job as it was when the watch opened, not a change being delivered.

@@ -1,6 +1,7 @@
 // One job revision, many readers: its response is made once and encoded once for every WatchJob stream
 // that carries it and every GetJobDetails call that read it in the same turn.
-import type { GetJobDetailsResponse, JobServiceService, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
+import { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
+import type { GetJobDetailsResponse, JobServiceService } from "../gen/jobwatch/v1/job_service.js";
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobView } from "./job-view.js";
@@ -43,6 +44,47 @@ export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsR
   return shared(detailsResponses, job, view);
 }
 
+/** The serialized WatchJobResponse of each store job object, once prepareWatchMessage made it. */
+const watchMessages = new WeakMap<Job, Buffer>();
+/** The wire Job each serialized WatchJob message carries, for those who observe what is sent (metrics). */
+const messageJobs = new WeakMap<Buffer, ProtoJob>();
+/** prepareWatchMessage's work in flight, so concurrent askers share it. */
+const preparing = new WeakMap<Job, Promise<void>>();
+
+/**
+ * Makes the serialized WatchJob message of `job` (mapped by `view`, encoded once), which watchMessage
+ * then returns synchronously; undefined when it is made already. The hub prepares each change once
+ * before writing it to the job's watchers, so the same bytes go to every stream, as Kubernetes' watch
+ * cache serializes an event once for all its watchers.
+ */
+export function prepareWatchMessage(job: Job, view: JobView): Promise<void> | undefined {
+  if (watchMessages.has(job)) return undefined;
+  let work = preparing.get(job);
+  if (work === undefined) {
+    work = watchResponse(job, view).then((response) => {
+      const bytes = WatchJobResponse.encode(response).finish();
+      // A view of the encoder's bytes, not a copy: grpc-js only reads them (it copies them into each frame).
+      const message = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      watchMessages.set(job, message);
+      if (response.job) messageJobs.set(message, response.job);
+      preparing.delete(job);
+    });
+    preparing.set(job, work);
+  }
+  return work;
+}
+
+/** The serialized WatchJob message of `job`, if prepareWatchMessage made it. */
+export function watchMessage(job: Job): Buffer | undefined {
+  return watchMessages.get(job);
+}
+
+/** The wire Job a message sent by WatchJob carries: from the response, or from a message prepareWatchMessage serialized. */
+export function sentJob(message: unknown): ProtoJob | undefined {
+  if (Buffer.isBuffer(message)) return messageJobs.get(message);
+  return (message as { job?: ProtoJob } | undefined)?.job;
+}
+
 /** `encode`, memoized per message object (weakly): a shared response is encoded once. */
 function memoized<T extends object>(encode: (value: T) => Buffer): (value: T) => Buffer {
   const encoded = new WeakMap<T, Buffer>();
@@ -58,15 +100,25 @@ function memoized<T extends object>(encode: (value: T) => Buffer): (value: T) =>
 }
 
 /**
- * JobService's definition with the response encoders of WatchJob and GetJobDetails memoized per
- * response object: the handlers hand the same response object to every reader of a job revision
- * (watchResponse, detailsResponse), so it is encoded once, not once per reader. The generated
- * definition is copied, not modified.
+ * WatchJob's response serializer with a seam for pre-serialized messages: a Buffer is passed through as
+ * the message's bytes (grpc-js then only frames it, as a bare grpc-js server does with its own bytes);
+ * anything else (a bookmark) is encoded. grpc-js serializes per call in sendMessage and has no other
+ * way in for bytes made once for many calls.
+ */
+function passingBuffers(serialize: (value: WatchJobResponse) => Buffer): (value: WatchJobResponse | Buffer) => Buffer {
+  return (value) => (Buffer.isBuffer(value) ? value : serialize(value));
+}
+
+/**
+ * JobService's definition with WatchJob's serializer passing pre-serialized Buffers through (see
+ * prepareWatchMessage) and GetJobDetails' encoder memoized per response object: the handler hands the
+ * same response object to every reader of a job revision (detailsResponse), so it is encoded once, not
+ * once per reader. The generated definition is copied, not modified.
  */
 export function withSharedEncoding(service: JobServiceService): JobServiceService {
   return {
     ...service,
-    watchJob: { ...service.watchJob, responseSerialize: memoized(service.watchJob.responseSerialize) },
+    watchJob: { ...service.watchJob, responseSerialize: passingBuffers(service.watchJob.responseSerialize) },
     getJobDetails: { ...service.getJobDetails, responseSerialize: memoized(service.getJobDetails.responseSerialize) },
   };
 }

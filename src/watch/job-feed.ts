@@ -1,4 +1,5 @@
-// The watch fan-out as the rest of the server uses it: publish a changed job, follow one job's changes.
+// The watch fan-out as the rest of the server uses it: publish a changed job, follow one job's changes
+// (pushed to a sink the server's stream provides), follow a set of jobs.
 import type { Job } from "../store/job.js";
 import type { JobsEvent, JobsWatchOptions } from "./jobs-watch.js";
 
@@ -15,8 +16,35 @@ export interface WatchOptions {
    * the owner in the query, so another user's job is refused before its large columns are decoded.
    */
   visibleTo?: string | undefined;
-  /** When set, a watch that sees no change for this long yields undefined (the stream sends a bookmark). */
+  /** When set, a watch that sends nothing for this long sends a bookmark. */
   quietMs?: number | undefined;
+}
+
+/**
+ * Where a WatchJob watch writes: the server's stream. The hub knows no gRPC; the sink makes and writes
+ * the messages. Every method is called synchronously from the hub's delivery, so none may wait.
+ */
+export interface WatchSink {
+  /**
+   * undefined when send(job) can write `job` now; otherwise a promise that settles once it can (the
+   * job's message is made once per job object and shared by every sink: the hub calls this once per
+   * change before handing it to the job's watchers).
+   */
+  prepare(job: Job): Promise<void> | undefined;
+  /** Writes the job's message; false when the stream's buffer is full: the hub writes no more until resume(). */
+  send(job: Job): boolean;
+  /** Writes a bookmark naming the newest revision written; false as send. */
+  bookmark(revision: number): boolean;
+  /** Ends the stream OK (after a terminal revision). */
+  end(): void;
+  /** Ends the stream with the error's status; after it, nothing more is written. */
+  fail(error: unknown): void;
+}
+
+/** A watch started by JobFeed.watch. */
+export interface WatchHandle {
+  /** The stream drained ('drain'): the watch writes what waited for it. */
+  resume(): void;
 }
 
 /** Hands a job change committed through this process to its watchers. */
@@ -28,11 +56,11 @@ export interface JobPublisher {
 /** The watches as handlers use them (Watches implements it): publish what changed, follow one job. */
 export interface JobFeed extends JobPublisher {
   /**
-   * The job's revisions in order; throws NotFoundError; ends after a terminal status. With
-   * `opts.quietMs`, also undefined each time the job stayed quiet that long.
+   * Writes the job's revisions in order to `sink`, ending it after a terminal status, failing it with
+   * NotFoundError when the job is missing or not visible. With `opts.quietMs`, a bookmark each time the
+   * job stayed quiet that long.
    */
-  watch(jobId: string, opts: WatchOptions & { quietMs: number }): AsyncGenerator<Job | undefined>;
-  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
+  watch(jobId: string, opts: WatchOptions, sink: WatchSink): WatchHandle;
   /** What WatchJobs sends: snapshot, synced, then the changes of every job matching a filter (see JobsWatches). */
   watchJobs(opts: JobsWatchOptions): AsyncGenerator<JobsEvent>;
   /** How long a watch stays quiet before it gets a bookmark. */

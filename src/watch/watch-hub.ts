@@ -10,7 +10,7 @@ import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
 import type { FeedEntry, JobStore } from "../store/store.js";
 import type { FeedChange, FeedPeer } from "./feed-poller.js";
-import type { WatchOptions } from "./job-feed.js";
+import type { WatchHandle, WatchOptions, WatchSink } from "./job-feed.js";
 import { WatchQueue } from "./watch-queue.js";
 
 /**
@@ -29,7 +29,12 @@ interface Delivery {
   watchers: Watcher[] | undefined;
   /** Index of the next watcher to hand it to. */
   next: number;
+  /** Its message was prepared (mapped and encoded) for the watchers' sinks. */
+  prepared: boolean;
 }
+
+/** The handle of a watch that never started (refused at once). */
+const IDLE: WatchHandle = { resume: () => undefined };
 
 /** Dependencies of a WatchHub. */
 export interface WatchHubDeps {
@@ -41,9 +46,17 @@ export interface WatchHubDeps {
 interface Watcher {
   readonly jobId: string;
   readonly queue: WatchQueue;
-  /** The revision a client would resume after if the stream broke now. */
+  readonly sink: WatchSink;
+  /** The revision a client would resume after if the stream broke now: the newest written to its stream. */
   resumeAfter: number;
-  release(): void;
+  /** Bookmark interval; undefined: no bookmarks. */
+  readonly quietMs: number | undefined;
+  /** performance.now() of the last message written (see sweepBookmarks). */
+  lastSentAt: number;
+  /** A message is being prepared outside the hub's delivery (a fetched revision): the queue waits for it. */
+  preparing: boolean;
+  /** Ends the watch: OK (after a terminal revision) when `error` is undefined, else with the error. Once. */
+  finish(error?: unknown): void;
 }
 
 /** The error that ends every watch at shutdown; names the revision to resume after. */
@@ -75,6 +88,9 @@ export class WatchHub implements FeedPeer {
   /** A deliver() is scheduled. */
   private delivering = false;
   private closed = false;
+  /** Watchers with a bookmark interval, swept by one timer (sweepBookmarks). */
+  private readonly quiet = new Set<Watcher>();
+  private bookmarkTimer: NodeJS.Timeout | undefined;
   private readonly closer = ((controller: AbortController) => {
     // Every stream waiting for a slow client to read listens to `closing` once (and removes its listener
     // when it stops waiting); their number is bounded by the stream limits, not by 10, so Node's
@@ -143,12 +159,7 @@ export class WatchHub implements FeedPeer {
 
   /** Ends every open watch with the error `why` makes for it (naming the revision to resume after). */
   private endAll(why: (w: Watcher) => Error): void {
-    for (const topic of [...this.topics.values()]) {
-      for (const w of [...topic]) {
-        w.queue.end(() => why(w));
-        w.release();
-      }
-    }
+    for (const topic of [...this.topics.values()]) for (const w of [...topic]) w.finish(why(w));
   }
 
   /**
@@ -159,7 +170,7 @@ export class WatchHub implements FeedPeer {
    */
   publish(job: Job): void {
     if (!this.topics.has(job.jobId)) return;
-    this.published.push({ job, watchers: undefined, next: 0 });
+    this.published.push({ job, watchers: undefined, next: 0, prepared: false });
     if (!this.delivering) {
       this.delivering = true;
       setImmediate(this.deliver);
@@ -179,6 +190,17 @@ export class WatchHub implements FeedPeer {
     while (this.published.length > 0 && budget > 0) {
       const d = this.published[0]!;
       d.watchers ??= [...(this.topics.get(d.job.jobId) ?? [])];
+      if (!d.prepared) {
+        // Mapped and encoded once, for all of the job's watchers, before the first is handed it; every
+        // watcher's sink shares one message per job object, so the first one's prepare serves them all.
+        const preparing = d.watchers[0]?.sink.prepare(d.job);
+        d.prepared = true;
+        if (preparing) {
+          const go = (): void => void setImmediate(this.deliver);
+          preparing.then(go, go);
+          return;
+        }
+      }
       while (d.next < d.watchers.length && budget-- > 0) d.watchers[d.next++]!.queue.offer(d.job);
       if (d.next >= d.watchers.length) this.published.shift();
     }
@@ -195,54 +217,116 @@ export class WatchHub implements FeedPeer {
   }
 
   /**
-   * What WatchJob sends: the current job (after the status changes missed since opts.afterRevision),
-   * then one job per change in revision order, ending after a terminal status. Throws NotFoundError
-   * before yielding when the job is missing or not visible, UnavailableError at shutdown, and the
-   * signal's reason when it aborts.
+   * Starts a WatchJob watch whose messages go to `sink`: the current job (after the status changes
+   * missed since opts.afterRevision), then one job per change in revision order, then sink.end() after a
+   * terminal status. Each change is written by the delivery that brings it, straight to the sink (no
+   * promise, generator or timer per watcher per change); while the sink's stream is full, changes wait
+   * in the watcher's WatchQueue (progress coalesced) until resume(). Ends with sink.fail(): NotFoundError
+   * before anything is sent when the job is missing or not visible, UnavailableError at shutdown or when
+   * the feed is lost (naming the revision to resume after), the signal's reason when it aborts.
    */
-  watch(jobId: string, opts: WatchOptions & { quietMs: number }): AsyncGenerator<Job | undefined>;
-  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
-  async *watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job | undefined> {
+  watch(jobId: string, opts: WatchOptions, sink: WatchSink): WatchHandle {
     const after = opts.afterRevision && opts.afterRevision > 0 ? opts.afterRevision : 0;
-    if (this.closed) throw shuttingDown(after);
-    opts.signal.throwIfAborted();
-
-    // Subscribe before reading the job, so a change committed in between is held, not missed.
-    const watcher = this.subscribe(jobId, after, opts.signal);
-    const { queue } = watcher;
-    try {
-      const current = await queue.until(this.deps.store.getJob(jobId, opts.visibleTo));
-      if (!current || !opts.canSee(current)) throw jobNotFound(jobId);
-
-      const first: Job[] = [];
-      if (after < current.revision) {
-        if (after > 0 && current.revision > after + 1) {
-          first.push(...(await queue.until(this.missedTransitions(jobId, after, current.revision))));
-        }
-        first.push(current);
-      }
-      // Everything after the current revision comes from the queue (held since subscribing).
-      queue.start(current.revision);
-      for (const job of first) {
-        queue.throwIfEnded();
-        watcher.resumeAfter = job.revision;
-        yield job;
-      }
-      if (isTerminal(current.status)) return;
-
-      for (;;) {
-        const job = opts.quietMs === undefined ? await queue.next() : await queue.next(opts.quietMs);
-        if (job === undefined) {
-          yield undefined;
-          continue;
-        }
-        watcher.resumeAfter = job.revision;
-        yield job;
-        if (isTerminal(job.status)) return;
-      }
-    } finally {
-      watcher.release();
+    if (this.closed) {
+      sink.fail(shuttingDown(after));
+      return IDLE;
     }
+    if (opts.signal.aborted) {
+      sink.fail(opts.signal.reason);
+      return IDLE;
+    }
+    // Subscribe before reading the job, so a change committed in between is held, not missed.
+    const watcher = this.subscribe(jobId, after, opts, sink);
+    this.open(watcher, opts).catch((err: unknown) => watcher.finish(err));
+    return { resume: () => this.resume(watcher) };
+  }
+
+  /** The stream drained: write what waits (unless a message being prepared must go first). */
+  private resume(w: Watcher): void {
+    if (!w.preparing) w.queue.resume();
+  }
+
+  /** Reads the job, writes what the client is missing, then lets the queue push live changes. */
+  private async open(w: Watcher, opts: WatchOptions): Promise<void> {
+    const { queue, sink, jobId } = w;
+    const after = w.resumeAfter;
+    const current = await queue.until(this.deps.store.getJob(jobId, opts.visibleTo));
+    if (!current || !opts.canSee(current)) throw jobNotFound(jobId);
+
+    const first: Job[] = [];
+    if (after < current.revision) {
+      if (after > 0 && current.revision > after + 1) {
+        first.push(...(await queue.until(this.missedTransitions(jobId, after, current.revision))));
+      }
+      first.push(current);
+    }
+    // Everything after the current revision comes from the queue (held since subscribing).
+    queue.start(current.revision);
+    let more = true;
+    for (const job of first) {
+      await queue.until(sink.prepare(job) ?? Promise.resolve());
+      queue.throwIfEnded();
+      more = this.write(w, job);
+    }
+    if (isTerminal(current.status)) {
+      w.finish();
+      return;
+    }
+    queue.consume((job) => this.take(w, job), !more);
+  }
+
+  /** The queue's consumer: writes an accepted change, preparing its message first if no delivery did. */
+  private take(w: Watcher, job: Job): boolean {
+    const preparing = w.sink.prepare(job);
+    if (preparing === undefined) return this.write(w, job);
+    // Rare: a revision read from the store for a gap, which no delivery prepared. The queue waits.
+    w.preparing = true;
+    preparing.then(
+      () => {
+        w.preparing = false;
+        if (!w.queue.ended && this.write(w, job)) w.queue.resume();
+      },
+      (err: unknown) => w.finish(err),
+    );
+    return false;
+  }
+
+  /** Writes one change to the watcher's stream; false when the stream is full (or the watch is over). */
+  private write(w: Watcher, job: Job): boolean {
+    w.resumeAfter = job.revision;
+    w.lastSentAt = performance.now();
+    const more = w.sink.send(job);
+    if (!isTerminal(job.status)) return more;
+    w.finish();
+    return false;
+  }
+
+  /**
+   * Bookmarks: one timer for the hub, not one per watcher. Every tick, a watcher whose stream has had no
+   * message for its quietMs (and is not full) gets one naming the newest revision sent.
+   */
+  private readonly sweepBookmarks = (): void => {
+    const now = performance.now();
+    for (const w of this.quiet) {
+      if (w.quietMs === undefined || w.preparing || w.queue.paused || now - w.lastSentAt < w.quietMs) continue;
+      w.lastSentAt = now;
+      if (!w.sink.bookmark(w.resumeAfter)) w.queue.pause();
+    }
+  };
+
+  private watchQuiet(w: Watcher): void {
+    if (w.quietMs === undefined) return;
+    this.quiet.add(w);
+    if (this.bookmarkTimer !== undefined) return;
+    // A tenth of the interval: a bookmark comes 1.0-1.1 intervals after the last message.
+    this.bookmarkTimer = setInterval(this.sweepBookmarks, Math.max(5, Math.min(1000, Math.floor(w.quietMs / 10))));
+    this.bookmarkTimer.unref();
+  }
+
+  private unwatchQuiet(w: Watcher): void {
+    if (!this.quiet.delete(w) || this.quiet.size > 0) return;
+    clearInterval(this.bookmarkTimer);
+    this.bookmarkTimer = undefined;
   }
 
   /**
@@ -275,42 +359,48 @@ export class WatchHub implements FeedPeer {
     return fetch.then((jobs) => [...jobs]);
   }
 
-  private subscribe(jobId: string, after: number, signal: AbortSignal): Watcher {
+  private subscribe(jobId: string, after: number, opts: WatchOptions, sink: WatchSink): Watcher {
     let topic = this.topics.get(jobId);
     if (!topic) {
       topic = new Set();
       this.topics.set(jobId, topic);
     }
+    const { signal } = opts;
     const queue = new WatchQueue(
       (afterRevision, beforeRevision) => this.fetchBetween(jobId, afterRevision, beforeRevision),
       (err) => {
         this.deps.log.warn({ err, jobId }, "watch: cannot read missing revisions; ending the watch");
-        queue.end(() => feedLost(watcher.resumeAfter));
-        watcher.release();
+        watcher.finish(feedLost(watcher.resumeAfter));
       },
     );
-    const onAbort = (): void => {
-      queue.end(() => signal.reason ?? new DOMException("This operation was aborted", "AbortError"));
-      watcher.release();
-    };
-    let released = false;
+    const onAbort = (): void =>
+      watcher.finish(signal.reason ?? new DOMException("This operation was aborted", "AbortError"));
+    let finished = false;
     const watcher: Watcher = {
       jobId,
       queue,
+      sink,
       resumeAfter: after,
-      release: () => {
-        if (released) return;
-        released = true;
+      quietMs: opts.quietMs,
+      lastSentAt: performance.now(),
+      preparing: false,
+      finish: (error?: unknown) => {
+        if (finished) return;
+        finished = true;
         signal.removeEventListener("abort", onAbort);
-        // A consumer that stopped pulling (return()) ends here too: drop what the queue holds.
-        queue.end(() => shuttingDown(watcher.resumeAfter));
+        this.unwatchQuiet(watcher);
         const t = this.topics.get(jobId);
         if (t?.delete(watcher)) this.count--;
         if (t && t.size === 0) this.topics.delete(jobId);
+        // Drops what the queue holds; a read in flight (until) rejects with the same error.
+        queue.end(() => error ?? shuttingDown(watcher.resumeAfter));
+        if (error === undefined) sink.end();
+        else sink.fail(error);
       },
     };
     topic.add(watcher);
     this.count++;
+    this.watchQuiet(watcher);
     signal.addEventListener("abort", onAbort, { once: true });
     return watcher;
   }

@@ -1,5 +1,6 @@
 // One watcher's buffer of job changes: revision order, no duplicates, gaps filled from the store, and
-// progress-only changes coalesced so a reader that does not pull holds a handful of items at most.
+// progress-only changes coalesced while its stream cannot take more, so a slow reader holds a handful of
+// items at most. Changes are pushed to the watcher's consumer as they are accepted: no promise per change.
 import { sameState } from "../store/job.js";
 import type { Job } from "../store/job.js";
 
@@ -18,28 +19,36 @@ interface Held {
 /** Process-wide counts the metrics read: progress-only changes a slow reader never saw (coalesced away). */
 export const watchQueueCounters = { coalesced: 0 };
 
+/** Takes an accepted change; false when it can take no more until resume() (its stream's buffer is full). */
+export type Consumer = (job: Job) => boolean;
+
 /**
  * Orders what one watcher receives. Changes arrive from two sources in any order and any number of
  * times (this process's commits, the change-feed poller); `offer` accepts revision N only after N-1,
  * fetching missing revisions from the store when a later one arrives first, and drops any revision
- * already accepted. Accepted changes wait in a queue until `next` takes them; while they wait, a change
- * with the same status and cancel flag as the newest waiting one replaces it, so the queue holds at most
- * one item per status transition of the job's lifecycle (a handful), however many progress reports come.
+ * already accepted. An accepted change goes straight to the consumer while it takes more; once it says
+ * it cannot, changes wait until resume(), and while they wait a change with the same status and cancel
+ * flag as the newest waiting one replaces it, so the queue holds at most one item per status transition
+ * of the job's lifecycle (a handful), however many progress reports come. A status change is never
+ * coalesced away.
  */
 export class WatchQueue {
   /** Highest revision accepted; undefined until start(). */
   private highest: number | undefined;
   /** Arrived ahead of a missing predecessor (or before start), sorted by revision. */
   private held: Held[] = [];
-  /** Accepted, waiting for the reader. */
+  /** Accepted, waiting for the consumer to take more. */
   private queue: Job[] = [];
   /** A fetch of missing revisions is in flight; offers wait in `held` meanwhile so order holds. */
   private draining = false;
   /** Revisions up to this one were fetched already: what the store did not have is gone (pruned), don't ask again. */
   private fetchedThrough = 0;
-  private waiter: { resolve(job: Job | undefined): void; reject(err: unknown): void } | undefined;
-  /** Ends a wait of next(quietMs) with undefined; one per queue, re-armed when a wait starts. */
-  private quietTimer: NodeJS.Timeout | undefined;
+  /** Where accepted changes go; none yet: they wait in `queue`. */
+  private consumer: Consumer | undefined;
+  /** The consumer said it can take no more; changes wait until resume(). */
+  private isPaused = false;
+  /** Inside flush(): a resume() from the consumer itself does not start a second one. */
+  private flushing = false;
   private readonly interrupts = new Set<(err: unknown) => void>();
   private failure: ErrorFactory | undefined;
 
@@ -91,33 +100,43 @@ export class WatchQueue {
     void this.drain();
   }
 
-  /**
-   * The next change in revision order; waits for one. Rejects with the end error once ended. With
-   * `quietMs`, a wait that sees no change for that long resolves with undefined instead (the watch sends a
-   * bookmark then): one timer per queue, re-armed when each wait starts, so a fan-out to thousands of
-   * watchers makes no timer or extra promise per change.
-   */
-  next(): Promise<Job>;
-  next(quietMs: number): Promise<Job | undefined>;
-  next(quietMs?: number): Promise<Job | undefined> {
-    if (this.failure) return Promise.reject(this.failure());
-    const job = this.queue.shift();
-    if (job) return Promise.resolve(job);
-    return new Promise<Job | undefined>((resolve, reject) => {
-      this.waiter = { resolve, reject };
-      if (quietMs === undefined) return;
-      if (this.quietTimer === undefined) {
-        this.quietTimer = setTimeout(() => this.quiet(), quietMs);
-      } else this.quietTimer.refresh();
-    });
+  /** Starts pushing accepted changes to `consumer` (those waiting first, in order); `paused`: not before resume(). */
+  consume(consumer: Consumer, paused = false): void {
+    this.consumer = consumer;
+    this.isPaused = paused;
+    this.flush();
   }
 
-  /** The quiet timer fired: a reader still waiting gets undefined (a change that came meanwhile took the waiter). */
-  private quiet(): void {
-    const waiter = this.waiter;
-    if (waiter === undefined) return;
-    this.waiter = undefined;
-    waiter.resolve(undefined);
+  /** True while the consumer cannot take more (changes wait, coalescing). */
+  get paused(): boolean {
+    return this.isPaused;
+  }
+
+  /** The consumer is full (something else filled its stream): changes wait until resume(). */
+  pause(): void {
+    this.isPaused = true;
+  }
+
+  /** The consumer can take more again (its stream drained): hands it what waits, in order. */
+  resume(): void {
+    this.isPaused = false;
+    this.flush();
+  }
+
+  /** Hands waiting changes to the consumer until it is full or none is left. */
+  private flush(): void {
+    if (this.flushing || this.consumer === undefined) return;
+    this.flushing = true;
+    try {
+      while (!this.isPaused && this.queue.length > 0) {
+        // The consumer may end the queue (a terminal change ends the watch): no consumer then.
+        const consumer = this.consumer;
+        if (consumer === undefined) break;
+        if (!consumer(this.queue.shift() as Job)) this.isPaused = true;
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   /** `promise`, but rejected with the end error as soon as the queue ends (the work itself is not cancelled). */
@@ -139,20 +158,17 @@ export class WatchQueue {
     });
   }
 
-  /** Ends the queue: drops everything held; a waiting or later next() rejects with makeError(). Idempotent. */
+  /** Ends the queue: drops everything held; until() rejects with makeError(). Idempotent. */
   end(makeError: ErrorFactory): void {
     if (this.failure) return;
     this.failure = makeError;
-    clearTimeout(this.quietTimer);
     this.held = [];
     this.queue = [];
-    const waiter = this.waiter;
-    this.waiter = undefined;
+    this.consumer = undefined;
     const interrupts = [...this.interrupts];
     this.interrupts.clear();
-    if (waiter || interrupts.length > 0) {
+    if (interrupts.length > 0) {
       const err = makeError();
-      waiter?.reject(err);
       for (const interrupt of interrupts) interrupt(err);
     }
   }
@@ -212,13 +228,12 @@ export class WatchQueue {
     }
   }
 
-  /** Hands a change to a waiting reader, or queues it, coalescing with the newest waiting one when only progress differs. */
+  /** Hands a change to the consumer, or queues it, coalescing with the newest waiting one when only progress differs. */
   private accept(job: Job): void {
     this.highest = job.revision;
-    const waiter = this.waiter;
-    if (waiter) {
-      this.waiter = undefined;
-      waiter.resolve(job);
+    const consumer = this.consumer;
+    if (consumer !== undefined && !this.isPaused && this.queue.length === 0 && !this.flushing) {
+      if (!consumer(job)) this.isPaused = true;
       return;
     }
     const last = this.queue.at(-1);
@@ -226,5 +241,6 @@ export class WatchQueue {
       this.queue[this.queue.length - 1] = job;
       watchQueueCounters.coalesced++;
     } else this.queue.push(job);
+    this.flush();
   }
 }

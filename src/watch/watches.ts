@@ -5,7 +5,7 @@ import { UnavailableError } from "../errors.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { FeedPoller } from "./feed-poller.js";
-import type { JobFeed, WatchOptions } from "./job-feed.js";
+import type { JobFeed, WatchHandle, WatchOptions, WatchSink } from "./job-feed.js";
 import { JobsWatches } from "./jobs-watch.js";
 import type { JobsEvent, JobsWatchOptions } from "./jobs-watch.js";
 import { WatchHub } from "./watch-hub.js";
@@ -119,11 +119,9 @@ export class Watches implements JobFeed {
     this.poller.nudge();
   }
 
-  /** What WatchJob sends (see WatchHub.watch). */
-  watch(jobId: string, opts: WatchOptions & { quietMs: number }): AsyncGenerator<Job | undefined>;
-  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job>;
-  watch(jobId: string, opts: WatchOptions): AsyncGenerator<Job | undefined> {
-    return this.hub.watch(jobId, opts);
+  /** What WatchJob sends, written to `sink` (see WatchHub.watch). */
+  watch(jobId: string, opts: WatchOptions, sink: WatchSink): WatchHandle {
+    return this.hub.watch(jobId, opts, sink);
   }
 
   /** What WatchJobs sends (see JobsWatches.watch). */

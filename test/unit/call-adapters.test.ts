@@ -8,8 +8,8 @@ import pino from "pino";
 import { attachPrincipal } from "../../src/auth/principal.js";
 import type { Principal } from "../../src/auth/principal.js";
 import { NotFoundError } from "../../src/errors.js";
-import { serverStreamingHandler, unaryHandler } from "../../src/server/call-adapters.js";
-import type { CallContext, StreamContext } from "../../src/server/call-adapters.js";
+import { serverPushHandler, serverStreamingHandler, unaryHandler } from "../../src/server/call-adapters.js";
+import type { CallContext, PushContext, StreamContext } from "../../src/server/call-adapters.js";
 
 const silent = pino({ level: "silent" });
 const alice: Principal = { tokenId: "t1", username: "alice", role: "normal_user" };
@@ -41,6 +41,14 @@ const text = {
 const SERVICE = {
   ask: { path: "/test.Adapters/Ask", requestStream: false, responseStream: false, ...text },
   stream: { path: "/test.Adapters/Stream", requestStream: false, responseStream: true, ...text },
+  // Its serializer passes Buffers through, as WatchJob's does (shared-encoding.ts).
+  push: {
+    path: "/test.Adapters/Push",
+    requestStream: false,
+    responseStream: true,
+    ...text,
+    responseSerialize: (value: string | Buffer) => (Buffer.isBuffer(value) ? value : Buffer.from(value)),
+  },
 } satisfies grpc.ServiceDefinition;
 
 /** What the handlers saw, for the test to assert on. */
@@ -71,6 +79,11 @@ describe("call adapters", { timeout: 60_000 }, () => {
   const sessions: http2.ClientHttp2Session[] = [];
   const closing = new AbortController();
   const scripts = new Map<string, Script>();
+  /** What the push handler does with a request. */
+  const pushes = new Map<string, (context: PushContext<string>) => void>();
+  let pushContext: PushContext<string> | undefined;
+  /** Streams the push method admitted and released. */
+  const admission = { admitted: 0, released: 0 };
   let seen: Seen;
 
   const fresh = (): Seen => {
@@ -109,6 +122,21 @@ describe("call adapters", { timeout: 60_000 }, () => {
         },
         { closing: closing.signal },
       ),
+      push: serverPushHandler<string, string>(
+        silent,
+        (request, context) => {
+          pushContext = context;
+          const push = pushes.get(request);
+          assert.ok(push, `no push ${request}`);
+          push(context);
+        },
+        {
+          admit: () => {
+            admission.admitted++;
+            return () => admission.released++;
+          },
+        },
+      ),
     });
     port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
@@ -143,8 +171,8 @@ describe("call adapters", { timeout: 60_000 }, () => {
     return { call, result };
   };
 
-  const stream = (name: string, md = metadata()): grpc.ClientReadableStream<string> =>
-    client.makeServerStreamRequest(SERVICE.stream.path, text.requestSerialize, text.responseDeserialize, name, md, {});
+  const stream = (name: string, md = metadata(), path = SERVICE.stream.path): grpc.ClientReadableStream<string> =>
+    client.makeServerStreamRequest(path, text.requestSerialize, text.responseDeserialize, name, md, {});
 
   /** Every message of a stream and how it ended. */
   async function collect(
@@ -225,12 +253,12 @@ describe("call adapters", { timeout: 60_000 }, () => {
    * A raw HTTP/2 client that opens the stream and reads nothing, so flow control fills up. (A paused
    * grpc-js client keeps receiving into its own memory, so it cannot play a reader that does not read.)
    */
-  function stalledStream(name: string): http2.ClientHttp2Stream {
+  function stalledStream(name: string, path = SERVICE.stream.path): http2.ClientHttp2Stream {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     sessions.push(session);
     const request = session.request({
       ":method": "POST",
-      ":path": SERVICE.stream.path,
+      ":path": path,
       "content-type": "application/grpc",
       te: "trailers",
       [AS]: "alice",
@@ -288,5 +316,99 @@ describe("call adapters", { timeout: 60_000 }, () => {
     const { "grpc-status": code, "grpc-message": message } = await trailers;
     assert.equal(Number(code), grpc.status.NOT_FOUND);
     assert.equal(decodeURIComponent(String(message)), "ended by the generator at shutdown");
+  });
+
+  test("a push handler's writes arrive in order, a pre-serialized Buffer as it is; end() ends OK; admission released once", async () => {
+    const before = { ...admission };
+    pushes.set("later", (context) => {
+      context.write("a");
+      // Written later, from outside the handler, as the hub does.
+      setTimeout(() => {
+        context.write(Buffer.from("b"));
+        context.write("c");
+        context.end();
+        context.write("after the end");
+      }, 20);
+    });
+    const { messages, status } = await collect(stream("later", metadata(), SERVICE.push.path));
+    assert.deepEqual(messages, ["a", "b", "c"]);
+    assert.equal(status.code, grpc.status.OK);
+    assert.equal(admission.admitted - before.admitted, 1);
+    assert.equal(admission.released - before.released, 1);
+  });
+
+  test("a push handler that throws, or fails the stream after writing, ends it with the error's status", async () => {
+    pushes.set("throws", () => {
+      throw new NotFoundError("job 'y' not found");
+    });
+    pushes.set("fails", (context) => {
+      context.write("a");
+      setTimeout(() => context.fail(new NotFoundError("gone later")), 10);
+    });
+    const thrown = await collect(stream("throws", metadata(), SERVICE.push.path));
+    assert.deepEqual([thrown.messages, thrown.status.code], [[], grpc.status.NOT_FOUND]);
+    const failed = await collect(stream("fails", metadata(), SERVICE.push.path));
+    assert.deepEqual(
+      [failed.messages, failed.status.code, failed.status.details],
+      [["a"], grpc.status.NOT_FOUND, "gone later"],
+    );
+    // No principal: refused before the handler runs, and nothing is admitted.
+    const before = { ...admission };
+    const anonymous = await collect(stream("fails", new grpc.Metadata(), SERVICE.push.path));
+    assert.equal(anonymous.status.code, grpc.status.UNAUTHENTICATED);
+    assert.deepEqual(admission, before);
+  });
+
+  test("push: write() says false once a reader that reads nothing fills the stream; 'drain' comes when it reads", async () => {
+    const big = "z".repeat(64 * 1024);
+    let written = 0;
+    let drained = 0;
+    pushes.set("fill", (context) => {
+      const fill = (): void => {
+        while (written < 1000) {
+          written++;
+          if (!context.write(big)) return;
+        }
+        context.end();
+      };
+      context.onDrain(() => {
+        drained++;
+        fill();
+      });
+      fill();
+    });
+    const request = stalledStream("fill", SERVICE.push.path);
+    await delay(300);
+    // The stream's own buffer (16 messages) plus what HTTP/2's window lets through; not 1000.
+    assert.ok(written > 0 && written <= 20, `wrote ${written} messages for a reader that reads nothing`);
+    const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => request.on("trailers", resolve));
+    request.resume();
+    assert.equal(Number((await trailers)["grpc-status"]), grpc.status.OK);
+    assert.equal(written, 1000);
+    assert.ok(drained > 0);
+  });
+
+  test("push: a client cancel or reset aborts the signal and releases the stream once; later writes are ignored", async () => {
+    pushes.set("hold", (context) => {
+      context.write("first");
+    });
+    const before = { ...admission };
+    const call = stream("hold", metadata(), SERVICE.push.path);
+    assert.equal(await new Promise<string>((resolve) => call.once("data", resolve)), "first");
+    call.on("error", () => undefined);
+    const context = pushContext!;
+    call.cancel();
+    await aborted(context.signal).catch(() => undefined);
+    assert.equal(context.signal.aborted, true);
+    assert.equal(context.write("too late"), false);
+    context.fail(new NotFoundError("nobody to tell"));
+    assert.equal(admission.released - before.released, 1);
+
+    const reset = stalledStream("hold", SERVICE.push.path);
+    await delay(100);
+    const held = pushContext!;
+    reset.close(http2.constants.NGHTTP2_CANCEL);
+    await aborted(held.signal).catch(() => undefined);
+    assert.equal(admission.released - before.released, 2);
   });
 });

@@ -1,8 +1,7 @@
-// WatchQueue.next(quietMs): a wait with no change for quietMs ends with undefined (a bookmark), a change
-// ends it with the change; nothing is lost or reordered, and an ended queue leaves no timer behind.
+// WatchQueue's push side: accepted changes go straight to the consumer while it takes more; once it is
+// full they wait, progress-only ones coalesced and status changes kept, and come in order on resume().
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Job } from "../../src/store/job.js";
 import { WatchQueue } from "../../src/watch/watch-queue.js";
 import { testJob } from "../helpers/job.js";
@@ -17,44 +16,87 @@ const queue = (): WatchQueue =>
     () => undefined,
   );
 
-test("a quiet wait ends with undefined after quietMs; each wait is timed from its own start", async () => {
+/** A consumer that takes `room` changes, then says it is full. */
+function consumer(room: number): { taken: Job[]; take(job: Job): boolean; room: number } {
+  const c = {
+    taken: [] as Job[],
+    room,
+    take(job: Job): boolean {
+      c.taken.push(job);
+      return c.taken.length < c.room;
+    },
+  };
+  return c;
+}
+
+test("a consumer with room gets each change as it is accepted, synchronously, in revision order", () => {
   const q = queue();
+  const c = consumer(100);
   q.start(1);
-  const started = Date.now();
-  assert.equal(await q.next(60), undefined);
-  assert.ok(Date.now() - started >= 55, `quiet after ${Date.now() - started} ms`);
-  // A change before the interval ends the wait with the change, not a bookmark.
-  setTimeout(() => q.offer(revision(2)), 20);
-  assert.equal((await q.next(60))?.revision, 2);
-  // The next wait gets its full interval again.
-  const again = Date.now();
-  assert.equal(await q.next(60), undefined);
-  assert.ok(Date.now() - again >= 55, `second quiet after ${Date.now() - again} ms`);
-  q.end(() => new Error("done"));
+  q.consume((job) => c.take(job));
+  q.offer(revision(2));
+  assert.deepEqual(
+    c.taken.map((j) => j.revision),
+    [2],
+  );
+  q.offer(revision(3));
+  q.offer(revision(3)); // a duplicate
+  assert.deepEqual(
+    c.taken.map((j) => j.revision),
+    [2, 3],
+  );
+  assert.equal(q.size, 0);
 });
 
-test("changes queued while the reader was away come first, in order; without quietMs a wait never ends quiet", async () => {
+test("while the consumer is full, progress coalesces to the newest, status changes are kept, resume() hands them in order", () => {
+  const q = queue();
+  const c = consumer(1);
+  q.start(1);
+  q.consume((job) => c.take(job));
+  q.offer(revision(2)); // fills it
+  for (let r = 3; r <= 50; r++) q.offer(revision(r));
+  q.offer({ ...revision(51), cancelRequested: true });
+  q.offer({ ...revision(52), cancelRequested: true });
+  q.offer({ ...revision(53), status: "cancelled", cancelRequested: true });
+  assert.equal(q.paused, true);
+  assert.equal(q.size, 3, "one item per state: running, cancel requested, cancelled");
+  c.room = 100;
+  q.resume();
+  assert.deepEqual(
+    c.taken.map((j) => j.revision),
+    [2, 50, 52, 53],
+  );
+  assert.equal(q.size, 0);
+});
+
+test("changes accepted before a consumer is attached wait for it; a consumer attached paused waits for resume", () => {
   const q = queue();
   q.start(1);
   q.offer(revision(2));
-  // A cancel request is a change of state, so it is not coalesced into revision 2.
   q.offer({ ...revision(3), cancelRequested: true });
-  assert.equal((await q.next(10))?.revision, 2);
-  assert.equal((await q.next(10))?.revision, 3);
-  const plain = q.next();
-  const outcome = await Promise.race([plain.then(() => "change"), sleep(80).then(() => "still waiting")]);
-  assert.equal(outcome, "still waiting");
-  q.offer(revision(4));
-  assert.equal((await plain).revision, 4);
-  q.end(() => new Error("done"));
+  const c = consumer(100);
+  q.consume((job) => c.take(job), true);
+  assert.equal(c.taken.length, 0);
+  q.resume();
+  assert.deepEqual(
+    c.taken.map((j) => j.revision),
+    [2, 3],
+  );
 });
 
-test("an ended queue rejects a waiting reader and its timer does not fire afterwards", async () => {
+test("an ended queue hands nothing more and drops what it held", () => {
   const q = queue();
+  const c = consumer(1);
   q.start(1);
-  const waiting = q.next(30);
+  q.consume((job) => c.take(job));
+  q.offer(revision(2));
+  q.offer({ ...revision(3), cancelRequested: true });
   q.end(() => new Error("ended"));
-  await assert.rejects(waiting, /ended/);
-  await sleep(60);
-  await assert.rejects(q.next(30), /ended/);
+  assert.equal(q.size, 0);
+  q.resume();
+  q.offer(revision(4));
+  assert.deepEqual(
+    c.taken.map((j) => j.revision),
+    [2],
+  );
 });
