@@ -2,7 +2,25 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { DIALECTS } from "./helpers/databases.js";
+import { createStore } from "../src/store/open.js";
 import { afterEachStatement, jobIn, setup } from "./helpers/store.js";
+
+/** Asserts that a percentile read from the histogram is within its stated 1% of the exact value. */
+function assertWithin(actual: number | null, exact: number, what: string): void {
+  assert.ok(actual !== null, `${what}: no value`);
+  assert.ok(Math.abs(actual - exact) <= 0.01 * exact, `${what}: ${actual} is not within 1% of ${exact}`);
+}
+
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 for (const dialect of DIALECTS) {
   describe(`store statistics on ${dialect}`, () => {
@@ -70,12 +88,12 @@ for (const dialect of DIALECTS) {
       );
     });
 
-    for (const [how, statisticsSortMax] of [
-      ["sorted in process", undefined],
-      ["ranked by the database", 0],
+    for (const [how, statisticsExactMax] of [
+      ["exact", undefined],
+      ["from the histogram", 0],
     ] as const) {
       test(`duration percentiles by nearest rank (${how}), on 1, 2, 3 and 20 jobs against values computed by hand`, async (t) => {
-        const { store, clock } = await setup(t, dialect, 1, { statisticsSortMax });
+        const { store, clock } = await setup(t, dialect, 1, { statisticsExactMax });
         // Each case: the durations (ms) of one user's jobs, in the order they finish, and [p50, p95].
         const cases: [string, number[], [number, number]][] = [
           // n = 1: both ranks are 1.
@@ -102,10 +120,57 @@ for (const dialect of DIALECTS) {
         for (const [user, durations, [p50, p95]] of cases) {
           const stats = await store.getStatistics(user, 24 * 3600_000);
           assert.equal(stats.finishedInWindow, durations.length, user);
-          assert.deepEqual([stats.p50DurationMs, stats.p95DurationMs], [p50, p95], user);
+          if (statisticsExactMax === undefined) {
+            assert.deepEqual([stats.p50DurationMs, stats.p95DurationMs], [p50, p95], user);
+          } else {
+            assertWithin(stats.p50DurationMs, p50, `${user} p50`);
+            assertWithin(stats.p95DurationMs, p95, `${user} p95`);
+          }
         }
       });
     }
+
+    test("a large window's percentiles from the histogram are within 1% of the exact ones, the counts exact, through retention", async (t) => {
+      const { store, clock, url } = await setup(t, dialect);
+      // The same database through a store that always ranks from the histogram.
+      const sketch = createStore(url, { statisticsExactMax: 0, now: clock.now });
+      t.after(() => sketch.close());
+      // 400 jobs of four users over about 60 hours, durations spread from 3 ms to 2 h (a few never started),
+      // finishing at times that do not fall on hours, so windows start inside an hour.
+      const next = seeded(7);
+      const ids: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        const job = await store.createJob({ operationType: "index", username: `u${i % 4}` });
+        clock.advance(Math.floor(next() * 60_000));
+        const ms = Math.floor(3 * 2_400_000 ** next());
+        if (i % 17 !== 0) await store.startJob(job.jobId);
+        clock.advance(ms);
+        if (i % 5 === 0) await store.failJob(job.jobId, "x");
+        else await store.completeJob(job.jobId, null);
+        ids.push(job.jobId);
+      }
+      const compare = async (when: string) => {
+        for (const user of [undefined, "u1"]) {
+          for (const windowMs of [90 * 60_000, 7 * 3600_000 + 123_456, 24 * 3600_000, 30 * 24 * 3600_000]) {
+            const exact = await store.getStatistics(user, windowMs);
+            const approx = await sketch.getStatistics(user, windowMs);
+            const what = `${when}, ${user ?? "every user"}, window ${windowMs} ms`;
+            assert.ok(exact.finishedInWindow > 0, what);
+            assert.equal(approx.finishedInWindow, exact.finishedInWindow, what);
+            assert.equal(approx.completedInWindow, exact.completedInWindow, what);
+            assertWithin(approx.p50DurationMs, exact.p50DurationMs!, `${what} p50`);
+            assertWithin(approx.p95DurationMs, exact.p95DurationMs!, `${what} p95`);
+          }
+        }
+      };
+      await compare("as finished");
+      // Retention takes the jobs finished more than 20 hours ago: the histogram loses exactly those.
+      const removed = await store.deleteExpired(clock.t - 20 * 3600_000, 1000);
+      assert.ok(removed > 0 && removed < 400, `retention removed ${removed}`);
+      await compare("after retention");
+      const all = await sketch.getStatistics(undefined, 30 * 24 * 3600_000);
+      assert.equal(all.finishedInWindow, 400 - removed);
+    });
 
     test("counts stay exact through every transition and retention, against a count of the jobs", async (t) => {
       const { store, clock } = await setup(t, dialect);

@@ -89,10 +89,24 @@ export interface JobCountsTable {
   n: Int64;
 }
 
+/**
+ * Finished jobs per user ('' for every user), hour of completion (slice_start, epoch ms) and duration
+ * bucket (duration-histogram.ts); kept with every write (GetJobStatistics' percentiles).
+ */
+export interface DurationHistogramTable {
+  username: string;
+  slice_start: Int64;
+  bucket: number;
+  n: Int64;
+  /** Of those, the jobs that COMPLETED. */
+  completed: Int64;
+}
+
 /** The whole schema. */
 export interface Database {
   jobs: JobsTable;
   job_counts: JobCountsTable;
+  duration_histogram: DurationHistogramTable;
   job_events: JobEventsTable;
   tokens: TokensTable;
 }

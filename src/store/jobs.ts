@@ -6,8 +6,10 @@ import { CompiledQuery } from "kysely";
 import { AbortedError, AlreadyExistsError, jobNotFound } from "../errors.js";
 import { applyCounts, moved } from "./counts.js";
 import type { CountDelta } from "./counts.js";
+import { applyHistogram, finishedOf } from "./duration-histogram.js";
+import type { Finished } from "./duration-histogram.js";
 import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
-import { sameState } from "./job.js";
+import { isTerminal, sameState } from "./job.js";
 import type { Job, JobEvent, JobStatus } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
@@ -348,6 +350,7 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
       const updates: RowUpdate[] = [];
       const events: NewJobEventRow[] = [];
       const deltas: CountDelta[] = [];
+      const finished: Finished[] = [];
       for (const id of ids) {
         const rules = rulesByJob.get(id)!;
         const first = rows.get(id);
@@ -364,6 +367,9 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
         updates.push({ jobId: id, revision: Number(first.revision), set: applied.set });
         events.push(...applied.events);
         deltas.push(...moved(applied.job, first.status, applied.row.status));
+        if (isTerminal(applied.job.status) && !isTerminal(first.status as JobStatus)) {
+          finished.push(finishedOf(applied.job));
+        }
       }
       // SQLite: an UPDATE per job (one prepared statement per set of columns, no round trip); MySQL: one
       // UPDATE for the group (each statement is a round trip, and they were most of a write's time).
@@ -380,6 +386,8 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
       }
       const counts = applyCounts(db.dialect, deltas);
       if (counts) yield counts;
+      const histogram = applyHistogram(db.dialect, finished, 1);
+      if (histogram) yield histogram;
       return out;
     });
     // Anything but the results (undefined: a row had changed under the check) is a lost race: again.

@@ -8,6 +8,7 @@ import type { Kysely, Migration, MigrationProvider } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
+import { rebuildDurationHistogram } from "./duration-histogram.js";
 
 /** The migrations, by name; names sort in the order they apply. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
@@ -21,6 +22,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0007_completion_estimate": completionEstimate(),
     "0008_jobs_type_status_created": typeStatusCreatedIndex(dialect),
     "0009_jobs_trace_context": traceContext(),
+    "0010_duration_histogram": durationHistogram(dialect),
   };
 }
 
@@ -289,6 +291,36 @@ function typeStatusCreatedIndex(dialect: Dialect): Migration {
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropIndex("jobs_type_status_created").on("jobs").execute();
+    },
+  };
+}
+
+/**
+ * duration_histogram (duration-histogram.ts): the finished jobs' durations per user (and for every user,
+ * username '') and hour of completion, by DDSketch bucket, so GetJobStatistics ranks a large window from
+ * its counters; built from the jobs finished so far.
+ */
+function durationHistogram(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      const options =
+        dialect === "mysql"
+          ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${sql.raw(await noPadBinCollation(db))}`
+          : sql``;
+      await db.schema
+        .createTable("duration_histogram")
+        .addColumn("username", "varchar(255)", (c) => c.notNull())
+        .addColumn("slice_start", "bigint", (c) => c.notNull())
+        .addColumn("bucket", "integer", (c) => c.notNull())
+        .addColumn("n", "bigint", (c) => c.notNull())
+        .addColumn("completed", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("duration_histogram_pk", ["username", "slice_start", "bucket"])
+        .modifyEnd(options)
+        .execute();
+      await rebuildDurationHistogram(db as Kysely<Database>, dialect);
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("duration_histogram").execute();
     },
   };
 }

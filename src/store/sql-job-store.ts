@@ -51,10 +51,10 @@ export interface SqlJobStoreOptions {
    */
   retentionChunkRows?: number;
   /**
-   * Statistics: windows with at most this many finished jobs have their durations sorted in this process
-   * (one index read); larger ones are ranked by the database. Default 100,000.
+   * Statistics: windows with at most this many finished jobs get exact percentiles (their durations read
+   * and sorted); larger ones are ranked from the duration histogram, within 1%. Default 2,000.
    */
-  statisticsSortMax?: number;
+  statisticsExactMax?: number;
 }
 
 /** How often a SQLite store refreshes the planner's statistics (PRAGMA optimize). */
@@ -70,7 +70,7 @@ export class SqlJobStore implements JobStore {
   readonly #s: StoreDb;
   readonly #feedGapGraceMs: number;
   readonly #retentionChunkRows: number;
-  readonly #statisticsSortMax: number | undefined;
+  readonly #statisticsExactMax: number | undefined;
   #optimizer: NodeJS.Timeout | undefined;
 
   constructor(open: OpenDatabase, options: SqlJobStoreOptions = {}) {
@@ -80,7 +80,7 @@ export class SqlJobStore implements JobStore {
     this.#s = createStoreDb(open, options.now ?? Date.now);
     this.#feedGapGraceMs = options.feedGapGraceMs ?? 3000;
     this.#retentionChunkRows = options.retentionChunkRows ?? 5000;
-    this.#statisticsSortMax = options.statisticsSortMax;
+    this.#statisticsExactMax = options.statisticsExactMax;
   }
 
   async migrate(): Promise<void> {
@@ -170,7 +170,7 @@ export class SqlJobStore implements JobStore {
   }
 
   async getStatistics(username: string | undefined, windowMs: number): Promise<JobStatistics> {
-    return getStatistics(this.#s, username, windowMs, this.#statisticsSortMax);
+    return getStatistics(this.#s, username, windowMs, this.#statisticsExactMax);
   }
 
   async getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]> {

@@ -1,13 +1,18 @@
-// Statistics queries: counts by status and operation (from job_counts), and the window's success and duration percentiles.
+// Statistics queries: counts by status and operation (from job_counts), and the window's success and duration
+// percentiles (from duration_histogram, exact for a small window).
 import { sql } from "kysely";
+import { BucketCounts, bucketOf, EVERY_USER, SLICE_MS } from "./duration-histogram.js";
 import { JOB_STATUSES } from "./job.js";
 import type { JobStatus } from "./job.js";
 import type { JobStatistics } from "./store.js";
 import { firstColumn } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
-/** Windows with at most this many finished jobs have their durations sorted in this process (default). */
-export const SORT_IN_PROCESS_MAX = 100_000;
+/**
+ * Windows with at most this many finished jobs get exact percentiles: their durations are read and sorted
+ * here. Larger ones are ranked from duration_histogram, within its RELATIVE_ERROR (default).
+ */
+export const EXACT_PERCENTILES_MAX = 2000;
 
 /** A finished job's duration: from start (or creation, if it never started) to finish, in ms. */
 const duration = sql<number | string>`completed_at - coalesce(started_at, created_at)`.as("d");
@@ -23,29 +28,45 @@ export function nearestRank(percent: number, n: number): number {
 
 /**
  * The figures of `username`'s jobs (every user's when undefined); durations over the last `windowMs`.
- * The counts read job_counts (a few rows per user, whatever the number of jobs); the window's figures
- * read only the jobs finished in it, through the covering indexes jobs_(user_)completed_window.
+ * The counts read job_counts (a few rows per user, whatever the number of jobs). The window's figures
+ * read duration_histogram for its whole hours (a counter per hour and duration bucket) and the jobs
+ * finished in the part of an hour before them (at most an hour of completions, through the covering
+ * indexes jobs_(user_)completed_window): the counts are exact; the percentiles are exact up to
+ * `exactMax` finished jobs (their durations read and sorted) and within RELATIVE_ERROR above.
  */
 export async function getStatistics(
   db: StoreDb,
   username: string | undefined,
   windowMs: number,
-  sortInProcessMax = SORT_IN_PROCESS_MAX,
+  exactMax = EXACT_PERCENTILES_MAX,
 ): Promise<JobStatistics> {
   const windowStart = db.now() - windowMs;
+  // The first whole hour of the window: from here on the histogram counts, before it the jobs are read.
+  const histogramFrom = Math.ceil(windowStart / SLICE_MS) * SLICE_MS;
   const k = db.kysely;
   const counts = k
     .selectFrom("job_counts")
     .select(["status", "operation_type", (eb) => eb.fn.sum<number | string>("n").as("n")])
     .$if(username !== undefined, (q) => q.where("username", "=", username as string))
     .groupBy(["status", "operation_type"]);
+  const histogram = k
+    .selectFrom("duration_histogram")
+    .select([
+      "bucket",
+      (eb) => eb.fn.sum<number | string>("n").as("n"),
+      (eb) => eb.fn.sum<number | string>("completed").as("completed"),
+    ])
+    .where("username", "=", username ?? EVERY_USER)
+    .where("slice_start", ">=", histogramFrom)
+    .groupBy("bucket");
   // Only finished jobs have completed_at; the covering index (completed_at, status, started_at, created_at)
-  // serves this without reading a row.
+  // serves these without reading a row.
   const finished = k
     .selectFrom("jobs")
     .$if(username !== undefined, (q) => q.where("username", "=", username as string))
     .where("completed_at", ">=", windowStart);
-  // Every figure from one snapshot, so total, by-status and by-operation agree while jobs change.
+  const edge = finished.where("completed_at", "<", histogramFrom).select(["status", duration]);
+  // Every figure from one snapshot, so total, by-status, by-operation and the window agree while jobs change.
   return db.read(function* () {
     const rows = (yield counts.compile()).rows as { status: string; operation_type: string; n: number | string }[];
     const byStatus = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
@@ -59,35 +80,33 @@ export async function getStatistics(
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
     capOperationTypes(byOperationType);
 
-    const window = (yield finished
-      .select([
-        (eb) => eb.fn.countAll<number | string>().as("n"),
-        sql<number | string | null>`sum(case when status = 'completed' then 1 else 0 end)`.as("completed"),
-      ])
-      .compile()).rows[0] as { n: number | string; completed: number | string | null };
-    const finishedInWindow = Number(window.n);
-    const completedInWindow = Number(window.completed ?? 0);
+    const buckets = new BucketCounts();
+    let completedInWindow = 0;
+    for (const r of (yield histogram.compile()).rows as {
+      bucket: number;
+      n: number | string;
+      completed: number | string;
+    }[]) {
+      buckets.add(Number(r.bucket), Number(r.n));
+      completedInWindow += Number(r.completed);
+    }
+    for (const r of (yield edge.compile()).rows as { status: string; d: number | string }[]) {
+      buckets.add(bucketOf(Number(r.d)), 1);
+      if (r.status === "completed") completedInWindow++;
+    }
+    const finishedInWindow = buckets.total;
     const ranks = [nearestRank(50, finishedInWindow), nearestRank(95, finishedInWindow)] as const;
     let percentiles: [number | null, number | null] = [null, null];
-    if (finishedInWindow > 0 && finishedInWindow <= sortInProcessMax) {
-      // One more read of the same index range, sorted here: cheaper than the database sorting it twice.
+    if (finishedInWindow > exactMax) {
+      percentiles = [buckets.atRank(ranks[0]), buckets.atRank(ranks[1])];
+    } else if (finishedInWindow > 0) {
+      // A small window: one more read of its index range, sorted here, for the exact figures.
       const result = yield firstColumn(finished.select(duration).compile());
       const values = result.column ?? result.rows.map((r) => r.d);
       const durations = new Float64Array(values.length);
       for (let i = 0; i < values.length; i++) durations[i] = Number(values[i]);
       durations.sort();
       percentiles = [durations[ranks[0] - 1] ?? null, durations[ranks[1] - 1] ?? null];
-    } else if (finishedInWindow > 0) {
-      // A window of very many jobs: the database sorts, and this process never holds them all.
-      for (const [i, rank] of ranks.entries()) {
-        const row = (yield finished
-          .select(duration)
-          .orderBy("d")
-          .limit(1)
-          .offset(rank - 1)
-          .compile()).rows[0] as { d: number | string } | undefined;
-        percentiles[i] = row ? Number(row.d) : null;
-      }
     }
     return {
       byStatus,

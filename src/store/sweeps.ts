@@ -1,6 +1,7 @@
 // Sweep and retention queries: stale jobs, unconfirmed cancellations, expired jobs, feed-only events.
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { applyCounts } from "./counts.js";
+import { applyHistogram, finishedRow } from "./duration-histogram.js";
 import { TERMINAL_STATUSES } from "./job.js";
 import type { Job } from "./job.js";
 import { transition } from "./jobs.js";
@@ -79,14 +80,14 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
     await nextTurn();
   }
   return db.write(function* () {
-    // What job_counts loses: a finished job never changes again, so these are the rows deleted below.
-    const groups = (yield k
+    // What job_counts and duration_histogram lose: a finished job never changes again, so these are the
+    // rows deleted below.
+    const gone = (yield k
       .selectFrom("jobs")
-      .select(["username", "operation_type", "status", (eb) => eb.fn.countAll<number | string>().as("n")])
+      .select(["username", "operation_type", "status", "completed_at", "started_at", "created_at"])
       .where("job_id", "in", ids)
       .where("status", "in", [...TERMINAL_STATUSES])
-      .groupBy(["username", "operation_type", "status"])
-      .compile()).rows as { username: string; operation_type: string; status: string; n: number | string }[];
+      .compile()).rows as (Parameters<typeof finishedRow>[0] & { operation_type: string })[];
     // Guarded by status as well, so this statement can only ever remove a finished job.
     const r = yield k
       .deleteFrom("jobs")
@@ -95,14 +96,11 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
       .compile();
     const counts = applyCounts(
       db.dialect,
-      groups.map((g) => ({
-        username: g.username,
-        operationType: g.operation_type,
-        status: g.status,
-        delta: -Number(g.n),
-      })),
+      gone.map((g) => ({ username: g.username, operationType: g.operation_type, status: g.status, delta: -1 })),
     );
     if (counts) yield counts;
+    const histogram = applyHistogram(db.dialect, gone.map(finishedRow), -1);
+    if (histogram) yield histogram;
     return Number(r.numAffectedRows ?? 0);
   });
 }

@@ -251,8 +251,10 @@ export interface GetJobStatisticsResponse {
   successRate: number;
   /**
    * Median time from start (or creation, if never started) to finish of those jobs, by the nearest-rank
-   * method: of the n durations in ascending order, the one at rank ceil(0.50 * n) (1-based). Unset when
-   * no job finished in the window.
+   * method: of the n durations in ascending order, the one at rank ceil(0.50 * n) (1-based). Exact when
+   * at most 2,000 jobs finished in the window; above that it is read from a histogram kept as jobs finish
+   * (DDSketch-style buckets per hour of completion), within 1% of the exact value (relative error: for
+   * an exact 600 s, between 594 s and 606 s; 0 ms is exact). Unset when no job finished in the window.
    */
   p50Duration:
     | Duration
@@ -260,7 +262,7 @@ export interface GetJobStatisticsResponse {
   /**
    * 95th percentile of the same durations, nearest rank: the one at rank ceil(0.95 * n), the smallest
    * duration that at least 95% of them do not exceed (of 0.5 s and 1.1 s: 1.1 s; of 20 durations: the
-   * 19th). The same definition on SQLite and MySQL.
+   * 19th). Exact, or within 1% of it, as p50_duration. The same definition on SQLite and MySQL.
    */
   p95Duration: Duration | undefined;
 }
