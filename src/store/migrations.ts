@@ -8,6 +8,7 @@ import type { Kysely, Migration, MigrationProvider } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
+import { EVERY_USER_KEYS, rebuildEveryUserCounts } from "./counts.js";
 import { rebuildDurationHistogram } from "./duration-histogram.js";
 
 /** The migrations, by name; names sort in the order they apply. */
@@ -298,7 +299,8 @@ function typeStatusCreatedIndex(dialect: Dialect): Migration {
 /**
  * duration_histogram (duration-histogram.ts): the finished jobs' durations per user (and for every user,
  * username '') and hour of completion, by DDSketch bucket, so GetJobStatistics ranks a large window from
- * its counters; built from the jobs finished so far.
+ * its counters; and job_counts' every-user rows (counts.ts), so it counts every job from a few rows. Both
+ * built from the jobs so far.
  */
 function durationHistogram(dialect: Dialect): Migration {
   return {
@@ -318,8 +320,12 @@ function durationHistogram(dialect: Dialect): Migration {
         .modifyEnd(options)
         .execute();
       await rebuildDurationHistogram(db as Kysely<Database>, dialect);
+      await rebuildEveryUserCounts(db as Kysely<Database>, dialect);
+      if (dialect === "sqlite") await sql`analyze job_counts`.execute(db);
+      else await sql`analyze table job_counts, duration_histogram`.execute(db);
     },
     async down(db: Kysely<unknown>) {
+      await sql`delete from job_counts where username in (${sql.join([...EVERY_USER_KEYS])})`.execute(db);
       await db.schema.dropTable("duration_histogram").execute();
     },
   };

@@ -2,6 +2,7 @@
 // percentiles (from duration_histogram, exact for a small window).
 import { sql } from "kysely";
 import { BucketCounts, bucketOf, EVERY_USER, SLICE_MS } from "./duration-histogram.js";
+import { EVERY_USER_KEYS } from "./counts.js";
 import { JOB_STATUSES } from "./job.js";
 import type { JobStatus } from "./job.js";
 import type { JobStatistics } from "./store.js";
@@ -28,7 +29,7 @@ export function nearestRank(percent: number, n: number): number {
 
 /**
  * The figures of `username`'s jobs (every user's when undefined); durations over the last `windowMs`.
- * The counts read job_counts (a few rows per user, whatever the number of jobs). The window's figures
+ * The counts read job_counts (a few rows per user, or the every-user rows, whatever the number of jobs). The window's figures
  * read duration_histogram for its whole hours (a counter per hour and duration bucket) and the jobs
  * finished in the part of an hour before them (at most an hour of completions, through the covering
  * indexes jobs_(user_)completed_window): the counts are exact; the percentiles are exact up to
@@ -47,7 +48,7 @@ export async function getStatistics(
   const counts = k
     .selectFrom("job_counts")
     .select(["status", "operation_type", (eb) => eb.fn.sum<number | string>("n").as("n")])
-    .$if(username !== undefined, (q) => q.where("username", "=", username as string))
+    .where("username", "in", username === undefined ? [...EVERY_USER_KEYS] : [username])
     .groupBy(["status", "operation_type"]);
   const histogram = k
     .selectFrom("duration_histogram")

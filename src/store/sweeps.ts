@@ -1,6 +1,6 @@
 // Sweep and retention queries: stale jobs, unconfirmed cancellations, expired jobs, feed-only events.
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { applyCounts } from "./counts.js";
+import { applyCounts, moved } from "./counts.js";
 import { applyHistogram, finishedRow } from "./duration-histogram.js";
 import { TERMINAL_STATUSES } from "./job.js";
 import type { Job } from "./job.js";
@@ -84,10 +84,10 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
     // rows deleted below.
     const gone = (yield k
       .selectFrom("jobs")
-      .select(["username", "operation_type", "status", "completed_at", "started_at", "created_at"])
+      .select(["job_id", "username", "operation_type", "status", "completed_at", "started_at", "created_at"])
       .where("job_id", "in", ids)
       .where("status", "in", [...TERMINAL_STATUSES])
-      .compile()).rows as (Parameters<typeof finishedRow>[0] & { operation_type: string })[];
+      .compile()).rows as (Parameters<typeof finishedRow>[0] & { job_id: string; operation_type: string })[];
     // Guarded by status as well, so this statement can only ever remove a finished job.
     const r = yield k
       .deleteFrom("jobs")
@@ -96,7 +96,9 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
       .compile();
     const counts = applyCounts(
       db.dialect,
-      gone.map((g) => ({ username: g.username, operationType: g.operation_type, status: g.status, delta: -1 })),
+      gone.flatMap((g) =>
+        moved({ jobId: g.job_id, username: g.username, operationType: g.operation_type }, g.status, null),
+      ),
     );
     if (counts) yield counts;
     const histogram = applyHistogram(db.dialect, gone.map(finishedRow), -1);
