@@ -2,6 +2,7 @@
 // JOBWATCH_TEST_MYSQL_URL is set) MySQL. Servers run in child processes pinned to one core, the load
 // (h2load, or node:http2 clients) on the other; targets alternate run by run (bare, SQLite, MySQL, bare,
 // ...) and each figure is the median of its runs. Prints one table with each goal of issue 10 beside it.
+// Beside each closed-loop rate, the CPU per call of the server (and of a local database server, included).
 // `--quick` (or BENCH_QUICK=1, which `npm run bench` passes on) for a short run (fewer and shorter runs, fewer watchers and jobs).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -337,7 +338,9 @@ writeFileSync(
 );
 const bareChild = await startChild<{ address: string }>(
   PINNING?.server,
-  nodeTs("bench/bare-server.ts").concat(responsesFile),
+  nodeTs("bench/bare-server.ts", PROFILE_DIR ? ["--cpu-prof", "--cpu-prof-dir", join(PROFILE_DIR, "bare")] : []).concat(
+    responsesFile,
+  ),
 );
 const bare: Target = {
   ...first,
@@ -375,6 +378,8 @@ const verdictByTarget = (ok: boolean[]): string => {
   if (ok.length !== jobwatch.length || ok.every(Boolean) || !ok.some(Boolean)) return verdict(ok);
   return jobwatch.map((t, i) => `${t.name === "sqlite" ? "SQLite" : "MySQL"} ${ok[i] ? "yes" : "NO"}`).join(", ");
 };
+/** CPU time per call of the server and (MySQL here) of the database server together, in us. */
+const callCpuUs = (r: Load): number => (r.serverCpuUs ?? Number.NaN) + (r.databaseCpuUs ?? 0);
 /** "; CPU per call: server X us, database server Y us" (medians of the runs), where measured. */
 const cpuNote = (runs: Load[]): string => {
   const server = median(runs.map((r) => r.serverCpuUs ?? Number.NaN));
@@ -389,11 +394,12 @@ try {
     const runs = await alternate(targets, (t) => load(t, GET_PATH, t.userToken, [getBody(t.getJobId)]));
     const rate = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.perSecond));
     bareGet = rate("bare");
-    const values: Row["values"] = { bare: `${k(bareGet)}/s` };
+    const cpuOf = (n: TargetName): number => median((runs.get(n) ?? []).map(callCpuUs));
+    const values: Row["values"] = { bare: `${k(bareGet)}/s, ${cpuOf("bare").toFixed(0)} us/call` };
     const ok: boolean[] = [];
     for (const t of jobwatch) {
       const r = rate(t.name);
-      values[t.name] = `${k(r)}/s (${ratio(r, bareGet)})`;
+      values[t.name] = `${k(r)}/s (${ratio(r, bareGet)}), ${cpuOf(t.name).toFixed(0)} us/call`;
       ok.push(r / bareGet >= (t.name === "sqlite" ? 0.85 : 0.6));
     }
     addRow({
@@ -406,6 +412,33 @@ try {
       notes.push(`GetJobDetails ${name}: calls/s of each run ${spread(r.map((x) => x.perSecond))}${cpuNote(r)}`);
     const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
     if (failed > 0) notes.push(`GetJobDetails: ${failed} calls failed at the HTTP/2 level`);
+  }
+
+  if (wanted("getdistinct")) {
+    // A body per stream slot, so node:http2 clients for every target (bare too): the figure is CPU per
+    // call, which does not depend on how fast the load can go, and is steadier than a rate on a shared machine.
+    const runs = await alternate(targets, (t) => load(t, GET_PATH, t.userToken, t.distinctJobIds.map(getBody)));
+    const cpu = (n: TargetName): number => median((runs.get(n) ?? []).map(callCpuUs));
+    const rate = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.perSecond));
+    const base = cpu("bare");
+    const values: Row["values"] = { bare: `${base.toFixed(0)} us (${k(rate("bare"))}/s)` };
+    const ok: boolean[] = [];
+    for (const t of jobwatch) {
+      values[t.name] = `${cpu(t.name).toFixed(0)} us (${k(rate(t.name))}/s): ${ratio(base, cpu(t.name))}`;
+      ok.push(base / cpu(t.name) >= (t.name === "sqlite" ? 0.8 : 0.6));
+    }
+    addRow({
+      figure: `GetJobDetails, ${DISTINCT_JOBS} distinct jobs, 100 in flight: CPU per call (bare's / jobwatch's, database's included)`,
+      values,
+      goal: ">= 0.8x SQLite, >= 0.6x MySQL",
+      met: verdictByTarget(ok),
+    });
+    for (const [name, r] of runs)
+      notes.push(
+        `GetJobDetails distinct jobs ${name}: calls/s of each run ${spread(r.map((x) => x.perSecond))}${cpuNote(r)}`,
+      );
+    const failed = [...runs.values()].flat().reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) notes.push(`GetJobDetails distinct jobs: ${failed} calls did not end OK`);
   }
 
   if (wanted("p99") && Number.isFinite(bareGet)) {
@@ -432,10 +465,11 @@ try {
     const runs = await alternate(targets, (t) => load(t, REPORT_PATH, t.workerToken, t.distinctJobIds.map(reportBody)));
     const rate = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.perSecond));
     const base = rate("bare");
-    const values: Row["values"] = { bare: `${k(base)}/s` };
+    const cpu = (n: TargetName): number => median((runs.get(n) ?? []).map(callCpuUs));
+    const values: Row["values"] = { bare: `${k(base)}/s, ${cpu("bare").toFixed(0)} us/call` };
     const ok: boolean[] = [];
     for (const t of jobwatch) {
-      values[t.name] = `${k(rate(t.name))}/s (${ratio(rate(t.name), base)})`;
+      values[t.name] = `${k(rate(t.name))}/s (${ratio(rate(t.name), base)}), ${cpu(t.name).toFixed(0)} us/call`;
       ok.push(rate(t.name) / base >= (t.name === "sqlite" ? 0.5 : 0.25));
     }
     addRow({

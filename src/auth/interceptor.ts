@@ -38,80 +38,109 @@ export interface AuthInterceptorOptions {
 export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInterceptor {
   const { authenticator, permissions, log, toStatus } = options;
   const publicPrefixes = options.publicPrefixes ?? DEFAULT_PUBLIC_PREFIXES;
+  // What the interceptor needs to know of each path, worked out once per path of the contract (every call
+  // is on one of them): the hot path allocates no strings, closures or arrays for a token already seen.
+  const routes = new Map<string, Route>();
+  const routeOf = (path: string): Route => {
+    const known = routes.get(path);
+    if (known !== undefined) return known;
+    const route: Route = {
+      rpc: path.replace(/^\//, ""),
+      isPublic: publicPrefixes.some((prefix) => path.startsWith(prefix)),
+      permission: permissions.get(path),
+    };
+    if (route.isPublic || route.permission !== undefined) routes.set(path, route);
+    return route;
+  };
+
+  // Ends the call with the status; the handler never starts because the metadata is never passed on.
+  const reject = (call: grpc.ServerInterceptingCallInterface, rpc: string, error: unknown): void => {
+    if (error instanceof UnauthenticatedError || error instanceof PermissionDeniedError) {
+      log.debug({ rpc, peer: call.getPeer(), reason: error.message }, "call rejected");
+    }
+    call.sendStatus(toStatus(error));
+  };
+
+  // Resolves the principal or throws a domain error; never touches the call. A principal whose role
+  // lacks the permission is attached all the same before the refusal, so the access log names the
+  // user: the metadata goes no further (the call ends here), so no handler can take it as accepted.
+  const authorize = async (metadata: grpc.Metadata, route: Route, permission: string): Promise<Principal> => {
+    const values = metadata.get("authorization");
+    if (values.length > 1) {
+      throw new UnauthenticatedError(
+        `${values.length} authorization headers: send exactly one 'authorization: Bearer <token>'`,
+        "REPEATED_AUTHORIZATION",
+      );
+    }
+    const header = values[0];
+    const principal = await authenticator.authenticate(typeof header === "string" ? header : undefined);
+    if (!hasPermission(principal.role, permission)) {
+      attachPrincipal(metadata, principal);
+      throw new PermissionDeniedError(
+        `permission denied: ${route.rpc} requires permission '${permission}', which role '${principal.role}' does not grant`,
+        permission,
+      );
+    }
+    return principal;
+  };
+
+  const accept = (metadata: grpc.Metadata, principal: Principal): void => {
+    attachPrincipal(metadata, principal);
+    // The handler learns the caller from the principal; the secret goes no further.
+    metadata.remove("authorization");
+  };
 
   return (method, call) => {
-    const path = method.path;
-    const rpc = path.replace(/^\//, "");
-
-    // Ends the call with the status; the handler never starts because the metadata is never passed on.
-    const reject = (error: unknown): void => {
-      if (error instanceof UnauthenticatedError || error instanceof PermissionDeniedError) {
-        log.debug({ rpc, peer: call.getPeer(), reason: error.message }, "call rejected");
-      }
-      call.sendStatus(toStatus(error));
-    };
-
-    // Resolves the principal or throws a domain error; never touches the call. A principal whose role
-    // lacks the permission is attached all the same before the refusal, so the access log names the
-    // user: the metadata goes no further (the call ends here), so no handler can take it as accepted.
-    const authorize = async (metadata: grpc.Metadata, permission: string): Promise<Principal> => {
-      const values = metadata.get("authorization");
-      if (values.length > 1) {
-        throw new UnauthenticatedError(
-          `${values.length} authorization headers: send exactly one 'authorization: Bearer <token>'`,
-          "REPEATED_AUTHORIZATION",
-        );
-      }
-      const header = values[0];
-      const principal = await authenticator.authenticate(typeof header === "string" ? header : undefined);
-      if (!hasPermission(principal.role, permission)) {
-        attachPrincipal(metadata, principal);
-        throw new PermissionDeniedError(
-          `permission denied: ${rpc} requires permission '${permission}', which role '${principal.role}' does not grant`,
-          permission,
-        );
-      }
-      return principal;
-    };
-
+    const route = routeOf(method.path);
     return new grpc.ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, mdNext) {
             // Whatever the path, a client-sent principal never reaches a handler.
             metadata.remove(PRINCIPAL_METADATA_KEY);
-            if (publicPrefixes.some((prefix) => path.startsWith(prefix))) {
+            if (route.isPublic) {
               mdNext(metadata);
               return;
             }
-            const permission = permissions.get(path);
+            const permission = route.permission;
             if (permission === undefined) {
               // A contract change that forgot the option must not open the rpc to everyone.
-              const details = `rpc ${path} declares no required_permission; refusing (fail closed)`;
-              log.warn({ rpc }, details);
-              reject(new PermissionDeniedError(details, "(none declared)"));
+              const details = `rpc ${method.path} declares no required_permission; refusing (fail closed)`;
+              log.warn({ rpc: route.rpc }, details);
+              reject(call, route.rpc, new PermissionDeniedError(details, "(none declared)"));
               return;
             }
-            const accept = (principal: Principal): void => {
-              attachPrincipal(metadata, principal);
-              // The handler learns the caller from the principal; the secret goes no further.
-              metadata.remove("authorization");
-              mdNext(metadata);
-            };
             // A token already accepted since the last reload: passed on in this same turn.
             const values = metadata.get("authorization");
             const header = values.length === 1 ? values[0] : undefined;
             const known = typeof header === "string" ? authenticator.cached?.(header) : undefined;
             if (known !== undefined && hasPermission(known.role, permission)) {
-              accept(known);
+              accept(metadata, known);
+              mdNext(metadata);
               return;
             }
             // Authentication may reload tokens (async); grpc-js holds any messages that arrive
             // meanwhile and delivers them after mdNext, and mdNext is a no-op once the call is cancelled.
-            authorize(metadata, permission).then(accept, reject);
+            authorize(metadata, route, permission).then(
+              (principal) => {
+                accept(metadata, principal);
+                mdNext(metadata);
+              },
+              (error: unknown) => reject(call, route.rpc, error),
+            );
           },
         });
       },
     });
   };
+}
+
+/** What the interceptor knows of one gRPC path. */
+interface Route {
+  /** "pkg.Service/Method", for logs and messages. */
+  rpc: string;
+  /** Needs no token (health, reflection). */
+  isPublic: boolean;
+  /** The permission the contract declares for it; undefined: none (refused, fail closed). */
+  permission: string | undefined;
 }

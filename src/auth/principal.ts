@@ -21,15 +21,18 @@ export interface Principal {
 export const PRINCIPAL_METADATA_KEY = "x-jobwatch-principal";
 
 /**
- * The principal of each call's metadata object, set by the auth interceptor. The handler receives the
- * very object the interceptor passed on, so this is a lookup instead of a JSON round trip per call, and a
- * client cannot forge an entry (nothing it sends reaches this map).
+ * The property of a call's metadata object that holds its principal, set by the auth interceptor. The
+ * handler receives the very object the interceptor passed on, so reading it is a property load (no JSON
+ * round trip, and no WeakMap entry per call for the garbage collector to trace), and a client cannot
+ * forge it: nothing it sends becomes a property keyed by this module's own symbol.
  */
-const principals = new WeakMap<object, Principal>();
+const PRINCIPAL = Symbol("jobwatch.principal");
+
+type WithPrincipal = { [PRINCIPAL]?: Principal };
 
 /** Records who is calling on a call's metadata (the auth interceptor does this, before the handler runs). */
 export function attachPrincipal(metadata: object, principal: Principal): void {
-  principals.set(metadata, principal);
+  (metadata as WithPrincipal)[PRINCIPAL] = principal;
 }
 
 /**
@@ -37,7 +40,7 @@ export function attachPrincipal(metadata: object, principal: Principal): void {
  * of one refused for a missing permission (whose metadata never reaches a handler), for the access log.
  */
 export function findPrincipal(metadata: object): Principal | undefined {
-  return principals.get(metadata);
+  return (metadata as WithPrincipal)[PRINCIPAL];
 }
 
 /**
@@ -45,7 +48,7 @@ export function findPrincipal(metadata: object): Principal | undefined {
  * the principal is absent, which only happens on a server assembled without the interceptor.
  */
 export function principalOf(metadata: object): Principal {
-  const principal = principals.get(metadata);
+  const principal = findPrincipal(metadata);
   if (!principal) {
     throw new UnauthenticatedError(
       "no authenticated caller on this call: the server is misconfigured (auth interceptor missing)",

@@ -39,7 +39,7 @@ function optional(value: string | null): string | undefined {
  * said how far the work had got and it is done (100%); FAILED and CANCELLED keep the last ones reported,
  * where the work stopped. The row keeps them all (the history of earlier revisions shows them).
  */
-function whereItIs(
+export function whereItIs(
   status: StoreJobStatus,
   phase: string | null,
   detail: string | null,
@@ -48,7 +48,8 @@ function whereItIs(
   return { phase: optional(phase), detail: optional(detail) };
 }
 
-const BASIS_TO_PROTO: Record<StoreEstimateBasis, EstimateBasis> = {
+/** The protobuf enum value of each estimate basis. */
+export const BASIS_TO_PROTO: Record<StoreEstimateBasis, EstimateBasis> = {
   progress_rate: EstimateBasis.ESTIMATE_BASIS_PROGRESS_RATE,
   history: EstimateBasis.ESTIMATE_BASIS_HISTORY,
   progress_and_history: EstimateBasis.ESTIMATE_BASIS_PROGRESS_AND_HISTORY,

@@ -3,6 +3,7 @@ import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import { isTerminal } from "../store/job.js";
 import type { Job } from "../store/job.js";
 import { estimateCompletion } from "../jobs/estimate.js";
+import type { Estimate } from "../jobs/estimate.js";
 import { jobToProto } from "./job-mapper.js";
 import type { RunHistory } from "../jobs/run-history.js";
 
@@ -10,6 +11,8 @@ import type { RunHistory } from "../jobs/run-history.js";
 export interface JobView {
   /** One job as the wire's Job. */
   toProto(job: Job): Promise<ProtoJob>;
+  /** The completion estimate toProto would give the job now (undefined: none). */
+  estimate(job: Job): Promise<Estimate | undefined>;
   /** Several jobs, in order. */
   toProtos(jobs: readonly Job[]): Promise<ProtoJob[]>;
   /** `job` has just COMPLETED through this server: the history of its type has one more run. */
@@ -18,14 +21,16 @@ export interface JobView {
 
 /** A JobView reading the history from `history` and the time from `now`. */
 export function createJobView(history: Pick<RunHistory, "typical" | "invalidate">, now: () => number): JobView {
-  const toProto = async (job: Job): Promise<ProtoJob> => {
+  const estimate = async (job: Job): Promise<Estimate | undefined> => {
     // A finished job has no estimate: no history to read.
-    if (isTerminal(job.status)) return jobToProto(job);
+    if (isTerminal(job.status)) return undefined;
     const typical = await history.typical(job.operationType, job.resource);
-    return jobToProto(job, estimateCompletion(job, typical, now()));
+    return estimateCompletion(job, typical, now());
   };
+  const toProto = async (job: Job): Promise<ProtoJob> => jobToProto(job, await estimate(job));
   return {
     toProto,
+    estimate,
     toProtos: (jobs) => Promise.all(jobs.map(toProto)),
     completed: (job) => history.invalidate(job.operationType),
   };
@@ -34,6 +39,7 @@ export function createJobView(history: Pick<RunHistory, "typical" | "invalidate"
 /** A JobView without estimates: the fields of each job alone. */
 export const plainJobView: JobView = {
   toProto: async (job) => jobToProto(job),
+  estimate: async () => undefined,
   toProtos: async (jobs) => jobs.map((job) => jobToProto(job)),
   completed: () => undefined,
 };

@@ -1,9 +1,11 @@
 // One job revision, many readers: its response is made once and encoded once for every WatchJob stream
 // that carries it and every GetJobDetails call that read it in the same turn.
-import { WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
-import type { GetJobDetailsResponse, JobServiceService } from "../gen/jobwatch/v1/job_service.js";
+import { GetJobDetailsResponse, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
+import type { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
+import { encodeJobResponse } from "./job-encoding.js";
+import { jobToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
 
 /**
@@ -14,11 +16,11 @@ import type { JobView } from "./job-view.js";
 const watchResponses = new WeakMap<Job, Promise<WatchJobResponse>>();
 
 /**
- * The GetJobDetailsResponse of each store job object, made once. The store hands every read of a job in
- * one turn of the event loop the same object (read-batch.ts), so clients polling the same job share its
- * mapping (and, through withSharedEncoding, its bytes); the next turn reads the job again.
+ * The encoded GetJobDetailsResponse of each store job object, made once. The store hands every read of a
+ * job in one turn of the event loop the same object (read-batch.ts), so clients polling the same job share
+ * its bytes; the next turn reads the job again.
  */
-const detailsResponses = new WeakMap<Job, Promise<GetJobDetailsResponse>>();
+const detailsResponses = new WeakMap<Job, Promise<Buffer>>();
 
 /** The response in `cache` for `job`, made (mapped by `view`) the first time it is asked for. */
 function shared<R extends { job?: ProtoJob | undefined }>(
@@ -39,9 +41,23 @@ export function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse
   return shared(watchResponses, job, view);
 }
 
-/** The (shared, never modified) GetJobDetails response for `job`, mapped by `view`. */
+/**
+ * The GetJobDetails response for `job` with `view`'s estimate, as its wire bytes (shared, never
+ * modified), written straight from the store's job (job-encoding.ts) without the generated message
+ * object. It stands in for the response object: the handler returns it, and withSharedEncoding's
+ * serializer passes bytes through.
+ */
 export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsResponse> {
-  return shared(detailsResponses, job, view);
+  let bytes = detailsResponses.get(job);
+  if (bytes === undefined) {
+    bytes = view
+      .estimate(job)
+      .then((estimate) =>
+        encodeJobResponse(job, estimate, () => GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish()),
+      );
+    detailsResponses.set(job, bytes);
+  }
+  return bytes as Promise<unknown> as Promise<GetJobDetailsResponse>;
 }
 
 /** The serialized WatchJobResponse of each store job object, once prepareWatchMessage made it. */
@@ -85,40 +101,25 @@ export function sentJob(message: unknown): ProtoJob | undefined {
   return (message as { job?: ProtoJob } | undefined)?.job;
 }
 
-/** `encode`, memoized per message object (weakly): a shared response is encoded once. */
-function memoized<T extends object>(encode: (value: T) => Buffer): (value: T) => Buffer {
-  const encoded = new WeakMap<T, Buffer>();
-  return (value) => {
-    let bytes = encoded.get(value);
-    if (bytes === undefined) {
-      bytes = encode(value);
-      encoded.set(value, bytes);
-    }
-    // grpc-js copies these bytes into each call's own frame and never writes to them.
-    return bytes;
-  };
-}
-
 /**
- * WatchJob's response serializer with a seam for pre-serialized messages: a Buffer is passed through as
- * the message's bytes (grpc-js then only frames it, as a bare grpc-js server does with its own bytes);
+ * A response serializer with a seam for pre-serialized messages: a Buffer is passed through as the
+ * message's bytes (grpc-js then only frames it, as a bare grpc-js server does with its own bytes);
  * anything else (a bookmark) is encoded. grpc-js serializes per call in sendMessage and has no other
  * way in for bytes made once for many calls.
  */
-function passingBuffers(serialize: (value: WatchJobResponse) => Buffer): (value: WatchJobResponse | Buffer) => Buffer {
+function passingBuffers<T>(serialize: (value: T) => Buffer): (value: T | Buffer) => Buffer {
   return (value) => (Buffer.isBuffer(value) ? value : serialize(value));
 }
 
 /**
- * JobService's definition with WatchJob's serializer passing pre-serialized Buffers through (see
- * prepareWatchMessage) and GetJobDetails' encoder memoized per response object: the handler hands the
- * same response object to every reader of a job revision (detailsResponse), so it is encoded once, not
- * once per reader. The generated definition is copied, not modified.
+ * JobService's definition with the serializers of WatchJob and GetJobDetails passing pre-serialized
+ * Buffers through (prepareWatchMessage, detailsResponse): each job revision is encoded once, not once
+ * per reader. The generated definition is copied, not modified.
  */
 export function withSharedEncoding(service: JobServiceService): JobServiceService {
   return {
     ...service,
     watchJob: { ...service.watchJob, responseSerialize: passingBuffers(service.watchJob.responseSerialize) },
-    getJobDetails: { ...service.getJobDetails, responseSerialize: memoized(service.getJobDetails.responseSerialize) },
+    getJobDetails: { ...service.getJobDetails, responseSerialize: passingBuffers(service.getJobDetails.responseSerialize) },
   };
 }
