@@ -53,7 +53,9 @@ export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsR
     bytes = view
       .estimate(job)
       .then((estimate) =>
-        encodeJobResponse(job, estimate, () => GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish()),
+        encodeJobResponse(job, estimate, () =>
+          GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish(),
+        ),
       );
     detailsResponses.set(job, bytes);
   }
@@ -120,6 +122,9 @@ export function withSharedEncoding(service: JobServiceService): JobServiceServic
   return {
     ...service,
     watchJob: { ...service.watchJob, responseSerialize: passingBuffers(service.watchJob.responseSerialize) },
-    getJobDetails: { ...service.getJobDetails, responseSerialize: passingBuffers(service.getJobDetails.responseSerialize) },
+    getJobDetails: {
+      ...service.getJobDetails,
+      responseSerialize: passingBuffers(service.getJobDetails.responseSerialize),
+    },
   };
 }
