@@ -41,12 +41,13 @@ export async function startService(
   config: Config,
   log: Logger,
   print: (text: string) => void = (text) => process.stderr.write(`${text}\n`),
+  options: ServeOptions = {},
 ): Promise<Service> {
   // grpc-js writes its own errors to stderr ("No address added ..."); what matters reaches the user
   // through our errors, so its lines go to the log at debug, with any secret in them removed.
   routeGrpcLog(log);
   // Checked before anything opens: a bad certificate file is one line naming it, exit 1.
-  const credentials = config.tls === undefined ? undefined : serverCredentials(config.tls);
+  const credentials = config.tls === undefined ? undefined : serverCredentials(config.tls, undefined, log);
   // The JWKS too: a JWKS file that cannot be read stops serve here; a JWKS URL that is down is a warning.
   const jwt = config.jwt === undefined ? undefined : new JwtVerifier(config.jwt, { log });
   await jwt?.start();
@@ -112,15 +113,18 @@ export async function startService(
       metrics && config.metricsListen !== undefined ? await metrics.listen(config.metricsListen) : undefined;
     sweeper.start();
     const bootstrap = await ensureBootstrapToken(store);
-    if (bootstrap) print(bootstrapTokenMessage(bootstrap, displayAddress(address), config.tls !== undefined));
+    if (bootstrap) {
+      print(bootstrapTokenMessage(bootstrap, displayAddress(address), config.tls !== undefined, options.command));
+    }
     log.info(
       {
         address,
         database: redactUrl(config.databaseUrl),
         tls: tlsMode(config),
         metrics: metricsAddress,
-        // What JWTs must carry, so a refused token can be checked against the settings from the log.
-        jwt:
+        // What JWTs must carry, so a refused token can be checked against the settings from the log (not
+        // under "jwt": the logger redacts that key, which holds tokens elsewhere).
+        jwtSettings:
           config.jwt === undefined
             ? "off"
             : {
@@ -142,6 +146,7 @@ export async function startService(
         await server.shutdown(SHUTDOWN_BUDGET_MS);
         await tokens.stop();
         await store.close();
+        credentials?.close();
         // Last: the spans of the calls that shutdown let finish are exported too.
         await tracing?.shutdown();
       },
@@ -152,13 +157,20 @@ export async function startService(
     await server.shutdown(0).catch(() => undefined);
     await tokens.stop();
     await store.close().catch(() => undefined);
+    credentials?.close();
     await tracing?.shutdown().catch(() => undefined);
     throw error;
   }
 }
 
+/** What the entry point knows about how it was run. */
+export interface ServeOptions {
+  /** How a person runs jobwatch here, for the commands the bootstrap banner prints (default `jobwatch`). */
+  command?: string;
+}
+
 /** `jobwatch serve`: runs until SIGINT or SIGTERM, then shuts down gracefully and exits 0. */
-export async function serve(config: Config): Promise<void> {
+export async function serve(config: Config, options: ServeOptions = {}): Promise<void> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   // Listen for signals before starting: a signal that arrives while the service starts (or just after
   // it said it is serving) must still mean a graceful stop, not the default of dying at once.
@@ -168,7 +180,7 @@ export async function serve(config: Config): Promise<void> {
   process.once("SIGTERM", onSignal);
   let service: Service;
   try {
-    service = await startService(config, log);
+    service = await startService(config, log, undefined, options);
   } catch (error) {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

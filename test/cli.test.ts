@@ -202,6 +202,20 @@ describe("jobwatch client commands", () => {
     assert.match(late.stderr, /CANCELLED/);
   });
 
+  test("help: --status says 'any status' (not '[]'); get --history says its revisions skip", async () => {
+    for (const command of ["list", "top"]) {
+      const help = await cli(["help", command]);
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.stdout, /\(default: any status\)/);
+      assert.doesNotMatch(help.stdout, /default: \[\]/);
+    }
+    const get = await cli(["help", "get"]);
+    assert.match(
+      get.stdout.replace(/\s+/g, " "),
+      /progress and detail within one phase at most once a second .*revision numbers skip/,
+    );
+  });
+
   test("list: a pending cancel shows while the job runs, not once it ended CANCELLED", async () => {
     const job = await worker.worker.createJob({ operationType: "list_cancel_op", username: "alice" });
     await worker.worker.startJob(job.jobId);
@@ -283,7 +297,8 @@ describe("jobwatch client commands", () => {
 
   test("demo drives a job through its phases while watch follows it to COMPLETED", async () => {
     const demo = start(["demo", "--duration", "3s", "--delay", "1s", "--user", "alice"], as(server.tokens.admin));
-    await demo.waitFor(/jobwatch watch [0-9a-f-]{36}/);
+    // Run in the checkout (no jobwatch on PATH): the command it prints is one that works there.
+    await demo.waitFor(/ {2}npx jobwatch watch [0-9a-f-]{36}/);
     const id = /jobwatch watch ([0-9a-f-]{36})/.exec(demo.stdout)![1]!;
     const watch = start(["watch", id], as(server.tokens.alice));
     const [demoCode, watchCode] = await Promise.all([demo.exited, watch.exited]);

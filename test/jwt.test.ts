@@ -22,6 +22,7 @@ import {
 import { JwtVerifier } from "../src/auth/jwt.js";
 import { loadConfig } from "../src/config.js";
 import { UnauthenticatedError as DomainUnauthenticated, UnavailableError as DomainUnavailable } from "../src/errors.js";
+import { createLogger } from "../src/logger.js";
 import { startService, type Service } from "../src/main.js";
 import { cli } from "./helpers/cli.js";
 
@@ -367,7 +368,12 @@ describe("JWT", () => {
     const url = gone.url;
     await gone.close();
     const lines: { level: number; msg: string; jwks?: string }[] = [];
-    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    // The server's own logger (its redaction included), writing here.
+    const log = createLogger({
+      level: "info",
+      format: "json",
+      destination: { write: (line: string) => lines.push(JSON.parse(line)) },
+    });
     const started = await startService(
       loadConfig({
         JOBWATCH_DATABASE_URL: "sqlite::memory:",
@@ -381,9 +387,9 @@ describe("JWT", () => {
       () => undefined,
     );
     try {
-      const serving = lines.find((l) => l.msg === "jobwatch is serving") as { jwt?: unknown } | undefined;
+      const serving = lines.find((l) => l.msg === "jobwatch is serving") as { jwtSettings?: unknown } | undefined;
       assert.deepEqual(
-        serving?.jwt,
+        serving?.jwtSettings,
         {
           jwks: url,
           issuer: ISSUER,

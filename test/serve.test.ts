@@ -1,10 +1,13 @@
 // The server side of the `jobwatch` command as a new user runs it: configuration, `serve` on a fresh
 // folder (the bootstrap admin token, SIGTERM), `token create|list|revoke`, `migrate`, and bad settings.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { createClient, JobNotFoundError, UnauthenticatedError } from "../src/client/index.js";
 import { ConfigError, type ConfigFlags, DEFAULT_DATABASE_URL, loadConfig } from "../src/config.js";
@@ -106,6 +109,70 @@ describe("settings given as flags are named as flags", () => {
   });
 });
 
+/** Every process below `pid` (Linux: /proc/<pid>/task/<tid>/children), children first. */
+function descendants(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+  return children.flatMap((child) => [child, ...descendants(child)]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("npm start under a supervisor", () => {
+  test("SIGTERM to npm's pid stops the server too (gracefully), leaving no process behind", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "jobwatch-npm-start-"));
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const npm = spawn("npm", ["start"], {
+      cwd: root,
+      env: {
+        ...process.env,
+        JOBWATCH_DATABASE_URL: `sqlite:${join(dir, "start.db")}`,
+        JOBWATCH_LISTEN: "127.0.0.1:0",
+        JOBWATCH_LOG_FORMAT: "json",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    npm.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    npm.stderr.resume();
+    const exited = new Promise<void>((resolve) => npm.once("exit", () => resolve()));
+    let below: number[] = [];
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!out.includes("jobwatch is serving")) {
+        assert.ok(Date.now() < deadline, `npm start did not come up: ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      below = descendants(npm.pid!);
+      assert.ok(below.length > 0, "the server runs below npm");
+      npm.kill("SIGTERM");
+      await exited;
+      const gone = Date.now() + 10_000;
+      while (below.some(alive) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(below.filter(alive), [], "no process of npm start outlives it");
+      assert.match(out, /"msg":"stopped"/, "the server shut down gracefully");
+    } finally {
+      for (const pid of [...below, ...descendants(npm.pid!)]) if (alive(pid)) process.kill(pid, "SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 /** A free local port (listened on, then released). */
 async function freePort(): Promise<number> {
   const server = createNetServer();
@@ -151,7 +218,14 @@ describe("jobwatch serve on a fresh folder (embedded SQLite)", () => {
     assert.ok((await stat(join(dir, "data", "jobwatch.db"))).isFile());
     assert.match(server.stderr, /an admin token was created for user 'admin'/);
     assert.ok(!server.stdout.includes(adminToken), "the token is never in the JSON log on stdout");
-    assert.match(server.stderr, /grpcurl -plaintext -H 'authorization: Bearer jw_/);
+    // Reflection is public: the grpcurl line needs (and shows) no token.
+    assert.match(server.stderr, /^ {2}grpcurl -plaintext 127\.0\.0\.1:\d+ list$/m);
+    assert.equal(server.stderr.split(adminToken).length - 1, 1, "the token is printed once, on its own line");
+    // Outside a checkout, with no jobwatch on PATH, the commands name the built CLI: they run as printed.
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    const command = `node ${join(root, "dist", "cli", "main.js")}`;
+    assert.ok(server.stderr.includes(`  ${command} token create --user alice --role normal_user`), server.stderr);
+    assert.ok(server.stderr.includes(`  ${command} demo`), server.stderr);
     const client = createClient({ address, token: adminToken });
     try {
       await assert.rejects(client.getJob(UNKNOWN_JOB), JobNotFoundError);

@@ -11,7 +11,7 @@ import { connect as tlsConnect } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { createClient, JobNotFoundError, UnavailableError } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
 import { startService, type Service } from "../src/main.js";
@@ -27,7 +27,11 @@ interface Running {
   dir: string;
 }
 
-async function startTls(files: { cert: string; key: string }, clientCa?: string): Promise<Running> {
+async function startTls(
+  files: { cert: string; key: string },
+  clientCa?: string,
+  log: Logger = pino({ level: "silent" }),
+): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "jobwatch-tls-db-"));
   const config = loadConfig({
     JOBWATCH_DATABASE_URL: `sqlite:${join(dir, "tls.db")}`,
@@ -38,7 +42,7 @@ async function startTls(files: { cert: string; key: string }, clientCa?: string)
     JOBWATCH_ACCESS_LOG: "off",
   });
   let token = "";
-  const service = await startService(config, pino({ level: "silent" }), (text) => {
+  const service = await startService(config, log, (text) => {
     token = /jw_[A-Za-z0-9_-]+/.exec(text)?.[0] ?? token;
   });
   return { service, token, dir };
@@ -196,7 +200,12 @@ describe("TLS", () => {
     const live = { cert: join(dir, "live.pem"), key: join(dir, "live.key") };
     copyFileSync(pki.server.cert, live.cert);
     copyFileSync(pki.server.key, live.key);
-    const running = await startTls(live);
+    const lines: { msg: string; serial?: string; file?: string }[] = [];
+    const running = await startTls(
+      live,
+      undefined,
+      pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) }),
+    );
     const { address } = running.service;
     const client = createClient({
       address,
@@ -228,6 +237,12 @@ describe("TLS", () => {
         served = await servedSerial(address, pki.ca.cert).catch(() => served);
       }
       assert.equal(served, second, "the new certificate is served within 10 s");
+      const reloads = lines.filter((l) => l.msg.startsWith("TLS certificate reloaded"));
+      assert.deepEqual(
+        reloads.map((l) => [l.serial, l.file]),
+        [[second, live.cert]],
+        "one log line for the new certificate, naming its serial and file (none for the first read)",
+      );
 
       await client.worker.startJob(job.jobId);
       await client.worker.completeJob(job.jobId, { rotated: true });

@@ -70,18 +70,29 @@ export async function ensureBootstrapToken(
   return createToken(store, { user: BOOTSTRAP_USER, role: "admin" });
 }
 
-/** The lines `serve` prints with a bootstrap token: the token and how to use it. */
-export function bootstrapTokenMessage(created: CreatedToken, address: string, tls = false): string {
+/**
+ * The lines `serve` prints with a bootstrap token: the token and how to use it. `command` is how the
+ * person runs jobwatch where the server runs (`jobwatch`, `npx jobwatch` in a checkout ...).
+ */
+export function bootstrapTokenMessage(
+  created: CreatedToken,
+  address: string,
+  tls = false,
+  command = "jobwatch",
+): string {
   return [
     `No API tokens existed, so an admin token was created for user '${created.username}' (id ${created.tokenId}).`,
     "It is shown only this once; keep it:",
     "",
     `  ${created.token}`,
     "",
-    "Use it with grpcurl:",
-    `  grpcurl ${tls ? "-cacert <the CA of the server's certificate>" : "-plaintext"} -H 'authorization: Bearer ${created.token}' ${address} list`,
+    "Use it with the jobwatch command (in another terminal):",
+    `  export JOBWATCH_ADDRESS=${address} JOBWATCH_TOKEN=<the token above>${tls ? " JOBWATCH_CA=<the CA of the server's certificate>" : ""}`,
+    `  ${command} demo`,
+    "See the services with grpcurl (reflection needs no token):",
+    `  grpcurl ${tls ? "-cacert <the CA of the server's certificate>" : "-plaintext"} ${address} list`,
     "Make tokens for people and workers:",
-    "  jobwatch token create --user alice --role normal_user",
-    "  jobwatch token create --user worker-1 --role service",
+    `  ${command} token create --user alice --role normal_user`,
+    `  ${command} token create --user worker-1 --role service`,
   ].join("\n");
 }

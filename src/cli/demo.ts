@@ -14,6 +14,7 @@ import {
   runWithClient,
   type ClientFlags,
 } from "./client-options.js";
+import { commandName } from "./command-name.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
 import { colorsFor, finalSummary, formatDuration, paintStatus } from "./format.js";
 
@@ -116,16 +117,18 @@ export function register(program: Command): void {
             {
               beforeStart: async (job) => {
                 const address = flags.address === DEFAULT_ADDRESS ? "" : ` --address ${flags.address}`;
+                // What works where the demo runs: a bare `jobwatch` is "command not found" in a checkout.
+                const command = commandName();
                 out(`Created job ${c.bold(job.jobId)}: ${flags.operation} on ${resource}, for user ${flags.user}.`);
                 out("");
                 out("Follow it in another terminal:");
                 out("");
-                out(`  ${c.cyan(`jobwatch watch ${job.jobId}${address}`)}`);
+                out(`  ${c.cyan(`${command} watch ${job.jobId}${address}`)}`);
                 out("");
                 out(
                   c.dim(
                     `(with JOBWATCH_TOKEN set to an admin token, or to a token of user ${flags.user}; ` +
-                      `try \`jobwatch cancel ${job.jobId}\` too)`,
+                      `try \`${command} cancel ${job.jobId}\` too)`,
                   ),
                 );
                 out(`Starting in ${formatDuration(flags.delay)} ...`);

@@ -14,7 +14,12 @@ export function register(program: Command): void {
     .command("get")
     .description("show a job: status, progress, owner, operation, timestamps, result or error")
     .argument("<job-id>", "the job's id (a UUID)")
-    .option("--history", "also show the job's recorded changes, oldest first");
+    .option(
+      "--history",
+      "also show the job's recorded changes, oldest first: every change of status, phase, cancel request or " +
+        "error, but progress and detail within one phase at most once a second and no heartbeats, so " +
+        "revision numbers skip",
+    );
   addJsonOption(command, "print the job in the protobuf JSON mapping (with --history: {job, events})");
   addClientOptions(command);
   command.action(async (jobId: string, flags: GetFlags) => {

@@ -1,5 +1,5 @@
 // `jobwatch list`: the caller's jobs (everyone's for an admin), newest first, as a table or JSON.
-import { InvalidArgumentError as UsageError, type Command } from "commander";
+import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
 import {
   isTerminalStatus,
   parseStatus,
@@ -37,11 +37,14 @@ export function register(program: Command): void {
     .command("list")
     .addHelpText("after", DURATION_HELP)
     .description("list jobs, newest first: your own, or with an admin token anyone's")
-    .option(
-      "--status <statuses>",
-      "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
-      collectStatuses,
-      [] as JobStatus[],
+    .addOption(
+      new Option(
+        "--status <statuses>",
+        "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
+      )
+        .argParser(collectStatuses)
+        // Help shows "(default: any status)", not the empty list's "(default: [])".
+        .default([] as JobStatus[], "any status"),
     )
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
     .option("--user <name>", "only this user's jobs (needs an admin token)")

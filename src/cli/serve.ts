@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { ConfigFlags } from "../config.js";
 import { DURATION_RULE } from "../duration.js";
 import { serve } from "../main.js";
+import { commandName } from "./command-name.js";
 import { configFrom, withDatabaseOption } from "./database-option.js";
 import { exitOnError } from "./fail.js";
 
@@ -27,7 +28,7 @@ export function register(program: Command): void {
     )
     .action(
       exitOnError(async (flags: ConfigFlags) => {
-        await serve(configFrom(flags));
+        await serve(configFrom(flags), { command: commandName() });
       }),
     );
 }

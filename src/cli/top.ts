@@ -1,5 +1,5 @@
 // `jobwatch top`: a live table of the jobs matching a filter (WatchJobs), or one line per change when piped.
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { type Job, JobStatus, type JobsWatchEvent, type JobsWatchFilter, statusName } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
 import { addClientOptions, runWithClient, type ClientFlags } from "./client-options.js";
@@ -27,11 +27,14 @@ export function register(program: Command): void {
       "a live table of your jobs (with --all and an admin token, everyone's): running first, updated as " +
         "they change; q or Ctrl-C quits. Piped, it prints one line per change instead.",
     )
-    .option(
-      "--status <statuses>",
-      "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
-      collectStatuses,
-      [] as JobStatus[],
+    .addOption(
+      new Option(
+        "--status <statuses>",
+        "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
+      )
+        .argParser(collectStatuses)
+        // Help shows "(default: any status)", not the empty list's "(default: [])".
+        .default([] as JobStatus[], "any status"),
     )
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
     .option("--user <name>", "only this user's jobs (another user's needs an admin token)")

@@ -62,6 +62,14 @@ export interface TlsCredentials {
   credentials: grpc.ServerCredentials;
   /** Resolves once the first read is in place (before it, grpc-js drops incoming connections). */
   ready(): Promise<void>;
+  /** Stops reporting reloads (the file watching itself ends with the server). */
+  close(): void;
+}
+
+/** What `serverCredentials` says about a certificate read again from disk. */
+export interface TlsReloadLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
 }
 
 /**
@@ -70,7 +78,7 @@ export interface TlsCredentials {
  * certificate they started with. Replace the certificate and key together (write both, or rename into
  * place); a pair caught half-written is refused until the next read finds it whole.
  */
-export function serverCredentials(files: TlsFiles, refreshMs = TLS_REFRESH_MS): TlsCredentials {
+export function serverCredentials(files: TlsFiles, refreshMs = TLS_REFRESH_MS, log?: TlsReloadLog): TlsCredentials {
   checkTlsFiles(files);
   const mtls = files.clientCaFile !== undefined;
   const provider = new grpc.experimental.FileWatcherCertificateProvider({
@@ -96,5 +104,41 @@ export function serverCredentials(files: TlsFiles, refreshMs = TLS_REFRESH_MS): 
       };
       provider.addIdentityCertificateListener(listener);
     });
-  return { credentials, ready };
+  // A renewed certificate is worth a line: an operator can see it was picked up, and which one.
+  let served: string | undefined;
+  const reloaded = (update: { certificate: Buffer; privateKey: Buffer } | null): void => {
+    if (update === null || log === undefined) return;
+    const pair = `${update.certificate.toString("base64")}:${update.privateKey.toString("base64")}`;
+    if (pair === served) return;
+    const first = served === undefined;
+    served = pair;
+    if (first) return;
+    try {
+      const cert = new X509Certificate(update.certificate);
+      if (!cert.checkPrivateKey(createPrivateKey(update.privateKey))) {
+        log.warn(
+          { file: files.certFile },
+          "TLS certificate and key read from disk do not match (half written?); retrying",
+        );
+        served = undefined;
+        return;
+      }
+      log.info(
+        { file: files.certFile, subject: cert.subject, serial: cert.serialNumber, validTo: cert.validTo },
+        "TLS certificate reloaded: new connections get it",
+      );
+    } catch (error) {
+      log.warn({ file: files.certFile, err: error }, "TLS certificate read from disk is not usable; retrying");
+      served = undefined;
+    }
+  };
+  return {
+    credentials,
+    // Listening from the bind on (a listener makes the provider watch the files, as grpc-js's own does).
+    ready: () => {
+      provider.addIdentityCertificateListener(reloaded);
+      return ready();
+    },
+    close: () => provider.removeIdentityCertificateListener(reloaded),
+  };
 }
