@@ -23,6 +23,7 @@
 //   divergent             two observations of one revision of a job that differ (replicas disagreeing)
 //   wrong-event           a WatchJobs CHANGED event for a job outside the filter, or REMOVED for one inside it
 //   visibility            a WatchJobs event for a job of a user the watcher may not see
+//   watch-failed          a watch that ended with an error the client library does not resume from (INTERNAL ...)
 //   stale-read            a GetJobDetails sent through any replica after a write was acknowledged, answering an older revision
 //   read-your-writes      a valid next step of a job refused (FAILED_PRECONDITION, NOT_FOUND) by a replica that did not
 //                         see the worker's acknowledged write before it
@@ -88,6 +89,8 @@ export interface JobWatcherLog {
   attempts: Attempt[];
   /** Each job yielded, in order, across every reconnect and every forced disconnect, with the attempt it came from. */
   seen: { state: JobState; attempt: number }[];
+  /** The error the watch ended with, when the client library gave up on it. */
+  failure?: string;
 }
 
 /** A WatchJobs watcher's filter, as the checker needs it. */
@@ -119,6 +122,8 @@ export interface JobsWatcherLog {
   filter: JobsFilter;
   attempts: Attempt[];
   segments: Segment[];
+  /** The error the watch ended with, when the client library gave up on it. */
+  failure?: string;
 }
 
 /** A watcher's record. */
@@ -164,6 +169,7 @@ export type ViolationKind =
   | "divergent"
   | "wrong-event"
   | "visibility"
+  | "watch-failed"
   | "stale-read"
   | "read-your-writes";
 
@@ -305,6 +311,9 @@ export function checkHistory(history: History): Verdict {
   }
 
   for (const watcher of history.watchers) {
+    if (watcher.failure !== undefined) {
+      report("watch-failed", watcher.kind === "job" ? watcher.jobId : "", watcher.failure, watcher.id);
+    }
     // Each call as the server answered it: increasing revisions per job, nothing at or before its resume point.
     for (const [a, attempt] of watcher.attempts.entries()) {
       const last = new Map<string, number>();

@@ -29,6 +29,8 @@ export interface Replica {
   restart(): Promise<void>;
   /** Graceful stop. */
   stop(): Promise<void>;
+  /** The error lines of its log (a process's: level error and above), to show next to violations. */
+  readonly errors: readonly string[];
 }
 
 /** The tokens a run uses: admin drives and watches everything; alice watches her own jobs. */
@@ -66,6 +68,7 @@ export async function spawnReplica(name: string, url: string, env: Record<string
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let address = "127.0.0.1:0";
+  const errors: string[] = [];
   const launch = async (): Promise<void> => {
     const line = cliCommand(["serve", "--database-url", url, "--listen", address]);
     const proc = spawn(line.command, line.args, {
@@ -79,8 +82,14 @@ export async function spawnReplica(name: string, url: string, env: Record<string
     proc.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       err = (err + chunk).slice(-4000);
     });
+    let partial = "";
+    proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      for (const l of lines) if (/^\{"level":(50|60)/.test(l) && errors.length < 50) errors.push(l);
+    });
     address = await new Promise<string>((resolve, reject) => {
-      proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      proc.stdout!.on("data", (chunk: string) => {
         out += chunk;
         const serving = /"address":"([^"]+)"[^\n]*"msg":"jobwatch is serving"/.exec(out);
         if (serving) {
@@ -106,6 +115,7 @@ export async function spawnReplica(name: string, url: string, env: Record<string
       child?.kill("SIGTERM");
       await exited;
     },
+    errors,
   };
 }
 
@@ -125,6 +135,7 @@ export async function inProcessReplicas(
       kill: () => Promise.reject(new Error("an in-process replica cannot be killed")),
       restart: () => Promise.reject(new Error("an in-process replica cannot be restarted")),
       stop: () => s.stop(),
+      errors: [],
     }),
   );
   return {

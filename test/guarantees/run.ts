@@ -74,11 +74,12 @@ export interface RunResult {
   line: string;
   /** Everything recorded, for a look at what went wrong. */
   history: History;
+  /** Error lines the replicas logged. */
+  replicaErrors: string[];
 }
 
 const WRITES = Number(process.env.JOBWATCH_GUARANTEES_WRITES ?? 2500);
 const MAX_SECONDS = Number(process.env.JOBWATCH_GUARANTEES_MAX_SECONDS ?? 45);
-const OPERATION = "guarantees";
 
 /** Uniform integer in [0, n). */
 const rnd = (n: number): number => Math.floor(Math.random() * n);
@@ -105,6 +106,12 @@ function stateOf(job: Job): JobState {
     username: job.username,
     content: JSON.stringify(rest),
   };
+}
+
+/** "CODE: message" of a client error, for the record. */
+function failureOf(error: unknown): string {
+  const code = codeOf(error);
+  return `${code === undefined ? "" : `${GrpcStatus[code]}: `}${(error as Error).message}`;
 }
 
 function codeOf(error: unknown): number | undefined {
@@ -160,6 +167,8 @@ function rawOf(message: WatchJobResponse | WatchJobsResponse): RawMessage {
 export async function runProfile(options: RunOptions): Promise<RunResult> {
   const { replicas, tokens } = options;
   const started = Date.now();
+  // The run's own operation type: a database shared with earlier runs (Galera's) holds their jobs too.
+  const OPERATION = `guarantees-${started.toString(36)}`;
   const clients: JobwatchClient[] = [];
   const make = (address: string, token: string, extra: Record<string, unknown> = {}): JobwatchClient => {
     const c = createClient({
@@ -229,7 +238,10 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
           return;
         } catch (error) {
           if (stopped.signal.aborted) return;
-          if (!quit.signal.aborted) throw error;
+          if (!quit.signal.aborted) {
+            log.failure = failureOf(error);
+            return;
+          }
         }
         forcedResumes++;
         await sleep(50 + rnd(250));
@@ -286,7 +298,11 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
           }
         } catch (error) {
           if (stopped.signal.aborted) return;
-          if (!quit.signal.aborted) throw error;
+          if (!quit.signal.aborted) {
+            log.failure = failureOf(error);
+            onSynced();
+            return;
+          }
         } finally {
           clearTimeout(timer);
         }
@@ -553,5 +569,6 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
     `${stats.unknownOutcomes} outcomes unknown), ${stats.eventsChecked} events checked from ${history.watchers.length} watchers, ` +
     `${stats.resumes} resumes (${stats.forcedResumes} forced), ${stats.reads} reads across replicas, ` +
     `violations ${verdict.violations.length} [${seconds_} s; ${notes.join("; ")}]`;
-  return { stats, verdict, line, history };
+  const replicaErrors = replicas.flatMap((r) => r.errors.map((e) => `${r.name}: ${e}`));
+  return { stats, verdict, line, history, replicaErrors };
 }

@@ -31,6 +31,7 @@ export function assertClean(result: RunResult): void {
       JSON.stringify(result.history, (_k, v) => (v instanceof Set ? [...v] : v)),
     );
     console.log(`  the history is in ${file}`);
+    for (const e of result.replicaErrors.slice(0, 10)) console.log(`  logged by ${e.slice(0, 1500)}`);
   }
   assert.deepEqual(
     result.verdict.violations.map((v) => v.kind),

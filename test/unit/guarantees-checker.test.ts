@@ -289,3 +289,8 @@ test("a read through another replica older than an acknowledged write, and a val
   const refused = { jobId: JOB, call: "CompleteJob", detail: "FAILED_PRECONDITION: job is PENDING", sentAt: 500 };
   assert.deepEqual(kinds(history({ refusals: [refused] })), ["read-your-writes"]);
 });
+
+test("a watch ended by an error the client does not resume from is caught", () => {
+  const w = { ...jobWatcher([{ states: LIFE }]), failure: "INTERNAL: internal error (see server log)" };
+  assert.deepEqual(kinds(history({ watchers: [w] })), ["watch-failed"]);
+});
