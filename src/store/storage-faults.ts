@@ -47,6 +47,10 @@ const CONNECTION_CODES: Record<string, [FaultKind, string]> = {
   ER_DBACCESS_DENIED_ERROR: ["unreachable", "the database refused access to jobwatch's database"],
   // Galera: a node outside the primary component ("WSREP has not yet prepared node for application use").
   ER_UNKNOWN_COM_ERROR: ["not-ready", "the database node is not part of its cluster's primary component"],
+  // Galera: a causal read (wsrep_sync_wait) that waited longer than innodb_lock_wait_timeout for the node to apply
+  // what the cluster committed, e.g. a node just woken from a stall catching up. Transactions retry it themselves
+  // (transaction.ts isTransient) and end ABORTED; a read ended INTERNAL before (found by test/guarantees).
+  ER_LOCK_WAIT_TIMEOUT: ["not-ready", "the database node is still catching up with its cluster"],
   ER_OPTION_PREVENTS_STATEMENT: ["refused-write", "the database is read-only"],
   ER_READ_ONLY_MODE: ["refused-write", "the database is read-only"],
   ER_INNODB_READ_ONLY: ["refused-write", "the database is read-only"],
