@@ -42,6 +42,40 @@ export interface Config {
    * rest of them itself: sampler, headers, batching); undefined: off, and the SDK is never loaded.
    */
   tracing: { serviceName: string } | undefined;
+  /** The transport's limits per connection and per call (README "Reliability"). */
+  transport: TransportLimits;
+}
+
+/** The transport limits when nothing is set (README "Reliability" says why each is what it is). */
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxStreamsPerConnection: 1000,
+  minPingIntervalMs: ms("10s"),
+  maxPingStrikes: 2,
+  maxConnectionAgeMs: ms("30m"),
+  maxConnectionAgeGraceMs: ms("1m"),
+  maxConnectionIdleMs: ms("15m"),
+  maxSessionMemoryMb: 64,
+  maxRequestBytes: 4 * 1024 * 1024,
+};
+
+/** What one connection and one call may use of the server: each a setting with a default (README "Reliability"). */
+export interface TransportLimits {
+  /** Calls open at once on one HTTP/2 connection (JOBWATCH_MAX_STREAMS_PER_CONNECTION); more wait for a free one. */
+  maxStreamsPerConnection: number;
+  /** A client ping sooner than this after its last is a strike (JOBWATCH_KEEPALIVE_MIN_PING_INTERVAL). */
+  minPingIntervalMs: number;
+  /** Strikes a connection may collect before GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (JOBWATCH_KEEPALIVE_MAX_PING_STRIKES). */
+  maxPingStrikes: number;
+  /** A connection older than this is asked to go (GOAWAY) so clients spread over replicas (JOBWATCH_MAX_CONNECTION_AGE). */
+  maxConnectionAgeMs: number;
+  /** Then its calls get this long to finish before it is closed (JOBWATCH_MAX_CONNECTION_AGE_GRACE). */
+  maxConnectionAgeGraceMs: number;
+  /** A connection without calls for this long is closed (JOBWATCH_MAX_CONNECTION_IDLE). */
+  maxConnectionIdleMs: number;
+  /** MB of memory one HTTP/2 connection may hold before new calls on it are refused (JOBWATCH_MAX_SESSION_MEMORY_MB). */
+  maxSessionMemoryMb: number;
+  /** The largest request message any rpc takes (JOBWATCH_MAX_REQUEST_BYTES); rpcs that need less take less. */
+  maxRequestBytes: number;
 }
 
 /** Thrown for a bad setting; its message is one line naming the setting and what to fix. */
@@ -171,6 +205,35 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     maxWatchesPerUser: count("JOBWATCH_MAX_WATCHES_PER_USER", env.JOBWATCH_MAX_WATCHES_PER_USER, 100),
     maxWatches: count("JOBWATCH_MAX_WATCHES", env.JOBWATCH_MAX_WATCHES, 20_000),
     tracing: tracingRequested(env) ? { serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? "jobwatch" } : undefined,
+    transport: transportLimits(env),
+  };
+}
+
+/** The transport settings (TransportLimits), each from its variable or its default. */
+function transportLimits(env: Record<string, string | undefined>): TransportLimits {
+  const d = DEFAULT_TRANSPORT_LIMITS;
+  const time = (name: string, fallback: number, min: number): number => duration(name, env[name], fallback, min);
+  return {
+    maxStreamsPerConnection: count(
+      "JOBWATCH_MAX_STREAMS_PER_CONNECTION",
+      env.JOBWATCH_MAX_STREAMS_PER_CONNECTION,
+      d.maxStreamsPerConnection,
+    ),
+    minPingIntervalMs: time("JOBWATCH_KEEPALIVE_MIN_PING_INTERVAL", d.minPingIntervalMs, 1),
+    maxPingStrikes: count(
+      "JOBWATCH_KEEPALIVE_MAX_PING_STRIKES",
+      env.JOBWATCH_KEEPALIVE_MAX_PING_STRIKES,
+      d.maxPingStrikes,
+    ),
+    maxConnectionAgeMs: time("JOBWATCH_MAX_CONNECTION_AGE", d.maxConnectionAgeMs, 100),
+    maxConnectionAgeGraceMs: time("JOBWATCH_MAX_CONNECTION_AGE_GRACE", d.maxConnectionAgeGraceMs, 0),
+    maxConnectionIdleMs: time("JOBWATCH_MAX_CONNECTION_IDLE", d.maxConnectionIdleMs, 100),
+    maxSessionMemoryMb: count(
+      "JOBWATCH_MAX_SESSION_MEMORY_MB",
+      env.JOBWATCH_MAX_SESSION_MEMORY_MB,
+      d.maxSessionMemoryMb,
+    ),
+    maxRequestBytes: count("JOBWATCH_MAX_REQUEST_BYTES", env.JOBWATCH_MAX_REQUEST_BYTES, d.maxRequestBytes),
   };
 }
 

@@ -101,6 +101,7 @@ export async function startService(
     callHooks,
     ...(credentials ? { credentials } : {}),
     streamLimits: { perUser: config.maxWatchesPerUser, total: config.maxWatches },
+    transport: config.transport,
     ...(tracing
       ? { tracing: { tracer: tracing.tracer, dialect: config.databaseUrl.startsWith("mysql:") ? "mysql" : "sqlite" } }
       : {}),

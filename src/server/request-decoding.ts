@@ -11,12 +11,12 @@ import type { ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { isReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 import * as grpc from "@grpc/grpc-js";
 import type { FieldViolation } from "../errors.js";
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError, ResourceExhaustedError } from "../errors.js";
 import { LIMITS, nestingDescription } from "./validate.js";
 
-/** What a wrapped decoder returns for bytes it cannot decode: the error the call will end with. */
+/** What a wrapped decoder returns for bytes it cannot (or will not) decode: the error the call will end with. */
 export class MalformedRequest {
-  constructor(readonly error: InvalidArgumentError) {}
+  constructor(readonly error: InvalidArgumentError | ResourceExhaustedError) {}
 }
 
 /** The largest magnitude JavaScript numbers hold exactly, and so the range of every int64 jobwatch reads. */
@@ -164,15 +164,29 @@ function requestTypes(registry: Registry): Map<string, DescMessage> {
 
 /**
  * A copy of `definition` whose request decoders never throw: bytes they reject decode to a
- * MalformedRequest (see malformedRequestInterceptor). `registry` supplies the request types by path.
+ * MalformedRequest (see malformedRequestInterceptor). `registry` supplies the request types by path;
+ * `limitOf` each rpc's largest request (request-limits.ts), above which it is RESOURCE_EXHAUSTED undecoded.
  */
-export function guardRequestDecoding(definition: grpc.ServiceDefinition, registry: Registry): grpc.ServiceDefinition {
+export function guardRequestDecoding(
+  definition: grpc.ServiceDefinition,
+  registry: Registry,
+  limitOf: (path: string) => number | undefined = () => undefined,
+): grpc.ServiceDefinition {
   const types = requestTypes(registry);
   return Object.fromEntries(
     Object.entries(definition).map(([name, method]) => {
       const decode = method.requestDeserialize;
       const desc = types.get(method.path);
+      const limit = limitOf(method.path);
       const requestDeserialize = (bytes: Buffer): unknown => {
+        if (limit !== undefined && bytes.length > limit) {
+          return new MalformedRequest(
+            new ResourceExhaustedError(
+              `the request is ${bytes.length} bytes; ${method.path.slice(1)} takes at most ${limit}: send less`,
+              "request_bytes",
+            ),
+          );
+        }
         try {
           return decode(bytes);
         } catch (cause) {

@@ -26,6 +26,10 @@ import { callObserver, withMessageSizes } from "./call-observer.js";
 import type { CallHooks } from "./call-observer.js";
 import { refuseRepeatedAuthorization } from "./repeated-authorization.js";
 import { withSharedEncoding } from "./shared-encoding.js";
+import { DEFAULT_TRANSPORT_LIMITS } from "../config.js";
+import type { TransportLimits } from "../config.js";
+import { requestLimit } from "./request-limits.js";
+import { enforcePingPolicy, transportOptions } from "./transport.js";
 import { jobTracing, tracedStore, tracingInterceptor } from "./tracing.js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Dialect } from "../store/connect.js";
@@ -48,6 +52,8 @@ export interface ServerDeps {
   healthIntervalMs?: number;
   /** grpc-js channel options for the server (e.g. keepalive); merged over jobwatch's defaults. */
   options?: grpc.ServerOptions;
+  /** What one connection and one call may use (README "Reliability"); default DEFAULT_TRANSPORT_LIMITS. */
+  transport?: TransportLimits;
   /** Told about every call, rejected ones included (access log, metrics); none: no observer at all. */
   callHooks?: CallHooks[];
   /** How the port is secured (default plaintext), and what to wait for before serving (TLS: the first read of the files). */
@@ -138,12 +144,14 @@ function observerOf(hooks: CallHooks[]): grpc.ServerInterceptor[] {
 export function createServer(deps: ServerDeps): JobwatchServer {
   const { store, hub, authenticator, log } = deps;
   const limits = new StreamLimits(deps.streamLimits);
+  const transport = deps.transport ?? DEFAULT_TRANSPORT_LIMITS;
   const grpcServer = new grpc.Server({
     // Notice a vanished watcher (laptop asleep, network cut) so its stream is released.
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
     // jobwatch serves no channelz service, so grpc-js's per-call channelz bookkeeping would be for nobody.
     "grpc.enable_channelz": 0,
+    ...transportOptions(transport),
     ...deps.options,
     interceptors: [
       // First, so a rejected call has its span too and everything after runs in the span's context.
@@ -165,7 +173,9 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const services: string[] = [];
   const registrar: ServiceRegistrar = {
     addService(definition, implementation) {
-      const guarded = guardRequestDecoding(definition, CONTRACT_REGISTRY);
+      const guarded = guardRequestDecoding(definition, CONTRACT_REGISTRY, (path) =>
+        requestLimit(path, transport.maxRequestBytes),
+      );
       grpcServer.addService(measure ? withMessageSizes(guarded) : guarded, implementation);
       services.push(serviceNameOf(definition));
     },
@@ -224,6 +234,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     });
     listening = true;
     refuseRepeatedAuthorization(grpcServer);
+    enforcePingPolicy(grpcServer, transport, log);
     await deps.credentials?.ready();
     await health.start();
     return withPort(address, port);
