@@ -8,8 +8,8 @@ import { assertClean } from "./verdict.js";
 import { runProfile } from "./run.js";
 import type { FaultContext } from "./run.js";
 
-/** Replica settings of every profile: connections live a few seconds, so watchers also resume after GOAWAY. */
-export const PROFILE_ENV: Record<string, string> = {};
+/** Replica settings of every profile (none: each profile's own fault is all that happens). */
+const PROFILE_ENV: Record<string, string> = {};
 
 const spawned = (n: number) => (url: string) =>
   Promise.all(Array.from({ length: n }, (_, i) => spawnReplica(`replica-${i + 1}`, url, PROFILE_ENV)));
@@ -65,6 +65,18 @@ for (const dialect of DIALECTS) {
     }
 
     if (dialect === "sqlite") {
+      test("sqlite: every connection recycled after 2 s (max connection age, 1 s grace): watchers resume elsewhere", async (t) => {
+        const database = await freshDatabase(dialect);
+        t.after(() => database.drop());
+        const tokens = await prepareDatabase(database.url);
+        const env = { JOBWATCH_MAX_CONNECTION_AGE: "2s", JOBWATCH_MAX_CONNECTION_AGE_GRACE: "1s" };
+        const replicas = await Promise.all(
+          ["replica-1", "replica-2"].map((name) => spawnReplica(name, database.url, env)),
+        );
+        t.after(() => Promise.all(replicas.map((r) => r.stop())));
+        assertClean(await runProfile({ name: "sqlite connections recycled every 2 s", replicas, tokens }));
+      });
+
       test("sqlite: the database refusing every write for 4 s (read-only), then taking them again", async (t) => {
         const { replicas, tokens, readOnly, stop } = await inProcessReplicas(dialect, 2);
         t.after(stop);
