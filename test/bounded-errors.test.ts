@@ -84,10 +84,13 @@ for (const dialect of DIALECTS) {
       assert.equal(grpc.status[error.code], "INVALID_ARGUMENT");
     });
 
-    test("a page_token of a megabyte is INVALID_ARGUMENT with a short message", async () => {
-      const error = await failure(s.as(s.tokens.alice).jobs.listJobs({ pageToken: "A".repeat(1 << 20) }));
+    test("a page_token of 60 KiB is INVALID_ARGUMENT, one of a megabyte RESOURCE_EXHAUSTED (ListJobs takes 64 KiB): short messages", async () => {
+      const error = await failure(s.as(s.tokens.alice).jobs.listJobs({ pageToken: "A".repeat(60 * 1024) }));
       assert.equal(grpc.status[error.code], "INVALID_ARGUMENT");
       assert.ok(error.details.length < 300);
+      const huge = await failure(s.as(s.tokens.alice).jobs.listJobs({ pageToken: "A".repeat(1 << 20) }));
+      assert.equal(grpc.status[huge.code], "RESOURCE_EXHAUSTED");
+      assert.ok(huge.details.length < 300);
     });
   });
 }
