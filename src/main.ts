@@ -16,9 +16,9 @@ import { createServer } from "./server/server.js";
 import { FEED_KEEP_MS, Sweeper } from "./jobs/sweeper.js";
 import { Watches } from "./watch/watches.js";
 import { redactUrl } from "./store/connect.js";
-import type { GuardedStore } from "./store/guarded-store.js";
 import { openStore } from "./store/open.js";
 import { startTracing } from "./telemetry/sdk.js";
+import type { JobStore } from "./store/store.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
 const SHUTDOWN_BUDGET_MS = 8000;
@@ -57,20 +57,20 @@ export async function startService(
     callHooks.push(accessLogHooks(log, config.accessLog));
   }
   const sources: MetricsSources = {};
-  let counted: GuardedStore | undefined;
+  let counted: JobStore | undefined;
   const metrics: Metrics | undefined =
     config.metricsListen === undefined ? undefined : new Metrics(sources, () => counted);
   // Metrics first: the access log's line then follows the counts a scrape would show.
   if (metrics) callHooks.unshift(metrics.hooks());
   // Tracing off: the SDK is not even loaded.
   const tracing = config.tracing === undefined ? undefined : await startTracing(config.tracing);
-  const opened = await openStore(config.databaseUrl).catch(async (error: unknown) => {
+  const guarded = await openStore(config.databaseUrl).catch(async (error: unknown) => {
     await tracing?.shutdown();
     throw error;
   });
-  const store: GuardedStore = metrics ? metrics.instrumentStore(opened) : opened;
+  const store: JobStore = metrics ? metrics.instrumentStore(guarded.store) : guarded.store;
   // Jobs are counted through the raw store: a periodic GROUP BY is not a query anyone waits on.
-  counted = opened;
+  counted = guarded.store;
   const tokens = new OpaqueTokenAuthenticator({ store, log });
   const authenticator = new BearerAuthenticator(tokens, jwt);
   sources.tokenCache = authenticator.tokenStats;
@@ -94,7 +94,7 @@ export async function startService(
   });
   const server = createServer({
     store,
-    faults: opened,
+    faults: guarded,
     hub,
     authenticator,
     log,

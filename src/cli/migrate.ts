@@ -9,7 +9,7 @@ export function register(program: Command): void {
   withDatabaseOption(program.command("migrate").description("apply the database migrations and exit")).action(
     exitOnError(async (flags: { databaseUrl?: string }) => {
       const config = configFrom(flags);
-      const store = await openStore(config.databaseUrl);
+      const { store } = await openStore(config.databaseUrl);
       await store.close();
       process.stdout.write("database is up to date\n");
     }),

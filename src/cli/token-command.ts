@@ -11,7 +11,7 @@ import { formatTokenTable } from "./token.js";
 
 /** Runs `work` on the configured store and closes it. */
 async function withStore(flags: { databaseUrl?: string }, work: (store: JobStore) => Promise<void>): Promise<void> {
-  const store = await openStore(configFrom(flags).databaseUrl);
+  const { store } = await openStore(configFrom(flags).databaseUrl);
   try {
     await work(store);
   } finally {

@@ -9,6 +9,8 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { JobStatus } from "../store/job.js";
 import { JOB_STATUSES } from "../store/job.js";
+import { decorate, OPERATIONS } from "../store/operations.js";
+import type { OperationFacts, StoreMethod, StoreOf } from "../store/operations.js";
 import type { JobStore } from "../store/store.js";
 import { watchQueueCounters } from "../watch/watch-queue.js";
 import { sentJob } from "./shared-encoding.js";
@@ -49,16 +51,6 @@ export interface MetricsSources {
   /** JWT cache and JWKS loads. */
   jwt?: { cacheHits: number; cacheMisses: number; jwksLoads: number } | undefined;
 }
-
-/** The store methods whose results the sweeper moves, by the kind of move. */
-const SWEEP_KINDS: Readonly<Record<string, string>> = {
-  failStaleJobs: "stale",
-  cancelUnconfirmed: "cancel_grace",
-  deleteExpired: "retention",
-};
-
-/** The store methods that read the change feed (one poll of this process). */
-const FEED_READS = new Set(["readFeed", "readFeedRanges"]);
 
 /** How often, at most, jobs are counted by status (a GROUP BY over the whole table). */
 const JOB_COUNT_EVERY_MS = 15_000;
@@ -182,7 +174,9 @@ export class Metrics {
       labelNames: ["kind"],
       registers,
     });
-    for (const kind of Object.values(SWEEP_KINDS)) this.swept.labels(kind).inc(0);
+    for (const { meter } of Object.values<OperationFacts>(OPERATIONS)) {
+      if (typeof meter === "object") this.swept.labels(meter.sweep).inc(0);
+    }
     this.tokenReloads = new Counter({
       name: "jobwatch_auth_token_reloads_total",
       help: "Reloads of the active API tokens from the database.",
@@ -299,38 +293,24 @@ export class Metrics {
   }
 
   /**
-   * The store, with every operation timed (jobwatch_db_query_seconds by method), health pings setting
-   * jobwatch_db_up, feed reads timed as polls, token reloads and sweeper moves counted.
+   * The store, with every operation timed (jobwatch_db_query_seconds by its `metric` in OPERATIONS) and
+   * what its `meter` says counted: health pings set jobwatch_db_up, feed reads are timed as polls, token
+   * reloads and sweeper moves counted.
    */
-  instrumentStore<S extends object>(store: S): S {
-    const wrapped = new Map<PropertyKey, unknown>();
-    return new Proxy(store, {
-      // The target is `this` for its getters and methods alike (private fields do not work through a proxy).
-      get: (target, property) => {
-        const value = Reflect.get(target, property, target);
-        if (typeof value !== "function" || typeof property !== "string") return value;
-        let wrapper = wrapped.get(property);
-        if (wrapper === undefined) {
-          wrapper = this.timed(property, value as (...args: unknown[]) => unknown, target);
-          wrapped.set(property, wrapper);
-        }
-        return wrapper;
-      },
-    });
+  instrumentStore<S extends Partial<JobStore>>(store: S): StoreOf<S> {
+    return decorate(store, (_name, facts, method) => this.timed(facts, method));
   }
 
-  private timed(name: string, fn: (...args: unknown[]) => unknown, target: object): (...args: unknown[]) => unknown {
-    const histogram = this.dbSeconds.labels(name);
-    const poll = FEED_READS.has(name) ? this.pollSeconds : undefined;
-    const sweepKind = SWEEP_KINDS[name];
-    const swept = sweepKind === undefined ? undefined : this.swept.labels(sweepKind);
-    const isPing = name === "ping";
-    const isTokenLoad = name === "activeTokens";
-    return (...args: unknown[]) => {
+  private timed(facts: OperationFacts, method: StoreMethod): StoreMethod {
+    const histogram = this.dbSeconds.labels(facts.metric);
+    const { meter } = facts;
+    const poll = meter === "feed_poll" ? this.pollSeconds : undefined;
+    const swept = typeof meter === "object" ? this.swept.labels(meter.sweep) : undefined;
+    const isPing = meter === "db_up";
+    const isTokenLoad = meter === "token_reload";
+    return (...args) => {
       const began = performance.now();
-      const result = fn.apply(target, args);
-      if (!(result instanceof Promise)) return result;
-      return result.then(
+      return method(...args).then(
         (value: unknown) => {
           const seconds = (performance.now() - began) / 1000;
           histogram.observe(seconds);

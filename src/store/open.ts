@@ -14,7 +14,7 @@ export function createStore(url: string, options: SqlJobStoreOptions = {}): SqlJ
 /**
  * Opens the database at `url`, checks that it answers and applies pending migrations, and guards the
  * store (guarded-store.ts: storage faults become UnavailableError). Errors carry one line that names
- * the (redacted) URL and the cause.
+ * the (redacted) URL and the cause. Returns the guarded store and its storage faults (for health).
  */
 export async function openStore(url: string, options: SqlJobStoreOptions = {}): Promise<GuardedStore> {
   // Startup errors name the driver's cause (the address, the refused login); calls get guarded errors.

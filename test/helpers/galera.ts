@@ -22,7 +22,7 @@ import type { JobwatchServer } from "../../src/server/server.js";
 import { Watches } from "../../src/watch/watches.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
-import type { GuardedStore } from "../../src/store/guarded-store.js";
+import type { JobStore } from "../../src/store/store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
 import { probeWrite } from "../../src/store/write-probe.js";
 
@@ -69,7 +69,7 @@ export interface NodeServer {
   readonly address: string;
   /** The store without the guard, for setting up and reading back. */
   readonly raw: SqlJobStore;
-  readonly store: GuardedStore;
+  readonly store: JobStore;
   readonly hub: Watches;
   readonly server: JobwatchServer;
   stop(): Promise<void>;
@@ -83,14 +83,15 @@ export async function startNodeServer(
   const open = openDatabase(url);
   const raw = new SqlJobStore(open);
   await raw.migrate();
-  const store = guardStore(raw, { probeWrite: () => probeWrite(open) });
+  const guarded = guardStore(raw, { probeWrite: () => probeWrite(open) });
+  const store = guarded.store;
   const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
   const hub = new Watches({ store, pollMs: options.pollMs ?? 50, log: silent });
   await hub.start();
   const server = createServer({
     store,
-    faults: store,
+    faults: guarded,
     hub,
     authenticator,
     log: silent,

@@ -32,12 +32,13 @@ export async function startReplica(owner: TestServer, listen = "127.0.0.1:0"): P
   const open = openDatabase(owner.database.url);
   const realStore = new SqlJobStore(open);
   await realStore.migrate();
-  const store = guardStore(realStore, { probeWrite: () => probeWrite(open) });
+  const guarded = guardStore(realStore, { probeWrite: () => probeWrite(open) });
+  const store = guarded.store;
   const authenticator = new OpaqueTokenAuthenticator({ store, log: silent });
   await authenticator.start();
   const hub = new Watches({ store, pollMs: 50, log: silent });
   await hub.start();
-  const server = createServer({ store, faults: store, hub, authenticator, log: silent });
+  const server = createServer({ store, faults: guarded, hub, authenticator, log: silent });
   const address = await server.listen(listen);
   let stopped: Promise<void> | undefined;
   return {

@@ -202,9 +202,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const realStore = new SqlJobStore(open, options.now === undefined ? {} : { now: options.now });
   await realStore.migrate();
   // Guarded as `serve` guards it (main.ts openStore): storage faults are UNAVAILABLE, health follows them.
-  const store = guardStore(options.wrapStore ? options.wrapStore(realStore) : realStore, {
+  const guarded = guardStore(options.wrapStore ? options.wrapStore(realStore) : realStore, {
     probeWrite: () => probeWrite(open),
   });
+  const store = guarded.store;
 
   let tokens: TestTokens;
   if (sharing) {
@@ -232,7 +233,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   await hub.start();
   const server = createServer({
     store,
-    faults: store,
+    faults: guarded,
     hub,
     authenticator,
     log: silent,
