@@ -28,17 +28,31 @@ export class InvalidArgumentError extends JobwatchError {
   }
 }
 
+/** Which jobs the caller of a NOT_FOUND sees: its own user's, or every user's (manage_jobs). */
+export type CallerSees = "own_jobs" | "all_jobs";
+
 /** Thrown when a job (or token) does not exist or is not visible to the caller. */
 export class NotFoundError extends JobwatchError {
   override name = "NotFoundError";
+  constructor(
+    message: string,
+    /** Facts a client can act on, sent as google.rpc.ErrorInfo (reason JOB_NOT_FOUND) when set. */
+    readonly metadata?: { job_id: string; caller_sees?: CallerSees },
+  ) {
+    super(message);
+  }
 }
 
 /**
  * The NotFoundError of a job that is missing, not visible to the caller, or removed by retention: one
  * message for all three, written only here, so a caller cannot tell another user's job from no job.
+ * `callerSees`, when the caller is known, tells the client which of those explanations can apply.
  */
-export function jobNotFound(jobId: string): NotFoundError {
-  return new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`);
+export function jobNotFound(jobId: string, callerSees?: CallerSees): NotFoundError {
+  return new NotFoundError(`job ${jobId} not found (finished jobs are removed after the retention period)`, {
+    job_id: jobId,
+    ...(callerSees === undefined ? {} : { caller_sees: callerSees }),
+  });
 }
 
 /**

@@ -39,6 +39,22 @@ describe("jobwatch top, piped", () => {
     assert.equal(await run.exited, 0);
   });
 
+  test("an admin's top without --all: its own jobs only, as list and stats", async () => {
+    const bobs = (await worker().createJob({ operationType: "top_own", username: "bob" })).job!;
+    const own = (await worker().createJob({ operationType: "top_own", username: "admin" })).job!;
+    const run = start(["top", "--operation", "top_own"], {
+      env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.admin },
+    });
+    try {
+      await run.waitFor(/SYNCED\s+1 jobs/);
+      assert.match(run.stdout, new RegExp(`SNAPSHOT ${own.jobId}`));
+      assert.doesNotMatch(run.stdout, new RegExp(bobs.jobId));
+    } finally {
+      run.child.kill("SIGINT");
+    }
+    assert.equal(await run.exited, 0);
+  });
+
   test("--all with a status filter: jobs enter and leave it (REMOVED); a user without manage_jobs is refused", async () => {
     const run = start(["top", "--all", "--status", "running", "--operation", "top_all"], {
       env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.admin },
@@ -57,7 +73,8 @@ describe("jobwatch top, piped", () => {
 
     const refused = start(["top", "--all"], { env: { JOBWATCH_ADDRESS: s.address, JOBWATCH_TOKEN: s.tokens.alice } });
     assert.equal(await refused.exited, 4);
-    assert.match(refused.stderr, /manage_jobs/);
+    assert.match(refused.stderr, /every user's jobs \(all_users\) needs permission 'manage_jobs'/);
+    assert.doesNotMatch(refused.stderr, /leave username empty/);
   });
 
   test("a server never reached exits 5 and names the address, as watch does (it kept retrying forever)", async () => {

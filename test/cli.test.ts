@@ -256,6 +256,61 @@ describe("jobwatch client commands", () => {
     await worker.worker.failJob(job.jobId, "cleanup");
   });
 
+  test("--all means every user's jobs in list, stats and top alike; without it an admin gets its own", async () => {
+    const op = "scope_cli_op";
+    const bobs = await worker.worker.createJob({ operationType: op, username: "bob" });
+    const admins = await worker.worker.createJob({ operationType: op, username: "admin" });
+    const listed = async (args: string[]) => {
+      const run = await cli(["list", "--operation", op, "--json", ...args], as(server.tokens.admin));
+      assert.equal(run.code, ExitCode.OK, run.stderr);
+      return (JSON.parse(run.stdout) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId).sort();
+    };
+    assert.deepEqual(await listed([]), [admins.jobId]);
+    assert.deepEqual(await listed(["--all"]), [admins.jobId, bobs.jobId].sort());
+    assert.deepEqual(await listed(["--user", "bob"]), [bobs.jobId]);
+    // Every page is --all-pages now; --all with --user is a usage error, before any call.
+    assert.deepEqual(await listed(["--all-pages", "--all"]), [admins.jobId, bobs.jobId].sort());
+    const both = await cli(["list", "--all", "--user", "bob"], as(server.tokens.admin));
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /--all.*cannot be used with.*--user/);
+    const counted = async (args: string[]) => {
+      const run = await cli(["stats", "--json", ...args], as(server.tokens.admin));
+      assert.equal(run.code, ExitCode.OK, run.stderr);
+      return Number((JSON.parse(run.stdout) as { byOperationType: Record<string, string> }).byOperationType[op] ?? 0);
+    };
+    assert.equal(await counted([]), 1);
+    assert.equal(await counted(["--all"]), 2);
+    for (const command of [["list"], ["stats"]]) {
+      const refused = await cli([...command, "--all"], as(server.tokens.alice));
+      assert.equal(refused.code, ExitCode.NOT_FOUND_OR_DENIED, refused.stderr);
+      assert.match(refused.stderr, /every user's jobs \(all_users\) needs permission 'manage_jobs'/);
+      assert.match(
+        refused.stderr,
+        /Only an admin token reads another user's jobs \(--user\) or every user's \(--all\)/,
+      );
+      assert.doesNotMatch(refused.stderr, /leave username empty/);
+    }
+    await worker.worker.failJob(bobs.jobId, "cleanup");
+    await worker.worker.failJob(admins.jobId, "cleanup");
+  });
+
+  test("not found: an admin is not told the job may be another user's; a user is", async () => {
+    const missing = "3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70";
+    for (const command of [
+      ["get", missing],
+      ["watch", missing],
+      ["cancel", missing],
+    ]) {
+      const admin = await cli(command, as(server.tokens.admin));
+      assert.equal(admin.code, ExitCode.NOT_FOUND_OR_DENIED, admin.stderr);
+      assert.match(admin.stderr, new RegExp(`job ${missing} was not found: it may have expired`));
+      assert.doesNotMatch(admin.stderr, /another user/);
+      const user = await cli(command, as(server.tokens.alice));
+      assert.equal(user.code, ExitCode.NOT_FOUND_OR_DENIED, user.stderr);
+      assert.match(user.stderr, /or it belongs to another user \(your token only sees its own user's jobs\)/);
+    }
+  });
+
   test("client commands and --version load no server, store, auth or database code", async () => {
     const job = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice" });
     await worker.worker.failJob(job.jobId, "disk full");

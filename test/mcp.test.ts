@@ -214,6 +214,42 @@ describe("jobwatch mcp", () => {
     assert.equal(answers[0], answers[1], "another user's job cannot be told from a missing one");
   });
 
+  test("advice fits the caller: an admin's not found names no other user; all_users needs an admin token", async () => {
+    const admin = await stdioClient(env(server.tokens.admin));
+    try {
+      const missing = "0b5e4a52-6a3e-4b8e-9f0e-3c8d1b2a4f61";
+      for (const tool of ["get_job_details", "wait_for_job", "cancel_job"]) {
+        const r = await call(admin, tool, { job_id: missing });
+        assert.equal(r.isError, true);
+        assert.match(
+          r.structured["error"] as string,
+          new RegExp(`job ${missing} was not found: the job may have expired`),
+        );
+        assert.doesNotMatch(r.structured["error"] as string, /another user/, tool);
+        const user = await call(alice, tool, { job_id: missing });
+        assert.match(user.structured["error"] as string, /or it belongs to another user/, tool);
+      }
+      const bobs = await newJob("bob");
+      const own = await call(admin, "list_jobs", {});
+      assert.equal(own.isError, false, own.structured["error"] as string);
+      const ids = (r: { structured: Record<string, unknown> }) =>
+        (r.structured["jobs"] as Record<string, unknown>[]).map((j) => j["job_id"]);
+      assert.ok(!ids(own).includes(bobs.jobId), "an admin's list without all_users is its own jobs");
+      const every = await call(admin, "list_jobs", { all_users: true, page_size: 100 });
+      assert.ok(ids(every).includes(bobs.jobId), "all_users lists every user's jobs");
+      for (const tool of ["list_jobs", "get_job_statistics"]) {
+        const refused = await call(alice, tool, { all_users: true });
+        assert.equal(refused.isError, true);
+        const error = refused.structured["error"] as string;
+        assert.match(error, /every user's jobs \(all_users\) needs permission 'manage_jobs'/);
+        assert.match(error, /Only an admin token reads another user's jobs \(username\) or every user's \(all_users\)/);
+        assert.doesNotMatch(error, /leave username empty/);
+      }
+    } finally {
+      await admin.close();
+    }
+  });
+
   test("get_job_details: a bad UUID or no job_id is an error result naming job_id, not a protocol error", async () => {
     const bad = await call(alice, "get_job_details", { job_id: "not-a-uuid" });
     assert.equal(bad.isError, true);

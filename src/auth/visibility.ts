@@ -1,5 +1,5 @@
 // Who sees which jobs: their own, or every job with manage_jobs; the rule every read and the watch fan-out apply.
-import { PermissionDeniedError } from "../errors.js";
+import { InvalidArgumentError, jobNotFound, type NotFoundError, PermissionDeniedError } from "../errors.js";
 import type { Job } from "../store/job.js";
 import { canManageJobs } from "./principal.js";
 import type { Principal } from "./principal.js";
@@ -15,15 +15,47 @@ export function visibleTo(principal: Principal): string | undefined {
 }
 
 /**
- * The username a ListJobs or GetJobStatistics query is scoped to: with manage_jobs the requested one
- * (empty: every user), without it always the caller's own, and naming someone else is PERMISSION_DENIED.
- * `what` names the refused action in the message, e.g. "listing another user's jobs".
+ * The one NOT_FOUND of a job the principal asked for, saying which jobs the caller sees (so a client can
+ * tell an admin "it may have expired" without "it may be another user's"). Missing, another user's and
+ * removed jobs still answer alike for one caller.
  */
-export function scopedUsername(principal: Principal, requested: string, what: string): string | undefined {
-  if (canManageJobs(principal)) return requested === "" ? undefined : requested;
-  if (requested !== "" && requested !== principal.username) {
+export function jobNotFoundFor(principal: Principal, jobId: string): NotFoundError {
+  return jobNotFound(jobId, canManageJobs(principal) ? "all_jobs" : "own_jobs");
+}
+
+/** The scope fields of ListJobs, GetJobStatistics and WatchJobs requests. */
+export interface ScopeRequest {
+  /** One user's jobs; empty: the caller's own (or every user's with allUsers). */
+  username: string;
+  /** Every user's jobs. */
+  allUsers: boolean;
+}
+
+/**
+ * The one scope rule of the rpcs that read many jobs (ListJobs, GetJobStatistics, WatchJobs), for every
+ * caller alike: an empty username is the caller's own jobs, a username that user's, all_users every
+ * user's (undefined). Another user's, or every user's, needs manage_jobs (PERMISSION_DENIED naming it);
+ * all_users with a username is INVALID_ARGUMENT. `action` names the refused action, e.g. "listing".
+ */
+export function jobsScope(principal: Principal, request: ScopeRequest, action: string): string | undefined {
+  if (request.allUsers && request.username !== "") {
+    throw InvalidArgumentError.field(
+      "all_users",
+      `cannot be combined with username (got '${request.username}'): pass one user's name, or all_users for every user's jobs`,
+    );
+  }
+  if (canManageJobs(principal)) return request.allUsers ? undefined : request.username || principal.username;
+  if (request.allUsers) {
     throw new PermissionDeniedError(
-      `permission denied: ${what} needs permission 'manage_jobs'; leave username empty for your own jobs`,
+      `permission denied: ${action} every user's jobs (all_users) needs permission 'manage_jobs', which role ` +
+        `'${principal.role}' does not have; without all_users you get your own jobs`,
+      "manage_jobs",
+    );
+  }
+  if (request.username !== "" && request.username !== principal.username) {
+    throw new PermissionDeniedError(
+      `permission denied: ${action} another user's jobs needs permission 'manage_jobs', which role ` +
+        `'${principal.role}' does not have; leave username empty for your own jobs`,
       "manage_jobs",
     );
   }

@@ -199,16 +199,17 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
     return { message, code: ExitCode.NOT_FOUND_OR_DENIED };
   }
   if (err instanceof PermissionDeniedError) {
-    return { message: `${err.message}. ${permissionHint(err.message)}`, code: ExitCode.NOT_FOUND_OR_DENIED };
+    return { message: `${err.message}. ${permissionHint(err.permission)}`, code: ExitCode.NOT_FOUND_OR_DENIED };
   }
   if (err instanceof JobNotFoundError) {
     const job = context.jobId === undefined ? "the job" : `job ${context.jobId}`;
-    return {
-      message:
-        `${job} was not found: it may have expired (finished jobs are removed after the retention period), ` +
-        "the id may be mistyped, or it belongs to another user (your token only sees its own user's jobs).",
-      code: ExitCode.NOT_FOUND_OR_DENIED,
-    };
+    // An admin token sees every job: "another user's" is no explanation for it (the server says which).
+    const why =
+      err.callerSees === "all_jobs"
+        ? "it may have expired (finished jobs are removed after the retention period), or the id may be mistyped."
+        : "it may have expired (finished jobs are removed after the retention period), the id may be mistyped, " +
+          "or it belongs to another user (your token only sees its own user's jobs).";
+    return { message: `${job} was not found: ${why}`, code: ExitCode.NOT_FOUND_OR_DENIED };
   }
   if (err instanceof InvalidArgumentError) {
     const fields = err.fieldViolations.map((v) => `${v.field}: ${v.description}`);
@@ -231,12 +232,15 @@ export function explainError(err: unknown, context: ErrorContext): { message: st
   return { message, code: ExitCode.ERROR };
 }
 
-function permissionHint(message: string): string {
-  if (message.includes("report_jobs")) {
+/** What to do about a missing permission: by the one the server named (ErrorInfo), never by its wording. */
+function permissionHint(permission: string | undefined): string {
+  if (permission === "report_jobs") {
     return "Worker commands need a token whose role grants report_jobs (service or admin).";
   }
-  if (message.includes("manage_jobs")) return "Only an admin token sees other users' jobs.";
-  if (message.includes("query_repos")) {
+  if (permission === "manage_jobs") {
+    return "Only an admin token reads another user's jobs (--user) or every user's (--all); without them you get your own.";
+  }
+  if (permission === "query_repos") {
     return "Reading jobs needs a token whose role grants query_repos (normal_user, power_user or admin); a service token can only report jobs.";
   }
   return "Ask an admin for a token with a role that grants it.";

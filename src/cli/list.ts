@@ -1,4 +1,4 @@
-// `jobwatch list`: the caller's jobs (everyone's for an admin), newest first, as a table or JSON.
+// `jobwatch list`: the caller's jobs (one user's with --user, every user's with --all), newest first, as a table or JSON.
 import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
 import {
   isTerminalStatus,
@@ -19,24 +19,24 @@ import {
   type ClientFlags,
 } from "./client-options.js";
 import { colorsFor, formatDuration, jobJson, paintStatusCell, table } from "./format.js";
+import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
 
-interface ListFlags extends ClientFlags {
+interface ListFlags extends ClientFlags, ScopeFlags {
   status: JobStatus[];
   operation?: string;
-  user?: string;
   since?: Date;
   before?: Date;
   limit?: number;
   pageToken?: string;
-  all?: boolean;
+  allPages?: boolean;
 }
 
 /** Registers `jobwatch list`. */
 export function register(program: Command): void {
   const command = program
     .command("list")
-    .addHelpText("after", DURATION_HELP)
-    .description("list jobs, newest first: your own, or with an admin token anyone's")
+    .addHelpText("after", SCOPE_HELP + DURATION_HELP)
+    .description("list jobs, newest first: your own, one user's (--user) or every user's (--all, admin token)")
     .addOption(
       new Option(
         "--status <statuses>",
@@ -47,7 +47,6 @@ export function register(program: Command): void {
         .default([] as JobStatus[], "any status"),
     )
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
-    .option("--user <name>", "only this user's jobs (needs an admin token)")
     .option(
       "--since <time>",
       'only jobs created at or after this time (ISO 8601, or a duration ago such as "2h")',
@@ -56,20 +55,20 @@ export function register(program: Command): void {
     .option("--before <time>", "only jobs created before this time (ISO 8601, or a duration ago)", parseTime)
     .option("--limit <n>", "jobs per page (default 50, at most 100)", parseInteger(1, 100))
     .option("--page-token <token>", "continue from where a previous list stopped (same filters)")
-    .option("--all", "follow every page to the end");
+    .option("--all-pages", "follow every page to the end");
+  addScopeOptions(command);
   addJsonOption(command, "print {jobs, nextPageToken} with jobs in the protobuf JSON mapping");
   addClientOptions(command);
   command.action(async (flags: ListFlags) => {
     await runWithClient(flags, async (client) => {
-      const filter: ListJobsFilter = { statuses: flags.status };
+      const filter: ListJobsFilter = { statuses: flags.status, ...scopeFromFlags(flags) };
       if (flags.operation !== undefined) filter.operationType = flags.operation;
-      if (flags.user !== undefined) filter.username = flags.user;
       if (flags.since !== undefined) filter.createdAfter = flags.since;
       if (flags.before !== undefined) filter.createdBefore = flags.before;
       if (flags.limit !== undefined) filter.pageSize = flags.limit;
       let jobs: Job[] = [];
       let next: string | undefined;
-      if (flags.all) {
+      if (flags.allPages) {
         for await (const job of client.listAllJobs(filter)) jobs.push(job);
       } else {
         const page = await client.listJobs({ ...filter, ...(flags.pageToken ? { pageToken: flags.pageToken } : {}) });
@@ -103,7 +102,7 @@ export function register(program: Command): void {
       );
       process.stdout.write(`${text}\n`);
       if (next) {
-        process.stderr.write(`more jobs: repeat with --page-token ${next} (or use --all)\n`);
+        process.stderr.write(`more jobs: repeat with --page-token ${next} (or use --all-pages)\n`);
       }
     });
   });

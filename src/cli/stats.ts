@@ -1,6 +1,6 @@
 // `jobwatch stats`: counts per status and operation type, and how recent jobs went (success rate, p50/p95).
 import type { Command } from "commander";
-import { durationMs, JobStatistics } from "../client/index.js";
+import { durationMs, JobStatistics, type StatisticsQuery } from "../client/index.js";
 import {
   DURATION_HELP,
   addClientOptions,
@@ -12,9 +12,9 @@ import {
 } from "./client-options.js";
 import { toProtoJson } from "../client/json.js";
 import { colorsFor, formatDuration, formatTime, table } from "./format.js";
+import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
 
-interface StatsFlags extends ClientFlags {
-  user?: string;
+interface StatsFlags extends ClientFlags, ScopeFlags {
   window?: number;
 }
 
@@ -22,16 +22,15 @@ interface StatsFlags extends ClientFlags {
 export function register(program: Command): void {
   const command = program
     .command("stats")
-    .addHelpText("after", DURATION_HELP)
+    .addHelpText("after", SCOPE_HELP + DURATION_HELP)
     .description("overview of jobs: counts per status and operation type, success rate and durations")
-    .option("--user <name>", "only this user's jobs (needs an admin token; an admin sees everyone's by default)")
     .option("--window <duration>", 'how far back the finished-job figures look (default "24h")', parseDurationFlag);
+  addScopeOptions(command);
   addJsonOption(command, "print the statistics in the protobuf JSON mapping");
   addClientOptions(command);
   command.action(async (flags: StatsFlags) => {
     await runWithClient(flags, async (client) => {
-      const query: { username?: string; windowMs?: number } = {};
-      if (flags.user !== undefined) query.username = flags.user;
+      const query: StatisticsQuery = scopeFromFlags(flags);
       if (flags.window !== undefined) query.windowMs = flags.window;
       const stats = await client.getStatistics(query);
       if (flags.json) {

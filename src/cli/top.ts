@@ -5,13 +5,12 @@ import { connectionCause } from "../client/errors.js";
 import { addClientOptions, runWithClient, type ClientFlags } from "./client-options.js";
 import { colorsFor, formatSeconds, paintStatusCell, table, type Colors } from "./format.js";
 import { collectStatuses } from "./list.js";
+import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
 
-interface TopFlags extends ClientFlags {
+interface TopFlags extends ClientFlags, ScopeFlags {
   status: JobStatus[];
   operation?: string;
-  user?: string;
   resource?: string;
-  all?: boolean;
 }
 
 /** A finished job stays on screen this long (dimmed) before it goes. */
@@ -37,16 +36,14 @@ export function register(program: Command): void {
         .default([] as JobStatus[], "any status"),
     )
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
-    .option("--user <name>", "only this user's jobs (another user's needs an admin token)")
     .option("--resource <name>", "only jobs acting on this resource")
-    .option("--all", "every user's jobs (needs an admin token)");
+    .addHelpText("after", SCOPE_HELP);
+  addScopeOptions(command);
   addClientOptions(command);
   command.action(async (flags: TopFlags) => {
-    const filter: JobsWatchFilter = { statuses: flags.status };
+    const filter: JobsWatchFilter = { statuses: flags.status, ...scopeFromFlags(flags) };
     if (flags.operation !== undefined) filter.operationType = flags.operation;
-    if (flags.user !== undefined) filter.username = flags.user;
     if (flags.resource !== undefined) filter.resource = flags.resource;
-    if (flags.all) filter.allUsers = true;
     const view: TopView = process.stdout.isTTY ? new ScreenView(flags.address) : new LineView();
     const stop = new AbortController();
     const quit = (): void => stop.abort();

@@ -53,12 +53,24 @@ export interface ListJobsFilter {
   createdAfter?: Date;
   /** Only jobs created before this time. */
   createdBefore?: Date;
-  /** Only this user's jobs (needs manage_jobs). */
+  /** Only this user's jobs (another user's needs manage_jobs); default: the caller's own. */
   username?: string;
+  /** Every user's jobs (needs manage_jobs; not with username). */
+  allUsers?: boolean;
   /** Jobs per page: default 50, at most 100. */
   pageSize?: number;
   /** The nextPageToken of the previous page, with the same filters. */
   pageToken?: string;
+}
+
+/** What getStatistics counts: the scope as listJobs', and the window. */
+export interface StatisticsQuery {
+  /** Only this user's jobs (another user's needs manage_jobs); default: the caller's own. */
+  username?: string;
+  /** Every user's jobs (needs manage_jobs; not with username). */
+  allUsers?: boolean;
+  /** How far back the finished-job figures look, in ms (default 24 h). */
+  windowMs?: number;
 }
 
 /** One page of listJobs. */
@@ -96,15 +108,15 @@ export interface JobwatchClient {
   watchJobs(filter?: JobsWatchFilter, options?: JobsWatchOptions): AsyncGenerator<JobsWatchEvent, void, undefined>;
   /** Resolves with the job once it is COMPLETED, FAILED or CANCELLED. */
   waitForJob(jobId: string, options?: WaitOptions): Promise<Job>;
-  /** One page of the caller's jobs (everyone's with manage_jobs), newest first. */
+  /** One page of the caller's jobs (one user's with username, every user's with allUsers), newest first. */
   listJobs(filter?: ListJobsFilter, options?: CallOptions): Promise<JobPage>;
   /** Every job matching the filter, page after page. */
   listAllJobs(filter?: Omit<ListJobsFilter, "pageToken">, options?: CallOptions): AsyncGenerator<Job, void, undefined>;
-  /** Counts per status and operation type, success rate and durations in a window (default 24 h). */
-  getStatistics(
-    query?: { username?: string; windowMs?: number },
-    options?: CallOptions,
-  ): Promise<GetJobStatisticsResponse>;
+  /**
+   * Counts per status and operation type, success rate and durations in a window (default 24 h), of the
+   * caller's jobs (one user's with username, every user's with allUsers).
+   */
+  getStatistics(query?: StatisticsQuery, options?: CallOptions): Promise<GetJobStatisticsResponse>;
   /** Cancels a job: PENDING ends CANCELLED at once; RUNNING gets cancelRequested for its worker. */
   cancelJob(jobId: string, options?: CallOptions & { reason?: string }): Promise<Job>;
   /** The job's recorded changes, oldest first (every page of them). */
@@ -202,6 +214,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
         createdAfter: filter.createdAfter,
         createdBefore: filter.createdBefore,
         username: filter.username ?? "",
+        allUsers: filter.allUsers ?? false,
         pageSize: filter.pageSize ?? 0,
         pageToken: filter.pageToken ?? "",
       };
@@ -221,6 +234,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
     async getStatistics(query = {}, callOptions) {
       const request = {
         username: query.username ?? "",
+        allUsers: query.allUsers ?? false,
         window: query.windowMs === undefined ? undefined : msToDuration(query.windowMs),
       };
       return unaryCall(ctx, rpcs.getJobStatistics, request, callOptions);

@@ -44,6 +44,11 @@ export class JobwatchClientError extends Error {
     super(message, options);
   }
 
+  /** The machine-readable reason of the google.rpc.ErrorInfo the server attached, e.g. "MISSING_PERMISSION". */
+  get reason(): string | undefined {
+    return this.details.errorInfo?.reason;
+  }
+
   /** The name of the gRPC code, e.g. "NOT_FOUND". */
   get codeName(): string {
     return status[this.code] ?? String(this.code);
@@ -62,6 +67,14 @@ export class InvalidArgumentError extends JobwatchClientError {
 /** Thrown when the job does not exist, is not visible to the caller, or was removed after retention. */
 export class JobNotFoundError extends JobwatchClientError {
   override name = "JobNotFoundError";
+  /**
+   * Which jobs the caller sees, as the server said: "own_jobs" (the job may be another user's) or
+   * "all_jobs" (manage_jobs: it is missing or expired); undefined from a server that does not say.
+   */
+  get callerSees(): "own_jobs" | "all_jobs" | undefined {
+    const value = this.details.errorInfo?.metadata["caller_sees"];
+    return value === "own_jobs" || value === "all_jobs" ? value : undefined;
+  }
 }
 
 /** Thrown when a job for the same operation and resource is already PENDING or RUNNING. */
@@ -85,6 +98,10 @@ export class FailedPreconditionError extends JobwatchClientError {
 /** Thrown when the token is known but its role lacks the permission the call needs. */
 export class PermissionDeniedError extends JobwatchClientError {
   override name = "PermissionDeniedError";
+  /** The permission the call needed (e.g. "manage_jobs", "report_jobs"), when the server named it. */
+  get permission(): string | undefined {
+    return this.details.errorInfo?.metadata["permission"];
+  }
 }
 
 /** Thrown when the token is missing, malformed, unknown or revoked. */

@@ -6,6 +6,7 @@ export {
   type JobPage,
   type JobwatchClient,
   type ListJobsFilter,
+  type StatisticsQuery,
   type TlsOptions,
   type WaitOptions,
 } from "./client.js";

@@ -115,7 +115,8 @@ const WAIT_FOR_JOB: Tool = {
 const LIST_JOBS: Tool = {
   name: "list_jobs",
   description:
-    "List background jobs, newest first, one page at a time: your own jobs (or, with an admin token, anyone's). " +
+    "List background jobs, newest first, one page at a time: your own jobs, or with an admin token one user's " +
+    "(username) or every user's (all_users). " +
     "Filter by status and operation type; pass next_page_token back as page_token for the next page. Each job " +
     "has the same fields as get_job_details.",
   inputSchema: {
@@ -130,7 +131,8 @@ const LIST_JOBS: Tool = {
         type: "string",
         description: "Only jobs of this operation type (e.g., add_golden_repo)",
       },
-      username: { type: "string", description: "Only this user's jobs (needs an admin token)" },
+      username: { type: "string", description: "Only this user's jobs (another user's needs an admin token)" },
+      all_users: { type: "boolean", description: "Every user's jobs (needs an admin token; not with username)" },
       page_size: {
         type: "integer",
         minimum: 1,
@@ -164,12 +166,13 @@ const GET_JOB_STATISTICS: Tool = {
   description:
     "Overview of background jobs: how many are active (running), pending, completed, failed, cancelled and in " +
     "total, counts per operation type, and for jobs that finished in the last window_hours (default 24): " +
-    "how many, the success rate and the median and 95th percentile durations. Covers your own jobs (or, with " +
-    "an admin token, everyone's or one user's).",
+    "how many, the success rate and the median and 95th percentile durations. Covers your own jobs, or with " +
+    "an admin token one user's (username) or every user's (all_users).",
   inputSchema: {
     type: "object",
     properties: {
-      username: { type: "string", description: "Only this user's jobs (needs an admin token)" },
+      username: { type: "string", description: "Only this user's jobs (another user's needs an admin token)" },
+      all_users: { type: "boolean", description: "Every user's jobs (needs an admin token; not with username)" },
       window_hours: {
         type: "number",
         exclusiveMinimum: 0,

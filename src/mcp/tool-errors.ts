@@ -40,10 +40,12 @@ export function toolErrorMessage(err: unknown, context: ErrorContext): string {
   const job = context.jobId === undefined ? "the job" : `job ${context.jobId}`;
   if (err instanceof ToolInputError) return err.message;
   if (err instanceof JobNotFoundError) {
-    return (
-      `${job} was not found: the job may have expired (finished jobs are removed after the retention period), ` +
-      "the job_id may be mistyped, or it belongs to another user (this token sees only its own user's jobs)."
-    );
+    // An admin token sees every job: "another user's" is no explanation for it (the server says which).
+    return err.callerSees === "all_jobs"
+      ? `${job} was not found: the job may have expired (finished jobs are removed after the retention period), ` +
+          "or the job_id may be mistyped."
+      : `${job} was not found: the job may have expired (finished jobs are removed after the retention period), ` +
+          "the job_id may be mistyped, or it belongs to another user (this token sees only its own user's jobs).";
   }
   if (err instanceof UnavailableError) {
     const cause = connectionCause(err.message);
@@ -59,12 +61,13 @@ export function toolErrorMessage(err: unknown, context: ErrorContext): string {
     return `the jobwatch server at ${address} rejected this MCP server's token: ${rejectionReason(err.message)}. ${TOKEN_HOWTO}`;
   }
   if (err instanceof PermissionDeniedError) {
-    // The server's message already starts "permission denied:" and, for another user's jobs, says to leave
-    // username empty: said once each.
+    // The server's message already starts "permission denied:" and says what to leave out for your own
+    // jobs: said once each. The hint goes by the permission the server named (ErrorInfo), not by its wording.
     const reason = err.message.replace(/^permission denied:\s*/i, "");
-    const hint = err.message.includes("manage_jobs")
-      ? "Only an admin token sees other users' jobs."
-      : "Reading and cancelling jobs needs a token whose role grants query_repos (normal_user, power_user or admin).";
+    const hint =
+      err.permission === "manage_jobs"
+        ? "Only an admin token reads another user's jobs (username) or every user's (all_users)."
+        : "Reading and cancelling jobs needs a token whose role grants query_repos (normal_user, power_user or admin).";
     return `permission denied: ${reason}. ${hint}`;
   }
   if (err instanceof InvalidArgumentError) {

@@ -81,6 +81,7 @@ const HANDLERS: Record<ToolName, Handler> = {
         statuses,
         ...optional("operationType", args["operation_type"] as string | undefined),
         ...optional("username", args["username"] as string | undefined),
+        ...optional("allUsers", args["all_users"] as boolean | undefined),
         ...optional("pageSize", args["page_size"] as number | undefined),
         ...optional("pageToken", args["page_token"] as string | undefined),
       },
@@ -94,6 +95,7 @@ const HANDLERS: Record<ToolName, Handler> = {
     const stats = await client.getStatistics(
       {
         ...optional("username", args["username"] as string | undefined),
+        ...optional("allUsers", args["all_users"] as boolean | undefined),
         ...optional("windowMs", hours === undefined ? undefined : Math.round(hours * 3_600_000)),
       },
       { signal: call.signal },

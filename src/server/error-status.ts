@@ -109,7 +109,18 @@ export function errorToStatus(error: unknown, log: Logger, context: Record<strin
     ]);
   }
   if (error instanceof NotFoundError) {
-    return richStatus(GrpcStatus.NOT_FOUND, error.message, []);
+    // Which job, and which jobs the caller sees: a client's advice then fits an admin and a user alike.
+    const details =
+      error.metadata === undefined
+        ? []
+        : [
+            pack("google.rpc.ErrorInfo", ErrorInfo, {
+              reason: "JOB_NOT_FOUND",
+              domain: ERROR_DOMAIN,
+              metadata: error.metadata,
+            }),
+          ];
+    return richStatus(GrpcStatus.NOT_FOUND, error.message, details);
   }
   if (error instanceof FailedPreconditionError) {
     const message = preconditionMessage(error);

@@ -1,8 +1,8 @@
 // JobService: the read side (GetJobDetails, WatchJob, ListJobs, GetJobStatistics, GetJobHistory) and CancelJob.
 import type { Logger } from "pino";
 import type { Principal } from "../auth/principal.js";
-import { canSee, scopedUsername, visibleTo } from "../auth/visibility.js";
-import { jobNotFound } from "../errors.js";
+import { canSee, jobNotFoundFor, jobsScope, visibleTo } from "../auth/visibility.js";
+import { NotFoundError } from "../errors.js";
 import type {
   CancelJobResponse,
   GetJobDetailsResponse,
@@ -49,13 +49,13 @@ export const DEFAULT_STATISTICS_WINDOW_MS = 24 * 60 * 60 * 1000;
  */
 async function visibleJob(store: JobStore, principal: Principal, jobId: string): Promise<Job> {
   const job = await store.getJob(jobId, visibleTo(principal));
-  if (job === undefined || !canSee(principal, job)) throw jobNotFound(jobId);
+  if (job === undefined || !canSee(principal, job)) throw jobNotFoundFor(principal, jobId);
   return job;
 }
 
 /** Throws the one NOT_FOUND unless the job exists and the caller may see it; reads no large column. */
 async function mustSee(store: JobStore, principal: Principal, jobId: string): Promise<void> {
-  if (!(await store.jobExists(jobId, visibleTo(principal)))) throw jobNotFound(jobId);
+  if (!(await store.jobExists(jobId, visibleTo(principal)))) throw jobNotFoundFor(principal, jobId);
 }
 
 /**
@@ -129,7 +129,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
             send: (job) => context.write(watchMessage(job) as Buffer),
             bookmark: (revision) => context.write({ job: undefined, bookmarkRevision: revision }),
             end: context.end,
-            fail: context.fail,
+            // The hub's NOT_FOUND knows no caller; the one GetJobDetails sends says which jobs this caller sees.
+            fail: (error) => context.fail(error instanceof NotFoundError ? jobNotFoundFor(principal, jobId) : error),
           },
         );
         context.onDrain(watch.resume);
@@ -141,7 +142,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
 
     listJobs: unaryHandler(log, async (request, { principal }): Promise<ListJobsResponse> => {
       const { filters: requested, pageSize } = listFilters(request);
-      const username = scopedUsername(principal, request.username, "listing another user's jobs");
+      const username = jobsScope(principal, request, "listing");
       const filters = { ...requested, username };
       const hash = filterHash(filters);
       const after = request.pageToken === "" ? undefined : decodePageToken(request.pageToken, hash);
@@ -165,7 +166,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       const windowMs =
         request.window === undefined ? DEFAULT_STATISTICS_WINDOW_MS : v.statisticsWindow(durationToMs(request.window));
       v.check();
-      const username = scopedUsername(principal, request.username, "counting another user's jobs");
+      const username = jobsScope(principal, request, "counting");
       const stats = await store.getStatistics(username, windowMs);
       return {
         pending: stats.byStatus.pending,

@@ -1,7 +1,6 @@
 // The WatchJobs rpc: validate the filter, scope it to what the caller may see, stream the hub's events as protobuf.
 import type { Principal } from "../auth/principal.js";
-import { canManageJobs } from "../auth/principal.js";
-import { PermissionDeniedError } from "../errors.js";
+import { jobsScope } from "../auth/visibility.js";
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
 import type { JobsFilter } from "../watch/jobs-filter.js";
@@ -18,8 +17,9 @@ export interface JobsWatchSource {
 }
 
 /**
- * The filter of a WatchJobs request, every invalid field named at once, and scoped like ListJobs: the
- * caller's own jobs by default; another user's, or every user's (all_users), only with manage_jobs.
+ * The filter of a WatchJobs request, every invalid field named at once, and scoped by the one rule of
+ * ListJobs and GetJobStatistics (jobsScope): the caller's own jobs by default; another user's, or every
+ * user's (all_users), only with manage_jobs.
  */
 export function watchJobsFilter(request: WatchJobsRequest, principal: Principal): JobsFilter {
   const v = new RequestValidator();
@@ -27,25 +27,14 @@ export function watchJobsFilter(request: WatchJobsRequest, principal: Principal)
   const operationType = request.operationType === "" ? undefined : v.operationType(request.operationType);
   const resource = request.resource === "" ? undefined : v.resource(request.resource);
   const createdAfter = v.timestamp("created_after", request.createdAfter);
-  const username = request.username === "" ? undefined : v.username(request.username);
-  if (request.allUsers && username !== undefined) {
-    v.add("all_users", "cannot be combined with username: pass one user's name, or all_users for everyone's jobs");
-  }
+  if (request.username !== "") v.username(request.username);
   v.check();
-  const others = request.allUsers ? "every user's jobs" : username !== undefined && username !== principal.username;
-  if (others && !canManageJobs(principal)) {
-    throw new PermissionDeniedError(
-      `watching ${request.allUsers ? "every user's jobs" : `${username}'s jobs`} needs permission manage_jobs, ` +
-        `which role ${principal.role} does not have; leave username empty to watch your own jobs`,
-      "manage_jobs",
-    );
-  }
   return {
     statuses: new Set(statuses),
     operationType,
     resource,
     createdAfter,
-    username: request.allUsers ? undefined : (username ?? principal.username),
+    username: jobsScope(principal, request, "watching"),
   };
 }
 

@@ -143,7 +143,10 @@ export interface WatchJobsRequest {
   statuses: JobStatus[];
   /** Only jobs of this operation type; empty means every type. */
   operationType: string;
-  /** Only this user's jobs; empty means the caller's own. Another user's needs manage_jobs. */
+  /**
+   * Only this user's jobs; empty means the caller's own (or every user's with all_users). Another
+   * user's needs manage_jobs. The scope rule is the same in ListJobs and GetJobStatistics (see the service).
+   */
   username: string;
   /** Every user's jobs; needs manage_jobs, and username must be empty. */
   allUsers: boolean;
@@ -188,14 +191,19 @@ export interface ListJobsRequest {
     | Date
     | undefined;
   /**
-   * Only this user's jobs. With manage_jobs, empty means every user's. Without it, only empty or the
-   * caller's own username is allowed (PERMISSION_DENIED otherwise), and the caller's jobs are listed.
+   * Only this user's jobs; empty means the caller's own (or every user's with all_users). Another
+   * user's needs manage_jobs (PERMISSION_DENIED otherwise). The scope rule of the service, as WatchJobs.
    */
   username: string;
   /** At most this many jobs; 0 means 50, more than 100 is clamped to 100, negative is invalid. */
   pageSize: number;
   /** The next_page_token of the previous page, with the same filters. */
   pageToken: string;
+  /**
+   * Every user's jobs; needs manage_jobs, and username must be empty. Unset (an older client): the
+   * caller's own jobs, also with manage_jobs.
+   */
+  allUsers: boolean;
 }
 
 /** The response of ListJobs. */
@@ -212,12 +220,19 @@ export interface ListJobsResponse {
 /** The request of GetJobStatistics. */
 export interface GetJobStatisticsRequest {
   /**
-   * Only this user's jobs. With manage_jobs, empty means every job. Without it, only empty or the
-   * caller's own username is allowed (PERMISSION_DENIED otherwise), and the caller's jobs are counted.
+   * Only this user's jobs; empty means the caller's own (or every user's with all_users). Another
+   * user's needs manage_jobs (PERMISSION_DENIED otherwise). The scope rule of the service, as WatchJobs.
    */
   username: string;
   /** How far back the finished-job figures look; unset means 24 hours. */
-  window: Duration | undefined;
+  window:
+    | Duration
+    | undefined;
+  /**
+   * Every user's jobs; needs manage_jobs, and username must be empty. Unset (an older client): the
+   * caller's own jobs, also with manage_jobs.
+   */
+  allUsers: boolean;
 }
 
 /** The response of GetJobStatistics. */
@@ -945,6 +960,7 @@ function createBaseListJobsRequest(): ListJobsRequest {
     username: "",
     pageSize: 0,
     pageToken: "",
+    allUsers: false,
   };
 }
 
@@ -974,6 +990,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(58).string(message.pageToken);
+    }
+    if (message.allUsers !== false) {
+      writer.uint32(64).bool(message.allUsers);
     }
     return writer;
   },
@@ -1057,6 +1076,14 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.allUsers = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1098,6 +1125,11 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      allUsers: isSet(object.allUsers)
+        ? globalThis.Boolean(object.allUsers)
+        : isSet(object.all_users)
+        ? globalThis.Boolean(object.all_users)
+        : false,
     };
   },
 
@@ -1124,6 +1156,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.allUsers !== false) {
+      obj.allUsers = message.allUsers;
+    }
     return obj;
   },
 
@@ -1139,6 +1174,7 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     message.username = object.username ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.allUsers = object.allUsers ?? false;
     return message;
   },
 };
@@ -1233,7 +1269,7 @@ export const ListJobsResponse: MessageFns<ListJobsResponse> = {
 };
 
 function createBaseGetJobStatisticsRequest(): GetJobStatisticsRequest {
-  return { username: "", window: undefined };
+  return { username: "", window: undefined, allUsers: false };
 }
 
 export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
@@ -1243,6 +1279,9 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
     }
     if (message.window !== undefined) {
       Duration.encode(message.window, writer.uint32(18).fork()).join();
+    }
+    if (message.allUsers !== false) {
+      writer.uint32(24).bool(message.allUsers);
     }
     return writer;
   },
@@ -1276,6 +1315,14 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
             message.window = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.allUsers = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1292,6 +1339,11 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
     return {
       username: isSet(object.username) ? globalThis.String(object.username) : "",
       window: isSet(object.window) ? Duration.fromJSON(object.window) : undefined,
+      allUsers: isSet(object.allUsers)
+        ? globalThis.Boolean(object.allUsers)
+        : isSet(object.all_users)
+        ? globalThis.Boolean(object.all_users)
+        : false,
     };
   },
 
@@ -1302,6 +1354,9 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
     }
     if (message.window !== undefined) {
       obj.window = Duration.toJSON(message.window);
+    }
+    if (message.allUsers !== false) {
+      obj.allUsers = message.allUsers;
     }
     return obj;
   },
@@ -1315,6 +1370,7 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
     message.window = (object.window !== undefined && object.window !== null)
       ? Duration.fromPartial(object.window)
       : undefined;
+    message.allUsers = object.allUsers ?? false;
     return message;
   },
 };
@@ -2115,7 +2171,17 @@ export const GetJobHistoryResponse: MessageFns<GetJobHistoryResponse> = {
 /**
  * Reads and follows background jobs. A caller sees the jobs submitted under their username;
  * a caller whose role grants manage_jobs sees every job. Another user's job answers exactly like a
- * missing one (NOT_FOUND), so job ids cannot be probed. Besides the errors named per rpc, any rpc can
+ * missing one (NOT_FOUND), so job ids cannot be probed; the NOT_FOUND carries google.rpc.ErrorInfo
+ * reason JOB_NOT_FOUND with metadata "job_id" and "caller_sees" ("own_jobs", or "all_jobs" with
+ * manage_jobs), so a client can say which explanations fit its caller.
+ *
+ * Scope of the rpcs that read many jobs (ListJobs, GetJobStatistics, WatchJobs), one rule for all
+ * three and for every caller: username empty and all_users false means the caller's own jobs;
+ * username set means that user's jobs (another user's needs manage_jobs: PERMISSION_DENIED with
+ * ErrorInfo metadata "permission" manage_jobs); all_users true means every user's jobs (needs
+ * manage_jobs; with username set it is INVALID_ARGUMENT). ListJobs and GetJobStatistics took an empty
+ * username from a manage_jobs caller as every user's before they had all_users: such a client, which
+ * never sends all_users, now gets its own jobs and passes all_users for everyone's. Besides the errors named per rpc, any rpc can
  * fail with UNAUTHENTICATED (google.rpc.ErrorInfo reason INVALID_TOKEN or REPEATED_AUTHORIZATION),
  * PERMISSION_DENIED (ErrorInfo reason MISSING_PERMISSION, metadata "permission"), UNAVAILABLE (the
  * database cannot serve, or the server is shutting down: retry), and INVALID_ARGUMENT for a body that
@@ -2181,8 +2247,9 @@ export const JobServiceService = {
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
-   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
-   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
+   * 0001-9999 or created_after not before created_before, all_users with username), PERMISSION_DENIED
+   * (another user's username or all_users without manage_jobs; ErrorInfo metadata "permission" is
+   * manage_jobs).
    */
   listJobs: {
     path: "/jobwatch.v1.JobService/ListJobs" as const,
@@ -2195,8 +2262,9 @@ export const JobServiceService = {
   },
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
-   * PERMISSION_DENIED (another user's username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years,
+   * all_users with username), PERMISSION_DENIED (another user's username or all_users without
+   * manage_jobs).
    */
   getJobStatistics: {
     path: "/jobwatch.v1.JobService/GetJobStatistics" as const,
@@ -2274,14 +2342,16 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
-   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
-   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
+   * 0001-9999 or created_after not before created_before, all_users with username), PERMISSION_DENIED
+   * (another user's username or all_users without manage_jobs; ErrorInfo metadata "permission" is
+   * manage_jobs).
    */
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
-   * PERMISSION_DENIED (another user's username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years,
+   * all_users with username), PERMISSION_DENIED (another user's username or all_users without
+   * manage_jobs).
    */
   getJobStatistics: handleUnaryCall<GetJobStatisticsRequest, GetJobStatisticsResponse>;
   /**
@@ -2356,8 +2426,9 @@ export interface JobServiceClient extends Client {
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
-   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
-   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
+   * 0001-9999 or created_after not before created_before, all_users with username), PERMISSION_DENIED
+   * (another user's username or all_users without manage_jobs; ErrorInfo metadata "permission" is
+   * manage_jobs).
    */
   listJobs(
     request: ListJobsRequest,
@@ -2376,8 +2447,9 @@ export interface JobServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
-   * PERMISSION_DENIED (another user's username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years,
+   * all_users with username), PERMISSION_DENIED (another user's username or all_users without
+   * manage_jobs).
    */
   getJobStatistics(
     request: GetJobStatisticsRequest,
