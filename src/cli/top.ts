@@ -146,8 +146,6 @@ interface Row {
   job: Job;
   /** When it finished or left the filter (it fades out FADE_MS later). */
   goneAt?: number;
-  /** The first progress seen and when, for an ETA from the rate since. */
-  firstProgress: { at: number; progress: number };
 }
 
 /** A terminal: the alternate screen, a table redrawn in place, q or Ctrl-C to leave. */
@@ -212,10 +210,7 @@ class ScreenView implements TopView {
       case "changed":
       case "removed": {
         const previous = this.rows.get(event.job.jobId);
-        const row: Row = {
-          job: event.job,
-          firstProgress: previous?.firstProgress ?? { at: now, progress: event.job.progress },
-        };
+        const row: Row = { job: event.job };
         if (event.type === "removed" || isFinished(event.job.status)) row.goneAt = previous?.goneAt ?? now;
         this.rows.set(event.job.jobId, row);
         break;
@@ -266,7 +261,7 @@ class ScreenView implements TopView {
       job.operationType,
       job.username,
       formatSeconds(now - created),
-      eta(row, now),
+      eta(job, now),
       where,
     ];
   }
@@ -295,18 +290,11 @@ function bar(progress: number): string {
 }
 
 /**
- * Time left: the server's estimate (Job.estimated_completion_at, PENDING jobs included) where it sends
- * one; else, for a server that sends none, from the progress rate since the job was first seen; "-"
- * without either.
+ * Time left: the server's estimate (Job.estimated_completion_at, PENDING jobs included), the one every
+ * client shows; "-" when it sends none (the CLI keeps no estimator of its own).
  */
-function eta(row: Row, now: number): string {
-  const { job, firstProgress } = row;
-  if (job.estimatedCompletionAt !== undefined) return formatSeconds(job.estimatedCompletionAt.getTime() - now);
-  if (job.status !== JobStatus.JOB_STATUS_RUNNING) return "-";
-  const gained = job.progress - firstProgress.progress;
-  const elapsed = now - firstProgress.at;
-  if (gained <= 0 || elapsed < 1000) return "-";
-  return formatSeconds(((100 - job.progress) * elapsed) / gained);
+function eta(job: Job, now: number): string {
+  return job.estimatedCompletionAt === undefined ? "-" : formatSeconds(job.estimatedCompletionAt.getTime() - now);
 }
 
 /** Cuts a line to the terminal width, counting only visible characters (escape sequences are kept). */

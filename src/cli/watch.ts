@@ -1,7 +1,7 @@
 // `jobwatch watch ID`: follow a job to its end, as a live bar on a terminal or one line per change otherwise.
 import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
-import { DeadlineExceededError, type Job, JobStatus, statusName, type RetryEvent } from "../client/index.js";
+import { DeadlineExceededError, type Job, statusName, type RetryEvent } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
 import {
   DURATION_HELP,
@@ -163,46 +163,10 @@ class LineView implements View {
   stop(): void {}
 }
 
-interface Sample {
-  progress: number;
-  /** Server time of the revision, so a burst of replayed revisions after a reconnect keeps its real pace. */
-  at: number;
-  /** Local time the sample arrived, to count down the ETA between revisions. */
-  arrived: number;
-}
-
-/**
- * Estimates the time left from the recent progress rate (the last minute of revisions), for servers that
- * send no estimate of their own (before Job.estimated_completion_at).
- */
-class Eta {
-  private samples: Sample[] = [];
-
-  add(job: Job): void {
-    if (job.status !== JobStatus.JOB_STATUS_RUNNING) return;
-    const at = job.updatedAt?.getTime() ?? Date.now();
-    this.samples.push({ progress: job.progress, at, arrived: Date.now() });
-    // Keep a minute of history, but always two samples, so a slow job still gets an estimate.
-    while (this.samples.length > 2 && at - this.samples[0]!.at > 60_000) this.samples.shift();
-  }
-
-  /** Milliseconds left, or undefined while there is no forward progress to extrapolate. */
-  remainingMs(now = Date.now()): number | undefined {
-    const first = this.samples[0];
-    const last = this.samples[this.samples.length - 1];
-    if (first === undefined || last === undefined || last.at <= first.at || last.progress <= first.progress) {
-      return undefined;
-    }
-    const rate = (last.progress - first.progress) / (last.at - first.at);
-    return Math.max(0, (100 - last.progress) / rate - (now - last.arrived));
-  }
-}
-
 /** A terminal: status changes logged above a progress bar that is redrawn in place every second. */
 class BarView implements View {
   private readonly multibar: cliProgress.MultiBar;
   private bar: cliProgress.SingleBar | undefined;
-  private readonly eta = new Eta();
   private last: Job | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private note = "";
@@ -236,7 +200,6 @@ class BarView implements View {
     const previous = this.last;
     this.last = job;
     this.note = "";
-    this.eta.add(job);
     const changed =
       previous === undefined ||
       previous.status !== job.status ||
@@ -286,8 +249,8 @@ class BarView implements View {
     const c = this.c;
     const now = Date.now();
     const facts = [` ${String(job.progress).padStart(3)}%`];
-    // The server's estimate (with its basis) where it has one; our own guess from the revisions we saw
-    // only for a server that sends none.
+    // The server's estimate (with its basis) is the one shown; without one there is no ETA (the CLI keeps
+    // no estimator of its own, so `get`, `watch`, `top` and every other client show the same time).
     let eta: BarLineParts["eta"];
     const serverEta = etaText(job, now);
     const serverLeft = job.estimatedCompletionAt === undefined ? undefined : job.estimatedCompletionAt.getTime() - now;
@@ -296,11 +259,6 @@ class BarView implements View {
     }
     if (job.startedAt !== undefined) {
       facts.push(`elapsed ${formatSeconds((job.completedAt?.getTime() ?? now) - job.startedAt.getTime())}`);
-      if (eta === undefined && job.status === JobStatus.JOB_STATUS_RUNNING) {
-        const left = this.eta.remainingMs(now);
-        const text = `ETA ${left === undefined ? "-" : formatSeconds(left)}`;
-        eta = { full: text, short: text };
-      }
     } else if (job.createdAt !== undefined) {
       facts.push(`queued ${formatSeconds(now - job.createdAt.getTime())}`);
     }

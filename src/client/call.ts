@@ -53,6 +53,12 @@ export function abortReason(signal: AbortSignal | undefined): (error: unknown) =
   };
 }
 
+/** The job of a reply that must carry one (every JobService and JobWorkerService reply about one job). */
+export function requireJob<J>(response: { job?: J | undefined }): J {
+  if (response.job === undefined) throw new Error("the server answered without a job");
+  return response.job;
+}
+
 /** Writes propagation fields (traceparent, tracestate) into call metadata. */
 const metadataSetter: TextMapSetter<Metadata> = {
   set(carrier, key, value) {
@@ -83,7 +89,6 @@ export async function unaryCall<Req, Res>(
   options: CallOptions = {},
 ): Promise<Res> {
   const { signal } = options;
-  const idempotency = idempotencyOf(rpc.path);
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
     try {
@@ -92,7 +97,8 @@ export async function unaryCall<Req, Res>(
       if (signal?.aborted) throw signal.reason;
       const typed = toClientError(err);
       if (attempt >= ctx.retry.maxAttempts) throw typed;
-      if (!(typed instanceof JobwatchClientError) || !isRetryable(typed, idempotency)) throw typed;
+      // The contract is read only for a failed call: a call that succeeds never decodes the descriptors.
+      if (!(typed instanceof JobwatchClientError) || !isRetryable(typed, idempotencyOf(rpc.path))) throw typed;
       // An abort during the wait rejects with the signal's reason, as an abort during the call does.
       await sleep(backoffDelay(attempt - 1, ctx.retry.backoff), undefined, { signal }).catch(abortReason(signal));
     }

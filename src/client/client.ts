@@ -16,7 +16,7 @@ import {
   type WatchJobsRequest,
   type WatchJobsResponse,
 } from "../gen/jobwatch/v1/job_service.js";
-import { authMetadata, unaryCall, type CallContext, type CallOptions, type RetryOptions } from "./call.js";
+import { authMetadata, requireJob, unaryCall, type CallContext, type CallOptions, type RetryOptions } from "./call.js";
 import { durationToMs, msToDuration } from "../duration.js";
 import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
 import { isTerminalStatus, statusName } from "./status.js";
@@ -148,16 +148,12 @@ export function createClient(options: ClientOptions): JobwatchClient {
     callTimeoutMs: options.callTimeoutMs ?? 30_000,
     retry: { maxAttempts: options.retry?.maxAttempts ?? 3, backoff: options.retry?.backoff },
   };
-  const job = (response: { job?: Job | undefined }): Job => {
-    if (response.job === undefined) throw new Error("the server answered without a job");
-    return response.job;
-  };
 
   const client: JobwatchClient = {
     address: options.address,
 
     async getJob(jobId, callOptions) {
-      return job(await unaryCall(ctx, rpcs.getJobDetails, { jobId }, callOptions));
+      return requireJob(await unaryCall(ctx, rpcs.getJobDetails, { jobId }, callOptions));
     },
 
     watchJob(jobId, watchOptions) {
@@ -242,7 +238,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
 
     async cancelJob(jobId, callOptions = {}) {
       const request = { jobId, reason: callOptions.reason };
-      return job(await unaryCall(ctx, rpcs.cancelJob, request, callOptions));
+      return requireJob(await unaryCall(ctx, rpcs.cancelJob, request, callOptions));
     },
 
     async getHistory(jobId, callOptions) {

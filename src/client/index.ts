@@ -12,8 +12,9 @@ export {
 } from "./client.js";
 export type { CallOptions, RetryOptions } from "./call.js";
 export type { BackoffOptions } from "./backoff.js";
-export type { RetryEvent, WatchOptions } from "./watch.js";
-export type { JobsWatchEvent, JobsWatchFilter, JobsWatchOptions } from "./watch-jobs.js";
+export type { ReconnectEvent, ResumeOptions } from "./resumable-stream.js";
+export type { RetryEvent, RevisionPosition, WatchOptions } from "./watch.js";
+export type { CursorPosition, JobsWatchEvent, JobsWatchFilter, JobsWatchOptions } from "./watch-jobs.js";
 export {
   CancelRequestedError,
   type JsonObject,

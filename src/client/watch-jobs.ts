@@ -1,14 +1,9 @@
 // WatchJobs as an AsyncIterable of events that survives disconnects (resume from the last cursor) and an
 // expired cursor (start again from a fresh snapshot, telling the caller with a "reset" event).
-import { setTimeout as sleep } from "node:timers/promises";
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { Job, JobStatus } from "../gen/jobwatch/v1/job.js";
 import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
-import { abortReason } from "./call.js";
-import { idempotencyOf } from "./contract.js";
-import { JobwatchClientError, toClientError } from "./errors.js";
-import { isRetryable } from "./retry.js";
+import { type ResumeOptions, resumable } from "./resumable-stream.js";
 
 /** Which jobs to follow; parts combine with AND. */
 export interface JobsWatchFilter {
@@ -39,18 +34,15 @@ export type JobsWatchEvent =
   /** The server no longer had the changes after the last cursor: drop every job you hold; a snapshot follows. */
   | { type: "reset"; reason: string };
 
-/** Options of watchJobs. */
-export interface JobsWatchOptions {
+/** Where a WatchJobs resumes: after the last cursor it handed over ("" starts with a snapshot). */
+export interface CursorPosition {
+  cursor: string;
+}
+
+/** Options of watchJobs: the reconnect options every watch takes (as watchJob's), and where to start. */
+export interface JobsWatchOptions extends ResumeOptions<CursorPosition> {
   /** Resume after this cursor (from an earlier event) instead of starting with a snapshot. */
   afterCursor?: string;
-  /** Ends the watch: the iterator rejects with the signal's reason. */
-  signal?: AbortSignal;
-  /** Reconnect timing (default: from 100 ms doubling up to 5 s, with jitter). */
-  backoff?: BackoffOptions;
-  /** Called before each reconnect; return false to stop and throw the error instead. */
-  onRetry?: (event: { error: JobwatchClientError; attempt: number; delayMs: number }) => boolean | void;
-  /** Called each time a stream reaches the server (its response headers arrived), the first time included. */
-  onConnected?: () => void;
 }
 
 /** Opens one WatchJobs stream; the watch calls it again for every reconnect. */
@@ -60,18 +52,19 @@ export type OpenJobsStream = (request: WatchJobsRequest) => ClientReadableStream
  * Yields the jobs matching the filter and then every change, for as long as the caller iterates. On a
  * dropped connection or UNAVAILABLE it reconnects with backoff and resumes after the last cursor it saw
  * (bookmarks included), so no change is missed or repeated; on OUT_OF_RANGE (the cursor is older than the
- * server keeps changes) it yields "reset" and starts again from a snapshot. Other errors end it.
+ * server keeps changes) it yields "reset" and starts again from a snapshot. Other errors end it
+ * (resumable-stream.ts, the core watchJob shares).
  */
-export async function* resumableJobsWatch(
+export function resumableJobsWatch(
   open: OpenJobsStream,
   path: string,
   filter: JobsWatchFilter,
   options: JobsWatchOptions = {},
 ): AsyncGenerator<JobsWatchEvent, void, undefined> {
-  const { signal } = options;
-  const idempotency = idempotencyOf(path);
   let cursor = options.afterCursor ?? "";
-  let attempt = 0;
+  // Snapshot events handed over before SYNCED: a cursor from inside a snapshot cannot give back the rest of
+  // it, so a break there restarts the snapshot (after a "reset").
+  let partialSnapshot = false;
   const base: WatchJobsRequest = {
     statuses: filter.statuses ?? [],
     operationType: filter.operationType ?? "",
@@ -81,63 +74,38 @@ export async function* resumableJobsWatch(
     createdAfter: filter.createdAfter,
     afterCursor: "",
   };
-  for (;;) {
-    signal?.throwIfAborted();
-    const call = open({ ...base, afterCursor: cursor });
-    let cancelledByUs = false;
-    const onAbort = (): void => {
-      cancelledByUs = true;
-      call.cancel();
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    call.once("metadata", () => options.onConnected?.());
-    let failure: JobwatchClientError;
-    // Snapshot events handed over in this attempt before SYNCED: a cursor from inside a snapshot cannot
-    // give back the rest of it, so a break there restarts the snapshot (after a "reset").
-    let partialSnapshot = false;
-    try {
-      for await (const message of call as AsyncIterable<WatchJobsResponse>) {
-        attempt = 0;
-        const events = toEvents(message);
-        // The cursor moves only once the events of the message are handed over.
-        for (const e of events) yield e;
-        if (message.type === WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SNAPSHOT) {
-          partialSnapshot = true;
-          continue;
-        }
+  return resumable<WatchJobsResponse, JobsWatchEvent, CursorPosition>(
+    {
+      path,
+      open: () => {
         partialSnapshot = false;
-        if (message.cursor !== "") cursor = message.cursor;
-      }
+        return open({ ...base, afterCursor: cursor });
+      },
+      position: () => ({ cursor }),
+      receive(message) {
+        // The cursor moves as the message is handed over (the core yields its events before the next one).
+        if (message.type === WatchJobsEventType.WATCH_JOBS_EVENT_TYPE_SNAPSHOT) partialSnapshot = true;
+        else {
+          partialSnapshot = false;
+          if (message.cursor !== "") cursor = message.cursor;
+        }
+        return { items: toEvents(message) };
+      },
       // WatchJobs does not end by itself; an OK end means the server closed it: resume.
-      failure = new JobwatchClientError("the server ended the stream", status.UNAVAILABLE);
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      const typed = toClientError(err);
-      if (!(typed instanceof JobwatchClientError)) throw typed;
-      if (typed.code === status.OUT_OF_RANGE && cursor !== "") {
+      endedOk: () => false,
+      recover(error) {
+        if (error.code !== status.OUT_OF_RANGE || cursor === "") return undefined;
         cursor = "";
-        yield { type: "reset", reason: typed.message };
-        continue;
-      }
-      // The client's one retry rule (retry.ts), as for WatchJob. RESOURCE_EXHAUSTED (too many watches, or
-      // a reader far behind) is the caller's to handle: resuming at once would repeat it.
-      if (!isRetryable({ code: typed.code, message: typed.message, cancelledByUs }, idempotency)) throw typed;
-      failure = typed;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      cancelledByUs = true;
-      call.on("error", () => undefined);
-      call.cancel();
-    }
-    const delayMs = backoffDelay(attempt, options.backoff);
-    attempt += 1;
-    if (options.onRetry?.({ error: failure, attempt, delayMs }) === false) throw failure;
-    await sleep(delayMs, undefined, { signal }).catch(abortReason(signal));
-    if (partialSnapshot) {
-      cursor = "";
-      yield { type: "reset", reason: "the stream broke during its snapshot; starting it again" };
-    }
-  }
+        return [{ type: "reset", reason: error.message }];
+      },
+      beforeReopen() {
+        if (!partialSnapshot) return [];
+        cursor = "";
+        return [{ type: "reset", reason: "the stream broke during its snapshot; starting it again" }];
+      },
+    },
+    options,
+  );
 }
 
 /** The events one message stands for (a snapshot page is one event per job; a bookmark none). */

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { Job } from "../gen/jobwatch/v1/job.js";
 import { JobWorkerServiceService as rpcs } from "../gen/jobwatch/v1/job_worker_service.js";
-import { unaryCall, type CallContext, type CallOptions } from "./call.js";
+import { requireJob, unaryCall, type CallContext, type CallOptions } from "./call.js";
 import { FailedPreconditionError } from "./errors.js";
 
 /** A JSON object: the result of a completed job. */
@@ -96,10 +96,6 @@ export interface WorkerClient {
 
 /** Builds the worker half of a client on a generated JobWorkerService client. */
 export function createWorkerClient(ctx: CallContext): WorkerClient {
-  const job = (response: { job?: Job | undefined }): Job => {
-    if (response.job === undefined) throw new Error("the server answered without a job");
-    return response.job;
-  };
   const worker: WorkerClient = {
     async createJob(input, options) {
       const request = {
@@ -108,27 +104,27 @@ export function createWorkerClient(ctx: CallContext): WorkerClient {
         requestId: input.requestId ?? randomUUID(),
         resource: input.resource,
       };
-      return job(await unaryCall(ctx, rpcs.createJob, request, options));
+      return requireJob(await unaryCall(ctx, rpcs.createJob, request, options));
     },
     async startJob(jobId, options) {
-      return job(await unaryCall(ctx, rpcs.startJob, { jobId }, options));
+      return requireJob(await unaryCall(ctx, rpcs.startJob, { jobId }, options));
     },
     async reportProgress(jobId, percent, detail = {}, options) {
       const request = { jobId, progress: Math.round(percent), phase: detail.phase, detail: detail.detail };
-      return job(await unaryCall(ctx, rpcs.reportProgress, request, options));
+      return requireJob(await unaryCall(ctx, rpcs.reportProgress, request, options));
     },
     async heartbeat(jobId, options) {
-      return job(await unaryCall(ctx, rpcs.heartbeat, { jobId }, options));
+      return requireJob(await unaryCall(ctx, rpcs.heartbeat, { jobId }, options));
     },
     async completeJob(jobId, result, options) {
       const request = { jobId, result: result as { [key: string]: unknown } | undefined };
-      return job(await unaryCall(ctx, rpcs.completeJob, request, options));
+      return requireJob(await unaryCall(ctx, rpcs.completeJob, request, options));
     },
     async failJob(jobId, error, options) {
-      return job(await unaryCall(ctx, rpcs.failJob, { jobId, error }, options));
+      return requireJob(await unaryCall(ctx, rpcs.failJob, { jobId, error }, options));
     },
     async markCancelled(jobId, options) {
-      return job(await unaryCall(ctx, rpcs.markCancelled, { jobId }, options));
+      return requireJob(await unaryCall(ctx, rpcs.markCancelled, { jobId }, options));
     },
     run: (input, work, options) => runJob(worker, input, work, options),
   };
