@@ -1,4 +1,5 @@
 // Settings: environment variables and command-line flags -> one typed Config. Flags win over the environment.
+import { isIP } from "node:net";
 import ms from "ms";
 import { DURATION_RULE, parseDuration } from "./duration.js";
 import { tracingRequested } from "./telemetry/sdk.js";
@@ -42,6 +43,16 @@ export interface Config {
    * rest of them itself: sampler, headers, batching); undefined: off, and the SDK is never loaded.
    */
   tracing: { serviceName: string } | undefined;
+  /** How webhook deliveries are made (JOBWATCH_WEBHOOK_*); see src/webhooks/dispatcher.ts. */
+  webhooks: {
+    pollMs: number;
+    timeoutMs: number;
+    concurrency: number;
+    retryForMs: number;
+    maxBackoffMs: number;
+    /** CIDRs an endpoint may resolve to although link-local or metadata. */
+    allowAddresses: string[];
+  };
   /** The transport's limits per connection and per call (README "Reliability"). */
   transport: TransportLimits;
 }
@@ -204,6 +215,14 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
         : { certFile: tlsCert, keyFile: tlsKey, clientCaFile: tlsClientCa },
     maxWatchesPerUser: count("JOBWATCH_MAX_WATCHES_PER_USER", env.JOBWATCH_MAX_WATCHES_PER_USER, 100),
     maxWatches: count("JOBWATCH_MAX_WATCHES", env.JOBWATCH_MAX_WATCHES, 20_000),
+    webhooks: {
+      pollMs: duration("JOBWATCH_WEBHOOK_POLL", env.JOBWATCH_WEBHOOK_POLL, 500, 10, ms("1m")),
+      timeoutMs: duration("JOBWATCH_WEBHOOK_TIMEOUT", env.JOBWATCH_WEBHOOK_TIMEOUT, ms("10s"), 100, ms("5m")),
+      concurrency: count("JOBWATCH_WEBHOOK_CONCURRENCY", env.JOBWATCH_WEBHOOK_CONCURRENCY, 4),
+      retryForMs: duration("JOBWATCH_WEBHOOK_RETRY_FOR", env.JOBWATCH_WEBHOOK_RETRY_FOR, ms("24h"), 1000),
+      maxBackoffMs: duration("JOBWATCH_WEBHOOK_MAX_BACKOFF", env.JOBWATCH_WEBHOOK_MAX_BACKOFF, ms("10m"), 100),
+      allowAddresses: cidrs("JOBWATCH_WEBHOOK_ALLOW_ADDRESSES", env.JOBWATCH_WEBHOOK_ALLOW_ADDRESSES),
+    },
     tracing: tracingRequested(env) ? { serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? "jobwatch" } : undefined,
     transport: transportLimits(env),
   };
@@ -246,6 +265,22 @@ function count(name: string, raw: string | undefined, fallback: number): number 
     throw new ConfigError(`${name} '${value}' is not a whole number of 1 or more`);
   }
   return parsed;
+}
+
+/** A comma-separated list of CIDRs ("169.254.10.0/24,fe80::/64"; a bare address is /32 or /128). */
+function cidrs(name: string, raw: string | undefined): string[] {
+  const value = nonEmpty(raw);
+  if (value === undefined) return [];
+  return value.split(",").map((item) => {
+    const cidr = item.trim();
+    const [address = "", prefix] = cidr.split("/");
+    const family = isIP(address);
+    const bits = prefix === undefined ? (family === 6 ? 128 : 32) : /^\d+$/.test(prefix) ? Number(prefix) : -1;
+    if (family === 0 || bits < 0 || bits > (family === 6 ? 128 : 32)) {
+      throw new ConfigError(`${name}: '${cidr}' is not an address or CIDR (e.g. 169.254.10.0/24, fe80::/64)`);
+    }
+    return `${address}/${bits}`;
+  });
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -19,6 +19,7 @@ import { redactUrl } from "./store/connect.js";
 import { openStore } from "./store/open.js";
 import { startTracing } from "./telemetry/sdk.js";
 import type { JobStore } from "./store/store.js";
+import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
 const SHUTDOWN_BUDGET_MS = 8000;
@@ -92,6 +93,8 @@ export async function startService(
     retentionMs: config.retentionMs,
     sweepIntervalMs: config.sweepIntervalMs,
   });
+  // Delivers the webhook outbox that transitions write; one of any number of replicas takes each delivery.
+  const webhooks = new WebhookDispatcher({ store, log, settings: config.webhooks });
   const server = createServer({
     store,
     faults: guarded,
@@ -102,6 +105,7 @@ export async function startService(
     ...(credentials ? { credentials } : {}),
     streamLimits: { perUser: config.maxWatchesPerUser, total: config.maxWatches },
     transport: config.transport,
+    webhookAllowAddresses: config.webhooks.allowAddresses,
     ...(tracing
       ? { tracing: { tracer: tracing.tracer, dialect: config.databaseUrl.startsWith("mysql:") ? "mysql" : "sqlite" } }
       : {}),
@@ -113,6 +117,7 @@ export async function startService(
     const metricsAddress =
       metrics && config.metricsListen !== undefined ? await metrics.listen(config.metricsListen) : undefined;
     sweeper.start();
+    webhooks.start();
     const bootstrap = await ensureBootstrapToken(store);
     if (bootstrap) {
       print(bootstrapTokenMessage(bootstrap, displayAddress(address), config.tls !== undefined, options.command));
@@ -144,6 +149,7 @@ export async function startService(
       stop: async () => {
         await metrics?.close();
         await sweeper.stop();
+        await webhooks.stop();
         await server.shutdown(SHUTDOWN_BUDGET_MS);
         await tokens.stop();
         await store.close();
@@ -155,6 +161,7 @@ export async function startService(
   } catch (error) {
     await metrics?.close();
     await sweeper.stop();
+    await webhooks.stop();
     await server.shutdown(0).catch(() => undefined);
     await tokens.stop();
     await store.close().catch(() => undefined);

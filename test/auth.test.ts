@@ -81,11 +81,11 @@ describe("roles", () => {
     const table = Object.fromEntries(ROLES.map((r) => [r, [...permissionsOf(r)].sort()]));
     assert.deepEqual(table, {
       normal_user: ["query_repos"],
-      power_user: ["query_repos"],
-      admin: ["manage_jobs", "query_repos", "report_jobs"],
+      power_user: ["manage_webhooks", "query_repos"],
+      admin: ["manage_jobs", "manage_webhooks", "query_repos", "report_jobs"],
       service: ["report_jobs"],
     });
-    assert.deepEqual([...PERMISSIONS].sort(), ["manage_jobs", "query_repos", "report_jobs"]);
+    assert.deepEqual([...PERMISSIONS].sort(), ["manage_jobs", "manage_webhooks", "query_repos", "report_jobs"]);
   });
 
   test("unknown roles and permissions grant nothing", () => {

@@ -136,6 +136,7 @@ describe("the bad-input corpus", () => {
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
       "jobwatch.v1.JobService",
+      "jobwatch.v1.JobWebhookService",
       "jobwatch.v1.JobWorkerService",
     ]);
   });

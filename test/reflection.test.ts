@@ -66,12 +66,13 @@ describe("server reflection protocol", () => {
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "jobwatch.v1.JobService",
+            "jobwatch.v1.JobWebhookService",
             "jobwatch.v1.JobWorkerService",
           ],
         );
         // grpcurl sends an empty list_services; it is still a list_services request.
         const empty = await askOnce(s.address, version, { listServices: "" });
-        assert.equal(empty.listServicesResponse?.service.length, 5);
+        assert.equal(empty.listServicesResponse?.service.length, 6);
       });
 
       test("every listed service is described by its file", async () => {
@@ -81,6 +82,7 @@ describe("server reflection protocol", () => {
           "grpc.reflection.v1.ServerReflection": "grpc/reflection/v1/reflection.proto",
           "grpc.reflection.v1alpha.ServerReflection": "grpc/reflection/v1alpha/reflection.proto",
           "jobwatch.v1.JobService": "jobwatch/v1/job_service.proto",
+          "jobwatch.v1.JobWebhookService": "jobwatch/v1/job_webhook_service.proto",
           "jobwatch.v1.JobWorkerService": "jobwatch/v1/job_worker_service.proto",
         };
         for (const { name } of list.listServicesResponse?.service ?? []) {

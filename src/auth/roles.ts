@@ -1,7 +1,7 @@
 // Roles and the permissions each grants: the one table every permission check reads.
 
 /** Every permission an rpc can require (the contract's `required_permission` values). */
-export const PERMISSIONS = ["query_repos", "report_jobs", "manage_jobs"] as const;
+export const PERMISSIONS = ["query_repos", "report_jobs", "manage_jobs", "manage_webhooks"] as const;
 
 /** A permission an rpc can require. */
 export type Permission = (typeof PERMISSIONS)[number];
@@ -10,8 +10,9 @@ export type Permission = (typeof PERMISSIONS)[number];
 // read nothing, so a leaked worker token cannot be used to read anyone's jobs.
 const TABLE = {
   normal_user: ["query_repos"],
-  power_user: ["query_repos"],
-  admin: ["query_repos", "report_jobs", "manage_jobs"],
+  // manage_webhooks: register webhooks for one's own jobs (every user's too with manage_jobs).
+  power_user: ["query_repos", "manage_webhooks"],
+  admin: ["query_repos", "report_jobs", "manage_jobs", "manage_webhooks"],
   service: ["report_jobs"],
 } as const satisfies Record<string, readonly Permission[]>;
 

@@ -26,6 +26,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   cancel: () => import("./cancel.js"),
   job: () => import("./job.js"),
   demo: () => import("./demo.js"),
+  webhook: () => import("./webhook.js"),
   // For AI assistants: the job tools over the Model Context Protocol.
   mcp: () => import("./mcp.js"),
 };

@@ -8,7 +8,7 @@ import { tracingRequested } from "../telemetry/sdk.js";
 const FLUSH_BUDGET_MS = 3000;
 
 /** The client commands, and the words that may follow `job`: a span is named after these and nothing else. */
-const COMMANDS = new Set(["get", "watch", "top", "list", "stats", "cancel", "job", "demo", "mcp"]);
+const COMMANDS = new Set(["get", "watch", "top", "list", "stats", "cancel", "job", "demo", "mcp", "webhook"]);
 const JOB_COMMANDS = new Set(["create", "start", "progress", "heartbeat", "complete", "fail", "cancelled"]);
 
 /** "jobwatch job create": the command words of argv, never an argument or a flag's value. */

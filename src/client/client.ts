@@ -23,6 +23,7 @@ import { isTerminalStatus, statusName } from "./status.js";
 import { resumableWatch, type WatchOptions } from "./watch.js";
 import { resumableJobsWatch, type JobsWatchEvent, type JobsWatchFilter, type JobsWatchOptions } from "./watch-jobs.js";
 import { sslCredentials, type TlsOptions } from "./tls-credentials.js";
+import { createWebhookClient, type WebhookClient } from "./webhooks.js";
 import { createWorkerClient, type WorkerClient } from "./worker.js";
 
 export type { TlsOptions };
@@ -123,6 +124,8 @@ export interface JobwatchClient {
   getHistory(jobId: string, options?: CallOptions): Promise<JobEvent[]>;
   /** The worker calls (need report_jobs). */
   readonly worker: WorkerClient;
+  /** The webhook calls (need manage_webhooks). */
+  readonly webhooks: WebhookClient;
   /** Closes the connection; calls after this fail. */
   close(): void;
 }
@@ -254,6 +257,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
     },
 
     worker: createWorkerClient(ctx),
+    webhooks: createWebhookClient(ctx),
 
     close() {
       channel.close();

@@ -46,3 +46,10 @@ export { EstimateBasis, Job, JobEvent, JobStatus } from "../gen/jobwatch/v1/job.
 export { GetJobStatisticsResponse as JobStatistics } from "../gen/jobwatch/v1/job_service.js";
 // The gRPC status codes that JobwatchClientError.code holds.
 export { status as GrpcStatus } from "@grpc/grpc-js";
+export type { NewWebhookInput, WebhookClient } from "./webhooks.js";
+export {
+  Webhook,
+  WebhookAttempt,
+  WebhookDelivery,
+  WebhookDeliveryState,
+} from "../gen/jobwatch/v1/job_webhook_service.js";

@@ -31,6 +31,9 @@ import type { TransportLimits } from "../config.js";
 import { requestLimit } from "./request-limits.js";
 import { enforcePingPolicy, transportOptions } from "./transport.js";
 import { jobTracing, tracedStore, tracingInterceptor } from "./tracing.js";
+import { JobWebhookServiceService } from "../gen/jobwatch/v1/job_webhook_service.js";
+import { addressPolicy } from "../webhooks/address-policy.js";
+import { createJobWebhookService } from "./job-webhook-service.js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Dialect } from "../store/connect.js";
 
@@ -64,6 +67,8 @@ export interface ServerDeps {
   estimates?: boolean;
   /** Tracing on (tracing.ts): spans from this tracer, store spans naming this dialect; none: no tracing code runs. */
   tracing?: { tracer: Tracer; dialect: Dialect };
+  /** CIDRs a webhook endpoint may resolve to although link-local or metadata (JOBWATCH_WEBHOOK_ALLOW_ADDRESSES). */
+  webhookAllowAddresses?: readonly string[];
 }
 
 /** A jobwatch gRPC server, assembled but not yet listening. */
@@ -206,6 +211,10 @@ export function createServer(deps: ServerDeps): JobwatchServer {
       log,
       ...(deps.tracing ? { tracing: jobTracing } : {}),
     }),
+  );
+  registrar.addService(
+    JobWebhookServiceService,
+    createJobWebhookService({ store: jobs, policy: addressPolicy(deps.webhookAllowAddresses), log }),
   );
   const health = new HealthMonitor({
     store,

@@ -7,6 +7,9 @@ import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlag
 import type { Context, Span, SpanContext, TextMapGetter, Tracer } from "@opentelemetry/api";
 import type { Dialect } from "../store/connect.js";
 import type { Job } from "../store/job.js";
+import { decorate } from "../store/operations.js";
+import type { StoreMethod, StoreOf } from "../store/operations.js";
+import type { JobStore } from "../store/store.js";
 
 /** Reads propagation fields (traceparent, tracestate) from gRPC metadata; no other key is ever read. */
 const metadataGetter: TextMapGetter<grpc.Metadata> = {
@@ -102,9 +105,6 @@ export function tracingInterceptor(tracer: Tracer): grpc.ServerInterceptor {
   };
 }
 
-/** A store method as the span wrapper sees it. */
-type StoreMethod = (...args: never[]) => Promise<unknown>;
-
 /**
  * `method` in a CLIENT span named after the operation (db.system.name: the dialect, db.operation.name:
  * the store operation; never an argument or a value), made only inside a traced call: the change-feed
@@ -133,24 +133,9 @@ export function storeSpan<M extends StoreMethod>(tracer: Tracer, dialect: Dialec
   return traced as unknown as M;
 }
 
-/**
- * `store` with each method in a storeSpan. (A Proxy for now: it becomes a decorator of the store's
- * operations table, src/store/operations.ts, once that lands.)
- */
-export function tracedStore<S extends object>(store: S, tracer: Tracer, dialect: Dialect): S {
-  const wrapped = new Map<string, unknown>();
-  return new Proxy(store, {
-    get(target, name) {
-      const value: unknown = Reflect.get(target, name, target);
-      if (typeof value !== "function" || typeof name !== "string") return value;
-      let method = wrapped.get(name);
-      if (method === undefined) {
-        method = storeSpan(tracer, dialect, name, (value as StoreMethod).bind(target));
-        wrapped.set(name, method);
-      }
-      return method;
-    },
-  });
+/** `store` with each of its operations (store/operations.ts) in a storeSpan named after it. */
+export function tracedStore<S extends Partial<JobStore>>(store: S, tracer: Tracer, dialect: Dialect): StoreOf<S> {
+  return decorate(store, (name, _facts, method) => storeSpan(tracer, dialect, name, method));
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;

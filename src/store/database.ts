@@ -102,8 +102,59 @@ export interface DurationHistogramTable {
   completed: Int64;
 }
 
+/** A registered webhook (webhooks.ts). */
+export interface WebhooksTable {
+  webhook_id: string;
+  owner: string;
+  url: string;
+  /** The signing secret, "whsec_<base64>" (it must be kept to sign: not a hash). */
+  secret: string;
+  /** ",type1,type2," or "" for every type. */
+  operation_types: string;
+  /** ",completed,failed,": the statuses whose reaching is delivered. */
+  statuses: string;
+  /** 0 or 1: every user's jobs, not only the owner's. */
+  all_users: number;
+  created_at: Int64;
+}
+
+/** The webhook outbox: one transition to tell one webhook. */
+export interface WebhookDeliveriesTable {
+  delivery_seq: Generated<number>;
+  webhook_id: string;
+  job_id: string;
+  revision: Int64;
+  /** The status the job reached. */
+  status: string;
+  /** pending | delivered | failed */
+  state: string;
+  attempts: number;
+  next_attempt_at: Int64;
+  /** When the current round of attempts began (created or replayed). */
+  since: Int64;
+  /** The dispatcher holding it, until lease_until; NULL when none. */
+  lease_owner: string | null;
+  lease_until: Int64 | null;
+  delivered_at: Int64 | null;
+  created_at: Int64;
+}
+
+/** One attempt of a delivery. */
+export interface WebhookAttemptsTable {
+  delivery_seq: Int64;
+  attempt: number;
+  at: Int64;
+  /** The receiver's HTTP status; NULL when there was no answer. */
+  http_status: number | null;
+  error: string | null;
+  latency_ms: number;
+}
+
 /** The whole schema. */
 export interface Database {
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
   jobs: JobsTable;
   job_counts: JobCountsTable;
   duration_histogram: DurationHistogramTable;

@@ -13,6 +13,7 @@ import { isTerminal, sameState } from "./job.js";
 import type { Job, JobEvent, JobStatus } from "./job.js";
 import type { Rule } from "./lifecycle.js";
 import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
+import { outboxInsert } from "./webhooks.js";
 import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
 import { batchedJob } from "./read-batch.js";
 import { isUniqueViolation } from "./transaction.js";
@@ -78,6 +79,7 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
         yield k.insertInto("jobs").values(row).compile();
         yield insertEvents(db, [eventRow(job, now, true, true)]);
         yield applyCounts(db.dialect, moved(job, null, job.status))!;
+        yield outboxInsert(db, job, now);
       });
       return job;
     } catch (error) {
@@ -349,6 +351,7 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
       const out = new Map<string, BatchResult[]>();
       const updates: RowUpdate[] = [];
       const events: NewJobEventRow[] = [];
+      const reached: { job: Job; now: number }[] = [];
       const deltas: CountDelta[] = [];
       const finished: Finished[] = [];
       for (const id of ids) {
@@ -366,6 +369,7 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
         if (applied.events.length === 0) continue;
         updates.push({ jobId: id, revision: Number(first.revision), set: applied.set });
         events.push(...applied.events);
+        reached.push(...applied.reached);
         deltas.push(...moved(applied.job, first.status, applied.row.status));
         if (isTerminal(applied.job.status) && !isTerminal(first.status as JobStatus)) {
           finished.push(finishedOf(applied.job));
@@ -388,6 +392,8 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
       if (counts) yield counts;
       const histogram = applyHistogram(db.dialect, finished, 1);
       if (histogram) yield histogram;
+      // The webhook outbox, in the same transaction: a transition commits with its deliveries or not at all.
+      for (const r of reached) yield outboxInsert(db, r.job, r.now);
       return out;
     });
     // Anything but the results (undefined: a row had changed under the check) is a lost race: again.
@@ -408,6 +414,8 @@ function applyRules(db: StoreDb, first: JobRow, rules: Rule[]) {
   let job = jobRowToJob(row);
   const set: JobRowUpdate = {};
   const events: NewJobEventRow[] = [];
+  // The statuses reached, for the webhook outbox.
+  const reached: { job: Job; now: number }[] = [];
   const results: BatchResult[] = [];
   for (const rule of rules) {
     try {
@@ -423,12 +431,13 @@ function applyRules(db: StoreDb, first: JobRow, rules: Rule[]) {
       row = { ...row, ...step } as JobRow;
       job = jobRowToJob(row);
       events.push(eventRow(job, now, change.recorded, !sameState(before, job)));
+      if (before.status !== job.status) reached.push({ job, now });
       results.push({ outcome: { job, changed: true } });
     } catch (error) {
       results.push({ error });
     }
   }
-  return { set, events, results, job, row };
+  return { set, events, reached, results, job, row };
 }
 
 /** A changed job: its revision as read (the update's check) and the columns to write. */

@@ -24,6 +24,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     "0008_jobs_type_status_created": typeStatusCreatedIndex(dialect),
     "0009_jobs_trace_context": traceContext(),
     "0010_duration_histogram": durationHistogram(dialect),
+    "0011_webhooks": webhooks(dialect),
   };
 }
 
@@ -366,6 +367,84 @@ function traceContext(): Migration {
     },
     async down(db: Kysely<unknown>) {
       await db.schema.alterTable("jobs").dropColumn("trace_context").execute();
+    },
+  };
+}
+
+/**
+ * Webhooks, their outbox and its attempts. A delivery row is written in the transaction of the transition
+ * it tells of (INSERT ... SELECT over the matching webhooks), so none is lost or made up; a dispatcher on
+ * any replica claims due rows with a lease (a conditional UPDATE, safe on Galera), posts them, and
+ * records each attempt. Unique (webhook, job, revision): a replay sends the same row again.
+ */
+function webhooks(dialect: Dialect): Migration {
+  const mysql = dialect === "mysql";
+  return {
+    async up(db: Kysely<unknown>) {
+      const options = mysql
+        ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${sql.raw(await noPadBinCollation(db))}`
+        : sql``;
+      await db.schema
+        .createTable("webhooks")
+        .addColumn("webhook_id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("owner", "varchar(255)", (c) => c.notNull())
+        .addColumn("url", "text", (c) => c.notNull())
+        .addColumn("secret", "varchar(64)", (c) => c.notNull())
+        // ",type1,type2," ("" for every type) and ",completed,failed,": matched with instr() on both dialects.
+        .addColumn("operation_types", "text", (c) => c.notNull())
+        .addColumn("statuses", "varchar(64)", (c) => c.notNull())
+        .addColumn("all_users", "integer", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .modifyEnd(options)
+        .execute();
+      let deliveries = db.schema.createTable("webhook_deliveries");
+      deliveries = mysql
+        ? deliveries.addColumn("delivery_seq", "bigint", (c) => c.autoIncrement().primaryKey())
+        : deliveries.addColumn("delivery_seq", "integer", (c) => c.primaryKey().autoIncrement());
+      await deliveries
+        .addColumn("webhook_id", "varchar(36)", (c) => c.notNull())
+        .addColumn("job_id", "varchar(36)", (c) => c.notNull())
+        .addColumn("revision", "bigint", (c) => c.notNull())
+        .addColumn("status", "varchar(16)", (c) => c.notNull())
+        // pending | delivered | failed
+        .addColumn("state", "varchar(16)", (c) => c.notNull())
+        .addColumn("attempts", "integer", (c) => c.notNull())
+        .addColumn("next_attempt_at", "bigint", (c) => c.notNull())
+        // When this round of attempts began (created, or replayed): the retry period counts from here.
+        .addColumn("since", "bigint", (c) => c.notNull())
+        .addColumn("lease_owner", "varchar(64)")
+        .addColumn("lease_until", "bigint")
+        .addColumn("delivered_at", "bigint")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .modifyEnd(options)
+        .execute();
+      await db.schema
+        .createIndex("webhook_deliveries_key")
+        .unique()
+        .on("webhook_deliveries")
+        .columns(["webhook_id", "job_id", "revision"])
+        .execute();
+      await db.schema
+        .createIndex("webhook_deliveries_due")
+        .on("webhook_deliveries")
+        .columns(["state", "next_attempt_at"])
+        .execute();
+      await db.schema
+        .createTable("webhook_attempts")
+        .addColumn("delivery_seq", "bigint", (c) => c.notNull())
+        .addColumn("attempt", "integer", (c) => c.notNull())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("http_status", "integer")
+        .addColumn("error", "text")
+        .addColumn("latency_ms", "integer", (c) => c.notNull())
+        .addPrimaryKeyConstraint("webhook_attempts_pk", ["delivery_seq", "attempt"])
+        .modifyEnd(options)
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable("webhook_attempts").execute();
+      await db.schema.dropTable("webhook_deliveries").execute();
+      await db.schema.dropTable("webhooks").execute();
     },
   };
 }

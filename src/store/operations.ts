@@ -99,6 +99,16 @@ export const OPERATIONS = {
   revokeToken: { retry: "idempotent", publishes: false, metric: "revokeToken" },
   activeTokens: { retry: "read", publishes: false, metric: "activeTokens", meter: "token_reload" },
   countTokens: { retry: "read", publishes: false, metric: "countTokens" },
+
+  createWebhook: { retry: "once", publishes: false, metric: "createWebhook" },
+  listWebhooks: { retry: "read", publishes: false, metric: "listWebhooks" },
+  getWebhook: { retry: "read", publishes: false, metric: "getWebhook" },
+  deleteWebhook: { retry: "idempotent", publishes: false, metric: "deleteWebhook" },
+  // A claim is a conditional lease: repeated, it takes nothing twice (what it took stays leased to it).
+  claimDeliveries: { retry: "idempotent", publishes: false, metric: "claimDeliveries" },
+  finishDelivery: { retry: "once", publishes: false, metric: "finishDelivery" },
+  listDeliveries: { retry: "read", publishes: false, metric: "listDeliveries" },
+  replayDeliveries: { retry: "idempotent", publishes: false, metric: "replayDeliveries" },
 } as const satisfies OperationTable;
 
 /** Every operation name, in the table's order. */

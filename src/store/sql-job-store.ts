@@ -33,6 +33,26 @@ import type {
 import { cancelUnconfirmed, deleteExpired, failStaleJobs, pruneFeed } from "./sweeps.js";
 import { activeTokens, countTokens, createToken, listTokens, revokeToken } from "./tokens.js";
 import { createStoreDb } from "./transaction.js";
+import {
+  claimDeliveries,
+  createWebhook,
+  deleteWebhook,
+  finishDelivery,
+  getWebhook,
+  listDeliveries,
+  listWebhooks,
+  replayDeliveries,
+} from "./webhooks.js";
+import type {
+  AttemptOutcome,
+  ClaimedDelivery,
+  DeliveryAttempt,
+  DeliveryRoom,
+  ListedDelivery,
+  NewWebhook,
+  Webhook,
+  WebhookDelivery,
+} from "./webhooks.js";
 import type { StoreDb } from "./transaction.js";
 
 /** Options of SqlJobStore. */
@@ -250,6 +270,47 @@ export class SqlJobStore implements JobStore {
 
   async countTokens(): Promise<number> {
     return countTokens(this.#s);
+  }
+
+  // --- webhooks ---
+
+  async createWebhook(w: NewWebhook): Promise<Webhook> {
+    return createWebhook(this.#s, w);
+  }
+
+  async listWebhooks(owner: string | undefined): Promise<Webhook[]> {
+    return listWebhooks(this.#s, owner);
+  }
+
+  async getWebhook(webhookId: string): Promise<Webhook | undefined> {
+    return getWebhook(this.#s, webhookId);
+  }
+
+  async deleteWebhook(webhookId: string): Promise<boolean> {
+    return deleteWebhook(this.#s, webhookId);
+  }
+
+  async claimDeliveries(owner: string, leaseMs: number, limit: number, room: DeliveryRoom): Promise<ClaimedDelivery[]> {
+    return claimDeliveries(this.#s, owner, leaseMs, limit, room);
+  }
+
+  async finishDelivery(
+    delivery: Pick<WebhookDelivery, "deliverySeq" | "attempts">,
+    attempt: DeliveryAttempt,
+    outcome: AttemptOutcome,
+  ): Promise<void> {
+    return finishDelivery(this.#s, delivery, attempt, outcome);
+  }
+
+  async listDeliveries(
+    webhookId: string,
+    query: { jobId?: string | undefined; limit: number; beforeSeq?: number | undefined },
+  ): Promise<ListedDelivery[]> {
+    return listDeliveries(this.#s, webhookId, query);
+  }
+
+  async replayDeliveries(webhookId: string, jobId: string, fromRevision: number): Promise<number> {
+    return replayDeliveries(this.#s, webhookId, jobId, fromRevision);
   }
 }
 

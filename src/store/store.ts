@@ -1,5 +1,15 @@
 // The store's contract: every query jobwatch makes, behind one interface, on SQLite or MySQL.
 import type { FinishedRun, Job, JobEvent, JobStatus, JsonObject } from "./job.js";
+import type {
+  AttemptOutcome,
+  ClaimedDelivery,
+  DeliveryAttempt,
+  DeliveryRoom,
+  ListedDelivery,
+  NewWebhook,
+  Webhook,
+  WebhookDelivery,
+} from "./webhooks.js";
 
 /** Input of createJob; validated by the caller. */
 export interface NewJob {
@@ -169,4 +179,30 @@ export interface JobStore {
   revokeToken(tokenId: string): Promise<TokenInfo>;
   activeTokens(): Promise<TokenCredential[]>;
   countTokens(): Promise<number>;
+
+  // --- webhooks (webhooks.ts; the outbox rows are written by the transitions themselves) ---
+  createWebhook(w: NewWebhook): Promise<Webhook>;
+  /** The owner's webhooks (everyone's with undefined), oldest first, at most 1000. */
+  listWebhooks(owner: string | undefined): Promise<Webhook[]>;
+  getWebhook(webhookId: string): Promise<Webhook | undefined>;
+  /** Removes the webhook, its outbox and attempts; false when there was none. */
+  deleteWebhook(webhookId: string): Promise<boolean>;
+  /**
+   * Leases up to `limit` due deliveries to `owner` for `leaseMs` (each job's lowest pending revision only,
+   * at most room.perWebhook in flight per webhook); of dispatchers racing for one, on any replica, one wins.
+   */
+  claimDeliveries(owner: string, leaseMs: number, limit: number, room: DeliveryRoom): Promise<ClaimedDelivery[]>;
+  /** Records an attempt of a claimed delivery and its outcome; the lease ends. */
+  finishDelivery(
+    delivery: Pick<WebhookDelivery, "deliverySeq" | "attempts">,
+    attempt: DeliveryAttempt,
+    outcome: AttemptOutcome,
+  ): Promise<void>;
+  /** A webhook's deliveries, newest first, with their last attempts. */
+  listDeliveries(
+    webhookId: string,
+    query: { jobId?: string | undefined; limit: number; beforeSeq?: number | undefined },
+  ): Promise<ListedDelivery[]>;
+  /** A job's deliveries to the webhook from `fromRevision` on, pending and due again; how many. */
+  replayDeliveries(webhookId: string, jobId: string, fromRevision: number): Promise<number>;
 }

@@ -79,6 +79,12 @@ export async function deleteExpired(db: StoreDb, before: number, batch: number, 
     // SQLite writes run synchronously: let other callers in between chunks.
     await nextTurn();
   }
+  // Their webhook outbox too (a few rows per job: one per matching webhook and status reached).
+  await db.write(function* () {
+    const outbox = k.selectFrom("webhook_deliveries").select("delivery_seq").where("job_id", "in", ids);
+    yield k.deleteFrom("webhook_attempts").where("delivery_seq", "in", outbox).compile();
+    yield k.deleteFrom("webhook_deliveries").where("job_id", "in", ids).compile();
+  });
   return db.write(function* () {
     // What job_counts and duration_histogram lose: a finished job never changes again, so these are the
     // rows deleted below.

@@ -24,6 +24,11 @@ describe("idempotency from the contract", () => {
       "/jobwatch.v1.JobWorkerService/CompleteJob": "IDEMPOTENCY_UNKNOWN",
       "/jobwatch.v1.JobWorkerService/FailJob": "IDEMPOTENCY_UNKNOWN",
       "/jobwatch.v1.JobWorkerService/MarkCancelled": "IDEMPOTENCY_UNKNOWN",
+      "/jobwatch.v1.JobWebhookService/CreateWebhook": "IDEMPOTENCY_UNKNOWN",
+      "/jobwatch.v1.JobWebhookService/ListWebhooks": "NO_SIDE_EFFECTS",
+      "/jobwatch.v1.JobWebhookService/DeleteWebhook": "IDEMPOTENT",
+      "/jobwatch.v1.JobWebhookService/ListWebhookDeliveries": "NO_SIDE_EFFECTS",
+      "/jobwatch.v1.JobWebhookService/ReplayWebhookDeliveries": "IDEMPOTENT",
     });
   });
 
