@@ -30,6 +30,8 @@ export interface Config {
   accessLog: "off" | "debug" | "info";
   /** JWTs from an identity provider, beside jobwatch's tokens; undefined: JWTs are refused. */
   jwt: { jwksUrl: string; issuer: string; audience: string; usernameClaim: string; roleClaim: string } | undefined;
+  /** host:port serving the web dashboard (JOBWATCH_WEB_LISTEN); undefined: no dashboard. */
+  webListen: string | undefined;
   /** host:port serving Prometheus /metrics; undefined: no metrics. */
   metricsListen: string | undefined;
   /** TLS on the gRPC port (PEM file paths); undefined: plaintext. */
@@ -174,6 +176,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
   }
   const metricsListen = nonEmpty(env.JOBWATCH_METRICS_LISTEN);
   if (metricsListen !== undefined) checkListen(metricsListen, "JOBWATCH_METRICS_LISTEN", "127.0.0.1:9464");
+  const webListen = nonEmpty(env.JOBWATCH_WEB_LISTEN);
+  if (webListen !== undefined) checkListen(webListen, "JOBWATCH_WEB_LISTEN", "127.0.0.1:8080");
   return {
     databaseUrl,
     listen,
@@ -199,6 +203,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Confi
     logFormat,
     accessLog,
     metricsListen,
+    webListen,
     jwt:
       jwksUrl === undefined || issuer === undefined || audience === undefined
         ? undefined

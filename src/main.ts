@@ -15,6 +15,8 @@ import type { MetricsSources } from "./server/metrics.js";
 import { createServer } from "./server/server.js";
 import { FEED_KEEP_MS, Sweeper } from "./jobs/sweeper.js";
 import { Watches } from "./watch/watches.js";
+import { jobServiceHandlers } from "./server/job-service.js";
+import { createWebServer } from "./web/web-server.js";
 import { redactUrl } from "./store/connect.js";
 import { openStore } from "./store/open.js";
 import { startTracing } from "./telemetry/sdk.js";
@@ -28,6 +30,8 @@ const SHUTDOWN_BUDGET_MS = 8000;
 export interface Service {
   /** The address it listens on, with the real port (useful with port 0). */
   address: string;
+  /** Where the web dashboard is served (JOBWATCH_WEB_LISTEN), with the real port. */
+  webAddress?: string;
   /** Where /metrics is served (JOBWATCH_METRICS_LISTEN), with the real port. */
   metricsAddress?: string;
   /** Stops accepting, ends watches with UNAVAILABLE, finishes unary calls, closes the database. */
@@ -110,12 +114,22 @@ export async function startService(
       ? { tracing: { tracer: tracing.tracer, dialect: config.databaseUrl.startsWith("mysql:") ? "mysql" : "sqlite" } }
       : {}),
   });
+  const web =
+    config.webListen === undefined
+      ? undefined
+      : createWebServer({
+          handlers: jobServiceHandlers(server.jobService),
+          authenticator,
+          streams: { ...server.jobService.streams, closing: hub.closing },
+          log,
+        });
   try {
     await tokens.start();
     await hub.start();
     const address = await server.listen(config.listen);
     const metricsAddress =
       metrics && config.metricsListen !== undefined ? await metrics.listen(config.metricsListen) : undefined;
+    const webAddress = web && config.webListen !== undefined ? await web.listen(config.webListen) : undefined;
     sweeper.start();
     webhooks.start();
     const bootstrap = await ensureBootstrapToken(store);
@@ -140,17 +154,22 @@ export async function startService(
                 usernameClaim: config.jwt.usernameClaim,
                 roleClaim: config.jwt.roleClaim,
               },
+        web: webAddress,
       },
       "jobwatch is serving",
     );
     return {
       address,
       ...(metricsAddress === undefined ? {} : { metricsAddress }),
+      ...(webAddress === undefined ? {} : { webAddress }),
       stop: async () => {
         await metrics?.close();
         await sweeper.stop();
         await webhooks.stop();
+        // Stops taking new requests; its streams end (UNAVAILABLE, resume from the cursor) when the hub closes.
+        const webClosed = web?.close(SHUTDOWN_BUDGET_MS);
         await server.shutdown(SHUTDOWN_BUDGET_MS);
+        await webClosed;
         await tokens.stop();
         await store.close();
         credentials?.close();
@@ -159,6 +178,7 @@ export async function startService(
       },
     };
   } catch (error) {
+    await web?.close(0);
     await metrics?.close();
     await sweeper.stop();
     await webhooks.stop();

@@ -60,25 +60,32 @@ describe("the contract and its generated code", () => {
     assert.equal(result.code, 0, `buf lint:\n${result.stdout}${result.stderr}`);
   });
 
-  test("src/gen is exactly what `buf generate` makes from proto/ (run `npm run generate` if not)", async () => {
-    const out = await mkdtemp(join(tmpdir(), "jobwatch-gen-"));
-    try {
-      const result = await buf(["generate", "-o", out]);
-      assert.equal(result.code, 0, `buf generate:\n${result.stderr}`);
-      const fresh = await tree(join(out, "src", "gen"));
-      const committed = await tree(join(ROOT, "src", "gen"));
-      assert.deepEqual(
-        [...committed.keys()].sort(),
-        [...fresh.keys()].sort(),
-        "src/gen has other files than buf generates",
-      );
-      for (const [path, content] of fresh) {
-        assert.ok(committed.get(path) === content, `src/gen/${path} is stale: run npm run generate`);
+  // The server's stubs (ts-proto), and the web dashboard's (protobuf-es), each from its own template.
+  const GENERATED = [
+    { dir: "src/gen", args: [] as string[] },
+    { dir: "web/src/gen", args: ["--template", "buf.gen.web.yaml", "--path", "proto/jobwatch"] },
+  ];
+  for (const { dir, args } of GENERATED) {
+    test(`${dir} is exactly what \`buf generate\` makes from proto/ (run \`npm run generate\` if not)`, async () => {
+      const out = await mkdtemp(join(tmpdir(), "jobwatch-gen-"));
+      try {
+        const result = await buf(["generate", ...args, "-o", out]);
+        assert.equal(result.code, 0, `buf generate:\n${result.stderr}`);
+        const fresh = await tree(join(out, dir));
+        const committed = await tree(join(ROOT, dir));
+        assert.deepEqual(
+          [...committed.keys()].sort(),
+          [...fresh.keys()].sort(),
+          `${dir} has other files than buf generates`,
+        );
+        for (const [path, content] of fresh) {
+          assert.ok(committed.get(path) === content, `${dir}/${path} is stale: run npm run generate`);
+        }
+      } finally {
+        await rm(out, { recursive: true, force: true });
       }
-    } finally {
-      await rm(out, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 });
 
 // --- a minimal grpc.reflection.v1 client, enough to ask for the file that defines a symbol ----------------

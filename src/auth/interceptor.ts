@@ -3,10 +3,10 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
-import type { BearerAuthenticator } from "./bearer-authenticator.js";
+import { authorizeCall, cachedCaller, undeclaredPermission } from "./authorize.js";
+import type { CallAuthenticator } from "./authorize.js";
 import { attachPrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
 import type { Principal } from "./principal.js";
-import { hasPermission } from "./roles.js";
 
 /** Services anyone may call without a token: health checks and server reflection. */
 export const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
@@ -17,7 +17,7 @@ export const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
 
 /** Options of authInterceptor. */
 export interface AuthInterceptorOptions {
-  authenticator: Pick<BearerAuthenticator, "authenticate"> & Partial<Pick<BearerAuthenticator, "cached">>;
+  authenticator: CallAuthenticator;
   /** gRPC path ("/pkg.Service/Method") -> the permission the contract declares for it. */
   permissions: ReadonlyMap<string, string>;
   /** Path prefixes that need no token; defaults to DEFAULT_PUBLIC_PREFIXES. */
@@ -64,25 +64,10 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
   // Resolves the principal or throws a domain error; never touches the call. A principal whose role
   // lacks the permission is attached all the same before the refusal, so the access log names the
   // user: the metadata goes no further (the call ends here), so no handler can take it as accepted.
-  const authorize = async (metadata: grpc.Metadata, route: Route, permission: string): Promise<Principal> => {
-    const values = metadata.get("authorization");
-    if (values.length > 1) {
-      throw new UnauthenticatedError(
-        `${values.length} authorization headers: send exactly one 'authorization: Bearer <token>'`,
-        "REPEATED_AUTHORIZATION",
-      );
-    }
-    const header = values[0];
-    const principal = await authenticator.authenticate(typeof header === "string" ? header : undefined);
-    if (!hasPermission(principal.role, permission)) {
-      attachPrincipal(metadata, principal);
-      throw new PermissionDeniedError(
-        `permission denied: ${route.rpc} requires permission '${permission}', which role '${principal.role}' does not grant`,
-        permission,
-      );
-    }
-    return principal;
-  };
+  const authorize = (metadata: grpc.Metadata, route: Route, permission: string): Promise<Principal> =>
+    authorizeCall(authenticator, route.rpc, metadata.get("authorization"), permission, (principal) =>
+      attachPrincipal(metadata, principal),
+    );
 
   const accept = (metadata: grpc.Metadata, principal: Principal): void => {
     attachPrincipal(metadata, principal);
@@ -105,16 +90,15 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
             const permission = route.permission;
             if (permission === undefined) {
               // A contract change that forgot the option must not open the rpc to everyone.
-              const details = `rpc ${method.path} declares no required_permission; refusing (fail closed)`;
-              log.warn({ rpc: route.rpc }, details);
-              reject(call, route.rpc, new PermissionDeniedError(details, "(none declared)"));
+              const refusal = undeclaredPermission(method.path);
+              log.warn({ rpc: route.rpc }, refusal.message);
+              reject(call, route.rpc, refusal);
               return;
             }
             // A token already accepted since the last reload: passed on in this same turn.
             const values = metadata.get("authorization");
-            const header = values.length === 1 ? values[0] : undefined;
-            const known = typeof header === "string" ? authenticator.cached?.(header) : undefined;
-            if (known !== undefined && hasPermission(known.role, permission)) {
+            const known = cachedCaller(authenticator, values, permission);
+            if (known !== undefined) {
               accept(metadata, known);
               mdNext(metadata);
               return;

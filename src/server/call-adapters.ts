@@ -296,3 +296,75 @@ function writable(call: ServerWritableStream<unknown, unknown>, signal: AbortSig
     closing?.addEventListener("abort", done, { once: true });
   });
 }
+
+/** Messages a pulled push stream queues before write() answers false (the writer waits for onDrain). */
+const PULLED_PUSH_QUEUE = 16;
+
+/**
+ * A push handler as a pulled stream, for a transport that pulls its messages (the web dashboard's
+ * Connect routes): what the handler writes is queued and yielded in order, a Buffer as it is (the
+ * method's shared serializer passes it through); write() answers false once PULLED_PUSH_QUEUE messages
+ * wait, and the onDrain listener runs when the reader has taken them all. The stream ends when the
+ * handler ends or fails it (after what it wrote), or when the reader goes away (the context's signal).
+ */
+export function pushAsStream<Req, Res>(handler: PushHandler<Req, Res>): ServerStreamingHandler<Req, Res | Buffer> {
+  return async function* (request, context) {
+    const queue: (Res | Buffer)[] = [];
+    let over = false;
+    let failure: { error: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    let drain: (() => void) | undefined;
+    const notify = (): void => {
+      const resolve = wake;
+      wake = undefined;
+      resolve?.();
+    };
+    const ending = new AbortController();
+    const gone = (): void => {
+      ending.abort();
+      notify();
+    };
+    context.signal.addEventListener("abort", gone, { once: true });
+    try {
+      await handler(request, {
+        principal: context.principal,
+        signal: ending.signal,
+        sendHeader: context.sendHeader,
+        write: (message) => {
+          if (over) return false;
+          queue.push(message);
+          notify();
+          return queue.length < PULLED_PUSH_QUEUE;
+        },
+        onDrain: (listener) => {
+          drain = listener;
+        },
+        end: () => {
+          over = true;
+          notify();
+        },
+        fail: (error) => {
+          if (over) return;
+          over = true;
+          failure = { error };
+          notify();
+        },
+      });
+      for (;;) {
+        while (queue.length > 0 && !context.signal.aborted) {
+          yield queue.shift()!;
+          if (queue.length === 0 && !over) drain?.();
+        }
+        if (over || context.signal.aborted) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+      if (failure !== undefined) throw failure.error;
+    } finally {
+      over = true;
+      ending.abort();
+      context.signal.removeEventListener("abort", gone);
+    }
+  };
+}

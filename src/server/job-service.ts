@@ -4,21 +4,28 @@ import type { Principal } from "../auth/principal.js";
 import { canSee, jobNotFoundFor, jobsScope, visibleTo } from "../auth/visibility.js";
 import { NotFoundError } from "../errors.js";
 import type {
+  CancelJobRequest,
   CancelJobResponse,
+  GetJobDetailsRequest,
   GetJobDetailsResponse,
+  GetJobHistoryRequest,
   GetJobHistoryResponse,
+  GetJobStatisticsRequest,
   GetJobStatisticsResponse,
   JobServiceServer,
+  ListJobsRequest,
   ListJobsResponse,
   WatchJobRequest,
   WatchJobResponse,
+  WatchJobsRequest,
+  WatchJobsResponse,
 } from "../gen/jobwatch/v1/job_service.js";
 import { Job as ProtoJob, JobEvent as ProtoJobEvent } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { JobFeed } from "../watch/job-feed.js";
 import { serverPushHandler, serverStreamingHandler, unaryHandler } from "./call-adapters.js";
-import type { StreamingOptions } from "./call-adapters.js";
+import type { PushHandler, ServerStreamingHandler, StreamingOptions, UnaryHandler } from "./call-adapters.js";
 import { durationToMs, msToDuration } from "../duration.js";
 import { jobEventToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
@@ -79,68 +86,96 @@ function withinReplyBudget<T>(items: T[], codec: { encode(item: T): { finish(): 
 /** GetJobHistory's page sizes: events are small (about 100 bytes), so pages are larger than ListJobs'. */
 const HISTORY_PAGE = { default: 500, max: 1000 } as const;
 
-/** JobService over a store and the watch hub. */
+/**
+ * JobService's rpcs as jobwatch writes them, before any transport: gRPC serves them through the call
+ * adapters (createJobService), the web dashboard through Connect (src/web/connect-routes.ts).
+ */
+export interface JobServiceHandlers {
+  getJobDetails: UnaryHandler<GetJobDetailsRequest, GetJobDetailsResponse>;
+  /** Pushed, not pulled (see serverPushHandler); the web dashboard pulls it through pushAsStream. */
+  watchJob: PushHandler<WatchJobRequest, WatchJobResponse>;
+  watchJobs: ServerStreamingHandler<WatchJobsRequest, WatchJobsResponse>;
+  listJobs: UnaryHandler<ListJobsRequest, ListJobsResponse>;
+  getJobStatistics: UnaryHandler<GetJobStatisticsRequest, GetJobStatisticsResponse>;
+  cancelJob: UnaryHandler<CancelJobRequest, CancelJobResponse>;
+  getJobHistory: UnaryHandler<GetJobHistoryRequest, GetJobHistoryResponse>;
+}
+
+/** JobService over a store and the watch hub, as grpc-js handlers. */
 export function createJobService(deps: JobServiceDeps): JobServiceServer {
-  const { store, hub, view, log } = deps;
+  const { log, hub } = deps;
+  const h = jobServiceHandlers(deps);
+  // At shutdown a stream waiting for a client that does not read pulls the hub's UnavailableError.
+  const streaming = { ...deps.streams, closing: hub.closing };
+  return {
+    getJobDetails: unaryHandler(log, h.getJobDetails),
+    watchJob: serverPushHandler(log, h.watchJob, deps.streams),
+    watchJobs: serverStreamingHandler(log, h.watchJobs, streaming),
+    listJobs: unaryHandler(log, h.listJobs),
+    getJobStatistics: unaryHandler(log, h.getJobStatistics),
+    cancelJob: unaryHandler(log, h.cancelJob),
+    getJobHistory: unaryHandler(log, h.getJobHistory),
+  };
+}
+
+/** JobService's handlers over a store and the watch hub (see JobServiceHandlers). */
+export function jobServiceHandlers(deps: Omit<JobServiceDeps, "log" | "streams">): JobServiceHandlers {
+  const { store, hub, view } = deps;
 
   return {
-    getJobDetails: unaryHandler(log, async (request, { principal }): Promise<GetJobDetailsResponse> => {
+    getJobDetails: async (request, { principal }): Promise<GetJobDetailsResponse> => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       v.check();
       const job = await visibleJob(store, principal, jobId);
       // Shared by the calls that read this job in the same turn (the store hands them one Job object).
       return detailsResponse(job, view);
-    }),
+    },
 
     // Pushed, not pulled: the hub writes each change's bytes (made once per revision for every watcher)
     // straight to the call, and resumes the watch on 'drain'.
-    watchJob: serverPushHandler<WatchJobRequest, WatchJobResponse>(
-      log,
-      (request, context) => {
-        const v = new RequestValidator();
-        const jobId = v.jobId(request.jobId);
-        const afterRevision = request.afterRevision;
-        if (afterRevision !== undefined && afterRevision < 0) {
-          v.add(
-            "after_revision",
-            `must not be negative; pass the last revision you received, or leave it unset; got ${afterRevision}`,
-          );
-        }
-        v.check();
-        const { principal } = context;
-        // Response headers at once: a client resuming after a reconnect learns it is connected again even
-        // when the job does not change for a while.
-        context.sendHeader();
-        // The hub ends after a terminal revision (or at once when the client already has the terminal
-        // one), and fails with UnavailableError naming the revision to resume after at shutdown.
-        const watch = hub.watch(
-          jobId,
-          {
-            afterRevision: afterRevision === 0 ? undefined : afterRevision,
-            signal: context.signal,
-            canSee: (job) => canSee(principal, job),
-            visibleTo: visibleTo(principal),
-            // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
-            quietMs: hub.bookmarkMs,
-          },
-          {
-            prepare: (job) => prepareWatchMessage(job, view),
-            send: (job) => context.write(watchMessage(job) as Buffer),
-            bookmark: (revision) => context.write({ job: undefined, bookmarkRevision: revision }),
-            end: context.end,
-            // The hub's NOT_FOUND knows no caller; the one GetJobDetails sends says which jobs this caller sees.
-            fail: (error) => context.fail(error instanceof NotFoundError ? jobNotFoundFor(principal, jobId) : error),
-          },
+    watchJob: (request, context) => {
+      const v = new RequestValidator();
+      const jobId = v.jobId(request.jobId);
+      const afterRevision = request.afterRevision;
+      if (afterRevision !== undefined && afterRevision < 0) {
+        v.add(
+          "after_revision",
+          `must not be negative; pass the last revision you received, or leave it unset; got ${afterRevision}`,
         );
-        context.onDrain(watch.resume);
-      },
-      deps.streams,
-    ),
+      }
+      v.check();
+      const { principal } = context;
+      // Response headers at once: a client resuming after a reconnect learns it is connected again even
+      // when the job does not change for a while.
+      context.sendHeader();
+      // The hub ends after a terminal revision (or at once when the client already has the terminal
+      // one), and fails with UnavailableError naming the revision to resume after at shutdown.
+      const watch = hub.watch(
+        jobId,
+        {
+          afterRevision: afterRevision === 0 ? undefined : afterRevision,
+          signal: context.signal,
+          canSee: (job) => canSee(principal, job),
+          visibleTo: visibleTo(principal),
+          // A quiet job still gets a message every bookmark interval, naming the newest revision sent.
+          quietMs: hub.bookmarkMs,
+        },
+        {
+          prepare: (job) => prepareWatchMessage(job, view),
+          send: (job) => context.write(watchMessage(job) as Buffer),
+          bookmark: (revision) => context.write({ job: undefined, bookmarkRevision: revision }),
+          end: context.end,
+          // The hub's NOT_FOUND knows no caller; the one GetJobDetails sends says which jobs this caller sees.
+          fail: (error) => context.fail(error instanceof NotFoundError ? jobNotFoundFor(principal, jobId) : error),
+        },
+      );
+      context.onDrain(watch.resume);
+    },
 
-    watchJobs: serverStreamingHandler(log, watchJobs(hub, view), { ...deps.streams, closing: hub.closing }),
+    watchJobs: watchJobs(hub, view),
 
-    listJobs: unaryHandler(log, async (request, { principal }): Promise<ListJobsResponse> => {
+    listJobs: async (request, { principal }): Promise<ListJobsResponse> => {
       const { filters: requested, pageSize } = listFilters(request);
       const username = jobsScope(principal, request, "listing");
       const filters = { ...requested, username };
@@ -159,9 +194,9 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
           ? encodePageToken({ createdAt: last.createdAt!.getTime(), jobId: last.jobId, filterHash: hash })
           : "";
       return { jobs: page, nextPageToken };
-    }),
+    },
 
-    getJobStatistics: unaryHandler(log, async (request, { principal }): Promise<GetJobStatisticsResponse> => {
+    getJobStatistics: async (request, { principal }): Promise<GetJobStatisticsResponse> => {
       const v = new RequestValidator();
       const windowMs =
         request.window === undefined ? DEFAULT_STATISTICS_WINDOW_MS : v.statisticsWindow(durationToMs(request.window));
@@ -183,9 +218,9 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
         p50Duration: stats.p50DurationMs === null ? undefined : msToDuration(stats.p50DurationMs),
         p95Duration: stats.p95DurationMs === null ? undefined : msToDuration(stats.p95DurationMs),
       };
-    }),
+    },
 
-    cancelJob: unaryHandler(log, async (request, { principal }): Promise<CancelJobResponse> => {
+    cancelJob: async (request, { principal }): Promise<CancelJobResponse> => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       const reason = v.reason(request.reason);
@@ -193,9 +228,9 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       await mustSee(store, principal, jobId);
       const job = await store.cancelJob(jobId, reason);
       return { job: await view.toProto(job) };
-    }),
+    },
 
-    getJobHistory: unaryHandler(log, async (request, { principal }): Promise<GetJobHistoryResponse> => {
+    getJobHistory: async (request, { principal }): Promise<GetJobHistoryResponse> => {
       const v = new RequestValidator();
       const jobId = v.jobId(request.jobId);
       const pageSize = v.pageSize(request.pageSize, HISTORY_PAGE);
@@ -209,6 +244,6 @@ export function createJobService(deps: JobServiceDeps): JobServiceServer {
       const nextPageToken =
         rows.length > events.length && last !== undefined ? encodeHistoryToken(jobId, last.revision) : "";
       return { events, nextPageToken };
-    }),
+    },
   };
 }

@@ -13,6 +13,7 @@ import { HealthMonitor } from "./health.js";
 import type { JobFeed } from "../watch/job-feed.js";
 import { publishingStore } from "../watch/publishing-store.js";
 import { createJobService } from "./job-service.js";
+import type { JobServiceDeps } from "./job-service.js";
 import { StreamLimits } from "./stream-limits.js";
 import type { StreamLimitSettings } from "./stream-limits.js";
 import { createJobWorkerService } from "./job-worker-service.js";
@@ -75,6 +76,11 @@ export interface ServerDeps {
 export interface JobwatchServer {
   /** The underlying grpc-js server. */
   readonly grpcServer: grpc.Server;
+  /**
+   * What JobService is made of (the publishing store, the view, the hub, the stream limits): the web
+   * dashboard serves the same handlers over them (src/web), so its streams count against the same caps.
+   */
+  readonly jobService: JobServiceDeps;
   /** Health of "" and each service; NOT_SERVING while the database is unreachable. */
   readonly health: HealthMonitor;
   /**
@@ -190,19 +196,17 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const jobs = deps.tracing ? tracedStore(published, deps.tracing.tracer, deps.tracing.dialect) : published;
   const now = deps.now ?? Date.now;
   const view = deps.estimates === false ? plainJobView : createJobView(new RunHistory({ store, now, log }), now);
-  registrar.addService(
-    withSharedEncoding(JobServiceService),
-    createJobService({
-      store: jobs,
-      hub,
-      view,
-      log,
-      streams: {
-        admit: (principal) => limits.admit(principal),
-        watchCredentials: authenticator.watchCredentials?.bind(authenticator),
-      },
-    }),
-  );
+  const jobService: JobServiceDeps = {
+    store: jobs,
+    hub,
+    view,
+    log,
+    streams: {
+      admit: (principal) => limits.admit(principal),
+      watchCredentials: authenticator.watchCredentials?.bind(authenticator),
+    },
+  };
+  registrar.addService(withSharedEncoding(JobServiceService), createJobService(jobService));
   registrar.addService(
     withExactResults(JobWorkerServiceService),
     createJobWorkerService({
@@ -277,5 +281,5 @@ export function createServer(deps: ServerDeps): JobwatchServer {
     return shutdownPromise;
   };
 
-  return { grpcServer, health, listen, shutdown };
+  return { grpcServer, health, listen, shutdown, jobService };
 }
