@@ -65,7 +65,8 @@ export type Job = Message<"jobwatch.v1.Job"> & {
   completedAt?: Timestamp | undefined;
 
   /**
-   * Progress percentage, 0-100; 100 once COMPLETED.
+   * Progress percentage, 0-100; 100 once COMPLETED; for FAILED and CANCELLED, the last reported (where
+   * the work stopped).
    *
    * @generated from field: int32 progress = 7;
    */
@@ -132,14 +133,17 @@ export type Job = Message<"jobwatch.v1.Job"> & {
   lastHeartbeatAt?: Timestamp | undefined;
 
   /**
-   * The current phase of the work, e.g. "semantic" or "fts"; unset if the worker reports none.
+   * The current phase of the work, e.g. "semantic" or "fts"; unset if the worker reports none. A finished
+   * job: unset once COMPLETED (the work is done; progress is 100); FAILED and CANCELLED keep the last
+   * phase reported, with `progress` and `detail`: where the work stopped.
    *
    * @generated from field: optional string phase = 16;
    */
   phase?: string | undefined;
 
   /**
-   * A human-readable detail of the progress, e.g. "150/500 files indexed".
+   * A human-readable detail of the progress, e.g. "150/500 files indexed". Like `phase`: unset once
+   * COMPLETED, the last one reported for FAILED and CANCELLED.
    *
    * @generated from field: optional string detail = 17;
    */
@@ -238,14 +242,14 @@ export type JobEvent = Message<"jobwatch.v1.JobEvent"> & {
   progress: number;
 
   /**
-   * The job's phase after this change, if any.
+   * The job's phase after this change, if any; unset for the change to COMPLETED (as Job.phase).
    *
    * @generated from field: optional string phase = 5;
    */
   phase?: string | undefined;
 
   /**
-   * The job's progress detail after this change, if any.
+   * The job's progress detail after this change, if any; unset for the change to COMPLETED (as Job.detail).
    *
    * @generated from field: optional string detail = 6;
    */

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jobwatch/v1/job_service.proto.
  */
 export const file_jobwatch_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1qb2J3YXRjaC92MS9qb2Jfc2VydmljZS5wcm90bxILam9id2F0Y2gudjEiJgoUR2V0Sm9iRGV0YWlsc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJIjYKFUdldEpvYkRldGFpbHNSZXNwb25zZRIdCgNqb2IYASABKAsyEC5qb2J3YXRjaC52MS5Kb2IiUQoPV2F0Y2hKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIbCg5hZnRlcl9yZXZpc2lvbhgCIAEoA0gAiAEBQhEKD19hZnRlcl9yZXZpc2lvbiJnChBXYXRjaEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLmpvYndhdGNoLnYxLkpvYhIeChFib29rbWFya19yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9ib29rbWFya19yZXZpc2lvbiLUAQoQV2F0Y2hKb2JzUmVxdWVzdBIoCghzdGF0dXNlcxgBIAMoDjIWLmpvYndhdGNoLnYxLkpvYlN0YXR1cxIWCg5vcGVyYXRpb25fdHlwZRgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRIRCglhbGxfdXNlcnMYBCABKAgSEAoIcmVzb3VyY2UYBSABKAkSMQoNY3JlYXRlZF9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMYWZ0ZXJfY3Vyc29yGAcgASgJInIKEVdhdGNoSm9ic1Jlc3BvbnNlEi0KBHR5cGUYASABKA4yHy5qb2J3YXRjaC52MS5XYXRjaEpvYnNFdmVudFR5cGUSHgoEam9icxgCIAMoCzIQLmpvYndhdGNoLnYxLkpvYhIOCgZjdXJzb3IYAyABKAki8wEKD0xpc3RKb2JzUmVxdWVzdBIoCghzdGF0dXNlcxgBIAMoDjIWLmpvYndhdGNoLnYxLkpvYlN0YXR1cxIWCg5vcGVyYXRpb25fdHlwZRgCIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdXNlcm5hbWUYBSABKAkSEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkiSwoQTGlzdEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAuam9id2F0Y2gudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJWChdHZXRKb2JTdGF0aXN0aWNzUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i5gMKGEdldEpvYlN0YXRpc3RpY3NSZXNwb25zZRIPCgdwZW5kaW5nGAEgASgDEg8KB3J1bm5pbmcYAiABKAMSEQoJY29tcGxldGVkGAMgASgDEg4KBmZhaWxlZBgEIAEoAxIRCgljYW5jZWxsZWQYBSABKAMSDQoFdG90YWwYBiABKAMSDgoGYWN0aXZlGAcgASgDElUKEWJ5X29wZXJhdGlvbl90eXBlGAggAygLMjouam9id2F0Y2gudjEuR2V0Sm9iU3RhdGlzdGljc1Jlc3BvbnNlLkJ5T3BlcmF0aW9uVHlwZUVudHJ5EjAKDHdpbmRvd19zdGFydBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoSZmluaXNoZWRfaW5fd2luZG93GAogASgDEhQKDHN1Y2Nlc3NfcmF0ZRgLIAEoARIvCgxwNTBfZHVyYXRpb24YDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMcDk1X2R1cmF0aW9uGA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGjYKFEJ5T3BlcmF0aW9uVHlwZUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiQgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEwoGcmVhc29uGAIgASgJSACIAQFCCQoHX3JlYXNvbiIyChFDYW5jZWxKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5qb2J3YXRjaC52MS5Kb2IiTQoUR2V0Sm9iSGlzdG9yeVJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlcKFUdldEpvYkhpc3RvcnlSZXNwb25zZRIlCgZldmVudHMYASADKAsyFS5qb2J3YXRjaC52MS5Kb2JFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkq6wEKEldhdGNoSm9ic0V2ZW50VHlwZRIlCiFXQVRDSF9KT0JTX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIiCh5XQVRDSF9KT0JTX0VWRU5UX1RZUEVfU05BUFNIT1QQARIgChxXQVRDSF9KT0JTX0VWRU5UX1RZUEVfU1lOQ0VEEAISIQodV0FUQ0hfSk9CU19FVkVOVF9UWVBFX0NIQU5HRUQQAxIhCh1XQVRDSF9KT0JTX0VWRU5UX1RZUEVfUkVNT1ZFRBAEEiIKHldBVENIX0pPQlNfRVZFTlRfVFlQRV9CT09LTUFSSxAFMtcFCgpKb2JTZXJ2aWNlEmoKDUdldEpvYkRldGFpbHMSIS5qb2J3YXRjaC52MS5HZXRKb2JEZXRhaWxzUmVxdWVzdBoiLmpvYndhdGNoLnYxLkdldEpvYkRldGFpbHNSZXNwb25zZSISkAIBirUYC3F1ZXJ5X3JlcG9zEl0KCFdhdGNoSm9iEhwuam9id2F0Y2gudjEuV2F0Y2hKb2JSZXF1ZXN0Gh0uam9id2F0Y2gudjEuV2F0Y2hKb2JSZXNwb25zZSISkAIBirUYC3F1ZXJ5X3JlcG9zMAESYAoJV2F0Y2hKb2JzEh0uam9id2F0Y2gudjEuV2F0Y2hKb2JzUmVxdWVzdBoeLmpvYndhdGNoLnYxLldhdGNoSm9ic1Jlc3BvbnNlIhKQAgGKtRgLcXVlcnlfcmVwb3MwARJbCghMaXN0Sm9icxIcLmpvYndhdGNoLnYxLkxpc3RKb2JzUmVxdWVzdBodLmpvYndhdGNoLnYxLkxpc3RKb2JzUmVzcG9uc2UiEpACAYq1GAtxdWVyeV9yZXBvcxJzChBHZXRKb2JTdGF0aXN0aWNzEiQuam9id2F0Y2gudjEuR2V0Sm9iU3RhdGlzdGljc1JlcXVlc3QaJS5qb2J3YXRjaC52MS5HZXRKb2JTdGF0aXN0aWNzUmVzcG9uc2UiEpACAYq1GAtxdWVyeV9yZXBvcxJeCglDYW5jZWxKb2ISHS5qb2J3YXRjaC52MS5DYW5jZWxKb2JSZXF1ZXN0Gh4uam9id2F0Y2gudjEuQ2FuY2VsSm9iUmVzcG9uc2UiEpACAoq1GAtxdWVyeV9yZXBvcxJqCg1HZXRKb2JIaXN0b3J5EiEuam9id2F0Y2gudjEuR2V0Sm9iSGlzdG9yeVJlcXVlc3QaIi5qb2J3YXRjaC52MS5HZXRKb2JIaXN0b3J5UmVzcG9uc2UiEpACAYq1GAtxdWVyeV9yZXBvc2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_jobwatch_v1_job, file_jobwatch_v1_options]);
+  fileDesc("Ch1qb2J3YXRjaC92MS9qb2Jfc2VydmljZS5wcm90bxILam9id2F0Y2gudjEiJgoUR2V0Sm9iRGV0YWlsc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJIjYKFUdldEpvYkRldGFpbHNSZXNwb25zZRIdCgNqb2IYASABKAsyEC5qb2J3YXRjaC52MS5Kb2IiUQoPV2F0Y2hKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIbCg5hZnRlcl9yZXZpc2lvbhgCIAEoA0gAiAEBQhEKD19hZnRlcl9yZXZpc2lvbiJnChBXYXRjaEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLmpvYndhdGNoLnYxLkpvYhIeChFib29rbWFya19yZXZpc2lvbhgCIAEoA0gAiAEBQhQKEl9ib29rbWFya19yZXZpc2lvbiLUAQoQV2F0Y2hKb2JzUmVxdWVzdBIoCghzdGF0dXNlcxgBIAMoDjIWLmpvYndhdGNoLnYxLkpvYlN0YXR1cxIWCg5vcGVyYXRpb25fdHlwZRgCIAEoCRIQCgh1c2VybmFtZRgDIAEoCRIRCglhbGxfdXNlcnMYBCABKAgSEAoIcmVzb3VyY2UYBSABKAkSMQoNY3JlYXRlZF9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMYWZ0ZXJfY3Vyc29yGAcgASgJInIKEVdhdGNoSm9ic1Jlc3BvbnNlEi0KBHR5cGUYASABKA4yHy5qb2J3YXRjaC52MS5XYXRjaEpvYnNFdmVudFR5cGUSHgoEam9icxgCIAMoCzIQLmpvYndhdGNoLnYxLkpvYhIOCgZjdXJzb3IYAyABKAkihgIKD0xpc3RKb2JzUmVxdWVzdBIoCghzdGF0dXNlcxgBIAMoDjIWLmpvYndhdGNoLnYxLkpvYlN0YXR1cxIWCg5vcGVyYXRpb25fdHlwZRgCIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdXNlcm5hbWUYBSABKAkSEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkSEQoJYWxsX3VzZXJzGAggASgIIksKEExpc3RKb2JzUmVzcG9uc2USHgoEam9icxgBIAMoCzIQLmpvYndhdGNoLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoXR2V0Sm9iU3RhdGlzdGljc1JlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSKQoGd2luZG93GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCWFsbF91c2VycxgDIAEoCCLmAwoYR2V0Sm9iU3RhdGlzdGljc1Jlc3BvbnNlEg8KB3BlbmRpbmcYASABKAMSDwoHcnVubmluZxgCIAEoAxIRCgljb21wbGV0ZWQYAyABKAMSDgoGZmFpbGVkGAQgASgDEhEKCWNhbmNlbGxlZBgFIAEoAxINCgV0b3RhbBgGIAEoAxIOCgZhY3RpdmUYByABKAMSVQoRYnlfb3BlcmF0aW9uX3R5cGUYCCADKAsyOi5qb2J3YXRjaC52MS5HZXRKb2JTdGF0aXN0aWNzUmVzcG9uc2UuQnlPcGVyYXRpb25UeXBlRW50cnkSMAoMd2luZG93X3N0YXJ0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJmaW5pc2hlZF9pbl93aW5kb3cYCiABKAMSFAoMc3VjY2Vzc19yYXRlGAsgASgBEi8KDHA1MF9kdXJhdGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxwOTVfZHVyYXRpb24YDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aNgoUQnlPcGVyYXRpb25UeXBlRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASJCChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgZyZWFzb24YAiABKAlIAIgBAUIJCgdfcmVhc29uIjIKEUNhbmNlbEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLmpvYndhdGNoLnYxLkpvYiJNChRHZXRKb2JIaXN0b3J5UmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVwoVR2V0Sm9iSGlzdG9yeVJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLmpvYndhdGNoLnYxLkpvYkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSrrAQoSV2F0Y2hKb2JzRXZlbnRUeXBlEiUKIVdBVENIX0pPQlNfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEiIKHldBVENIX0pPQlNfRVZFTlRfVFlQRV9TTkFQU0hPVBABEiAKHFdBVENIX0pPQlNfRVZFTlRfVFlQRV9TWU5DRUQQAhIhCh1XQVRDSF9KT0JTX0VWRU5UX1RZUEVfQ0hBTkdFRBADEiEKHVdBVENIX0pPQlNfRVZFTlRfVFlQRV9SRU1PVkVEEAQSIgoeV0FUQ0hfSk9CU19FVkVOVF9UWVBFX0JPT0tNQVJLEAUy1wUKCkpvYlNlcnZpY2USagoNR2V0Sm9iRGV0YWlscxIhLmpvYndhdGNoLnYxLkdldEpvYkRldGFpbHNSZXF1ZXN0GiIuam9id2F0Y2gudjEuR2V0Sm9iRGV0YWlsc1Jlc3BvbnNlIhKQAgGKtRgLcXVlcnlfcmVwb3MSXQoIV2F0Y2hKb2ISHC5qb2J3YXRjaC52MS5XYXRjaEpvYlJlcXVlc3QaHS5qb2J3YXRjaC52MS5XYXRjaEpvYlJlc3BvbnNlIhKQAgGKtRgLcXVlcnlfcmVwb3MwARJgCglXYXRjaEpvYnMSHS5qb2J3YXRjaC52MS5XYXRjaEpvYnNSZXF1ZXN0Gh4uam9id2F0Y2gudjEuV2F0Y2hKb2JzUmVzcG9uc2UiEpACAYq1GAtxdWVyeV9yZXBvczABElsKCExpc3RKb2JzEhwuam9id2F0Y2gudjEuTGlzdEpvYnNSZXF1ZXN0Gh0uam9id2F0Y2gudjEuTGlzdEpvYnNSZXNwb25zZSISkAIBirUYC3F1ZXJ5X3JlcG9zEnMKEEdldEpvYlN0YXRpc3RpY3MSJC5qb2J3YXRjaC52MS5HZXRKb2JTdGF0aXN0aWNzUmVxdWVzdBolLmpvYndhdGNoLnYxLkdldEpvYlN0YXRpc3RpY3NSZXNwb25zZSISkAIBirUYC3F1ZXJ5X3JlcG9zEl4KCUNhbmNlbEpvYhIdLmpvYndhdGNoLnYxLkNhbmNlbEpvYlJlcXVlc3QaHi5qb2J3YXRjaC52MS5DYW5jZWxKb2JSZXNwb25zZSISkAICirUYC3F1ZXJ5X3JlcG9zEmoKDUdldEpvYkhpc3RvcnkSIS5qb2J3YXRjaC52MS5HZXRKb2JIaXN0b3J5UmVxdWVzdBoiLmpvYndhdGNoLnYxLkdldEpvYkhpc3RvcnlSZXNwb25zZSISkAIBirUYC3F1ZXJ5X3JlcG9zYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_jobwatch_v1_job, file_jobwatch_v1_options]);
 
 /**
  * The request of GetJobDetails.
@@ -145,7 +145,8 @@ export type WatchJobsRequest = Message<"jobwatch.v1.WatchJobsRequest"> & {
   operationType: string;
 
   /**
-   * Only this user's jobs; empty means the caller's own. Another user's needs manage_jobs.
+   * Only this user's jobs; empty means the caller's own (or every user's with all_users). Another
+   * user's needs manage_jobs. The scope rule is the same in ListJobs and GetJobStatistics (see the service).
    *
    * @generated from field: string username = 3;
    */
@@ -259,8 +260,8 @@ export type ListJobsRequest = Message<"jobwatch.v1.ListJobsRequest"> & {
   createdBefore?: Timestamp | undefined;
 
   /**
-   * Only this user's jobs. With manage_jobs, empty means every user's. Without it, only empty or the
-   * caller's own username is allowed (PERMISSION_DENIED otherwise), and the caller's jobs are listed.
+   * Only this user's jobs; empty means the caller's own (or every user's with all_users). Another
+   * user's needs manage_jobs (PERMISSION_DENIED otherwise). The scope rule of the service, as WatchJobs.
    *
    * @generated from field: string username = 5;
    */
@@ -279,6 +280,14 @@ export type ListJobsRequest = Message<"jobwatch.v1.ListJobsRequest"> & {
    * @generated from field: string page_token = 7;
    */
   pageToken: string;
+
+  /**
+   * Every user's jobs; needs manage_jobs, and username must be empty. Unset (an older client): the
+   * caller's own jobs, also with manage_jobs.
+   *
+   * @generated from field: bool all_users = 8;
+   */
+  allUsers: boolean;
 };
 
 /**
@@ -324,8 +333,8 @@ export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*
  */
 export type GetJobStatisticsRequest = Message<"jobwatch.v1.GetJobStatisticsRequest"> & {
   /**
-   * Only this user's jobs. With manage_jobs, empty means every job. Without it, only empty or the
-   * caller's own username is allowed (PERMISSION_DENIED otherwise), and the caller's jobs are counted.
+   * Only this user's jobs; empty means the caller's own (or every user's with all_users). Another
+   * user's needs manage_jobs (PERMISSION_DENIED otherwise). The scope rule of the service, as WatchJobs.
    *
    * @generated from field: string username = 1;
    */
@@ -337,6 +346,14 @@ export type GetJobStatisticsRequest = Message<"jobwatch.v1.GetJobStatisticsReque
    * @generated from field: google.protobuf.Duration window = 2;
    */
   window?: Duration | undefined;
+
+  /**
+   * Every user's jobs; needs manage_jobs, and username must be empty. Unset (an older client): the
+   * caller's own jobs, also with manage_jobs.
+   *
+   * @generated from field: bool all_users = 3;
+   */
+  allUsers: boolean;
 };
 
 /**
@@ -432,8 +449,10 @@ export type GetJobStatisticsResponse = Message<"jobwatch.v1.GetJobStatisticsResp
 
   /**
    * Median time from start (or creation, if never started) to finish of those jobs, by the nearest-rank
-   * method: of the n durations in ascending order, the one at rank ceil(0.50 * n) (1-based). Unset when
-   * no job finished in the window.
+   * method: of the n durations in ascending order, the one at rank ceil(0.50 * n) (1-based). Exact when
+   * at most 2,000 jobs finished in the window; above that it is read from a histogram kept as jobs finish
+   * (DDSketch-style buckets per hour of completion), within 1% of the exact value (relative error: for
+   * an exact 600 s, between 594 s and 606 s; 0 ms is exact). Unset when no job finished in the window.
    *
    * @generated from field: google.protobuf.Duration p50_duration = 12;
    */
@@ -442,7 +461,7 @@ export type GetJobStatisticsResponse = Message<"jobwatch.v1.GetJobStatisticsResp
   /**
    * 95th percentile of the same durations, nearest rank: the one at rank ceil(0.95 * n), the smallest
    * duration that at least 95% of them do not exceed (of 0.5 s and 1.1 s: 1.1 s; of 20 durations: the
-   * 19th). The same definition on SQLite and MySQL.
+   * 19th). Exact, or within 1% of it, as p50_duration. The same definition on SQLite and MySQL.
    *
    * @generated from field: google.protobuf.Duration p95_duration = 13;
    */
@@ -628,7 +647,17 @@ export const WatchJobsEventTypeSchema: GenEnum<WatchJobsEventType> = /*@__PURE__
 /**
  * Reads and follows background jobs. A caller sees the jobs submitted under their username;
  * a caller whose role grants manage_jobs sees every job. Another user's job answers exactly like a
- * missing one (NOT_FOUND), so job ids cannot be probed. Besides the errors named per rpc, any rpc can
+ * missing one (NOT_FOUND), so job ids cannot be probed; the NOT_FOUND carries google.rpc.ErrorInfo
+ * reason JOB_NOT_FOUND with metadata "job_id" and "caller_sees" ("own_jobs", or "all_jobs" with
+ * manage_jobs), so a client can say which explanations fit its caller.
+ *
+ * Scope of the rpcs that read many jobs (ListJobs, GetJobStatistics, WatchJobs), one rule for all
+ * three and for every caller: username empty and all_users false means the caller's own jobs;
+ * username set means that user's jobs (another user's needs manage_jobs: PERMISSION_DENIED with
+ * ErrorInfo metadata "permission" manage_jobs); all_users true means every user's jobs (needs
+ * manage_jobs; with username set it is INVALID_ARGUMENT). ListJobs and GetJobStatistics took an empty
+ * username from a manage_jobs caller as every user's before they had all_users: such a client, which
+ * never sends all_users, now gets its own jobs and passes all_users for everyone's. Besides the errors named per rpc, any rpc can
  * fail with UNAUTHENTICATED (google.rpc.ErrorInfo reason INVALID_TOKEN or REPEATED_AUTHORIZATION),
  * PERMISSION_DENIED (ErrorInfo reason MISSING_PERMISSION, metadata "permission"), UNAVAILABLE (the
  * database cannot serve, or the server is shutting down: retry), and INVALID_ARGUMENT for a body that
@@ -688,8 +717,9 @@ export const JobService: GenService<{
   /**
    * Lists jobs, newest first, a page at a time. Errors: INVALID_ARGUMENT (negative page_size, a
    * page_token from another query, an UNSPECIFIED or unknown status or more than 5, a time outside
-   * 0001-9999 or created_after not before created_before), PERMISSION_DENIED (another user's username
-   * without manage_jobs; ErrorInfo metadata "permission" is manage_jobs).
+   * 0001-9999 or created_after not before created_before, all_users with username), PERMISSION_DENIED
+   * (another user's username or all_users without manage_jobs; ErrorInfo metadata "permission" is
+   * manage_jobs).
    *
    * @generated from rpc jobwatch.v1.JobService.ListJobs
    */
@@ -700,8 +730,9 @@ export const JobService: GenService<{
   },
   /**
    * Counts jobs per status and per operation type, and the success rate and durations of the jobs that
-   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years),
-   * PERMISSION_DENIED (another user's username without manage_jobs).
+   * finished in a recent window. Errors: INVALID_ARGUMENT (window not positive or over 10 years,
+   * all_users with username), PERMISSION_DENIED (another user's username or all_users without
+   * manage_jobs).
    *
    * @generated from rpc jobwatch.v1.JobService.GetJobStatistics
    */
