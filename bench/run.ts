@@ -32,6 +32,8 @@ const DISTINCT_JOBS = CONNECTIONS * STREAMS;
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? (quick ? 2000 : 10_000));
 const CHANGES = quick ? 10 : 20;
 const CHANGE_INTERVAL_MS = 300;
+/** Seconds of the 10-updates-per-second fan-out (a cancel request half way, completion at the end). */
+const RATE_SECONDS = quick ? 3 : 5;
 const JOBS = Number(process.env.BENCH_JOBS ?? (quick ? 100_000 : 1_000_000));
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const ONLY = process.env.BENCH_ONLY?.split(",");
@@ -234,10 +236,28 @@ interface FanOut {
   p99Ms: number;
   lost: number;
   received: number;
+  /** Server CPU time over the run's wall time (from the first change until every delivery arrived): cores used. */
+  cores: number;
+  /** Streams that missed a status change (with statusChanges; jobwatch only: the bare server has none). */
+  statusLost: number;
 }
 
-/** WATCHERS streams on one job, CHANGES changes CHANGE_INTERVAL_MS apart; server CPU per delivered change. */
-async function fanOut(target: Target): Promise<FanOut> {
+/** How a fan-out run changes its job. */
+interface FanOutPlan {
+  changes: number;
+  intervalMs: number;
+  /**
+   * Half way through, a cancel request instead of a progress report, and CompleteJob after the last: each
+   * stream must see running > running+cancel > completed+cancel and end OK (jobwatch targets).
+   */
+  statusChanges?: boolean;
+}
+
+/** WATCHERS streams on one job changed as `plan` says; server CPU per delivered change. */
+async function fanOut(
+  target: Target,
+  plan: FanOutPlan = { changes: CHANGES, intervalMs: CHANGE_INTERVAL_MS },
+): Promise<FanOut> {
   const jobId =
     target.name === "bare"
       ? "00000000-0000-4000-8000-000000000000"
@@ -248,9 +268,10 @@ async function fanOut(target: Target): Promise<FanOut> {
     PINNING?.load,
     nodeTs("bench/watchers.ts").concat(JSON.stringify(spec)),
   );
-  const ask = <T>(): Promise<T> =>
+  type Report = { received: number; missed: number; p99Ms: number; sequences: Record<string, number>; endedOk: number };
+  const ask = (): Promise<Report> =>
     new Promise((resolve) => {
-      watchers.process.once("message", (m) => resolve(m as T));
+      watchers.process.once("message", (m) => resolve(m as Report));
       watchers.process.send({ type: "report" });
     });
   try {
@@ -266,28 +287,40 @@ async function fanOut(target: Target): Promise<FanOut> {
       });
     });
     await sleep(500);
+    const statuses = plan.statusChanges === true && target.client !== undefined;
     const cpuBefore = cpuMs(target.child.pid);
-    for (let i = 1; i <= CHANGES; i++) {
-      await rawCall(
-        target.address,
-        REPORT_PATH,
-        target.workerToken,
-        ReportProgressRequest.encode({ jobId, progress: i }).finish(),
-      );
-      await sleep(CHANGE_INTERVAL_MS);
+    const started = performance.now();
+    for (let i = 1; i <= plan.changes; i++) {
+      const next = started + i * plan.intervalMs;
+      if (statuses && i === Math.ceil(plan.changes / 2)) await target.client!.cancelJob(jobId, { reason: "bench" });
+      else if (statuses && i === plan.changes) await target.client!.worker.completeJob(jobId);
+      else {
+        await rawCall(
+          target.address,
+          REPORT_PATH,
+          target.workerToken,
+          ReportProgressRequest.encode({ jobId, progress: i % 100 }).finish(),
+        );
+      }
+      // On a schedule, not a pause after each call: the rate stays what the plan says.
+      await sleep(Math.max(0, next - performance.now()));
     }
-    const expected = WATCHERS * CHANGES;
-    let report = await ask<{ received: number; missed: number; p99Ms: number }>();
-    for (let waited = 0; report.received + report.missed < expected && waited < 15_000; waited += 250) {
-      await sleep(250);
+    const expected = WATCHERS * plan.changes;
+    let report = await ask();
+    const done = (r: Report): boolean => (statuses ? r.endedOk >= WATCHERS : r.received + r.missed >= expected);
+    for (let waited = 0; !done(report) && waited < 15_000; waited += 100) {
+      await sleep(100);
       report = await ask();
     }
+    const wallMs = performance.now() - started;
     const cpu = cpuMs(target.child.pid) - cpuBefore;
     return {
       cpuUsPerDelivery: (cpu * 1000) / Math.max(1, report.received),
       p99Ms: report.p99Ms,
       lost: expected - report.received,
       received: report.received,
+      cores: cpu / wallMs,
+      statusLost: statuses ? WATCHERS - (report.sequences["running > running+cancel > completed+cancel"] ?? 0) : 0,
     };
   } finally {
     await watchers.stop();
@@ -548,6 +581,38 @@ try {
     addRow({ figure: `${what}: p99 delivery`, values: p99Values, goal: "<= 250 ms", met: verdictByTarget(okP99) });
     addRow({
       figure: `${what}: deliveries lost (worst run)`,
+      values: lostValues,
+      goal: "0",
+      met: verdictByTarget(okLost),
+    });
+  }
+
+  if (wanted("rate")) {
+    // 10 updates/s for RATE_SECONDS to every watcher: one core must keep up, and no status change be lost.
+    const plan: FanOutPlan = { changes: 10 * RATE_SECONDS, intervalMs: 100, statusChanges: true };
+    const runs = await alternate(targets, (t) => fanOut(t, plan));
+    const cores = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.cores));
+    const p99 = (n: TargetName): number => median((runs.get(n) ?? []).map((r) => r.p99Ms));
+    const statusLost = (n: TargetName): number => Math.max(...(runs.get(n) ?? []).map((r) => r.statusLost));
+    const coreValues: Row["values"] = { bare: `${cores("bare").toFixed(2)} cores, p99 ${p99("bare").toFixed(0)} ms` };
+    const lostValues: Row["values"] = { bare: "(no status changes)" };
+    const okCores: boolean[] = [];
+    const okLost: boolean[] = [];
+    for (const t of jobwatch) {
+      coreValues[t.name] = `${cores(t.name).toFixed(2)} cores, p99 ${p99(t.name).toFixed(0)} ms`;
+      lostValues[t.name] = String(statusLost(t.name));
+      okCores.push(cores(t.name) < 1);
+      okLost.push(statusLost(t.name) === 0);
+    }
+    const what = `WatchJob, 10 updates/s for ${RATE_SECONDS} s to ${WATCHERS} watchers`;
+    addRow({
+      figure: `${what}: server CPU`,
+      values: coreValues,
+      goal: "under one core",
+      met: verdictByTarget(okCores),
+    });
+    addRow({
+      figure: `${what}: streams that missed a status change (worst run)`,
       values: lostValues,
       goal: "0",
       met: verdictByTarget(okLost),

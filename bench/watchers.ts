@@ -2,9 +2,13 @@
 // client is not what limits the fan-out) and measures each delivery: how late (now - the job's
 // updated_at) and whether any revision was missed. Driven over IPC by bench/run.ts:
 // argv[2] = {address, token, jobId, count, connections}; sends {type:"ready"} once every stream has its
-// first message; on {type:"report"} answers {type:"report", received, missed, p50Ms, p99Ms, maxMs}.
+// first message; on {type:"report"} answers {type:"report", received, missed, p50Ms, p99Ms, maxMs, ended,
+// sequences, endedOk}: `sequences` counts the streams by the states they went through ("running >
+// running+cancel > completed+cancel"), so a status change a stream never saw shows; `endedOk` the
+// streams that ended with status OK.
 import { connect } from "node:http2";
 import type { ClientHttp2Session } from "node:http2";
+import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import { WatchJobRequest, WatchJobResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { grpcFrame } from "./lib.js";
 
@@ -31,7 +35,10 @@ let ready = 0;
 let received = 0;
 let missed = 0;
 let ended = 0;
+let endedOk = 0;
 const latencies: number[] = [];
+/** Each stream's states, in order, one entry per run of equal ones. */
+const states: string[][] = [];
 
 for (let i = 0; i < spec.count; i++) {
   const stream = sessions[i % sessions.length]!.request({
@@ -43,6 +50,8 @@ for (let i = 0; i < spec.count; i++) {
   });
   let buffered: Buffer = Buffer.alloc(0);
   let last: number | undefined;
+  const seen: string[] = [];
+  states.push(seen);
   stream.on("data", (chunk: Buffer) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     while (buffered.length >= 5) {
@@ -52,6 +61,8 @@ for (let i = 0; i < spec.count; i++) {
       buffered = buffered.subarray(5 + length);
       // A bookmark (no job): the stream was quiet for the bookmark interval, as setting up many may take.
       if (job === undefined) continue;
+      const state = `${JobStatus[job.status].replace("JOB_STATUS_", "").toLowerCase()}${job.cancelRequested ? "+cancel" : ""}`;
+      if (seen.at(-1) !== state) seen.push(state);
       if (last === undefined) {
         last = job.revision;
         if (++ready === spec.count) process.send!({ type: "ready" });
@@ -66,6 +77,7 @@ for (let i = 0; i < spec.count; i++) {
   let message = "";
   stream.on("trailers", (trailers) => {
     message = `${trailers["grpc-status"]} ${trailers["grpc-message"] ?? ""}`;
+    if (trailers["grpc-status"] === "0") endedOk++;
   });
   stream.on("error", () => undefined);
   stream.on("close", () => {
@@ -89,8 +101,20 @@ process.on("message", (message: { type: string }) => {
     p50Ms: at(0.5),
     p99Ms: at(0.99),
     maxMs: latencies.at(-1) ?? Number.NaN,
+    sequences: sequences(),
+    endedOk,
   });
 });
+/** How many streams went through each sequence of states. */
+function sequences(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const seen of states) {
+    const key = seen.join(" > ");
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
 process.on("SIGTERM", () => {
   for (const s of sessions) s.destroy();
   process.exit(0);
