@@ -355,8 +355,9 @@ for (const dialect of DIALECTS) {
               {
                 status: m.status,
                 progress: m.progress,
-                phase: m.phase,
-                detail: m.detail,
+                // The contract's view of a finished job: COMPLETED has no phase or detail (the row keeps them).
+                phase: m.status === COMPLETED ? undefined : m.phase,
+                detail: m.status === COMPLETED ? undefined : m.detail,
                 error: m.error,
                 result: m.result,
                 cancelRequested: m.cancelRequested,
