@@ -140,9 +140,10 @@ for (const dialect of DIALECTS) {
       try {
         const single = client.watchJob(randomUUID(), options).next();
         const set = client.watchJobs({}, options).next();
-        for (const watch of [single, set]) {
-          await assert.rejects(watch, (err: unknown) => err instanceof UnavailableError);
-        }
+        // Both handled at once: awaiting one first left the other's rejection unhandled if it came sooner.
+        await Promise.all(
+          [single, set].map((watch) => assert.rejects(watch, (err: unknown) => err instanceof UnavailableError)),
+        );
       } finally {
         client.close();
       }

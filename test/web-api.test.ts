@@ -194,7 +194,7 @@ for (const dialect of DIALECTS) {
           .next(),
       );
       assert.equal(all.code, Code.PermissionDenied);
-      assert.match(all.rawMessage, /needs permission manage_jobs/);
+      assert.match(all.rawMessage, /needs permission 'manage_jobs'/);
     });
 
     test("a user's WatchJobs stream carries their jobs' changes and never another user's", async () => {
