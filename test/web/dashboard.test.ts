@@ -265,7 +265,10 @@ for (const dialect of DIALECTS) {
       await shown(page, pending.jobId, "pending", 0);
 
       await page.goto(`${web.url}/#/job/${pending.jobId}`);
-      await page.locator("button.danger").filter({ hasText: "Cancel job" }).focus();
+      // The button shows once the job's first state arrives; focusing it while still hidden focuses nothing.
+      const cancel = page.locator("button.danger").filter({ hasText: "Cancel job" });
+      await cancel.waitFor({ state: "visible" });
+      await cancel.focus();
       await page.keyboard.press("Enter");
       await page.locator("#job-status").filter({ hasText: "cancelled" }).waitFor();
       const afterCancel = await web.client(web.tokens.alice).getJob(pending.jobId);
