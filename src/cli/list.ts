@@ -37,15 +37,7 @@ export function register(program: Command): void {
     .command("list")
     .addHelpText("after", SCOPE_HELP + DURATION_HELP)
     .description("list jobs, newest first: your own, one user's (--user) or every user's (--all, admin token)")
-    .addOption(
-      new Option(
-        "--status <statuses>",
-        "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
-      )
-        .argParser(collectStatuses)
-        // Help shows "(default: any status)", not the empty list's "(default: [])".
-        .default([] as JobStatus[], "any status"),
-    )
+    .addOption(statusOption())
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
     .option(
       "--since <time>",
@@ -109,6 +101,19 @@ export function register(program: Command): void {
 }
 
 /** Commander's parser of a repeated --status list (also used by `top`). */
+/** The `--status` filter of list and top: repeated or comma-separated, any status by default. */
+export function statusOption(): Option {
+  return (
+    new Option(
+      "--status <statuses>",
+      "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
+    )
+      .argParser(collectStatuses)
+      // Help shows "(default: any status)", not the empty list's "(default: [])".
+      .default([] as JobStatus[], "any status")
+  );
+}
+
 export function collectStatuses(value: string, previous: JobStatus[]): JobStatus[] {
   const out = [...previous];
   for (const part of value.split(",").filter((p) => p.trim() !== "")) {

@@ -1,10 +1,10 @@
 // `jobwatch top`: a live table of the jobs matching a filter (WatchJobs), or one line per change when piped.
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { type Job, JobStatus, type JobsWatchEvent, type JobsWatchFilter, statusName } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
 import { addClientOptions, runWithClient, type ClientFlags } from "./client-options.js";
 import { colorsFor, formatSeconds, paintStatusCell, table, type Colors } from "./format.js";
-import { collectStatuses } from "./list.js";
+import { statusOption } from "./list.js";
 import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
 
 interface TopFlags extends ClientFlags, ScopeFlags {
@@ -26,15 +26,7 @@ export function register(program: Command): void {
       "a live table of your jobs (with --all and an admin token, everyone's): running first, updated as " +
         "they change; q or Ctrl-C quits. Piped, it prints one line per change instead.",
     )
-    .addOption(
-      new Option(
-        "--status <statuses>",
-        "only these statuses, comma-separated or repeated (pending, running, completed, failed, cancelled)",
-      )
-        .argParser(collectStatuses)
-        // Help shows "(default: any status)", not the empty list's "(default: [])".
-        .default([] as JobStatus[], "any status"),
-    )
+    .addOption(statusOption())
     .option("--operation <type>", "only this operation type, e.g. add_golden_repo")
     .option("--resource <name>", "only jobs acting on this resource")
     .addHelpText("after", SCOPE_HELP);
