@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { createClient, type JobwatchClient } from "../src/client/index.js";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
-import { WebhookDeliveryState } from "../src/gen/jobwatch/v1/job_webhook_service.js";
+import { type WebhookDelivery, WebhookDeliveryState } from "../src/gen/jobwatch/v1/job_webhook_service.js";
 import { cli, start, type Run } from "./helpers/cli.js";
 import { DIALECTS, freshDatabase, type TestDatabase } from "./helpers/databases.js";
 import { startReceiver, type Receiver } from "./helpers/webhook-receiver.js";
@@ -54,6 +54,23 @@ function assertOneIdPerRevision(r: Receiver): void {
   }
   for (const [key, ids] of byRevision) assert.equal(ids.size, 1, `${key} came with one webhook-id`);
   assert.equal(new Set(r.requests.map((q) => q.id)).size, byRevision.size);
+}
+
+/**
+ * The webhook's deliveries once `settled` holds for the first: a receiver has its request before the
+ * server records the attempt's answer, so what the rpc shows is read when it has caught up (or after 10 s).
+ */
+async function deliveriesOnce(
+  client: JobwatchClient,
+  webhookId: string,
+  settled: (d: WebhookDelivery | undefined) => boolean,
+): Promise<WebhookDelivery[]> {
+  let page = await client.webhooks.deliveries(webhookId);
+  for (let i = 0; i < 100 && !settled(page.deliveries[0]); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    page = await client.webhooks.deliveries(webhookId);
+  }
+  return page.deliveries;
 }
 
 for (const dialect of DIALECTS) {
@@ -146,9 +163,13 @@ for (const dialect of DIALECTS) {
       assert.equal(failed.data.error, "disk full");
 
       // Each attempt is recorded: the HTTP status and a latency.
-      const page = await alice.webhooks.deliveries(ownId);
-      assert.equal(page.deliveries.length, 1);
-      const [d] = page.deliveries;
+      const deliveries = await deliveriesOnce(
+        alice,
+        ownId,
+        (first) => first?.state === WebhookDeliveryState.WEBHOOK_DELIVERY_STATE_DELIVERED,
+      );
+      assert.equal(deliveries.length, 1);
+      const [d] = deliveries;
       assert.equal(d!.state, WebhookDeliveryState.WEBHOOK_DELIVERY_STATE_DELIVERED);
       assert.equal(d!.deliveryId, own.unique()[0]!.id);
       assert.equal(d!.attempts.length, 1);
@@ -287,11 +308,11 @@ describe("webhooks: retries end after the retry period", () => {
       const created = await admin.worker.createJob({ operationType: "give_up", username: "dora" });
       await admin.worker.startJob(created.jobId);
       await admin.worker.completeJob(created.jobId, {});
-      let delivery = (await admin.webhooks.deliveries(webhookId)).deliveries[0];
-      for (let i = 0; i < 100 && delivery?.state !== WebhookDeliveryState.WEBHOOK_DELIVERY_STATE_FAILED; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        delivery = (await admin.webhooks.deliveries(webhookId)).deliveries[0];
-      }
+      const [delivery] = await deliveriesOnce(
+        admin,
+        webhookId,
+        (first) => first?.state === WebhookDeliveryState.WEBHOOK_DELIVERY_STATE_FAILED,
+      );
       assert.equal(delivery?.state, WebhookDeliveryState.WEBHOOK_DELIVERY_STATE_FAILED);
       assert.ok(delivery.attempts.length >= 2, `retried: ${delivery.attempts.length} attempts`);
       for (const a of delivery.attempts) assert.equal(a.httpStatus, 503);
