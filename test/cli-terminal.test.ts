@@ -77,6 +77,13 @@ describe("jobwatch watch on a terminal", () => {
       assert.ok(row.trimEnd().length < columns, `the line stays within ${columns} columns: ${row}`);
       if (columns === 120) assert.match(row, /\| semantic: 200\/500 files indexed$/, row.trimEnd());
       else assert.match(row, /\| sem.*…$/, `phase and detail cut with an ellipsis: ${row.trimEnd()}`);
+      // The change's log line above the bar (time, revision, status, progress, phase/detail, ETA) is cut
+      // at the edge with an ellipsis too: the terminal does not wrap it, so its last column used to show
+      // the line's last character after a cut-off text ("... files indexed)").
+      const logged = (await rowMatching(name, /#3\s+RUNNING\s+40%/)).trimEnd();
+      assert.ok(logged.length < columns, `the log line stays within ${columns} columns: ${logged}`);
+      if (logged.length === columns - 1) assert.match(logged, /…$/, logged);
+      else assert.match(logged, /semantic: 200\/500 files indexed {2}ETA \S+ \(in [^)]+\)$/, logged);
       await worker.worker.completeJob(job.jobId, { files: 500 });
       await rowMatching(name, new RegExp(`job ${job.jobId} COMPLETED`));
       tmux(["kill-session", "-t", name]);

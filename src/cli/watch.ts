@@ -1,5 +1,6 @@
 // `jobwatch watch ID`: follow a job to its end, as a live bar on a terminal or one line per change otherwise.
 import cliProgress from "cli-progress";
+import cliTruncate from "cli-truncate";
 import { Option, type Command } from "commander";
 import { DeadlineExceededError, type Job, statusName, type RetryEvent } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
@@ -205,7 +206,7 @@ class BarView implements View {
       previous.status !== job.status ||
       previous.cancelRequested !== job.cancelRequested ||
       previous.phase !== job.phase;
-    if (changed) this.multibar.log(`${jobLine(this.c, job)}\n`);
+    if (changed) this.log(jobLine(this.c, job));
     this.draw();
     this.ticker ??= setInterval(() => this.draw(), 1000);
   }
@@ -213,13 +214,13 @@ class BarView implements View {
   reconnecting(event: RetryEvent, address: string): void {
     this.note = this.c.yellow(`reconnecting to ${address} (attempt ${event.attempt})`);
     // One line for the outage; the attempts count up in the bar instead of scrolling the screen.
-    if (event.attempt === 1) this.multibar.log(`${this.c.yellow(reconnectMessage(event, address))}\n`);
+    if (event.attempt === 1) this.log(this.c.yellow(reconnectMessage(event, address)));
     this.draw();
   }
 
   resumed(address: string): void {
     this.note = "";
-    this.multibar.log(`${this.c.green(`reconnected to ${address}`)}\n`);
+    this.log(this.c.green(`reconnected to ${address}`));
     this.draw();
   }
 
@@ -234,6 +235,14 @@ class BarView implements View {
     this.stopped = true;
     clearInterval(this.ticker);
     this.multibar.stop();
+  }
+
+  /**
+   * Logs a line above the bar, cut with an ellipsis at the terminal's edge by visible width: the bar turns
+   * the terminal's wrapping off, so a longer line would show its last character in the last column.
+   */
+  private log(line: string): void {
+    this.multibar.log(`${cliTruncate(line, Math.max(1, (process.stdout.columns || 80) - 1))}\n`);
   }
 
   private draw(): void {
