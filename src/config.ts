@@ -59,7 +59,7 @@ export interface Config {
   transport: TransportLimits;
 }
 
-/** The transport limits when nothing is set (README "Reliability" says why each is what it is). */
+/** The transport limits when nothing is set (README "Configuration" gives each, "Reliability" names them). */
 export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   maxStreamsPerConnection: 1000,
   minPingIntervalMs: ms("10s"),
