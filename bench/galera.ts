@@ -10,6 +10,7 @@ import { createToken } from "../src/auth/token-admin.js";
 import { createClient } from "../src/client/index.js";
 import type { JobwatchClient } from "../src/client/index.js";
 import { causalReader } from "../src/store/causal-read.js";
+import { quoteIdentifier } from "../src/store/sql-names.js";
 import type { FeedEntry, SeqRange } from "../src/store/store.js";
 import { ChangeFeed } from "../src/watch/change-feed.js";
 import { GALERA_NODES, freshClusterDatabase, startNodeServer } from "../test/helpers/galera.js";
@@ -51,14 +52,14 @@ async function mariadbDatabase(): Promise<{ url: string; drop(): Promise<void> }
   const admin = () =>
     createConnection({ host: base.hostname, port: Number(base.port || 3306), user: decodeURIComponent(base.username) });
   const c = await admin();
-  await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  await c.query(`CREATE DATABASE ${quoteIdentifier("mysql", name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   await c.end();
   base.pathname = `/${name}`;
   return {
     url: base.toString(),
     async drop() {
       const d = await admin();
-      await d.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      await d.query(`DROP DATABASE IF EXISTS ${quoteIdentifier("mysql", name)}`);
       await d.end();
     },
   };

@@ -4,6 +4,7 @@ import { CompiledQuery, sql } from "kysely";
 import type { Kysely } from "kysely";
 import type { Dialect } from "./connect.js";
 import type { Database } from "./database.js";
+import { IDENTIFIER_QUOTE } from "./sql-names.js";
 
 /** A change of job_counts: `delta` more (or fewer) jobs of one user, operation type and status. */
 export interface CountDelta {
@@ -62,7 +63,7 @@ export function applyCounts(dialect: Dialect, deltas: readonly CountDelta[]): Co
     .map(([, d]) => d);
   if (rows.length === 0) return undefined;
   const values = rows.map(() => "(?, ?, ?, ?)").join(", ");
-  const q = dialect === "mysql" ? "`" : '"';
+  const q = IDENTIFIER_QUOTE[dialect];
   const upsert =
     dialect === "mysql"
       ? "on duplicate key update n = n + values(n)"

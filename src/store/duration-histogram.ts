@@ -5,6 +5,7 @@ import { CompiledQuery } from "kysely";
 import type { Kysely } from "kysely";
 import type { Dialect } from "./connect.js";
 import type { Database } from "./database.js";
+import { IDENTIFIER_QUOTE } from "./sql-names.js";
 
 /**
  * The relative error of a percentile read from the histogram: the value it reports is within 1% of the
@@ -97,7 +98,7 @@ export function applyHistogram(
   }
   if (merged.size === 0) return undefined;
   const rows = [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, d]) => d);
-  const q = dialect === "mysql" ? "`" : '"';
+  const q = IDENTIFIER_QUOTE[dialect];
   const upsert =
     dialect === "mysql"
       ? `on duplicate key update ${q}n${q} = ${q}n${q} + values(${q}n${q}), ${q}completed${q} = ${q}completed${q} + values(${q}completed${q})`

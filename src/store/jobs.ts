@@ -16,6 +16,7 @@ import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
 import { outboxInsert } from "./webhooks.js";
 import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
 import { batchedJob } from "./read-batch.js";
+import { IDENTIFIER_QUOTE } from "./sql-names.js";
 import { isUniqueViolation } from "./transaction.js";
 import type { StoreDb } from "./transaction.js";
 
@@ -318,7 +319,7 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
   // On Galera the locking read is made causal too: a node may not have applied a write that another node
   // committed a moment ago, and refusing a transition on a stale row would be wrong (see causal-read.ts).
   const galera = await db.causal.isGalera();
-  const q = quoteOf(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const inList = ids.map(() => "?").join(", ");
   // MySQL: one locking read of every row, in job_id order (two groups lock shared rows in the same order).
   // SQLite: the write lock is the lock, and a read per job reuses one prepared statement.
@@ -452,7 +453,7 @@ interface RowUpdate {
  * SET c = CASE job_id WHEN ? THEN ? ... ELSE c END, ... WHERE job_id IN (...) AND revision = CASE ... END.
  */
 function updateJobs(db: StoreDb, updates: RowUpdate[]): CompiledQuery {
-  const q = quoteOf(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const columns = [...new Set(updates.flatMap((u) => Object.keys(u.set) as (keyof JobRowUpdate)[]))];
   const parameters: unknown[] = [];
   const cases = columns.map((c) => {
@@ -472,7 +473,7 @@ function updateJobs(db: StoreDb, updates: RowUpdate[]): CompiledQuery {
 
 /** UPDATE jobs SET <set> WHERE job_id = ? AND revision = ?, written without the query builder (hot path). */
 function updateJob(db: StoreDb, jobId: string, revision: number, set: JobRowUpdate): CompiledQuery {
-  const q = quoteOf(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const columns = Object.keys(set) as (keyof JobRowUpdate)[];
   return CompiledQuery.raw(
     `update ${q}jobs${q} set ${columns.map((c) => `${q}${c}${q} = ?`).join(", ")} where ${q}job_id${q} = ? and ${q}revision${q} = ?`,
@@ -482,14 +483,9 @@ function updateJob(db: StoreDb, jobId: string, revision: number, set: JobRowUpda
 
 /** SELECT * of one job by id (and owner), quoted as Kysely quotes it (so it reads the same in a query log). */
 function jobByIdSql(db: StoreDb, owned = false): string {
-  const q = quoteOf(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const owner = owned ? ` and ${q}username${q} = ?` : "";
   return `select * from ${q}jobs${q} where ${q}job_id${q} = ?${owner}`;
-}
-
-/** How the dialect quotes an identifier (`at` is a keyword on MySQL: every column is quoted). */
-function quoteOf(db: StoreDb): string {
-  return db.dialect === "mysql" ? "`" : '"';
 }
 
 /** The columns of a job_events row, in the order insertEvents binds them. */
@@ -510,7 +506,7 @@ const EVENT_COLUMNS = [
 
 /** One multi-row INSERT of job_events rows (hot path: no query builder). */
 function insertEvents(db: StoreDb, events: NewJobEventRow[]): CompiledQuery {
-  const q = quoteOf(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const row = `(${EVENT_COLUMNS.map(() => "?").join(", ")})`;
   return CompiledQuery.raw(
     `insert into ${q}job_events${q} (${EVENT_COLUMNS.map((c) => q + c + q).join(", ")}) values ${events.map(() => row).join(", ")}`,

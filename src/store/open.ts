@@ -5,6 +5,7 @@ import type { SqlJobStoreOptions } from "./sql-job-store.js";
 import { guardStore } from "./guarded-store.js";
 import type { GuardedStore } from "./guarded-store.js";
 import { probeWrite } from "./write-probe.js";
+import { quoteIdentifier } from "./sql-names.js";
 
 /** Opens `url` and returns a store on it, nothing checked yet (call migrate() before use). */
 export function createStore(url: string, options: SqlJobStoreOptions = {}): SqlJobStore {
@@ -44,7 +45,7 @@ function missingDatabase(url: string, error: unknown): string | undefined {
   if ((first as { code?: unknown } | undefined)?.code !== "ER_BAD_DB_ERROR") return undefined;
   const parsed = new URL(url);
   const name = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
-  const quoted = `\`${name.replace(/`/g, "``")}\``;
+  const quoted = quoteIdentifier("mysql", name);
   return (
     `the database '${name}' does not exist on the MySQL server at ${parsed.host}: create it (e.g. mysql -h ${parsed.hostname} ` +
     `-P ${parsed.port || "3306"} -u ${decodeURIComponent(parsed.username) || "root"} -p -e 'CREATE DATABASE ${quoted}'), ` +

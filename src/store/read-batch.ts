@@ -4,6 +4,7 @@ import { CompiledQuery } from "kysely";
 import type { JobRow } from "./database.js";
 import type { Job } from "./job.js";
 import { jobRowToJob } from "./rows.js";
+import { IDENTIFIER_QUOTE } from "./sql-names.js";
 import type { StoreDb } from "./transaction.js";
 
 /** Job ids in one MySQL query at most. */
@@ -84,7 +85,7 @@ async function readAll(db: StoreDb, owner: string, reads: Read[]): Promise<void>
  * text every time (SQLite keeps it prepared); several are an IN list (MySQL).
  */
 function jobsQuery(db: StoreDb, ids: string[], owner: string): CompiledQuery {
-  const q = db.dialect === "mysql" ? "`" : '"';
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const match = ids.length === 1 ? `${q}job_id${q} = ?` : `${q}job_id${q} in (${ids.map(() => "?").join(", ")})`;
   const sql = `select * from ${q}jobs${q} where ${match}${owner === "" ? "" : ` and ${q}username${q} = ?`}`;
   return CompiledQuery.raw(sql, owner === "" ? ids : [...ids, owner]);

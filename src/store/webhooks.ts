@@ -3,6 +3,7 @@
 import { CompiledQuery } from "kysely";
 import type { Job, JobStatus } from "./job.js";
 import { snapshotToJob } from "./rows.js";
+import { IDENTIFIER_QUOTE } from "./sql-names.js";
 import type { StoreDb } from "./transaction.js";
 
 /** A registered webhook, as listed (no secret). */
@@ -75,8 +76,6 @@ export type AttemptOutcome = { state: "delivered" } | { state: "pending"; retryA
 
 /** Attempts kept per delivery in a listing. */
 const LISTED_ATTEMPTS = 20;
-
-const quote = (db: StoreDb): string => (db.dialect === "mysql" ? "`" : '"');
 
 /** ",a,b," of a list: instr() then matches one item exactly on either dialect. */
 const listText = (items: readonly string[]): string => (items.length === 0 ? "" : `,${items.join(",")},`);
@@ -179,7 +178,7 @@ export async function deleteWebhook(db: StoreDb, webhookId: string): Promise<boo
  * (status, operation type, owner or all users), written by the transition's own transaction.
  */
 export function outboxInsert(db: StoreDb, job: Job, now: number): CompiledQuery {
-  const q = quote(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const col = (name: string): string => `${q}${name}${q}`;
   return CompiledQuery.raw(
     `insert into ${col("webhook_deliveries")} (${["webhook_id", "job_id", "revision", "status", "state", "attempts", "next_attempt_at", "since", "created_at"].map(col).join(", ")}) ` +
@@ -204,7 +203,7 @@ export async function claimDeliveries(
   room: DeliveryRoom,
 ): Promise<ClaimedDelivery[]> {
   const skip = [...room.inFlight].flatMap(([id, n]) => (n >= room.perWebhook ? [id] : []));
-  const q = quote(db);
+  const q = IDENTIFIER_QUOTE[db.dialect];
   const c = (name: string, table = "d"): string => `${table}.${q}${name}${q}`;
   const now = db.now();
   const skipping = skip.length === 0 ? "" : ` and ${c("webhook_id")} not in (${skip.map(() => "?").join(", ")})`;

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createConnection } from "mysql2/promise";
 import type { Connection } from "mysql2/promise";
+import { quoteIdentifier } from "../../src/store/sql-names.js";
 import { createStore } from "../../src/store/open.js";
 import type { SqlJobStore, SqlJobStoreOptions } from "../../src/store/sql-job-store.js";
 
@@ -54,7 +55,7 @@ export async function freshDatabase(dialect: TestDialect): Promise<TestDatabase>
   const name = `jobwatch_t_${randomBytes(6).toString("hex")}`;
   const server = await mysqlServer();
   try {
-    await server.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    await server.query(`CREATE DATABASE ${quoteIdentifier("mysql", name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   } finally {
     await server.end();
   }
@@ -66,7 +67,7 @@ export async function freshDatabase(dialect: TestDialect): Promise<TestDatabase>
     async drop() {
       const conn = await mysqlServer();
       try {
-        await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+        await conn.query(`DROP DATABASE IF EXISTS ${quoteIdentifier("mysql", name)}`);
       } finally {
         await conn.end();
       }

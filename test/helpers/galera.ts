@@ -25,6 +25,7 @@ import { guardStore } from "../../src/store/guarded-store.js";
 import type { JobStore } from "../../src/store/store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
 import { probeWrite } from "../../src/store/write-probe.js";
+import { quoteIdentifier } from "../../src/store/sql-names.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/galera-cluster.sh", import.meta.url));
 
@@ -57,10 +58,13 @@ export async function freshClusterDatabase(): Promise<ClusterDatabase> {
       await c.end();
     }
   };
-  await admin((c) => c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`));
+  await admin((c) =>
+    c.query(`CREATE DATABASE ${quoteIdentifier("mysql", name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`),
+  );
   return {
     urls: GALERA_NODES.map((base) => new URL(name, base).toString()),
-    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS \`${name}\``)).then(() => undefined),
+    drop: () =>
+      admin((c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdentifier("mysql", name)}`)).then(() => undefined),
   };
 }
 
