@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
 import { authorizeCall, cachedCaller, undeclaredPermission } from "./authorize.js";
 import type { CallAuthenticator } from "./authorize.js";
-import { attachPrincipal, PRINCIPAL_METADATA_KEY } from "./principal.js";
+import { attachPrincipal } from "./principal.js";
 import type { Principal } from "./principal.js";
 
 /** Services anyone may call without a token: health checks and server reflection. */
@@ -81,8 +81,6 @@ export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInt
       start(next) {
         next({
           onReceiveMetadata(metadata, mdNext) {
-            // Whatever the path, a client-sent principal never reaches a handler.
-            metadata.remove(PRINCIPAL_METADATA_KEY);
             if (route.isPublic) {
               mdNext(metadata);
               return;

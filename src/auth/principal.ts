@@ -15,12 +15,6 @@ export interface Principal {
 }
 
 /**
- * A metadata key that once carried the principal. Nothing reads it any more; the interceptor still
- * removes any client-sent value so that no handler or log ever mistakes one for the caller.
- */
-export const PRINCIPAL_METADATA_KEY = "x-jobwatch-principal";
-
-/**
  * The property of a call's metadata object that holds its principal, set by the auth interceptor. The
  * handler receives the very object the interceptor passed on, so reading it is a property load (no JSON
  * round trip, and no WeakMap entry per call for the garbage collector to trace), and a client cannot

@@ -168,4 +168,3 @@ export type JobRowUpdate = Updateable<JobsTable>;
 export type JobEventRow = Selectable<JobEventsTable>;
 export type NewJobEventRow = Insertable<JobEventsTable>;
 export type TokenRow = Selectable<TokensTable>;
-export type NewTokenRow = Insertable<TokensTable>;

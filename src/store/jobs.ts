@@ -481,11 +481,10 @@ function updateJob(db: StoreDb, jobId: string, revision: number, set: JobRowUpda
   );
 }
 
-/** SELECT * of one job by id (and owner), quoted as Kysely quotes it (so it reads the same in a query log). */
-function jobByIdSql(db: StoreDb, owned = false): string {
+/** SELECT * of one job by id, quoted as Kysely quotes it (so it reads the same in a query log). */
+function jobByIdSql(db: StoreDb): string {
   const q = IDENTIFIER_QUOTE[db.dialect];
-  const owner = owned ? ` and ${q}username${q} = ?` : "";
-  return `select * from ${q}jobs${q} where ${q}job_id${q} = ?${owner}`;
+  return `select * from ${q}jobs${q} where ${q}job_id${q} = ?`;
 }
 
 /** The columns of a job_events row, in the order insertEvents binds them. */
