@@ -17,7 +17,7 @@ export interface LoggerOptions {
  * Field paths that may carry a secret, should anyone ever log them: pino replaces their values, at any
  * level. Free text from grpc-js is redacted where it enters (grpc-log.ts); the access log holds no secret.
  */
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   "authorization",
   "token",
   "jwt",

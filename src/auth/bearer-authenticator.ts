@@ -13,7 +13,7 @@ export interface TokenCacheStats {
 }
 
 /** What to tell a caller who sends a JWT to a server with no JWT settings. */
-export const JWT_NOT_CONFIGURED_MESSAGE =
+const JWT_NOT_CONFIGURED_MESSAGE =
   "this server accepts no JWTs (JOBWATCH_JWT_JWKS_URL is not set): use a jobwatch token from 'jobwatch token create'";
 
 /** The token of a `Bearer <token>` value; undefined when the value has another shape. */

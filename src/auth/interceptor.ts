@@ -9,7 +9,7 @@ import { attachPrincipal } from "./principal.js";
 import type { Principal } from "./principal.js";
 
 /** Services anyone may call without a token: health checks and server reflection. */
-export const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
+const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [
   "/grpc.health.v1.Health/",
   "/grpc.reflection.v1.ServerReflection/",
   "/grpc.reflection.v1alpha.ServerReflection/",

@@ -39,7 +39,7 @@ export interface JwtVerifierOptions {
 }
 
 /** The algorithms accepted: what identity providers sign with. `none` and HMAC never are. */
-export const JWT_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
+const JWT_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
 
 /** Counters for the metrics: verified tokens found in the cache, and JWKS (re)loads. */
 export interface JwtStats {

@@ -8,22 +8,22 @@ import type { Principal } from "./principal.js";
 import { parseToken, tokenMatches } from "./tokens.js";
 
 /** What to tell a caller who sent no token. */
-export const MISSING_TOKEN_MESSAGE =
+const MISSING_TOKEN_MESSAGE =
   "missing authorization metadata: send 'authorization: Bearer <token>' (create a token with 'jobwatch token create')";
 /** What to tell a caller whose header is not `Bearer <token>`. */
-export const MALFORMED_HEADER_MESSAGE =
+const MALFORMED_HEADER_MESSAGE =
   "malformed authorization metadata: expected 'authorization: Bearer <token>' with exactly one token";
 /** What to tell a caller whose token is not in jobwatch's format. */
-export const MALFORMED_TOKEN_MESSAGE =
+const MALFORMED_TOKEN_MESSAGE =
   "malformed token: a jobwatch token looks like jw_<id>_<secret>, as printed by 'jobwatch token create'";
 /** Why an open stream ended when its token was revoked. */
-export const REVOKED_MESSAGE =
+const REVOKED_MESSAGE =
   "token revoked while the stream was open: get a valid token and open the stream again (resume with after_revision)";
 /** Why an open stream ended when its token expired. */
-export const EXPIRED_MESSAGE =
+const EXPIRED_MESSAGE =
   "token expired while the stream was open: get a fresh token and open the stream again (resume with after_revision)";
 /** What to tell a caller whose token is well-formed but not active. */
-export const REJECTED_TOKEN_MESSAGE = "token rejected: unknown or revoked";
+const REJECTED_TOKEN_MESSAGE = "token rejected: unknown or revoked";
 
 /** Distinct accepted `authorization` values remembered between two reloads of the tokens. */
 const SEEN_LIMIT = 10_000;

@@ -15,7 +15,7 @@ export interface CreatedToken {
 }
 
 /** The user name of the token that `serve` makes on a database with no tokens. */
-export const BOOTSTRAP_USER = "admin";
+const BOOTSTRAP_USER = "admin";
 
 // Errors name the `jobwatch token` flags (--user, --role, ID): the command is where people pass these
 // values; the bootstrap passes fixed, valid ones.

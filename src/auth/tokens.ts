@@ -2,7 +2,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** The prefix of every jobwatch token; makes a leaked token recognizable to secret scanners. */
-export const TOKEN_PREFIX = "jw_";
+const TOKEN_PREFIX = "jw_";
 
 // tokenId: 6 random bytes as 12 lowercase hex chars, public (listed, used to revoke).
 // secret: 32 random bytes as 43 base64url chars (256 bits). The id is fixed-length hex, so the `_`

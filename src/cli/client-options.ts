@@ -65,7 +65,7 @@ function readPem(flag: string, file: string): Buffer {
 }
 
 /** The client's TLS settings from --tls, --ca, --cert and --key; false for plaintext. */
-export function tlsFromFlags(flags: Pick<ClientFlags, "tls" | "ca" | "cert" | "key">): boolean | TlsOptions {
+function tlsFromFlags(flags: Pick<ClientFlags, "tls" | "ca" | "cert" | "key">): boolean | TlsOptions {
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new Error("--cert and --key go together (JOBWATCH_CERT, JOBWATCH_KEY): give both or neither");
   }
@@ -93,7 +93,7 @@ export function openClient(flags: ClientFlags): JobwatchClient {
 }
 
 /** What the command was doing, to make error messages specific. */
-export interface ErrorContext {
+interface ErrorContext {
   address: string;
   jobId?: string;
   tokenGiven: boolean;
@@ -168,7 +168,7 @@ const TOKEN_HOWTO =
   "and pass it with --token or JOBWATCH_TOKEN.";
 
 /** Turns an error into advice for a person and the exit code a script sees. */
-export function explainError(err: unknown, context: ErrorContext): { message: string; code: ExitCode } {
+function explainError(err: unknown, context: ErrorContext): { message: string; code: ExitCode } {
   const { address } = context;
   if (err instanceof UnavailableError) {
     const cause = connectionCause(err.message);

@@ -2,7 +2,7 @@
 import { colorsFor } from "./colors.js";
 
 /** The line a user sees for an error: its message only (the stack with JOBWATCH_DEBUG set). */
-export function errorLine(error: unknown): string {
+function errorLine(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -13,7 +13,7 @@ export function printError(message: string): void {
 }
 
 /** Prints the stack too when JOBWATCH_DEBUG is set, for a bug report. */
-export function printDebugStack(error: unknown): void {
+function printDebugStack(error: unknown): void {
   if (process.env.JOBWATCH_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
 }
 

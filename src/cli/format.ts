@@ -96,7 +96,7 @@ export function jobLine(c: Colors, job: Job): string {
 }
 
 /** How long the job has run (or ran, or waited), measured from its own timestamps. */
-export function jobTimes(job: Job, now = Date.now()): { queuedMs?: number; ranMs?: number; totalMs?: number } {
+function jobTimes(job: Job, now = Date.now()): { queuedMs?: number; ranMs?: number; totalMs?: number } {
   const created = job.createdAt?.getTime();
   const started = job.startedAt?.getTime();
   const ended = job.completedAt?.getTime() ?? now;

@@ -10,7 +10,7 @@ export type Idempotency = "NO_SIDE_EFFECTS" | "IDEMPOTENT" | "IDEMPOTENCY_UNKNOW
 let registry: FileRegistry | undefined;
 
 /** The registry of the contract and its imports, built on first use from the descriptor set buf compiled. */
-export function contractRegistry(): FileRegistry {
+function contractRegistry(): FileRegistry {
   registry ??= createFileRegistry(fromBinary(FileDescriptorSetSchema, Buffer.from(descriptorSetBase64, "base64")));
   return registry;
 }

@@ -134,7 +134,7 @@ const BY_CODE: Partial<Record<status, typeof JobwatchClientError>> = {
 };
 
 /** True when `err` is an error as grpc-js reports a failed call. */
-export function isServiceError(err: unknown): err is ServiceError {
+function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "metadata" in err;
 }
 
@@ -148,7 +148,7 @@ export function toClientError(err: unknown): unknown {
 }
 
 /** Decodes the google.rpc.Status in the grpc-status-details-bin trailer into typed details. */
-export function decodeDetails(metadata: Metadata | undefined): ErrorDetails {
+function decodeDetails(metadata: Metadata | undefined): ErrorDetails {
   const out = emptyDetails();
   const raw = metadata?.get("grpc-status-details-bin")[0];
   if (!(raw instanceof Uint8Array)) return out;

@@ -20,11 +20,11 @@ export interface TypicalRun {
 /** Fewer finished runs than this are no history: a median of one or two says little. */
 export const MIN_HISTORY_RUNS = 3;
 /** The medians are over this many most recent runs (of the type, or of the type on the resource). */
-export const HISTORY_RUNS = 50;
+const HISTORY_RUNS = 50;
 /** From this progress on, the job's own rate alone: below it, the history's rate weighs progress/30. */
-export const FULL_RATE_PROGRESS = 30;
+const FULL_RATE_PROGRESS = 30;
 /** An active job's estimate is at least this far ahead of the time it is computed: never in the past. */
-export const MIN_LEAD_MS = 1000;
+const MIN_LEAD_MS = 1000;
 
 /**
  * The estimated completion of `job` at time `now`, given the typical run of its kind (undefined: no

@@ -6,11 +6,11 @@ import { MIN_HISTORY_RUNS, typicalRun } from "./estimate.js";
 import type { TypicalRun } from "./estimate.js";
 
 /** How many of a type's latest runs one refresh reads: HISTORY_RUNS for the type, the rest to find runs on a resource. */
-export const RUNS_READ = 200;
+const RUNS_READ = 200;
 /** A type's history is read again at most this often per process. */
-export const HISTORY_REFRESH_MS = 5000;
+const HISTORY_REFRESH_MS = 5000;
 /** Operation types remembered at most; the least recently loaded is dropped first. */
-export const MAX_TYPES = 1000;
+const MAX_TYPES = 1000;
 
 /** One operation type's history as last read. */
 interface Entry {

@@ -28,7 +28,7 @@ export interface SweeperDeps extends SweeperSettings {
 }
 
 /** Rows deleted per retention statement: small enough that no statement holds locks for long on MySQL. */
-export const RETENTION_BATCH = 500;
+const RETENTION_BATCH = 500;
 /** Feed-only events are kept this long, well beyond any poll interval, so a lagging replica still reads them. */
 export const FEED_KEEP_MS = 10 * 60 * 1000;
 /** setTimeout's largest delay; longer ones would fire at once. */

@@ -66,12 +66,12 @@ const GET_JOB_DETAILS: Tool = {
 };
 
 /** The most wait_for_job waits, in seconds; a WatchJob held longer would outlive most clients' patience. */
-export const MAX_WAIT_SECONDS = 600;
+const MAX_WAIT_SECONDS = 600;
 /** What wait_for_job waits when the caller gives no timeout, in seconds. */
 export const DEFAULT_WAIT_SECONDS = 60;
 /** list_jobs page sizes: the server's own default and cap. */
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 100;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100;
 /** The statuses as the seed spells them. */
 export const STATUS_WORDS = ["pending", "running", "completed", "failed", "cancelled"] as const;
 

@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 
 /** What kind of rpc, in the words of go-grpc-prometheus's `grpc_type` label. */
-export type RpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
+type RpcType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
 
 /** One rpc of the server; made once per method and shared by its calls. */
 export interface RpcInfo {

@@ -34,13 +34,13 @@ export function fileDescriptorProtos(): Buffer[] {
 export const CONTRACT_REGISTRY: FileRegistry = createFileRegistry(fromBinary(FileDescriptorSetSchema, SET_BYTES));
 
 /** The full name of the method option through which the contract declares an rpc's permission. */
-export const REQUIRED_PERMISSION_OPTION = "jobwatch.v1.required_permission";
+const REQUIRED_PERMISSION_OPTION = "jobwatch.v1.required_permission";
 
 /**
  * gRPC path ("/jobwatch.v1.JobService/GetJobDetails") -> the permission its rpc declares, for every
  * rpc of every jobwatch.v1 service. An rpc without the option is absent, so the interceptor refuses it.
  */
-export function readPermissionTable(setBytes: Uint8Array = SET_BYTES): ReadonlyMap<string, string> {
+function readPermissionTable(setBytes: Uint8Array = SET_BYTES): ReadonlyMap<string, string> {
   const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, setBytes));
   const option = registry.getExtension(REQUIRED_PERMISSION_OPTION);
   if (!option) {

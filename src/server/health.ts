@@ -8,7 +8,7 @@ import type { StorageFaults } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 
 /** The names health answers for: "" (the whole server) and each jobwatch service. */
-export const HEALTH_SERVICE_NAMES: readonly string[] = ["", "jobwatch.v1.JobService", "jobwatch.v1.JobWorkerService"];
+const HEALTH_SERVICE_NAMES: readonly string[] = ["", "jobwatch.v1.JobService", "jobwatch.v1.JobWorkerService"];
 
 /** What HealthMonitor needs. */
 export interface HealthMonitorDeps {

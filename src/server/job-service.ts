@@ -48,7 +48,7 @@ export interface JobServiceDeps {
 }
 
 /** The statistics window when the request sets none. */
-export const DEFAULT_STATISTICS_WINDOW_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_STATISTICS_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The job if it exists and the caller may see it; otherwise the one NOT_FOUND. Visibility is part of the
@@ -70,7 +70,7 @@ async function mustSee(store: JobStore, principal: Principal, jobId: string): Pr
  * of 100 jobs with 62 KB results was 6.9 MB. One job is always sent (the write limits keep it well under
  * the budget), so paging always moves on.
  */
-export const LIST_PAGE_BYTES = 1 << 20;
+const LIST_PAGE_BYTES = 1 << 20;
 
 /** The leading items (jobs, history events) whose encoding fits in LIST_PAGE_BYTES (at least one). */
 function withinReplyBudget<T>(items: T[], codec: { encode(item: T): { finish(): Uint8Array } }): T[] {

@@ -24,7 +24,7 @@ const UNLINTED_DEFAULTS = [
 ];
 
 /** gRPC codes as go-grpc-prometheus spells them in `grpc_code` (codes.Code.String() in Go). */
-export const GO_CODE_NAMES: Readonly<Record<number, string>> = {
+const GO_CODE_NAMES: Readonly<Record<number, string>> = {
   [GrpcStatus.OK]: "OK",
   [GrpcStatus.CANCELLED]: "Canceled",
   [GrpcStatus.UNKNOWN]: "Unknown",

@@ -20,7 +20,7 @@ interface IndexedFile {
 }
 
 /** Every name reflection can be asked about, each mapped to the file that defines it. */
-export class DescriptorIndex {
+class DescriptorIndex {
   private readonly files = new Map<string, IndexedFile>();
   /** Fully-qualified name (no leading dot) of every element -> the file defining it. */
   private readonly symbols = new Map<string, string>();
@@ -128,7 +128,7 @@ function nameHint(name: string): string {
  * The answer to one request, or undefined when it sets none of the request kinds (the stream then ends
  * with INVALID_ARGUMENT, as grpc-go does). Lookup failures are NOT_FOUND error responses on an open stream.
  */
-export function answer(
+function answer(
   index: DescriptorIndex,
   services: () => readonly string[],
   request: ServerReflectionRequest,

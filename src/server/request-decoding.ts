@@ -129,7 +129,7 @@ function reasonOf(cause: unknown): string {
  * Why `bytes` could not be decoded as `desc`, naming the fields where it can: decoded again with
  * @bufbuild/protobuf, which reads 64-bit integers as bigint, so the out-of-range ones can be pointed at.
  */
-export function diagnose(desc: DescMessage | undefined, bytes: Uint8Array, cause: unknown): InvalidArgumentError {
+function diagnose(desc: DescMessage | undefined, bytes: Uint8Array, cause: unknown): InvalidArgumentError {
   const typeName = desc?.typeName ?? "request";
   const undecodable = (): InvalidArgumentError =>
     new InvalidArgumentError(

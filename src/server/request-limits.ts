@@ -3,7 +3,7 @@
 const KIB = 1024;
 
 /** Every jobwatch request fits in this: ids, filters, a 1,000-character detail or reason, a cursor (at most 16 KiB). */
-export const DEFAULT_RPC_REQUEST_BYTES = 64 * KIB;
+const DEFAULT_RPC_REQUEST_BYTES = 64 * KIB;
 
 /**
  * The rpcs that need more: CompleteJob's result (65,536 bytes of JSON can take about 6 times that as a

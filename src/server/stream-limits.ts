@@ -11,7 +11,7 @@ export interface StreamLimitSettings {
 }
 
 /** The defaults: a dashboard or two per user, and what one process holds comfortably (~15-18 KiB a stream). */
-export const DEFAULT_STREAM_LIMITS: StreamLimitSettings = { perUser: 100, total: 20_000 };
+const DEFAULT_STREAM_LIMITS: StreamLimitSettings = { perUser: 100, total: 20_000 };
 
 /** Counts open streams; admit() refuses one over a cap with RESOURCE_EXHAUSTED and a QuotaFailure. */
 export class StreamLimits {

@@ -16,7 +16,7 @@ export interface TlsFiles {
 }
 
 /** How often the files are re-read; a replaced certificate reaches new connections within this. */
-export const TLS_REFRESH_MS = 2000;
+const TLS_REFRESH_MS = 2000;
 
 function read(file: string, what: string): Buffer {
   try {

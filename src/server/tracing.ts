@@ -110,7 +110,7 @@ export function tracingInterceptor(tracer: Tracer): grpc.ServerInterceptor {
  * the store operation; never an argument or a value), made only inside a traced call: the change-feed
  * poll and the sweepers, which run outside any call, make no root spans of their own.
  */
-export function storeSpan<M extends StoreMethod>(tracer: Tracer, dialect: Dialect, operation: string, method: M): M {
+function storeSpan<M extends StoreMethod>(tracer: Tracer, dialect: Dialect, operation: string, method: M): M {
   const attributes = { "db.system.name": dialect, "db.operation.name": operation };
   const traced = (...args: Parameters<M>): Promise<unknown> => {
     const parent = context.active();
@@ -141,7 +141,7 @@ export function tracedStore<S extends Partial<JobStore>>(store: S, tracer: Trace
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The span context of a stored traceparent; undefined when it is not one (or all zeros). */
-export function parseTraceparent(text: string): SpanContext | undefined {
+function parseTraceparent(text: string): SpanContext | undefined {
   const match = TRACEPARENT.exec(text);
   if (match === null) return undefined;
   const [, traceId = "", spanId = "", flags = "00"] = match;

@@ -34,10 +34,10 @@ export const LIMITS = {
 } as const;
 
 /** The range of google.protobuf.Timestamp in epoch ms: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z. */
-export const TIMESTAMP_RANGE_MS = { min: -62_135_596_800_000, max: 253_402_300_799_999 } as const;
+const TIMESTAMP_RANGE_MS = { min: -62_135_596_800_000, max: 253_402_300_799_999 } as const;
 
 /** How deep objects and arrays nest in a JSON value: 0 for a scalar, 1 for {} or [] of scalars. */
-export function jsonDepth(value: unknown): number {
+function jsonDepth(value: unknown): number {
   if (typeof value !== "object" || value === null) return 0;
   let deepest = 0;
   for (const item of Object.values(value)) deepest = Math.max(deepest, jsonDepth(item));
@@ -54,7 +54,7 @@ export function nestingDescription(depth?: number): string {
 }
 
 /** The message of a job_id (or other UUID field) that is not a UUID. */
-export function notUuidMessage(value: string): string {
+function notUuidMessage(value: string): string {
   return `must be a UUID like 3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70; got ${shown(value)}`;
 }
 

@@ -21,7 +21,7 @@ export interface JobsWatchSource {
  * ListJobs and GetJobStatistics (jobsScope): the caller's own jobs by default; another user's, or every
  * user's (all_users), only with manage_jobs.
  */
-export function watchJobsFilter(request: WatchJobsRequest, principal: Principal): JobsFilter {
+function watchJobsFilter(request: WatchJobsRequest, principal: Principal): JobsFilter {
   const v = new RequestValidator();
   const statuses = statusFilter(v, request.statuses) ?? [];
   const operationType = request.operationType === "" ? undefined : v.operationType(request.operationType);

@@ -25,7 +25,7 @@ export type OpenDatabase =
   | { db: Kysely<Database>; dialect: "mysql" };
 
 /** The accepted URL forms, for error messages. */
-export const DATABASE_URL_FORMS = "sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db";
+const DATABASE_URL_FORMS = "sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db";
 
 /** Prepared statements kept per SQLite connection; jobwatch makes a few dozen distinct queries. */
 const STATEMENT_CACHE_SIZE = 500;

@@ -21,13 +21,13 @@ export interface CountDelta {
  * different jobs rarely meet on one counter (on Galera, two nodes writing one row is a certification
  * conflict that runs one transaction again).
  */
-export const EVERY_USER_SHARDS = 8;
+const EVERY_USER_SHARDS = 8;
 
 /** The usernames of the every-user rows. */
 export const EVERY_USER_KEYS: readonly string[] = Array.from({ length: EVERY_USER_SHARDS }, (_, i) => `\u0001${i}`);
 
 /** The every-user row of a job: by the last character of its id (a random hex digit of a UUID). */
-export function everyUserKey(jobId: string): string {
+function everyUserKey(jobId: string): string {
   return EVERY_USER_KEYS[(jobId.charCodeAt(jobId.length - 1) || 0) % EVERY_USER_SHARDS]!;
 }
 

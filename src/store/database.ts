@@ -6,7 +6,7 @@ import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "
 type Int64 = ColumnType<number, number, number>;
 
 /** One background job and its current state. */
-export interface JobsTable {
+interface JobsTable {
   job_id: string;
   operation_type: string;
   username: string;
@@ -48,7 +48,7 @@ export interface JobsTable {
 }
 
 /** One change of a job: the change feed that replicas poll, and (recorded = 1) the job's history. */
-export interface JobEventsTable {
+interface JobEventsTable {
   /** Assigned by the database (autoincrement); read through Number() like every BIGINT. */
   seq: Generated<number>;
   job_id: string;
@@ -72,7 +72,7 @@ export interface JobEventsTable {
 }
 
 /** An API token. Only a hash of the secret is stored. */
-export interface TokensTable {
+interface TokensTable {
   token_id: string;
   username: string;
   role: string;
@@ -82,7 +82,7 @@ export interface TokensTable {
 }
 
 /** How many jobs there are per user, operation type and status; kept with every write (GetJobStatistics). */
-export interface JobCountsTable {
+interface JobCountsTable {
   username: string;
   operation_type: string;
   status: string;
@@ -93,7 +93,7 @@ export interface JobCountsTable {
  * Finished jobs per user ('' for every user), hour of completion (slice_start, epoch ms) and duration
  * bucket (duration-histogram.ts); kept with every write (GetJobStatistics' percentiles).
  */
-export interface DurationHistogramTable {
+interface DurationHistogramTable {
   username: string;
   slice_start: Int64;
   bucket: number;
@@ -103,7 +103,7 @@ export interface DurationHistogramTable {
 }
 
 /** A registered webhook (webhooks.ts). */
-export interface WebhooksTable {
+interface WebhooksTable {
   webhook_id: string;
   owner: string;
   url: string;
@@ -119,7 +119,7 @@ export interface WebhooksTable {
 }
 
 /** The webhook outbox: one transition to tell one webhook. */
-export interface WebhookDeliveriesTable {
+interface WebhookDeliveriesTable {
   delivery_seq: Generated<number>;
   webhook_id: string;
   job_id: string;
@@ -140,7 +140,7 @@ export interface WebhookDeliveriesTable {
 }
 
 /** One attempt of a delivery. */
-export interface WebhookAttemptsTable {
+interface WebhookAttemptsTable {
   delivery_seq: Int64;
   attempt: number;
   at: Int64;

@@ -11,7 +11,7 @@ import { IDENTIFIER_QUOTE } from "./sql-names.js";
  * The relative error of a percentile read from the histogram: the value it reports is within 1% of the
  * exact (nearest-rank) duration, for durations of 1 ms and more (durations of 0 ms are exact).
  */
-export const RELATIVE_ERROR = 0.01;
+const RELATIVE_ERROR = 0.01;
 /** DDSketch's gamma: bucket i >= 1 holds the durations d with gamma^(i-2) < d <= gamma^(i-1) (ms). */
 const GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR);
 const LOG_GAMMA = Math.log(GAMMA);
@@ -27,13 +27,13 @@ export function bucketOf(durationMs: number): number {
 }
 
 /** The duration a bucket stands for: within RELATIVE_ERROR of every duration in it. */
-export function bucketValue(bucket: number): number {
+function bucketValue(bucket: number): number {
   if (bucket <= 0) return 0;
   return (2 * GAMMA ** (bucket - 1)) / (GAMMA + 1);
 }
 
 /** The start of the hour that holds `at` (epoch ms). */
-export function sliceOf(at: number): number {
+function sliceOf(at: number): number {
   return Math.floor(at / SLICE_MS) * SLICE_MS;
 }
 

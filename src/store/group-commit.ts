@@ -5,7 +5,7 @@ import type SqliteDatabase from "better-sqlite3";
 import { classifyStorageError } from "./storage-faults.js";
 
 /** Bodies in one group at most: a group holds the write lock, and the event loop, while it runs. */
-export const MAX_GROUP = 256;
+const MAX_GROUP = 256;
 
 interface Pending {
   run(): unknown;
@@ -14,7 +14,7 @@ interface Pending {
 }
 
 /** How a group that failed as a whole goes on: retry after `delayMs`, or fail every write with `error`. */
-export type GroupRetry = { delayMs: number } | { error: unknown };
+type GroupRetry = { delayMs: number } | { error: unknown };
 
 /** Options of groupCommit. */
 export interface GroupCommitOptions {

@@ -12,7 +12,7 @@ import { EVERY_USER_KEYS, rebuildEveryUserCounts } from "./counts.js";
 import { rebuildDurationHistogram } from "./duration-histogram.js";
 
 /** The migrations, by name; names sort in the order they apply. */
-export function migrations(dialect: Dialect): Record<string, Migration> {
+function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     "0001_init": init(dialect),
     "0002_jobs_status_created": statusCreatedIndex(),

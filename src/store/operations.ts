@@ -19,7 +19,7 @@ export type Operation = keyof JobStore;
 export type RetryPolicy = "read" | "idempotent" | "once" | "as-is";
 
 /** What the metrics count of an operation beyond its time in jobwatch_db_query_seconds. */
-export type MeterRole =
+type MeterRole =
   /** jobwatch_db_up: 1 when it succeeds, 0 when it fails (the health ping). */
   | "db_up"
   /** jobwatch_change_feed_poll_seconds: a read of the change feed. */

@@ -13,7 +13,7 @@ import type { StoreDb } from "./transaction.js";
  * Windows with at most this many finished jobs get exact percentiles: their durations are read and sorted
  * here. Larger ones are ranked from duration_histogram, within its RELATIVE_ERROR (default).
  */
-export const EXACT_PERCENTILES_MAX = 2000;
+const EXACT_PERCENTILES_MAX = 2000;
 
 /** A finished job's duration: from start (or creation, if it never started) to finish, in ms. */
 const duration = sql<number | string>`completed_at - coalesce(started_at, created_at)`.as("d");
@@ -23,7 +23,7 @@ const duration = sql<number | string>`completed_at - coalesce(started_at, create
  * the smallest value such that at least p% of the values are less than or equal to it, ceil(p/100 * n).
  * With 0.5 s and 1.1 s, p50 is 0.5 s and p95 is 1.1 s. Integer arithmetic, so no rounding error moves it.
  */
-export function nearestRank(percent: number, n: number): number {
+function nearestRank(percent: number, n: number): number {
   return Math.max(1, Math.ceil((percent * n) / 100));
 }
 
@@ -123,9 +123,9 @@ export async function getStatistics(
 }
 
 /** At most this many operation types are named in the statistics; the rest are summed under OTHER_TYPES. */
-export const MAX_OPERATION_TYPES = 100;
+const MAX_OPERATION_TYPES = 100;
 /** The key of the jobs of the types beyond the largest MAX_OPERATION_TYPES (no operation type can be spelled so). */
-export const OTHER_TYPES = "(other)";
+const OTHER_TYPES = "(other)";
 
 /**
  * Keeps the largest MAX_OPERATION_TYPES types (by count, then name) and sums the rest under OTHER_TYPES, so

@@ -8,7 +8,7 @@ import { UnavailableError } from "../errors.js";
  * - "not-ready": the server answers but cannot serve (a Galera node outside the primary component).
  * - "refused-write": the server refuses writes (disk full, read-only file or server); reads may still work.
  */
-export type FaultKind = "lost" | "unreachable" | "not-ready" | "refused-write";
+type FaultKind = "lost" | "unreachable" | "not-ready" | "refused-write";
 
 /** A classified storage fault. */
 export interface StorageFault {

@@ -13,7 +13,7 @@ import type { Database } from "./database.js";
  * The result of one statement of a transaction body. `column`: for a query marked with firstColumn(), on
  * SQLite, its first column's values without row objects (`rows` is then empty).
  */
-export type StatementResult = QueryResult<Record<string, unknown>> & { column?: unknown[] };
+type StatementResult = QueryResult<Record<string, unknown>> & { column?: unknown[] };
 
 /** Queries whose first column is all their reader wants. */
 const firstColumnOnly = new WeakSet<CompiledQuery>();
@@ -164,17 +164,14 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
 }
 
 /** Runs a transaction body to its end, executing each statement it yields with `exec`. */
-export function drive<T>(
-  gen: Generator<CompiledQuery, T, StatementResult>,
-  exec: (q: CompiledQuery) => StatementResult,
-): T {
+function drive<T>(gen: Generator<CompiledQuery, T, StatementResult>, exec: (q: CompiledQuery) => StatementResult): T {
   let step = gen.next();
   while (!step.done) step = gen.next(exec(step.value));
   return step.value;
 }
 
 /** drive() with statements that run asynchronously (a Kysely transaction). */
-export async function driveAsync<T>(
+async function driveAsync<T>(
   gen: Generator<CompiledQuery, T, StatementResult>,
   exec: (q: CompiledQuery) => Promise<StatementResult>,
 ): Promise<T> {
@@ -224,7 +221,7 @@ export function isUniqueViolation(error: unknown): boolean {
 }
 
 /** A connection that broke or could not be made (storage-faults.ts), as opposed to a refusal that persists. */
-export function isConnectionFault(error: unknown): boolean {
+function isConnectionFault(error: unknown): boolean {
   const kind = classifyStorageError(error)?.kind;
   return kind === "lost" || kind === "unreachable";
 }
@@ -235,7 +232,7 @@ export function isConnectionFault(error: unknown): boolean {
  * deadlock victim; Galera reports a failed certification the same way) and ER_LOCK_WAIT_TIMEOUT 1205.
  * Each rolled the transaction back, so nothing of it was written.
  */
-export function isTransient(error: unknown): boolean {
+function isTransient(error: unknown): boolean {
   const { code, errno } = errorCode(error);
   return (
     (typeof code === "string" && code.startsWith("SQLITE_BUSY")) ||

@@ -7,14 +7,14 @@ import { ChangeFeed } from "./change-feed.js";
 import type { FeedPosition } from "./feed-position.js";
 
 /** How long a missing change-feed seq is waited for before it counts as a rolled-back insert. */
-export const DEFAULT_GAP_TIMEOUT_MS = 5000;
+const DEFAULT_GAP_TIMEOUT_MS = 5000;
 
 /**
  * How long the change feed may fail before open watches are ended with UNAVAILABLE: their clients
  * resume on another replica (a healthy one, as health is NOT_SERVING here by then) instead of
  * waiting, unaware, for changes this replica cannot read.
  */
-export const DEFAULT_FEED_LOST_AFTER_MS = 5000;
+const DEFAULT_FEED_LOST_AFTER_MS = 5000;
 
 /** Entries per change-feed query. */
 const FEED_PAGE_SIZE = 500;

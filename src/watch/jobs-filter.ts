@@ -38,7 +38,7 @@ export function matches(filter: JobsFilter, job: Job): boolean {
  * (-> a terminal status) with the time of the revision that made the move, and a terminal job was RUNNING
  * before exactly when it has a started_at.
  */
-export function statusChangedFrom(job: Job): JobStatus | undefined {
+function statusChangedFrom(job: Job): JobStatus | undefined {
   if (job.status === "running") return job.startedAt === job.updatedAt ? "pending" : undefined;
   if (isTerminal(job.status) && job.completedAt === job.updatedAt) {
     return job.startedAt === null ? "pending" : "running";

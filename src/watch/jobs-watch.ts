@@ -31,7 +31,7 @@ export type JobsEvent =
   | { type: "bookmark"; cursor: string };
 
 /** What JobsWatches needs from the store. */
-export type JobsWatchStore = Pick<JobStore, "readFeed" | "snapshotsAt" | "listJobs">;
+type JobsWatchStore = Pick<JobStore, "readFeed" | "snapshotsAt" | "listJobs">;
 
 /** Dependencies of JobsWatches. */
 export interface JobsWatchesDeps {

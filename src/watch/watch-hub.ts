@@ -60,7 +60,7 @@ interface Watcher {
 }
 
 /** The error that ends every watch at shutdown; names the revision to resume after. */
-export function shuttingDown(resumeAfter: number): UnavailableError {
+function shuttingDown(resumeAfter: number): UnavailableError {
   return new UnavailableError(`server is shutting down: reconnect and resume with after_revision=${resumeAfter}`);
 }
 

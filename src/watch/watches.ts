@@ -11,7 +11,7 @@ import type { JobsEvent, JobsWatchOptions } from "./jobs-watch.js";
 import { WatchHub } from "./watch-hub.js";
 
 /** The default bookmark interval of WatchJob and WatchJobs. */
-export const DEFAULT_BOOKMARK_MS = 30_000;
+const DEFAULT_BOOKMARK_MS = 30_000;
 
 /** Dependencies of Watches. */
 export interface WatchesDeps {

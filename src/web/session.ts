@@ -6,7 +6,7 @@ import { UnauthenticatedError } from "../errors.js";
 /** The cookie holding the signed-in user's token: HttpOnly, so no script on the page can read it. */
 export const SESSION_COOKIE = "jobwatch_session";
 /** The cookie holding the CSRF token: readable by the page, which sends it back in CSRF_HEADER. */
-export const CSRF_COOKIE = "jobwatch_csrf";
+const CSRF_COOKIE = "jobwatch_csrf";
 /** The header every cookie-authenticated call must carry, equal to the CSRF cookie. */
 export const CSRF_HEADER = "x-csrf-token";
 
@@ -14,7 +14,7 @@ export const CSRF_HEADER = "x-csrf-token";
 export const SESSION_MAX_AGE_MS = 8 * 60 * 60 * 1000;
 
 /** Why a cookie-authenticated call without the matching CSRF header is refused. */
-export const CSRF_MESSAGE =
+const CSRF_MESSAGE =
   "the session cookie came without a matching x-csrf-token header: calls must come from the dashboard page (reload it)";
 
 /** Why a call with neither an authorization header nor a session is refused. */

@@ -28,10 +28,10 @@ import {
 } from "./session.js";
 
 /** Where `npm run build` puts the page (vite's outDir), from src/web or dist/web alike. */
-export const PAGE_DIR = fileURLToPath(new URL("../../dist/page/", import.meta.url));
+const PAGE_DIR = fileURLToPath(new URL("../../dist/page/", import.meta.url));
 
 /** The path prefix of the Connect endpoint: /api/jobwatch.v1.JobService/WatchJobs ... */
-export const API_PREFIX = "/api";
+const API_PREFIX = "/api";
 
 /** What the web server needs: the gRPC server's JobService handlers and stream rules, and the authenticator. */
 export interface WebServerDeps {

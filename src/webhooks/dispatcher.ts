@@ -30,7 +30,7 @@ export interface DispatcherSettings {
 }
 
 /** Defaults of DispatcherSettings. */
-export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
+const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
   pollMs: 500,
   timeoutMs: 10_000,
   concurrency: 4,
@@ -58,7 +58,7 @@ export function deliveryId(deliverySeq: number): string {
 }
 
 /** Delay before attempt `failures + 1`: 1 s doubling per failure, at most maxMs, with jitter (half to all of it). */
-export function backoffMs(failures: number, maxMs: number): number {
+function backoffMs(failures: number, maxMs: number): number {
   const full = Math.min(maxMs, 1000 * 2 ** Math.min(failures - 1, 30));
   return full / 2 + (Math.random() * full) / 2;
 }

@@ -34,7 +34,7 @@ export const jobs: Client<typeof JobService> = createClient(
 );
 
 /** Thrown by the /auth endpoints: the server's message, and whether signing in again is the fix. */
-export class SignInError extends Error {
+class SignInError extends Error {
   constructor(
     message: string,
     readonly status: number,
