@@ -192,16 +192,24 @@ export class FeedPoller {
     try {
       const batch = await this.feed.read();
       const known = new Map<number, Job>();
-      const seqs: number[] = [];
-      for (const entry of batch.entries) {
-        if (!this.peers.some((peer) => peer.wants(entry))) continue;
-        const key = `${entry.jobId} ${entry.revision}`;
-        const mine = this.recent.get(key) ?? this.older.get(key);
-        if (mine) known.set(entry.seq, mine);
-        else seqs.push(entry.seq);
+      const byRevision = new Map<string, Job>();
+      // Who wants an entry is asked again after each snapshot query: a watch opened while one ran (a WatchJobs
+      // stream registered at the position before this batch) wants entries nobody did before, and an entry
+      // handed over without its snapshot is skipped by every peer, for good (found by test/guarantees).
+      const asked = new Set<number>();
+      for (;;) {
+        const seqs: number[] = [];
+        for (const entry of batch.entries) {
+          if (asked.has(entry.seq) || !this.peers.some((peer) => peer.wants(entry))) continue;
+          asked.add(entry.seq);
+          const key = `${entry.jobId} ${entry.revision}`;
+          const mine = this.recent.get(key) ?? this.older.get(key);
+          if (mine) known.set(entry.seq, mine);
+          else seqs.push(entry.seq);
+        }
+        if (seqs.length === 0) break;
+        for (const job of await this.deps.store.snapshotsAt(seqs)) byRevision.set(`${job.jobId} ${job.revision}`, job);
       }
-      const loaded = seqs.length > 0 ? await this.deps.store.snapshotsAt(seqs) : [];
-      const byRevision = new Map(loaded.map((job) => [`${job.jobId} ${job.revision}`, job]));
       const changes: FeedChange[] = batch.entries.map((e) => ({
         seq: e.seq,
         jobId: e.jobId,
