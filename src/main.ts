@@ -22,6 +22,7 @@ import { openStore } from "./store/open.js";
 import { startTracing } from "./telemetry/sdk.js";
 import type { JobStore } from "./store/store.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import { dispatcherMetrics } from "./webhooks/metrics.js";
 
 /** How long shutdown may take before the process exits anyway (the issue allows 10 s). */
 const SHUTDOWN_BUDGET_MS = 8000;
@@ -98,7 +99,13 @@ export async function startService(
     sweepIntervalMs: config.sweepIntervalMs,
   });
   // Delivers the webhook outbox that transitions write; one of any number of replicas takes each delivery.
-  const webhooks = new WebhookDispatcher({ store, log, settings: config.webhooks });
+  const webhooks = new WebhookDispatcher({
+    store,
+    log,
+    settings: config.webhooks,
+    // The backlog is counted through the raw store, like the jobs by status.
+    ...(metrics ? { metrics: dispatcherMetrics(metrics.registry, guarded.store) } : {}),
+  });
   const server = createServer({
     store,
     faults: guarded,

@@ -45,7 +45,12 @@ for (const dialect of DIALECTS) {
 
     describe("health and shutdown", () => {
       test("health is SERVING for the server and each service, without a token", async () => {
-        for (const name of ["", "jobwatch.v1.JobService", "jobwatch.v1.JobWorkerService"]) {
+        for (const name of [
+          "",
+          "jobwatch.v1.JobService",
+          "jobwatch.v1.JobWorkerService",
+          "jobwatch.v1.JobWebhookService",
+        ]) {
           assert.equal(await healthCheck(suite.server.address, name), "SERVING");
         }
       });

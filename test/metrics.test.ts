@@ -8,11 +8,14 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { pino } from "pino";
+import { Registry } from "prom-client";
 import { createClient, JobNotFoundError, UnauthenticatedError, type JobwatchClient } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
 import { startService, type Service } from "../src/main.js";
 import { Metrics } from "../src/server/metrics.js";
 import type { JobStore } from "../src/store/store.js";
+import { dispatcherMetrics } from "../src/webhooks/metrics.js";
+import { startReceiver } from "./helpers/webhook-receiver.js";
 
 interface Sample {
   name: string;
@@ -59,6 +62,9 @@ describe("metrics", () => {
         JOBWATCH_LISTEN: "127.0.0.1:0",
         JOBWATCH_METRICS_LISTEN: "127.0.0.1:0",
         JOBWATCH_ACCESS_LOG: "off",
+        // Retries soon enough for the webhook test.
+        JOBWATCH_WEBHOOK_POLL: "50ms",
+        JOBWATCH_WEBHOOK_MAX_BACKOFF: "200ms",
       }),
       pino({ level: "silent" }),
       (text) => {
@@ -208,6 +214,70 @@ describe("metrics", () => {
     for (let i = 0; i < 5; i++) await metrics.registry.metrics();
     assert.equal(reads, 1, "one GROUP BY for six scrapes");
     metrics.registry.clear();
+  });
+
+  test("webhooks: attempts by outcome and their latency, deliveries ended, in flight, the outbox's backlog", async () => {
+    const receiver = await startReceiver();
+    try {
+      receiver.mode = "down";
+      const made = await admin.webhooks.create({ url: receiver.url, allUsers: true, operationTypes: ["metrics_hook"] });
+      receiver.setSecret(made.secret);
+      const job = await admin.worker.createJob({ operationType: "metrics_hook", username: "alice" });
+      await admin.worker.startJob(job.jobId);
+      await admin.worker.completeJob(job.jobId, {});
+      // While the receiver answers 503 the delivery stays in the outbox (counted at most every 5 s).
+      let seen = await scrape();
+      for (let i = 0; i < 100 && value(seen, "jobwatch_webhook_outbox_pending") !== 1; i++) {
+        await delay(100);
+        seen = await scrape();
+      }
+      assert.equal(value(seen, "jobwatch_webhook_outbox_pending"), 1);
+      assert.ok(value(seen, "jobwatch_webhook_outbox_oldest_pending_seconds") >= 0);
+      assert.ok(value(seen, "jobwatch_webhook_attempts_total", { outcome: "http_5xx" }) >= 1);
+      assert.equal(value(seen, "jobwatch_webhook_attempts_total", { outcome: "success" }), 0);
+      receiver.mode = "ok";
+      await receiver.waitFor((r) => r.unique().length === 1);
+      for (let i = 0; i < 100 && value(seen, "jobwatch_webhook_deliveries_total", { result: "delivered" }) !== 1; i++) {
+        await delay(50);
+        seen = await scrape();
+      }
+      assert.equal(value(seen, "jobwatch_webhook_deliveries_total", { result: "delivered" }), 1);
+      assert.equal(value(seen, "jobwatch_webhook_deliveries_total", { result: "given_up" }), 0);
+      assert.equal(value(seen, "jobwatch_webhook_attempts_total", { outcome: "success" }), 1);
+      const attempts = seen
+        .filter((x) => x.name === "jobwatch_webhook_attempts_total")
+        .reduce((sum, x) => sum + x.value, 0);
+      assert.equal(value(seen, "jobwatch_webhook_attempt_duration_seconds_count"), attempts, "every attempt timed");
+      for (const outcome of ["http_4xx", "http_other", "timeout", "connection_error", "address_refused", "shutdown"]) {
+        assert.equal(value(seen, "jobwatch_webhook_attempts_total", { outcome }), 0, outcome);
+      }
+      assert.equal(value(seen, "jobwatch_webhook_deliveries_in_flight"), 0);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test("the outbox backlog: read from the store at most every 5 s, however often /metrics is scraped", async () => {
+    let reads = 0;
+    let clock = 1_000_000;
+    const backlog = { pending: 3, oldestSince: clock - 90_000 };
+    const registry = new Registry();
+    const store = {
+      deliveryBacklog: async () => {
+        reads++;
+        return { ...backlog };
+      },
+    };
+    dispatcherMetrics(registry, store, () => clock);
+    const first = parse(await registry.metrics());
+    assert.equal(value(first, "jobwatch_webhook_outbox_pending"), 3);
+    assert.equal(value(first, "jobwatch_webhook_outbox_oldest_pending_seconds"), 90);
+    backlog.pending = 0;
+    for (let i = 0; i < 5; i++) await registry.metrics();
+    assert.equal(reads, 1, "one count for six scrapes");
+    clock += 5000;
+    assert.equal(value(parse(await registry.metrics()), "jobwatch_webhook_outbox_pending"), 0);
+    assert.equal(reads, 2);
   });
 
   test("promtool check metrics passes on a scrape after calls of every kind (Prometheus's own linter)", async () => {

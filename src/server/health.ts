@@ -8,7 +8,12 @@ import type { StorageFaults } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 
 /** The names health answers for: "" (the whole server) and each jobwatch service. */
-const HEALTH_SERVICE_NAMES: readonly string[] = ["", "jobwatch.v1.JobService", "jobwatch.v1.JobWorkerService"];
+const HEALTH_SERVICE_NAMES: readonly string[] = [
+  "",
+  "jobwatch.v1.JobService",
+  "jobwatch.v1.JobWorkerService",
+  "jobwatch.v1.JobWebhookService",
+];
 
 /** What HealthMonitor needs. */
 export interface HealthMonitorDeps {

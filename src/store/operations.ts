@@ -109,6 +109,7 @@ export const OPERATIONS = {
   finishDelivery: { retry: "once", publishes: false, metric: "finishDelivery" },
   listDeliveries: { retry: "read", publishes: false, metric: "listDeliveries" },
   replayDeliveries: { retry: "idempotent", publishes: false, metric: "replayDeliveries" },
+  deliveryBacklog: { retry: "read", publishes: false, metric: "deliveryBacklog" },
 } as const satisfies OperationTable;
 
 /** Every operation name, in the table's order. */

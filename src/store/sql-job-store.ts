@@ -37,6 +37,7 @@ import {
   claimDeliveries,
   createWebhook,
   deleteWebhook,
+  deliveryBacklog,
   finishDelivery,
   getWebhook,
   listDeliveries,
@@ -47,6 +48,7 @@ import type {
   AttemptOutcome,
   ClaimedDelivery,
   DeliveryAttempt,
+  DeliveryBacklog,
   DeliveryRoom,
   ListedDelivery,
   NewWebhook,
@@ -311,6 +313,10 @@ export class SqlJobStore implements JobStore {
 
   async replayDeliveries(webhookId: string, jobId: string, fromRevision: number): Promise<number> {
     return replayDeliveries(this.#s, webhookId, jobId, fromRevision);
+  }
+
+  async deliveryBacklog(): Promise<DeliveryBacklog> {
+    return deliveryBacklog(this.#s);
   }
 }
 

@@ -4,6 +4,7 @@ import type {
   AttemptOutcome,
   ClaimedDelivery,
   DeliveryAttempt,
+  DeliveryBacklog,
   DeliveryRoom,
   ListedDelivery,
   NewWebhook,
@@ -205,4 +206,6 @@ export interface JobStore {
   ): Promise<ListedDelivery[]>;
   /** A job's deliveries to the webhook from `fromRevision` on, pending and due again; how many. */
   replayDeliveries(webhookId: string, jobId: string, fromRevision: number): Promise<number>;
+  /** Pending deliveries in the outbox (all webhooks, all replicas) and when the oldest's round began. */
+  deliveryBacklog(): Promise<DeliveryBacklog>;
 }

@@ -71,6 +71,13 @@ export interface DeliveryRoom {
   inFlight: ReadonlyMap<string, number>;
 }
 
+/** The outbox's pending deliveries, every webhook's and every replica's. */
+export interface DeliveryBacklog {
+  pending: number;
+  /** When the oldest pending delivery's round of attempts began (epoch ms); null with none pending. */
+  oldestSince: number | null;
+}
+
 /** How an attempt ended. */
 export type AttemptOutcome = { state: "delivered" } | { state: "pending"; retryAt: number } | { state: "failed" };
 
@@ -290,6 +297,20 @@ export async function finishDelivery(
       .where("delivery_seq", "=", delivery.deliverySeq)
       .compile();
   });
+}
+
+/** How many deliveries are pending in the outbox, and since when the oldest (webhook_deliveries_due's prefix). */
+export async function deliveryBacklog(db: StoreDb): Promise<DeliveryBacklog> {
+  const row = await db.kysely
+    .selectFrom("webhook_deliveries")
+    .select((eb) => [
+      eb.fn.countAll<number | string>().as("pending"),
+      eb.fn.min<number | string | null>("since").as("oldest"),
+    ])
+    .where("state", "=", "pending")
+    .executeTakeFirst();
+  const oldest = row?.oldest ?? null;
+  return { pending: Number(row?.pending ?? 0), oldestSince: oldest === null ? null : Number(oldest) };
 }
 
 /** A webhook's deliveries (one job's with jobId), newest first, before `beforeSeq`, with their last attempts. */

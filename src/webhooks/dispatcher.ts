@@ -10,6 +10,8 @@ import type { JobStore } from "../store/store.js";
 import type { AttemptOutcome, ClaimedDelivery, DeliveryAttempt } from "../store/webhooks.js";
 import { addressPolicy, guardedLookup } from "./address-policy.js";
 import type { AddressPolicy } from "./address-policy.js";
+import { NO_DISPATCHER_METRICS } from "./metrics.js";
+import type { AttemptKind, DispatcherObserver } from "./metrics.js";
 import { deliveryBody } from "./payload.js";
 import { sign } from "./signature.js";
 
@@ -67,6 +69,15 @@ function backoffMs(failures: number, maxMs: number): number {
 interface Answer {
   status: number | null;
   error: string | null;
+  kind: AttemptKind;
+}
+
+/** The kind of an answered attempt, by its HTTP status. */
+function answeredKind(status: number): AttemptKind {
+  if (status >= 200 && status < 300) return "success";
+  if (status >= 400 && status < 500) return "http_4xx";
+  if (status >= 500 && status < 600) return "http_5xx";
+  return "http_other";
 }
 
 /** One process's dispatcher; start() once, stop() before the store closes. */
@@ -75,6 +86,7 @@ export class WebhookDispatcher {
   readonly #log: Logger;
   readonly #settings: DispatcherSettings;
   readonly #policy: AddressPolicy;
+  readonly #metrics: DispatcherObserver;
   readonly #owner = randomUUID();
   readonly #inFlight = new Map<string, number>();
   readonly #sending = new Set<Promise<void>>();
@@ -83,8 +95,15 @@ export class WebhookDispatcher {
   #stopped = false;
   #polling = false;
 
-  constructor(deps: { store: JobStore; log: Logger; settings?: Partial<DispatcherSettings> }) {
+  constructor(deps: {
+    store: JobStore;
+    log: Logger;
+    settings?: Partial<DispatcherSettings>;
+    /** Where attempts and deliveries are counted (dispatcherMetrics); nowhere by default. */
+    metrics?: DispatcherObserver;
+  }) {
     this.#store = deps.store;
+    this.#metrics = deps.metrics ?? NO_DISPATCHER_METRICS;
     this.#log = deps.log;
     this.#settings = { ...DEFAULT_DISPATCHER_SETTINGS, ...deps.settings };
     this.#policy = addressPolicy(this.#settings.allowAddresses);
@@ -135,6 +154,7 @@ export class WebhookDispatcher {
       .catch((error: unknown) => this.#log.warn({ err: error, webhook }, "a webhook attempt could not be recorded"))
       .finally(() => {
         this.#sending.delete(sending);
+        this.#metrics.inFlight(this.#sending.size);
         const left = (this.#inFlight.get(webhook) ?? 1) - 1;
         if (left === 0) this.#inFlight.delete(webhook);
         else this.#inFlight.set(webhook, left);
@@ -142,6 +162,7 @@ export class WebhookDispatcher {
         if (!this.#stopped) this.#schedule(0);
       });
     this.#sending.add(sending);
+    this.#metrics.inFlight(this.#sending.size);
   }
 
   async #deliver(delivery: ClaimedDelivery): Promise<void> {
@@ -163,6 +184,7 @@ export class WebhookDispatcher {
       error: answer.error,
       latencyMs: performance.now() - started,
     };
+    this.#metrics.attempted(answer.kind, attempt.latencyMs / 1000);
     const ok = answer.status !== null && answer.status >= 200 && answer.status < 300;
     let outcome: AttemptOutcome;
     if (ok) outcome = { state: "delivered" };
@@ -185,6 +207,8 @@ export class WebhookDispatcher {
       );
     }
     await this.#store.finishDelivery(delivery, attempt, outcome);
+    if (outcome.state === "delivered") this.#metrics.ended("delivered");
+    else if (outcome.state === "failed") this.#metrics.ended("given_up");
   }
 
   /** POSTs `body`; the answer's status, or why there was none. Never throws. */
@@ -210,12 +234,13 @@ export class WebhookDispatcher {
             read += chunk.length;
             if (read > MAX_ANSWER_BYTES) res.destroy();
           });
-          res.on("close", () => resolve({ status: res.statusCode ?? null, error: null }));
+          res.on("close", () => {
+            const status = res.statusCode ?? null;
+            resolve({ status, error: null, kind: status === null ? "connection_error" : answeredKind(status) });
+          });
         },
       );
-      req.on("error", (error: NodeJS.ErrnoException) =>
-        resolve({ status: null, error: this.#why(error, abort.signal) }),
-      );
+      req.on("error", (error: NodeJS.ErrnoException) => resolve(this.#unanswered(error, abort.signal)));
       req.end(body);
     }).finally(() => {
       clearTimeout(timer);
@@ -223,15 +248,16 @@ export class WebhookDispatcher {
     });
   }
 
-  /** A short reason for an attempt without an answer. */
-  #why(error: NodeJS.ErrnoException, signal: AbortSignal): string {
+  /** An attempt without an answer: a short reason, and its kind. */
+  #unanswered(error: NodeJS.ErrnoException, signal: AbortSignal): Answer {
+    const none = (why: string, kind: AttemptKind): Answer => ({ status: null, error: why, kind });
     if (signal.aborted) {
       return signal.reason instanceof Error && signal.reason.message === "timeout"
-        ? `no answer within ${this.#settings.timeoutMs} ms`
-        : "the server shut down during the attempt";
+        ? none(`no answer within ${this.#settings.timeoutMs} ms`, "timeout")
+        : none("the server shut down during the attempt", "shutdown");
     }
-    if (error.code === "EADDRREFUSED") return error.message;
-    if (error.code === "ECONNREFUSED") return "connection refused";
-    return (error.code ?? error.message).slice(0, 200);
+    if (error.code === "EADDRREFUSED") return none(error.message, "address_refused");
+    if (error.code === "ECONNREFUSED") return none("connection refused", "connection_error");
+    return none((error.code ?? error.message).slice(0, 200), "connection_error");
   }
 }
