@@ -2,7 +2,8 @@
 // signature and deduplicates by webhook-id; it can answer at once, refuse (be down), or hold requests.
 //
 // API:
-//   startReceiver(secret?)  { url, mode, requests, unique(), held, waitFor(pred, ms), setSecret(s), close() }
+//   startReceiver(secret?)  { url, mode, answerDelayMs, requests, unique(), held, overlaps, abandoned,
+//                             waitFor(pred, ms), setSecret(s), close() }
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { verify } from "../../src/webhooks/signature.js";
@@ -32,6 +33,12 @@ export interface Receiver {
   unique(): Received[];
   /** Requests being held (mode "hold"). */
   readonly held: ServerResponse[];
+  /** In mode "ok", how long each answer waits (a receiver that takes its time; 0: at once). */
+  answerDelayMs: number;
+  /** webhook-ids that had two requests open at once (two senders attempting one delivery together). */
+  readonly overlaps: string[];
+  /** webhook-ids whose sender closed the connection before the answer (it died, or gave up waiting). */
+  readonly abandoned: Set<string>;
   setSecret(secret: string): void;
   /** Resolves when `predicate` holds; rejects after `ms` with what was received. */
   waitFor(predicate: (r: Receiver) => boolean, ms?: number): Promise<void>;
@@ -46,6 +53,9 @@ export async function startReceiver(): Promise<Receiver> {
     mode: "ok",
     requests: [],
     held: [],
+    answerDelayMs: 0,
+    overlaps: [],
+    abandoned: new Set(),
     unique() {
       const seen = new Set<string>();
       return receiver.requests.filter((r) => !seen.has(r.id) && seen.add(r.id));
@@ -82,7 +92,16 @@ export async function startReceiver(): Promise<Receiver> {
         server.close(() => resolve());
       }),
   };
+  const open = new Map<string, number>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const opened = String(req.headers["webhook-id"] ?? "");
+    const already = open.get(opened) ?? 0;
+    if (already > 0) receiver.overlaps.push(opened);
+    open.set(opened, already + 1);
+    res.on("close", () => {
+      open.set(opened, (open.get(opened) ?? 1) - 1);
+      if (!res.writableFinished) receiver.abandoned.add(opened);
+    });
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -102,6 +121,8 @@ export async function startReceiver(): Promise<Receiver> {
       });
       for (const w of wake) w();
       if (receiver.mode === "hold") receiver.held.push(res);
+      else if (receiver.answerDelayMs > 0)
+        setTimeout(() => res.destroyed || res.writeHead(200).end(), receiver.answerDelayMs);
       else res.writeHead(200).end();
     });
   });
