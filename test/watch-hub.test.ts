@@ -294,6 +294,29 @@ for (const backend of BACKENDS) {
       assert.equal(hub.watcherCount, 0);
     });
 
+    test("a change still being handed out in slices is not wanted again from the feed, and each watcher gets it once", async () => {
+      const hub = hubOn(shared.a);
+      const job = await shared.a.createJob({ operationType: "add_golden_repo", username: "alice" });
+      const streams = Array.from({ length: 1200 }, () => pullWatch(hub, job.jobId, opts()));
+      for (const s of streams) assert.equal((await s.next()).value.revision, 1);
+      const started = await shared.a.startJob(job.jobId);
+      hub.publish(started);
+      await nextTurn();
+      // Part of the watchers have it, the rest are handed it in the next turns: a poll reading the
+      // change's feed entry now must not load its snapshot and deliver it a second time.
+      const entry = { seq: 1, jobId: job.jobId, revision: started.revision };
+      assert.equal(hub.hub.wants(entry), false);
+      hub.hub.receive([{ ...entry, job: { ...started } }]);
+      const completed = await shared.a.completeJob(job.jobId, { files: 1 });
+      hub.publish(completed);
+      for (const s of streams) {
+        const got: number[] = [];
+        for await (const j of { [Symbol.asyncIterator]: () => s }) got.push(j.revision);
+        assert.deepEqual(got, [started.revision, completed.revision]);
+      }
+      assert.equal(hub.watcherCount, 0);
+    });
+
     test("a watcher that does not read while 1000 progress reports arrive holds a bounded queue and misses no status change", async () => {
       const hub = hubOn(shared.a);
       await hub.start(); // the feed brings the same changes again: they must not be duplicated
