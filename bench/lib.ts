@@ -146,6 +146,14 @@ export interface DetailsRateSpec {
  * connections (h2-client on the load core), against a fresh jobwatch server (pinned to the server core).
  */
 export async function getJobDetailsRate(spec: DetailsRateSpec): Promise<number> {
+  return (await getJobDetailsRun(spec)).rate;
+}
+
+/**
+ * getJobDetailsRate's run, with the server's CPU time per call (us, warm-up included on both sides): less
+ * moved by other work on the machine than calls/s, which counts every time the server had no core.
+ */
+export async function getJobDetailsRun(spec: DetailsRateSpec): Promise<{ rate: number; cpuUsPerCall: number }> {
   const child = await startChild<{ address: string; user: string; admin: string }>(
     PINNING?.server,
     nodeTs(spec.script ?? "bench/jobwatch-server.ts").concat(spec.url),
@@ -169,10 +177,12 @@ export async function getJobDetailsRate(spec: DetailsRateSpec): Promise<number> 
       ...nodeTs("bench/h2-client.ts"),
       JSON.stringify(load),
     ]);
+    const cpuBefore = cpuMs(child.pid);
     const result = JSON.parse(await run(command, args)) as LoadResult;
+    const cpuUsPerCall = ((cpuMs(child.pid) - cpuBefore) * 1000) / result.okTotal;
     const failed = Object.values(result.failed).reduce((a, b) => a + b, 0);
     if (failed > 0) throw new Error(`${failed} GetJobDetails calls failed (${spec.label})`);
-    return result.ok / result.seconds;
+    return { rate: result.ok / result.seconds, cpuUsPerCall };
   } finally {
     await child.stop();
   }

@@ -2,14 +2,15 @@
 // each figure the median: "base", the build of the commit before tracing existed (BENCH_TRACING_BASE, by
 // default the parent of the commit that added src/server/tracing.ts: as main moves on, its later changes
 // count in the ratio too); "off", this build with no OTEL_* endpoint (the shipped default); "on", every call
-// sampled and exported over OTLP/HTTP to a sink in this process. Prints off/base (goal >= 0.98) and on/off.
+// sampled and exported over OTLP/HTTP to a sink in this process. Prints off/base (goal >= 0.98) and on/off, in
+// calls/s and in the server's CPU time per call (which other work on a shared machine moves less).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { getJobDetailsRate, median, spread } from "./lib.js";
+import { getJobDetailsRun, median, spread } from "./lib.js";
 
 const quick = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 3));
@@ -76,31 +77,42 @@ try {
     },
   };
   const figures: Record<Mode, number[]> = { base: [], off: [], on: [] };
+  const cpu: Record<Mode, number[]> = { base: [], off: [], on: [] };
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate which goes first, so a machine warming up or slowing down favours none.
     const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
     for (const mode of order) {
-      figures[mode].push(
-        await getJobDetailsRate({
-          url: `sqlite:${join(dir, `${mode}-${round}.db`)}`,
-          env: env[mode],
-          seconds: DURATION_S,
-          label: `tracing ${mode}`,
-          ...(mode === "base" && base.script !== undefined ? { script: base.script } : {}),
-        }),
-      );
+      const measured = await getJobDetailsRun({
+        url: `sqlite:${join(dir, `${mode}-${round}.db`)}`,
+        env: env[mode],
+        seconds: DURATION_S,
+        label: `tracing ${mode}`,
+        ...(mode === "base" && base.script !== undefined ? { script: base.script } : {}),
+      });
+      figures[mode].push(measured.rate);
+      cpu[mode].push(measured.cpuUsPerCall);
     }
   }
   const off = median(figures.off);
+  const offCpu = median(cpu.off);
+  const met = (ok: boolean): string => (ok ? "yes" : "NO");
   console.log(
     `Tracing overhead: GetJobDetails on SQLite, ${ROUNDS} runs each of ${DURATION_S} s, 100 streams in flight (${base.note})`,
   );
-  if (base.script !== undefined) console.log(`  before tracing: ${spread(figures.base)} calls/s`);
-  console.log(`  tracing off:    ${spread(figures.off)} calls/s`);
-  console.log(`  tracing on:     ${spread(figures.on)} calls/s (always_on, ${sink.exports()} OTLP exports received)`);
-  if (base.script !== undefined)
-    console.log(`  ratio off/base: ${(off / median(figures.base)).toFixed(3)} (goal >= 0.98)`);
-  console.log(`  ratio on/off:   ${(median(figures.on) / off).toFixed(3)} (the cost of tracing every call)`);
+  const row = (label: string, mode: Mode, extra = ""): void =>
+    console.log(`  ${label} ${spread(figures[mode])} calls/s, ${spread(cpu[mode], 1)} us CPU per call${extra}`);
+  if (base.script !== undefined) row("before tracing:", "base");
+  row("tracing off:   ", "off");
+  row("tracing on:    ", "on", ` (always_on, ${sink.exports()} OTLP exports received)`);
+  if (base.script !== undefined) {
+    const ratio = off / median(figures.base);
+    const cpuRatio = offCpu / median(cpu.base);
+    console.log(`  ratio off/base: ${ratio.toFixed(3)} calls/s (goal >= 0.98, met: ${met(ratio >= 0.98)})`);
+    console.log(`  CPU per call off/base: ${cpuRatio.toFixed(3)} (goal <= 1.02, met: ${met(cpuRatio <= 1.02)})`);
+  }
+  console.log(
+    `  ratio on/off:   ${(median(figures.on) / off).toFixed(3)} calls/s, CPU per call ${(median(cpu.on) / offCpu).toFixed(3)}x (the cost of tracing every call)`,
+  );
 } finally {
   sink.close();
   rmSync(dir, { recursive: true, force: true });
