@@ -254,6 +254,11 @@ describe("jobwatch client commands", () => {
     assert.equal(stats.code, ExitCode.OK, stats.stderr);
     assert.ok(Number((JSON.parse(stats.stdout) as { total: number | string }).total) >= 1);
     await worker.worker.failJob(job.jobId, "cleanup");
+    // The finished job's type in the per-operation durations of the window.
+    const text = await cli(["stats"], as(server.tokens.alice));
+    assert.equal(text.code, ExitCode.OK, text.stderr);
+    assert.match(text.stdout, /^OPERATION\s+FINISHED\s+P50\s+P95$/m);
+    assert.match(text.stdout, /^list_cli_op\s+1\s+\S+\s+\S+$/m);
   });
 
   test("--all means every user's jobs in list, stats and top alike; without it an admin gets its own", async () => {

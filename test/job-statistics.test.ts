@@ -62,6 +62,12 @@ for (const dialect of DIALECTS) {
         assert.equal(stats.byOperationType[op], 2);
         assert.ok(stats.p50Duration !== undefined && stats.p95Duration !== undefined);
         assert.ok(stats.windowStart instanceof Date);
+        // All of carol's finished jobs are of op: its durations are the window's.
+        assert.deepEqual(stats.durationsByOperationType, {
+          [op]: { finished: 2, p50Duration: stats.p50Duration, p95Duration: stats.p95Duration },
+        });
+        const bobs = await jobsOf(suite.server.tokens.bob).getJobStatistics({});
+        assert.equal(bobs.durationsByOperationType[op], undefined);
       });
     });
   });

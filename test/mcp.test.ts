@@ -459,6 +459,12 @@ describe("jobwatch mcp", () => {
       assert.equal(s["success_rate"], 0);
       assert.equal(typeof s["p50_duration_seconds"], "number");
       assert.ok((s["by_operation_type"] as unknown as Record<string, number>)["add_golden_repo"]! >= 3);
+      // The one job finished in the window, by its type: the same figures as the window's.
+      assert.deepEqual((s["durations_by_operation_type"] as unknown as Record<string, unknown>)["add_golden_repo"], {
+        finished: 1,
+        p50_duration_seconds: s["p50_duration_seconds"],
+        p95_duration_seconds: s["p95_duration_seconds"],
+      });
     } finally {
       await bob.close();
     }

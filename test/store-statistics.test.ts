@@ -2,6 +2,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { DIALECTS } from "./helpers/databases.js";
+import { Migrator } from "kysely";
+import { migrationProvider } from "../src/store/migrations.js";
 import { createStore } from "../src/store/open.js";
 import { afterEachStatement, jobIn, setup } from "./helpers/store.js";
 
@@ -73,6 +75,12 @@ for (const dialect of DIALECTS) {
       // Nearest rank of the ten durations 100, 200, ..., 900, 1000: p50 the 5th, p95 the 10th (ceil(9.5)).
       assert.equal(stats.p50DurationMs, 500);
       assert.equal(stats.p95DurationMs, 1000);
+      // Per type: index's nine 100..900 ms (ranks 5 and ceil(8.55) = 9), remove's one; index_repo finished
+      // no job in the window.
+      assert.deepEqual(stats.durationsByOperationType, {
+        index: { finished: 9, p50DurationMs: 500, p95DurationMs: 900 },
+        remove: { finished: 1, p50DurationMs: 1000, p95DurationMs: 1000 },
+      });
       assert.equal(old.status, "completed");
 
       const all = await store.getStatistics(undefined, 24 * 3600_000);
@@ -86,6 +94,97 @@ for (const dialect of DIALECTS) {
         [empty.total, empty.finishedInWindow, empty.p50DurationMs, empty.p95DurationMs],
         [0, 0, null, null],
       );
+      assert.deepEqual(empty.durationsByOperationType, {});
+    });
+
+    for (const [how, statisticsExactMax] of [
+      ["exact", undefined],
+      ["from the histogram", 0],
+    ] as const) {
+      test(`durations per operation type (${how}): the 20 types with the most jobs, each its own percentiles`, async (t) => {
+        const { store, clock } = await setup(t, dialect, 1, { statisticsExactMax });
+        // "big": 3 jobs of 10, 20 and 30 s; "mid": 2 of 1 and 3 s; t000..t020: one of i+1 ms each. By count
+        // then name the 20 largest are big, mid and t000..t017: t018, t019 and t020 get none.
+        const finish = async (operationType: string, ms: number) => {
+          const job = await store.createJob({ operationType, username: "typed" });
+          await store.startJob(job.jobId);
+          clock.advance(ms);
+          await store.completeJob(job.jobId, null);
+        };
+        for (const ms of [20_000, 10_000, 30_000]) await finish("big", ms);
+        for (const ms of [3000, 1000]) await finish("mid", ms);
+        for (let i = 0; i <= 20; i++) await finish(`t${String(i).padStart(3, "0")}`, i + 1);
+        // Another user's job of type big: not in typed's figures.
+        const other = await store.createJob({ operationType: "big", username: "other" });
+        await store.startJob(other.jobId);
+        clock.advance(99_000);
+        await store.completeJob(other.jobId, null);
+
+        const stats = await store.getStatistics("typed", 24 * 3600_000);
+        const types = Object.keys(stats.durationsByOperationType).sort();
+        assert.deepEqual(types, [
+          "big",
+          "mid",
+          ...Array.from({ length: 18 }, (_, i) => `t${String(i).padStart(3, "0")}`),
+        ]);
+        const big = stats.durationsByOperationType.big!;
+        const mid = stats.durationsByOperationType.mid!;
+        const t005 = stats.durationsByOperationType.t005!;
+        assert.deepEqual([big.finished, mid.finished, t005.finished], [3, 2, 1]);
+        // Nearest rank: of 10, 20, 30 s the 2nd and 3rd; of 1 and 3 s the 1st and 2nd.
+        const expected: [number | null, number][] = [
+          [big.p50DurationMs, 20_000],
+          [big.p95DurationMs, 30_000],
+          [mid.p50DurationMs, 1000],
+          [mid.p95DurationMs, 3000],
+          [t005.p50DurationMs, 6],
+          [t005.p95DurationMs, 6],
+        ];
+        for (const [i, [actual, exact]] of expected.entries()) {
+          if (statisticsExactMax === undefined) assert.equal(actual, exact, `figure ${i}`);
+          else assertWithin(actual, exact, `figure ${i}`);
+        }
+        // Every user's: big has 4 jobs, its p95 the other user's 99 s.
+        const all = await store.getStatistics(undefined, 24 * 3600_000);
+        assert.equal(all.durationsByOperationType.big!.finished, 4);
+        if (statisticsExactMax === undefined) assert.equal(all.durationsByOperationType.big!.p95DurationMs, 99_000);
+        else assertWithin(all.durationsByOperationType.big!.p95DurationMs, 99_000, "every user's big p95");
+      });
+    }
+
+    test("migration 0012 builds the per-type histogram from the finished jobs, and down keeps every type's", async (t) => {
+      const { store, clock, url } = await setup(t, dialect);
+      for (const [type, ms] of [
+        ["a", 100],
+        ["a", 300],
+        ["b", 5000],
+      ] as const) {
+        const job = await store.createJob({ operationType: type, username: "m" });
+        await store.startJob(job.jobId);
+        clock.advance(ms);
+        await store.completeJob(job.jobId, null);
+      }
+      // Two hours on, so the window's jobs are all in whole hours of the histogram.
+      clock.advance(2 * 3600_000);
+      const sketch = createStore(url, { statisticsExactMax: 0, now: clock.now });
+      t.after(() => sketch.close());
+      const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
+      const figures = async () => {
+        const s = await sketch.getStatistics("m", 24 * 3600_000);
+        return [s.finishedInWindow, s.p95DurationMs, s.durationsByOperationType.b?.p50DurationMs];
+      };
+      const before = await figures();
+      assert.equal((await migrator.migrateTo("0011_webhooks")).error, undefined);
+      const rows = await store.db
+        .selectFrom("duration_histogram")
+        .select(({ fn }) => fn.sum("n").as("n"))
+        .executeTakeFirst();
+      // 0011's histogram: the user's and every user's counters of the three jobs.
+      assert.equal(Number(rows?.n), 6);
+      assert.equal((await migrator.migrateToLatest()).error, undefined);
+      assert.deepEqual(await figures(), before);
+      assert.equal(before[0], 3);
+      assertWithin(before[2] as number, 5000, "b's p50 after the rebuild");
     });
 
     for (const [how, statisticsExactMax] of [
@@ -140,7 +239,7 @@ for (const dialect of DIALECTS) {
       const next = seeded(7);
       const ids: string[] = [];
       for (let i = 0; i < 400; i++) {
-        const job = await store.createJob({ operationType: "index", username: `u${i % 4}` });
+        const job = await store.createJob({ operationType: ["index", "scan", "sync"][i % 3]!, username: `u${i % 4}` });
         clock.advance(Math.floor(next() * 60_000));
         const ms = Math.floor(3 * 2_400_000 ** next());
         if (i % 17 !== 0) await store.startJob(job.jobId);
@@ -160,6 +259,18 @@ for (const dialect of DIALECTS) {
             assert.equal(approx.completedInWindow, exact.completedInWindow, what);
             assertWithin(approx.p50DurationMs, exact.p50DurationMs!, `${what} p50`);
             assertWithin(approx.p95DurationMs, exact.p95DurationMs!, `${what} p95`);
+            // Each type's from its own counters, within the same 1%.
+            assert.deepEqual(
+              Object.keys(approx.durationsByOperationType).sort(),
+              Object.keys(exact.durationsByOperationType).sort(),
+              what,
+            );
+            for (const [type, e] of Object.entries(exact.durationsByOperationType)) {
+              const a = approx.durationsByOperationType[type]!;
+              assert.equal(a.finished, e.finished, `${what} ${type}`);
+              assertWithin(a.p50DurationMs, e.p50DurationMs, `${what} ${type} p50`);
+              assertWithin(a.p95DurationMs, e.p95DurationMs, `${what} ${type} p95`);
+            }
           }
         }
       };

@@ -1,4 +1,5 @@
-// `jobwatch stats`: counts per status and operation type, and how recent jobs went (success rate, p50/p95).
+// `jobwatch stats`: counts per status and operation type, and how recent jobs went (success rate, p50/p95 overall
+// and per operation type).
 import type { Command } from "commander";
 import { durationMs, JobStatistics, type StatisticsQuery } from "../client/index.js";
 import {
@@ -66,6 +67,22 @@ export function register(program: Command): void {
         lines.push(`  success rate  ${(stats.successRate * 100).toFixed(1)}%`);
         lines.push(`  duration p50  ${p50 === undefined ? "-" : formatDuration(p50)}`);
         lines.push(`  duration p95  ${p95 === undefined ? "-" : formatDuration(p95)}`);
+        const durations = Object.entries(stats.durationsByOperationType).sort(
+          (a, b) => Number(b[1].finished) - Number(a[1].finished) || (a[0] < b[0] ? -1 : 1),
+        );
+        if (durations.length > 0) {
+          const shown = (d: Parameters<typeof durationMs>[0]) => {
+            const ms = durationMs(d);
+            return ms === undefined ? "-" : formatDuration(ms);
+          };
+          lines.push(
+            "",
+            table(
+              ["OPERATION", "FINISHED", "P50", "P95"],
+              durations.map(([type, d]) => [type, String(d.finished), shown(d.p50Duration), shown(d.p95Duration)]),
+            ),
+          );
+        }
       }
       process.stdout.write(`${lines.join("\n")}\n`);
     });

@@ -52,6 +52,16 @@ export function statisticsJson(stats: JobStatistics): Record<string, unknown> {
     success_rate: stats.successRate,
     p50_duration_seconds: seconds(stats.p50Duration),
     p95_duration_seconds: seconds(stats.p95Duration),
+    durations_by_operation_type: Object.fromEntries(
+      Object.entries(stats.durationsByOperationType).map(([operation, d]) => [
+        operation,
+        {
+          finished: Number(d.finished),
+          p50_duration_seconds: seconds(d.p50Duration),
+          p95_duration_seconds: seconds(d.p95Duration),
+        },
+      ]),
+    ),
   };
 }
 

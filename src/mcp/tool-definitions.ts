@@ -166,7 +166,7 @@ const GET_JOB_STATISTICS: Tool = {
   description:
     "Overview of background jobs: how many are active (running), pending, completed, failed, cancelled and in " +
     "total, counts per operation type, and for jobs that finished in the last window_hours (default 24): " +
-    "how many, the success rate and the median and 95th percentile durations. Covers your own jobs, or with " +
+    "how many, the success rate and the median and 95th percentile durations (overall and per operation type). Covers your own jobs, or with " +
     "an admin token one user's (username) or every user's (all_users).",
   inputSchema: {
     type: "object",
@@ -206,6 +206,19 @@ const GET_JOB_STATISTICS: Tool = {
           success_rate: { type: "number", description: "Of those, the fraction that completed (0 to 1)" },
           p50_duration_seconds: SECONDS_OR_NULL("Median duration of those jobs (null when none finished)"),
           p95_duration_seconds: SECONDS_OR_NULL("95th percentile duration of those jobs (null when none finished)"),
+          durations_by_operation_type: {
+            type: "object",
+            additionalProperties: {
+              type: "object",
+              properties: {
+                finished: COUNT("Jobs of this type that finished within the window"),
+                p50_duration_seconds: SECONDS_OR_NULL("Their median duration"),
+                p95_duration_seconds: SECONDS_OR_NULL("Their 95th percentile duration"),
+              },
+            },
+            description:
+              "The same per operation type, for the 20 types with the most jobs that had a job finish in the window",
+          },
         },
       },
       error: ERROR,

@@ -217,6 +217,16 @@ export function jobServiceHandlers(deps: Omit<JobServiceDeps, "log" | "streams">
         successRate: stats.finishedInWindow > 0 ? stats.completedInWindow / stats.finishedInWindow : 0,
         p50Duration: stats.p50DurationMs === null ? undefined : msToDuration(stats.p50DurationMs),
         p95Duration: stats.p95DurationMs === null ? undefined : msToDuration(stats.p95DurationMs),
+        durationsByOperationType: Object.fromEntries(
+          Object.entries(stats.durationsByOperationType).map(([type, d]) => [
+            type,
+            {
+              finished: d.finished,
+              p50Duration: msToDuration(d.p50DurationMs),
+              p95Duration: msToDuration(d.p95DurationMs),
+            },
+          ]),
+        ),
       };
     },
 

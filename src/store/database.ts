@@ -90,11 +90,13 @@ interface JobCountsTable {
 }
 
 /**
- * Finished jobs per user ('' for every user), hour of completion (slice_start, epoch ms) and duration
- * bucket (duration-histogram.ts); kept with every write (GetJobStatistics' percentiles).
+ * Finished jobs per user ('' for every user), operation type ('' for every type), hour of completion
+ * (slice_start, epoch ms) and duration bucket (duration-histogram.ts); kept with every write
+ * (GetJobStatistics' percentiles).
  */
 interface DurationHistogramTable {
   username: string;
+  operation_type: string;
   slice_start: Int64;
   bucket: number;
   n: Int64;

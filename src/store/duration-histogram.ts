@@ -1,5 +1,5 @@
-// duration_histogram: the durations of finished jobs as a DDSketch-style histogram per user and hour of
-// completion, changed by the same transaction as the jobs it counts, so GetJobStatistics ranks a window of
+// duration_histogram: the durations of finished jobs as a DDSketch-style histogram per user, operation type and
+// hour of completion, changed by the same transaction as the jobs it counts, so GetJobStatistics ranks a window of
 // a million jobs from a few thousand counters instead of reading and sorting every duration in it.
 import { CompiledQuery } from "kysely";
 import type { Kysely } from "kysely";
@@ -19,6 +19,8 @@ const LOG_GAMMA = Math.log(GAMMA);
 export const SLICE_MS = 3_600_000;
 /** The username of the rows that count every user's jobs (no username can be empty). */
 export const EVERY_USER = "";
+/** The operation_type of the rows that count every type's jobs (no operation type can be empty). */
+export const EVERY_TYPE = "";
 
 /** The bucket of a duration in ms: 0 for 0 ms (and less), else 1 + ceil(log_gamma(d)). */
 export function bucketOf(durationMs: number): number {
@@ -40,6 +42,7 @@ function sliceOf(at: number): number {
 /** A finished job as the histogram counts it. */
 export interface Finished {
   username: string;
+  operationType: string;
   status: string;
   completedAt: number;
   /** completed_at - coalesce(started_at, created_at). */
@@ -49,6 +52,7 @@ export interface Finished {
 /** A finished job (of the store, or the columns of its row) as the histogram counts it. */
 export function finishedOf(job: {
   username: string;
+  operationType: string;
   status: string;
   completedAt: number | null;
   startedAt: number | null;
@@ -57,6 +61,7 @@ export function finishedOf(job: {
   const completedAt = job.completedAt ?? job.createdAt;
   return {
     username: job.username,
+    operationType: job.operationType,
     status: job.status,
     completedAt,
     durationMs: completedAt - (job.startedAt ?? job.createdAt),
@@ -66,6 +71,7 @@ export function finishedOf(job: {
 /** A change of one counter: `delta` more (or fewer) finished jobs, `completed` of them COMPLETED. */
 interface HistogramDelta {
   username: string;
+  operationType: string;
   slice: number;
   bucket: number;
   n: number;
@@ -74,7 +80,8 @@ interface HistogramDelta {
 
 /**
  * The one statement that adds `finished` (sign +1: they just finished; -1: they are being deleted) to the
- * histogram, each to its user's row and to the every-user row; none when there is nothing to add. Rows
+ * histogram, each to four rows: its user's and every user's, each for its operation type and for every
+ * type; none when there is nothing to add. Rows
  * are written in key order, so two transactions lock shared counters in the same order (no deadlock).
  */
 export function applyHistogram(
@@ -88,12 +95,14 @@ export function applyHistogram(
     const bucket = bucketOf(f.durationMs);
     const completed = f.status === "completed" ? sign : 0;
     for (const username of [f.username, EVERY_USER]) {
-      const key = JSON.stringify([username, slice, bucket]);
-      const seen = merged.get(key);
-      if (seen) {
-        seen.n += sign;
-        seen.completed += completed;
-      } else merged.set(key, { username, slice, bucket, n: sign, completed });
+      for (const operationType of [f.operationType, EVERY_TYPE]) {
+        const key = JSON.stringify([username, operationType, slice, bucket]);
+        const seen = merged.get(key);
+        if (seen) {
+          seen.n += sign;
+          seen.completed += completed;
+        } else merged.set(key, { username, operationType, slice, bucket, n: sign, completed });
+      }
     }
   }
   if (merged.size === 0) return undefined;
@@ -102,11 +111,13 @@ export function applyHistogram(
   const upsert =
     dialect === "mysql"
       ? `on duplicate key update ${q}n${q} = ${q}n${q} + values(${q}n${q}), ${q}completed${q} = ${q}completed${q} + values(${q}completed${q})`
-      : `on conflict (${q}username${q}, ${q}slice_start${q}, ${q}bucket${q}) do update set ${q}n${q} = ${q}n${q} + excluded.${q}n${q}, ${q}completed${q} = ${q}completed${q} + excluded.${q}completed${q}`;
-  const columns = ["username", "slice_start", "bucket", "n", "completed"].map((c) => q + c + q).join(", ");
+      : `on conflict (${q}username${q}, ${q}operation_type${q}, ${q}slice_start${q}, ${q}bucket${q}) do update set ${q}n${q} = ${q}n${q} + excluded.${q}n${q}, ${q}completed${q} = ${q}completed${q} + excluded.${q}completed${q}`;
+  const columns = ["username", "operation_type", "slice_start", "bucket", "n", "completed"]
+    .map((c) => q + c + q)
+    .join(", ");
   return CompiledQuery.raw(
-    `insert into ${q}duration_histogram${q} (${columns}) values ${rows.map(() => "(?, ?, ?, ?, ?)").join(", ")} ${upsert}`,
-    rows.flatMap((d) => [d.username, d.slice, d.bucket, d.n, d.completed]),
+    `insert into ${q}duration_histogram${q} (${columns}) values ${rows.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")} ${upsert}`,
+    rows.flatMap((d) => [d.username, d.operationType, d.slice, d.bucket, d.n, d.completed]),
   );
 }
 
@@ -144,6 +155,7 @@ export class BucketCounts {
 /** finishedOf() of a jobs row's columns (numbers may come back as strings from MySQL). */
 export function finishedRow(r: {
   username: string;
+  operation_type: string;
   status: string;
   completed_at: number | string | null;
   started_at: number | string | null;
@@ -151,6 +163,7 @@ export function finishedRow(r: {
 }): Finished {
   return finishedOf({
     username: r.username,
+    operationType: r.operation_type,
     status: r.status,
     completedAt: r.completed_at === null ? null : Number(r.completed_at),
     startedAt: r.started_at === null ? null : Number(r.started_at),
@@ -162,7 +175,7 @@ export function finishedRow(r: {
 const REBUILD_ROWS_PER_INSERT = 500;
 
 /**
- * Builds duration_histogram from the finished jobs in the jobs table (migration 0010; the query bench,
+ * Builds duration_histogram from the finished jobs in the jobs table (migration 0012; the query bench,
  * which fills jobs behind the store's back). Aggregated here, bucketed by the same function as every
  * completion, so the histogram agrees with what the store writes later.
  */
@@ -170,14 +183,20 @@ export async function rebuildDurationHistogram(db: Kysely<Database>, dialect: Di
   await db.deleteFrom("duration_histogram").execute();
   const rows = await db
     .selectFrom("jobs")
-    .select(["username", "status", "completed_at", "started_at", "created_at"])
+    .select(["username", "operation_type", "status", "completed_at", "started_at", "created_at"])
     .where("completed_at", "is not", null)
     .execute();
   const finished = rows.map(finishedRow);
   // Merged per counter first (applyHistogram merges within one statement only), then inserted in chunks.
   const merged = new Map<string, Finished[]>();
   for (const f of finished) {
-    const key = JSON.stringify([f.username, sliceOf(f.completedAt), bucketOf(f.durationMs), f.status === "completed"]);
+    const key = JSON.stringify([
+      f.username,
+      f.operationType,
+      sliceOf(f.completedAt),
+      bucketOf(f.durationMs),
+      f.status === "completed",
+    ]);
     const list = merged.get(key);
     if (list) list.push(f);
     else merged.set(key, [f]);
@@ -192,8 +211,8 @@ export async function rebuildDurationHistogram(db: Kysely<Database>, dialect: Di
   };
   for (const list of merged.values()) {
     chunk.push(...list);
-    // Two counters per key (the user's and every user's): well under either database's parameter limit.
-    if (++keys >= REBUILD_ROWS_PER_INSERT / 2) await flush();
+    // Four counters per key (user or every user, by type and every type): under either database's limit.
+    if (++keys >= REBUILD_ROWS_PER_INSERT / 4) await flush();
   }
   await flush();
 }

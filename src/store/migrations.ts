@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Migrator, sql } from "kysely";
-import type { Kysely, Migration, MigrationProvider } from "kysely";
+import type { CreateTableBuilder, Kysely, Migration, MigrationProvider } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
@@ -25,6 +25,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     "0009_jobs_trace_context": traceContext(),
     "0010_duration_histogram": durationHistogram(dialect),
     "0011_webhooks": webhooks(dialect),
+    "0012_duration_histogram_by_type": durationHistogramByType(dialect),
   };
 }
 
@@ -300,8 +301,9 @@ function typeStatusCreatedIndex(dialect: Dialect): Migration {
 /**
  * duration_histogram (duration-histogram.ts): the finished jobs' durations per user (and for every user,
  * username '') and hour of completion, by DDSketch bucket, so GetJobStatistics ranks a large window from
- * its counters; and job_counts' every-user rows (counts.ts), so it counts every job from a few rows. Both
- * built from the jobs so far.
+ * its counters; and job_counts' every-user rows (counts.ts), so it counts every job from a few rows, built
+ * from the jobs so far. The histogram is filled by 0012, which adds the operation type to its key (the
+ * rebuild writes that shape).
  */
 function durationHistogram(dialect: Dialect): Migration {
   return {
@@ -320,7 +322,6 @@ function durationHistogram(dialect: Dialect): Migration {
         .addPrimaryKeyConstraint("duration_histogram_pk", ["username", "slice_start", "bucket"])
         .modifyEnd(options)
         .execute();
-      await rebuildDurationHistogram(db as Kysely<Database>, dialect);
       await rebuildEveryUserCounts(db as Kysely<Database>, dialect);
       if (dialect === "sqlite") await sql`analyze job_counts`.execute(db);
       else await sql`analyze table job_counts, duration_histogram`.execute(db);
@@ -328,6 +329,76 @@ function durationHistogram(dialect: Dialect): Migration {
     async down(db: Kysely<unknown>) {
       await sql`delete from job_counts where username in (${sql.join([...EVERY_USER_KEYS])})`.execute(db);
       await db.schema.dropTable("duration_histogram").execute();
+    },
+  };
+}
+
+/**
+ * duration_histogram keyed by operation type as well (operation_type '' for every type), so GetJobStatistics
+ * ranks each type's durations from its own counters; rebuilt from the jobs. The covering indexes of the
+ * window's finished jobs gain operation_type, so the jobs read beside the histogram (the part of an hour
+ * before its first whole hour, or a small window's every duration) are still read from the index alone.
+ * Down keeps the every-type rows, which are 0010's histogram.
+ */
+function durationHistogramByType(dialect: Dialect): Migration {
+  const histogram = (db: Kysely<unknown>, name: string, byType: boolean, options: ReturnType<typeof sql>) => {
+    // Columns as plain strings: the two shapes differ by one key column.
+    let t: CreateTableBuilder<string, string> = db.schema
+      .createTable(name)
+      .addColumn("username", "varchar(255)", (c) => c.notNull());
+    if (byType) t = t.addColumn("operation_type", "varchar(255)", (c) => c.notNull());
+    return t
+      .addColumn("slice_start", "bigint", (c) => c.notNull())
+      .addColumn("bucket", "integer", (c) => c.notNull())
+      .addColumn("n", "bigint", (c) => c.notNull())
+      .addColumn("completed", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint(
+        `${name}_pk`,
+        byType ? ["username", "operation_type", "slice_start", "bucket"] : ["username", "slice_start", "bucket"],
+      )
+      .modifyEnd(options)
+      .execute();
+  };
+  // WITHOUT ROWID on SQLite: the rows clustered by their key, as InnoDB keeps them, so a window's counters
+  // are one range read with no lookup per row (3x faster at 300,000 jobs, where the table has 690,000 rows).
+  const tableOptions = async (db: Kysely<unknown>) =>
+    dialect === "mysql"
+      ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${sql.raw(await noPadBinCollation(db))}`
+      : sql`without rowid`;
+  const windowIndexes = async (db: Kysely<unknown>, byType: boolean) => {
+    const columns = byType
+      ? ["completed_at", "status", "operation_type", "started_at", "created_at"]
+      : ["completed_at", "status", "started_at", "created_at"];
+    // DROP INDEX ... ON is MySQL's; SQLite's index names are per schema.
+    const drop = (name: string) =>
+      dialect === "mysql" ? db.schema.dropIndex(name).on("jobs").execute() : db.schema.dropIndex(name).execute();
+    await drop("jobs_completed_window");
+    await db.schema.createIndex("jobs_completed_window").on("jobs").columns(columns).execute();
+    await drop("jobs_user_completed_window");
+    await db.schema
+      .createIndex("jobs_user_completed_window")
+      .on("jobs")
+      .columns(["username", ...columns])
+      .execute();
+  };
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.dropTable("duration_histogram").execute();
+      await histogram(db, "duration_histogram", true, await tableOptions(db));
+      await rebuildDurationHistogram(db as Kysely<Database>, dialect);
+      await windowIndexes(db, true);
+      if (dialect === "sqlite") await sql`analyze`.execute(db);
+      else await sql`analyze table jobs, duration_histogram`.execute(db);
+    },
+    async down(db: Kysely<unknown>) {
+      await histogram(db, "duration_histogram_0010", false, await tableOptions(db));
+      await sql`insert into duration_histogram_0010 (username, slice_start, bucket, n, completed)
+        select username, slice_start, bucket, n, completed from duration_histogram where operation_type = ''`.execute(
+        db,
+      );
+      await db.schema.dropTable("duration_histogram").execute();
+      await db.schema.alterTable("duration_histogram_0010").renameTo("duration_histogram").execute();
+      await windowIndexes(db, false);
     },
   };
 }

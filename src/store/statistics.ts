@@ -1,12 +1,11 @@
 // Statistics queries: counts by status and operation (from job_counts), and the window's success and duration
-// percentiles (from duration_histogram, exact for a small window).
+// percentiles, of every type and of the largest types (from duration_histogram, exact for a small window).
 import { sql } from "kysely";
-import { BucketCounts, bucketOf, EVERY_USER, SLICE_MS } from "./duration-histogram.js";
+import { BucketCounts, bucketOf, EVERY_TYPE, EVERY_USER, SLICE_MS } from "./duration-histogram.js";
 import { EVERY_USER_KEYS } from "./counts.js";
 import { JOB_STATUSES } from "./job.js";
 import type { JobStatus } from "./job.js";
-import type { JobStatistics } from "./store.js";
-import { firstColumn } from "./transaction.js";
+import type { JobStatistics, Percentiles } from "./store.js";
 import type { StoreDb } from "./transaction.js";
 
 /**
@@ -30,10 +29,11 @@ function nearestRank(percent: number, n: number): number {
 /**
  * The figures of `username`'s jobs (every user's when undefined); durations over the last `windowMs`.
  * The counts read job_counts (a few rows per user, or the every-user rows, whatever the number of jobs). The window's figures
- * read duration_histogram for its whole hours (a counter per hour and duration bucket) and the jobs
- * finished in the part of an hour before them (at most an hour of completions, through the covering
- * indexes jobs_(user_)completed_window): the counts are exact; the percentiles are exact up to
- * `exactMax` finished jobs (their durations read and sorted) and within RELATIVE_ERROR above.
+ * read duration_histogram for its whole hours (a counter per hour and duration bucket, of every type and of
+ * each of the MAX_DURATION_TYPES largest types) and the jobs finished in the part of an hour before them (at
+ * most an hour of completions, through the covering indexes jobs_(user_)completed_window): the counts are
+ * exact; the percentiles, overall and per type, are exact when at most `exactMax` jobs finished in the window
+ * (their durations read and sorted) and within RELATIVE_ERROR above.
  */
 export async function getStatistics(
   db: StoreDb,
@@ -50,23 +50,27 @@ export async function getStatistics(
     .select(["status", "operation_type", (eb) => eb.fn.sum<number | string>("n").as("n")])
     .where("username", "in", username === undefined ? [...EVERY_USER_KEYS] : [username])
     .groupBy(["status", "operation_type"]);
-  const histogram = k
-    .selectFrom("duration_histogram")
-    .select([
-      "bucket",
-      (eb) => eb.fn.sum<number | string>("n").as("n"),
-      (eb) => eb.fn.sum<number | string>("completed").as("completed"),
-    ])
-    .where("username", "=", username ?? EVERY_USER)
-    .where("slice_start", ">=", histogramFrom)
-    .groupBy("bucket");
-  // Only finished jobs have completed_at; the covering index (completed_at, status, started_at, created_at)
-  // serves these without reading a row.
+  // The every-type rows for the window's figures, each named type's rows for its percentiles.
+  const histogram = (types: readonly string[]) =>
+    k
+      .selectFrom("duration_histogram")
+      .select([
+        "operation_type",
+        "bucket",
+        (eb) => eb.fn.sum<number | string>("n").as("n"),
+        (eb) => eb.fn.sum<number | string>("completed").as("completed"),
+      ])
+      .where("username", "=", username ?? EVERY_USER)
+      .where("operation_type", "in", [EVERY_TYPE, ...types])
+      .where("slice_start", ">=", histogramFrom)
+      .groupBy(["operation_type", "bucket"]);
+  // Only finished jobs have completed_at; the covering index (completed_at, status, operation_type,
+  // started_at, created_at) serves these without reading a row.
   const finished = k
     .selectFrom("jobs")
     .$if(username !== undefined, (q) => q.where("username", "=", username as string))
     .where("completed_at", ">=", windowStart);
-  const edge = finished.where("completed_at", "<", histogramFrom).select(["status", duration]);
+  const edge = finished.where("completed_at", "<", histogramFrom).select(["status", "operation_type", duration]);
   // Every figure from one snapshot, so total, by-status, by-operation and the window agree while jobs change.
   return db.read(function* () {
     const rows = (yield counts.compile()).rows as { status: string; operation_type: string; n: number | string }[];
@@ -79,36 +83,62 @@ export async function getStatistics(
       byOperationType[r.operation_type] = (byOperationType[r.operation_type] ?? 0) + n;
     }
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+    const durationTypes = largestTypes(byOperationType, MAX_DURATION_TYPES);
     capOperationTypes(byOperationType);
 
-    const buckets = new BucketCounts();
+    // Every type's buckets under EVERY_TYPE, and each of durationTypes' under its name.
+    const buckets = new Map<string, BucketCounts>([[EVERY_TYPE, new BucketCounts()]]);
+    for (const type of durationTypes) buckets.set(type, new BucketCounts());
+    const all = buckets.get(EVERY_TYPE)!;
     let completedInWindow = 0;
-    for (const r of (yield histogram.compile()).rows as {
+    for (const r of (yield histogram(durationTypes).compile()).rows as {
+      operation_type: string;
       bucket: number;
       n: number | string;
       completed: number | string;
     }[]) {
-      buckets.add(Number(r.bucket), Number(r.n));
-      completedInWindow += Number(r.completed);
+      buckets.get(r.operation_type)?.add(Number(r.bucket), Number(r.n));
+      if (r.operation_type === EVERY_TYPE) completedInWindow += Number(r.completed);
     }
-    for (const r of (yield edge.compile()).rows as { status: string; d: number | string }[]) {
-      buckets.add(bucketOf(Number(r.d)), 1);
+    for (const r of (yield edge.compile()).rows as { status: string; operation_type: string; d: number | string }[]) {
+      const bucket = bucketOf(Number(r.d));
+      all.add(bucket, 1);
+      buckets.get(r.operation_type)?.add(bucket, 1);
       if (r.status === "completed") completedInWindow++;
     }
-    const finishedInWindow = buckets.total;
-    const ranks = [nearestRank(50, finishedInWindow), nearestRank(95, finishedInWindow)] as const;
-    let percentiles: [number | null, number | null] = [null, null];
+    const finishedInWindow = all.total;
+    const percentiles = new Map<string, Percentiles>();
     if (finishedInWindow > exactMax) {
-      percentiles = [buckets.atRank(ranks[0]), buckets.atRank(ranks[1])];
+      for (const [type, b] of buckets) {
+        if (b.total === 0) continue;
+        const [p50, p95] = [b.atRank(nearestRank(50, b.total)), b.atRank(nearestRank(95, b.total))];
+        percentiles.set(type, { finished: b.total, p50DurationMs: p50 ?? 0, p95DurationMs: p95 ?? 0 });
+      }
     } else if (finishedInWindow > 0) {
       // A small window: one more read of its index range, sorted here, for the exact figures.
-      const result = yield firstColumn(finished.select(duration).compile());
-      const values = result.column ?? result.rows.map((r) => r.d);
-      const durations = new Float64Array(values.length);
-      for (let i = 0; i < values.length; i++) durations[i] = Number(values[i]);
-      durations.sort();
-      percentiles = [durations[ranks[0] - 1] ?? null, durations[ranks[1] - 1] ?? null];
+      const exact = (yield finished.select(["operation_type", duration]).compile()).rows as {
+        operation_type: string;
+        d: number | string;
+      }[];
+      const byType = new Map<string, number[]>([[EVERY_TYPE, []]]);
+      for (const type of durationTypes) byType.set(type, []);
+      for (const r of exact) {
+        const d = Number(r.d);
+        byType.get(EVERY_TYPE)!.push(d);
+        byType.get(r.operation_type)?.push(d);
+      }
+      for (const [type, list] of byType) {
+        if (list.length === 0) continue;
+        const durations = Float64Array.from(list).sort();
+        percentiles.set(type, {
+          finished: durations.length,
+          p50DurationMs: durations[nearestRank(50, durations.length) - 1]!,
+          p95DurationMs: durations[nearestRank(95, durations.length) - 1]!,
+        });
+      }
     }
+    const overall = percentiles.get(EVERY_TYPE);
+    percentiles.delete(EVERY_TYPE);
     return {
       byStatus,
       total,
@@ -116,10 +146,25 @@ export async function getStatistics(
       windowStart,
       finishedInWindow,
       completedInWindow,
-      p50DurationMs: percentiles[0],
-      p95DurationMs: percentiles[1],
+      p50DurationMs: overall?.p50DurationMs ?? null,
+      p95DurationMs: overall?.p95DurationMs ?? null,
+      durationsByOperationType: Object.fromEntries(percentiles),
     };
   });
+}
+
+/**
+ * At most this many operation types get their own duration percentiles: the types with the most jobs in
+ * scope (by count, then name), so the histogram read stays a few types' counters however many types exist.
+ */
+const MAX_DURATION_TYPES = 20;
+
+/** The `n` largest types of `byType` (by count, then name). */
+function largestTypes(byType: Record<string, number>, n: number): string[] {
+  return Object.entries(byType)
+    .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, n)
+    .map(([type]) => type);
 }
 
 /** At most this many operation types are named in the statistics; the rest are summed under OTHER_TYPES. */

@@ -72,6 +72,16 @@ export interface JobStatistics {
   /** Durations in ms; null when no job finished in the window. */
   p50DurationMs: number | null;
   p95DurationMs: number | null;
+  /** The same per operation type: the MAX_DURATION_TYPES largest types, those with a job finished in the window. */
+  durationsByOperationType: Record<string, Percentiles>;
+}
+
+/** The durations of one operation type's jobs finished in the window. */
+export interface Percentiles {
+  /** How many finished (at least 1). */
+  finished: number;
+  p50DurationMs: number;
+  p95DurationMs: number;
 }
 
 /** An API token as listed (never the secret). */

@@ -38,6 +38,13 @@ export function span(ms: number): string {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
+/** A job's duration: "340 ms" below a second, "4.2s" below a minute, else as span(). */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10}s`;
+  return span(ms);
+}
+
 /** A protobuf Duration in ms. */
 export function durationMs(d: Duration | undefined): number | undefined {
   return d === undefined ? undefined : Number(d.seconds) * 1000 + d.nanos / 1e6;

@@ -279,12 +279,38 @@ export interface GetJobStatisticsResponse {
    * duration that at least 95% of them do not exceed (of 0.5 s and 1.1 s: 1.1 s; of 20 durations: the
    * 19th). Exact, or within 1% of it, as p50_duration. The same definition on SQLite and MySQL.
    */
-  p95Duration: Duration | undefined;
+  p95Duration:
+    | Duration
+    | undefined;
+  /**
+   * The durations of the window per operation type: the 20 types with the most jobs in scope (as counted in
+   * by_operation_type; by count, then name), each one that had a job finish in the window, so the reply and
+   * the work stay small however many types there are. Exact when at most 2,000 jobs (of every type)
+   * finished in the window, within 1% above, as p50_duration. Empty when none finished.
+   */
+  durationsByOperationType: { [key: string]: DurationPercentiles };
 }
 
 export interface GetJobStatisticsResponse_ByOperationTypeEntry {
   key: string;
   value: number;
+}
+
+export interface GetJobStatisticsResponse_DurationsByOperationTypeEntry {
+  key: string;
+  value: DurationPercentiles | undefined;
+}
+
+/** The durations of the jobs of one operation type that finished in the window of GetJobStatistics. */
+export interface DurationPercentiles {
+  /** How many finished in the window (at least 1). */
+  finished: number;
+  /** Their median duration, nearest rank, as GetJobStatisticsResponse.p50_duration. */
+  p50Duration:
+    | Duration
+    | undefined;
+  /** Their 95th percentile duration, nearest rank, as GetJobStatisticsResponse.p95_duration. */
+  p95Duration: Duration | undefined;
 }
 
 /** The request of CancelJob. */
@@ -1390,6 +1416,7 @@ function createBaseGetJobStatisticsResponse(): GetJobStatisticsResponse {
     successRate: 0,
     p50Duration: undefined,
     p95Duration: undefined,
+    durationsByOperationType: {},
   };
 }
 
@@ -1434,6 +1461,14 @@ export const GetJobStatisticsResponse: MessageFns<GetJobStatisticsResponse> = {
     if (message.p95Duration !== undefined) {
       Duration.encode(message.p95Duration, writer.uint32(106).fork()).join();
     }
+    globalThis.Object.entries(message.durationsByOperationType).forEach(
+      ([key, value]: [string, DurationPercentiles]) => {
+        GetJobStatisticsResponse_DurationsByOperationTypeEntry.encode(
+          { key: key as any, value },
+          writer.uint32(114).fork(),
+        ).join();
+      },
+    );
     return writer;
   },
 
@@ -1557,6 +1592,17 @@ export const GetJobStatisticsResponse: MessageFns<GetJobStatisticsResponse> = {
             message.p95Duration = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            const entry14 = GetJobStatisticsResponse_DurationsByOperationTypeEntry.decode(reader, reader.uint32());
+            if (entry14.value !== undefined) {
+              message.durationsByOperationType[entry14.key] = entry14.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1630,6 +1676,33 @@ export const GetJobStatisticsResponse: MessageFns<GetJobStatisticsResponse> = {
         : isSet(object.p95_duration)
         ? Duration.fromJSON(object.p95_duration)
         : undefined,
+      durationsByOperationType: isObject(object.durationsByOperationType)
+        ? (globalThis.Object.entries(object.durationsByOperationType) as [string, any][]).reduce(
+          (acc: { [key: string]: DurationPercentiles }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: DurationPercentiles.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.durations_by_operation_type)
+        ? (globalThis.Object.entries(object.durations_by_operation_type) as [string, any][]).reduce(
+          (acc: { [key: string]: DurationPercentiles }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: DurationPercentiles.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1680,6 +1753,15 @@ export const GetJobStatisticsResponse: MessageFns<GetJobStatisticsResponse> = {
     if (message.p95Duration !== undefined) {
       obj.p95Duration = Duration.toJSON(message.p95Duration);
     }
+    if (message.durationsByOperationType) {
+      const entries = globalThis.Object.entries(message.durationsByOperationType) as [string, DurationPercentiles][];
+      if (entries.length > 0) {
+        obj.durationsByOperationType = {};
+        entries.forEach(([k, v]) => {
+          obj.durationsByOperationType[k] = DurationPercentiles.toJSON(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1713,6 +1795,16 @@ export const GetJobStatisticsResponse: MessageFns<GetJobStatisticsResponse> = {
     message.p95Duration = (object.p95Duration !== undefined && object.p95Duration !== null)
       ? Duration.fromPartial(object.p95Duration)
       : undefined;
+    message.durationsByOperationType =
+      (globalThis.Object.entries(object.durationsByOperationType ?? {}) as [string, DurationPercentiles][]).reduce(
+        (acc: { [key: string]: DurationPercentiles }, [key, value]: [string, DurationPercentiles]) => {
+          if (value !== undefined) {
+            acc[key] = DurationPercentiles.fromPartial(value);
+          }
+          return acc;
+        },
+        {},
+      );
     return message;
   },
 };
@@ -1809,6 +1901,215 @@ export const GetJobStatisticsResponse_ByOperationTypeEntry: MessageFns<GetJobSta
       return message;
     },
   };
+
+function createBaseGetJobStatisticsResponse_DurationsByOperationTypeEntry(): GetJobStatisticsResponse_DurationsByOperationTypeEntry {
+  return { key: "", value: undefined };
+}
+
+export const GetJobStatisticsResponse_DurationsByOperationTypeEntry: MessageFns<
+  GetJobStatisticsResponse_DurationsByOperationTypeEntry
+> = {
+  encode(
+    message: GetJobStatisticsResponse_DurationsByOperationTypeEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      DurationPercentiles.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobStatisticsResponse_DurationsByOperationTypeEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobStatisticsResponse_DurationsByOperationTypeEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = DurationPercentiles.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobStatisticsResponse_DurationsByOperationTypeEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? DurationPercentiles.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: GetJobStatisticsResponse_DurationsByOperationTypeEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = DurationPercentiles.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetJobStatisticsResponse_DurationsByOperationTypeEntry>, I>>(
+    base?: I,
+  ): GetJobStatisticsResponse_DurationsByOperationTypeEntry {
+    return GetJobStatisticsResponse_DurationsByOperationTypeEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetJobStatisticsResponse_DurationsByOperationTypeEntry>, I>>(
+    object: I,
+  ): GetJobStatisticsResponse_DurationsByOperationTypeEntry {
+    const message = createBaseGetJobStatisticsResponse_DurationsByOperationTypeEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? DurationPercentiles.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDurationPercentiles(): DurationPercentiles {
+  return { finished: 0, p50Duration: undefined, p95Duration: undefined };
+}
+
+export const DurationPercentiles: MessageFns<DurationPercentiles> = {
+  encode(message: DurationPercentiles, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.finished !== 0) {
+      writer.uint32(8).int64(message.finished);
+    }
+    if (message.p50Duration !== undefined) {
+      Duration.encode(message.p50Duration, writer.uint32(18).fork()).join();
+    }
+    if (message.p95Duration !== undefined) {
+      Duration.encode(message.p95Duration, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DurationPercentiles {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDurationPercentiles();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.finished = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.p50Duration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.p95Duration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DurationPercentiles {
+    return {
+      finished: isSet(object.finished) ? globalThis.Number(object.finished) : 0,
+      p50Duration: isSet(object.p50Duration)
+        ? Duration.fromJSON(object.p50Duration)
+        : isSet(object.p50_duration)
+        ? Duration.fromJSON(object.p50_duration)
+        : undefined,
+      p95Duration: isSet(object.p95Duration)
+        ? Duration.fromJSON(object.p95Duration)
+        : isSet(object.p95_duration)
+        ? Duration.fromJSON(object.p95_duration)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DurationPercentiles): unknown {
+    const obj: any = {};
+    if (message.finished !== 0) {
+      obj.finished = Math.round(message.finished);
+    }
+    if (message.p50Duration !== undefined) {
+      obj.p50Duration = Duration.toJSON(message.p50Duration);
+    }
+    if (message.p95Duration !== undefined) {
+      obj.p95Duration = Duration.toJSON(message.p95Duration);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DurationPercentiles>, I>>(base?: I): DurationPercentiles {
+    return DurationPercentiles.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DurationPercentiles>, I>>(object: I): DurationPercentiles {
+    const message = createBaseDurationPercentiles();
+    message.finished = object.finished ?? 0;
+    message.p50Duration = (object.p50Duration !== undefined && object.p50Duration !== null)
+      ? Duration.fromPartial(object.p50Duration)
+      : undefined;
+    message.p95Duration = (object.p95Duration !== undefined && object.p95Duration !== null)
+      ? Duration.fromPartial(object.p95Duration)
+      : undefined;
+    return message;
+  },
+};
 
 function createBaseCancelJobRequest(): CancelJobRequest {
   return { jobId: "", reason: undefined };
