@@ -1,6 +1,7 @@
 // One job revision, many readers: its response is made once and encoded once for every WatchJob stream
 // that carries it and every GetJobDetails call that read it in the same turn.
-import { GetJobDetailsResponse, WatchJobResponse } from "../gen/jobwatch/v1/job_service.js";
+import { GetJobDetailsResponse, WatchJobResponse, WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
+import type { WatchJobsEventType } from "../gen/jobwatch/v1/job_service.js";
 import type { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
@@ -37,7 +38,7 @@ function shared<R extends { job?: ProtoJob | undefined }>(
 }
 
 /** The (shared, never modified) WatchJob response that carries `job`, mapped by `view`. */
-export function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse> {
+function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse> {
   return shared(watchResponses, job, view);
 }
 
@@ -97,6 +98,38 @@ export function watchMessage(job: Job): Buffer | undefined {
   return watchMessages.get(job);
 }
 
+/**
+ * The `jobs` field of each store job object as WatchJobs carries one changed job (field 2: its tag, length
+ * and the Job's bytes), encoded once for every WatchJobs stream the change reaches.
+ */
+const watchJobsFields = new WeakMap<Job, Promise<Buffer>>();
+
+/**
+ * The serialized WatchJobsResponse of one changed job: `type` and this stream's `cursor` encoded per
+ * stream (a few bytes), followed by the job's field, mapped by `view` and encoded once per job object
+ * for all streams. Protobuf readers take fields in any order, and a field that is not the default is
+ * encoded the same wherever it stands, so the bytes decode to {type, jobs: [job], cursor}.
+ */
+export function watchJobsChange(job: Job, view: JobView, type: WatchJobsEventType, cursor: string): Promise<Buffer> {
+  let field = watchJobsFields.get(job);
+  if (field === undefined) {
+    field = watchResponse(job, view).then((response) => {
+      // type 0 and cursor "" are defaults, which the encoder leaves out: only field 2 is written.
+      const bytes = WatchJobsResponse.encode({
+        type: 0,
+        jobs: response.job ? [response.job] : [],
+        cursor: "",
+      }).finish();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    });
+    watchJobsFields.set(job, field);
+  }
+  return field.then((shared) => {
+    const head = WatchJobsResponse.encode({ type, jobs: [], cursor }).finish();
+    return Buffer.concat([head, shared], head.byteLength + shared.byteLength);
+  });
+}
+
 /** The wire Job a message sent by WatchJob carries: from the response, or from a message prepareWatchMessage serialized. */
 export function sentJob(message: unknown): ProtoJob | undefined {
   if (Buffer.isBuffer(message)) return messageJobs.get(message);
@@ -114,14 +147,15 @@ function passingBuffers<T>(serialize: (value: T) => Buffer): (value: T | Buffer)
 }
 
 /**
- * JobService's definition with the serializers of WatchJob and GetJobDetails passing pre-serialized
- * Buffers through (prepareWatchMessage, detailsResponse): each job revision is encoded once, not once
- * per reader. The generated definition is copied, not modified.
+ * JobService's definition with the serializers of WatchJob, WatchJobs and GetJobDetails passing
+ * pre-serialized Buffers through (prepareWatchMessage, watchJobsChange, detailsResponse): each job
+ * revision is encoded once, not once per reader. The generated definition is copied, not modified.
  */
 export function withSharedEncoding(service: JobServiceService): JobServiceService {
   return {
     ...service,
     watchJob: { ...service.watchJob, responseSerialize: passingBuffers(service.watchJob.responseSerialize) },
+    watchJobs: { ...service.watchJobs, responseSerialize: passingBuffers(service.watchJobs.responseSerialize) },
     getJobDetails: {
       ...service.getJobDetails,
       responseSerialize: passingBuffers(service.getJobDetails.responseSerialize),

@@ -1,13 +1,12 @@
 // The WatchJobs rpc: validate the filter, scope it to what the caller may see, stream the hub's events as protobuf.
 import type { Principal } from "../auth/principal.js";
 import { jobsScope } from "../auth/visibility.js";
-import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
 import type { JobsFilter } from "../watch/jobs-filter.js";
 import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import type { StreamContext } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
-import { watchResponse } from "./shared-encoding.js";
+import { watchJobsChange } from "./shared-encoding.js";
 import { statusFilter } from "./list-filters.js";
 import { RequestValidator } from "./validate.js";
 
@@ -59,15 +58,16 @@ export function watchJobs(hub: JobsWatchSource, view: JobView) {
       signal: context.signal,
     });
     for await (const event of events) {
-      // A change reaches every stream as the same job object: map it once for all of them, as WatchJob does
-      // (the cursor differs per stream, so only the mapping is shared).
-      const jobs =
-        event.type === "snapshot"
-          ? await view.toProtos(event.jobs)
-          : "job" in event
-            ? [(await watchResponse(event.job, view)).job as ProtoJob]
-            : [];
-      yield { type: EVENT_TYPES[event.type], jobs, cursor: event.cursor };
+      const type = EVENT_TYPES[event.type];
+      if ("job" in event) {
+        // A change reaches every stream as the same job object: mapped and encoded once for all of them,
+        // as WatchJob's is; only the type and this stream's cursor are encoded per stream. The Buffer
+        // stands in for the response: the method's serializer passes it through (shared-encoding.ts).
+        yield (await watchJobsChange(event.job, view, type, event.cursor)) as unknown as WatchJobsResponse;
+        continue;
+      }
+      const jobs = event.type === "snapshot" ? await view.toProtos(event.jobs) : [];
+      yield { type, jobs, cursor: event.cursor };
     }
   };
 }
