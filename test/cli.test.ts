@@ -355,6 +355,45 @@ describe("jobwatch client commands", () => {
     }
   });
 
+  test("get loads neither protobuf's reflection runtime nor OpenTelemetry unless --json or OTEL_*; --json one copy", async () => {
+    const job = await worker.worker.createJob({ operationType: "add_golden_repo", username: "alice" });
+    const dir = await mkdtemp(join(tmpdir(), "jobwatch-trace-"));
+    const hook = new URL("./helpers/trace-imports.mjs", import.meta.url).href;
+    const loads = async (args: string[]): Promise<string[]> => {
+      const trace = join(dir, `${args.join("-")}.txt`);
+      const run = await runCli(args, {
+        env: { ...as(server.tokens.alice), JOBWATCH_TRACE_IMPORTS: trace, OTEL_EXPORTER_OTLP_ENDPOINT: undefined },
+        nodeArgs: ["--import", hook],
+      });
+      assert.equal(run.code, ExitCode.OK, `${args.join(" ")}: ${run.stderr}`);
+      return (await readFile(trace, "utf8")).split("\n").filter((url) => url !== "");
+    };
+    // The reflection runtime (registries, JSON) beside the wire format that the generated code imports.
+    const registry = /node_modules\/@bufbuild\/protobuf\/dist\/(esm|cjs)\/registry\.js$/;
+    try {
+      const plain = await loads(["get", job.jobId]);
+      assert.deepEqual(
+        plain.filter((url) => registry.test(url) || /@opentelemetry\//.test(url)),
+        [],
+      );
+      const json = await loads(["get", job.jobId, "--json"]);
+      assert.deepEqual(
+        [
+          ...new Set(
+            json
+              .filter((url) => /node_modules\/@bufbuild\/protobuf\//.test(url))
+              .map((url) => /dist\/(esm|cjs)\//.exec(url)?.[1]),
+          ),
+        ],
+        ["esm"],
+        "one copy of @bufbuild/protobuf: the ES module build the generated code imports",
+      );
+      assert.equal(json.filter((url) => registry.test(url)).length > 0, true, "--json reads the contract's registry");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test("demo drives a job through its phases while watch follows it to COMPLETED", async () => {
     const demo = start(["demo", "--duration", "3s", "--delay", "1s", "--user", "alice"], as(server.tokens.admin));
     // Run in the checkout (no jobwatch on PATH): the command it prints is one that works there.

@@ -18,6 +18,7 @@ import {
   type TlsOptions,
 } from "../client/index.js";
 import { connectionCause, rejectionReason } from "../client/errors.js";
+import { loadProtoJson } from "../client/json.js";
 import { DURATION_RULE, parseDuration } from "../duration.js";
 import { ExitCode } from "./exit-codes.js";
 import { printError } from "./fail.js";
@@ -127,6 +128,8 @@ export async function runWithClient(
     process.exitCode = await inCommandSpan(
       async () => {
         try {
+          // --json prints the protobuf JSON mapping, from the contract's descriptors: loaded only then.
+          if (flags.json) await loadProtoJson();
           return (await body(client)) ?? ExitCode.OK;
         } catch (err) {
           const { message, code } = explainError(err, errorContext);

@@ -1,7 +1,7 @@
 // Traces of the `jobwatch` client commands, when OTEL_* configures an exporter: one span per command, its
 // parent the TRACEPARENT/TRACESTATE environment variables (OpenTelemetry's carrier for processes), and
-// every call of the command carrying it, so the server's spans join the caller's trace.
-import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
+// every call of the command carrying it, so the server's spans join the caller's trace. Without OTEL_*,
+// neither the SDK nor @opentelemetry/api is loaded (about 30 ms of a command's startup).
 import { tracingRequested } from "../telemetry/sdk.js";
 
 /** How long a command waits at its end for its spans to be exported before it exits anyway. */
@@ -28,7 +28,10 @@ function commandName(argv: readonly string[]): string {
  */
 export async function inCommandSpan<T>(body: () => Promise<T>, exitCode: (result: T) => number): Promise<T> {
   if (!tracingRequested(process.env)) return body();
-  const { startTracing } = await import("../telemetry/sdk.js");
+  const [{ startTracing }, { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace }] = await Promise.all([
+    import("../telemetry/sdk.js"),
+    import("@opentelemetry/api"),
+  ]);
   const sdk = await startTracing({ serviceName: process.env.OTEL_SERVICE_NAME?.trim() || "jobwatch-cli" });
   const carrier = { traceparent: process.env.TRACEPARENT, tracestate: process.env.TRACESTATE };
   const parent = propagation.extract(ROOT_CONTEXT, carrier, {

@@ -1,7 +1,8 @@
 // One unary call as a promise: token metadata, deadline, abort signal, typed errors, retry when the contract allows.
+import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, Metadata } from "@grpc/grpc-js";
-import { context, propagation, type TextMapSetter } from "@opentelemetry/api";
+import type { TextMapSetter } from "@opentelemetry/api";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
@@ -66,15 +67,25 @@ const metadataSetter: TextMapSetter<Metadata> = {
   },
 };
 
+// Where @opentelemetry/api 1.x keeps what an application registered (its propagator, context manager,
+// tracer provider): absent until something registers one. Without it the API's propagator writes nothing,
+// so the API (about 30 ms of a CLI command's startup) is only required once an SDK has been registered;
+// the package is CommonJS, so this is the copy an application's `import` gets too.
+const OTEL_API_GLOBAL = Symbol.for("opentelemetry.js.api.1");
+const require = createRequire(import.meta.url);
+
 /**
  * Call metadata carrying the bearer token and the caller's trace context: the active context as the
  * application's registered OpenTelemetry propagator writes it (W3C traceparent with the Node SDK). With
- * no SDK registered, the API's propagator writes nothing.
+ * no SDK registered, nothing.
  */
 export function authMetadata(token: string | undefined): Metadata {
   const metadata = new Metadata();
   if (token !== undefined && token !== "") metadata.set("authorization", `Bearer ${token}`);
-  propagation.inject(context.active(), metadata, metadataSetter);
+  if (OTEL_API_GLOBAL in globalThis) {
+    const { context, propagation } = require("@opentelemetry/api") as typeof import("@opentelemetry/api");
+    propagation.inject(context.active(), metadata, metadataSetter);
+  }
   return metadata;
 }
 
@@ -98,7 +109,7 @@ export async function unaryCall<Req, Res>(
       const typed = toClientError(err);
       if (attempt >= ctx.retry.maxAttempts) throw typed;
       // The contract is read only for a failed call: a call that succeeds never decodes the descriptors.
-      if (!(typed instanceof JobwatchClientError) || !isRetryable(typed, idempotencyOf(rpc.path))) throw typed;
+      if (!(typed instanceof JobwatchClientError) || !isRetryable(typed, await idempotencyOf(rpc.path))) throw typed;
       // An abort during the wait rejects with the signal's reason, as an abort during the call does.
       await sleep(backoffDelay(attempt - 1, ctx.retry.backoff), undefined, { signal }).catch(abortReason(signal));
     }

@@ -101,7 +101,7 @@ export async function* resumable<Message, Item, Position>(
         for (const item of recovered) yield item;
         continue;
       }
-      if (!isRetryable({ code: typed.code, message: typed.message, cancelledByUs }, idempotencyOf(stream.path))) {
+      if (!isRetryable({ code: typed.code, message: typed.message, cancelledByUs }, await idempotencyOf(stream.path))) {
         throw typed;
       }
       failure = typed;

@@ -30,7 +30,11 @@ export function fileDescriptorProtos(): Buffer[] {
   return files;
 }
 
-/** The compiled contract, its imports, health and reflection as a registry of descriptors. */
+/**
+ * The compiled contract, its imports, health and reflection as a registry of descriptors: the server side's
+ * one decoding of the set (the permission table, reflection's index, request decoding and the web routes
+ * all read this one).
+ */
 export const CONTRACT_REGISTRY: FileRegistry = createFileRegistry(fromBinary(FileDescriptorSetSchema, SET_BYTES));
 
 /** The full name of the method option through which the contract declares an rpc's permission. */
@@ -40,8 +44,7 @@ const REQUIRED_PERMISSION_OPTION = "jobwatch.v1.required_permission";
  * gRPC path ("/jobwatch.v1.JobService/GetJobDetails") -> the permission its rpc declares, for every
  * rpc of every jobwatch.v1 service. An rpc without the option is absent, so the interceptor refuses it.
  */
-function readPermissionTable(setBytes: Uint8Array = SET_BYTES): ReadonlyMap<string, string> {
-  const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, setBytes));
+function readPermissionTable(registry: FileRegistry = CONTRACT_REGISTRY): ReadonlyMap<string, string> {
   const option = registry.getExtension(REQUIRED_PERMISSION_OPTION);
   if (!option) {
     throw new Error(`the descriptor set does not define ${REQUIRED_PERMISSION_OPTION}; run 'npm run generate'`);

@@ -3,15 +3,14 @@
 // A small implementation of the protocol, not @grpc/reflection: that package re-encodes descriptors through
 // protobufjs (losing custom options and import lists) and looks up names with a leading dot only, so grpcurl
 // could not resolve error details. Behaviour follows grpc-go's reference server (reflection/internal).
-import { fromBinary } from "@bufbuild/protobuf";
+import type { FileRegistry } from "@bufbuild/protobuf";
 import type { DescriptorProto, EnumDescriptorProto, FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { ServerReflectionRequest, ServerReflectionResponse } from "../gen/grpc/reflection/v1/reflection.js";
 import { ServerReflectionService as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection.js";
 import { ServerReflectionService as ReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection.js";
-import { fileDescriptorProtos } from "./contract.js";
+import { CONTRACT_REGISTRY, fileDescriptorProtos } from "./contract.js";
 
 /** One file of the set: its bytes as compiled and the files it imports. */
 interface IndexedFile {
@@ -27,9 +26,12 @@ class DescriptorIndex {
   /** Extended message -> extension number -> the file declaring the extension. */
   private readonly extensions = new Map<string, Map<number, string>>();
 
-  constructor(fileBytes: readonly Buffer[]) {
-    for (const bytes of fileBytes) {
-      const file = fromBinary(FileDescriptorProtoSchema, bytes);
+  /** `fileBytes`: each file as compiled; `registry`: the same files decoded (their names, symbols, imports). */
+  constructor(fileBytes: readonly Buffer[], registry: FileRegistry) {
+    const decoded = [...registry.files];
+    if (decoded.length !== fileBytes.length) throw new Error("the registry does not hold the files given");
+    for (const [i, bytes] of fileBytes.entries()) {
+      const file = decoded[i]!.proto;
       this.files.set(file.name, { bytes, dependencies: file.dependency });
       const scope = file.package === "" ? "" : `${file.package}.`;
       for (const message of file.messageType) this.addMessage(file.name, scope, message);
@@ -208,7 +210,7 @@ export interface ServiceRegistrar {
  * list_services request: the names of every service registered on the server, reflection's included.
  */
 export function addReflection(server: ServiceRegistrar, services: () => readonly string[]): void {
-  const index = new DescriptorIndex(fileDescriptorProtos());
+  const index = new DescriptorIndex(fileDescriptorProtos(), CONTRACT_REGISTRY);
   const implementation = { serverReflectionInfo: serverReflectionInfo(index, services) };
   server.addService(ReflectionV1, implementation);
   server.addService(ReflectionV1Alpha as unknown as ServiceDefinition, implementation);

@@ -2,13 +2,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { idempotencyOf, readIdempotencyTable } from "../../src/client/contract.js";
+import { idempotencyOf, loadContract } from "../../src/client/contract.js";
 import type { Idempotency } from "../../src/client/contract.js";
 import { isRetryable } from "../../src/client/retry.js";
 
 describe("idempotency from the contract", () => {
-  test("every jobwatch rpc is read, with the level its .proto declares", () => {
-    const jobwatch = [...readIdempotencyTable()].filter(([path]) => path.startsWith("/jobwatch.v1."));
+  test("every jobwatch rpc is read, with the level its .proto declares", async () => {
+    const jobwatch = [...(await loadContract()).idempotency].filter(([path]) => path.startsWith("/jobwatch.v1."));
     assert.deepEqual(Object.fromEntries(jobwatch), {
       "/jobwatch.v1.JobService/GetJobDetails": "NO_SIDE_EFFECTS",
       "/jobwatch.v1.JobService/WatchJob": "NO_SIDE_EFFECTS",
@@ -32,8 +32,8 @@ describe("idempotency from the contract", () => {
     });
   });
 
-  test("a path the contract does not know is IDEMPOTENCY_UNKNOWN: never assumed safe", () => {
-    assert.equal(idempotencyOf("/jobwatch.v1.JobService/NoSuchRpc"), "IDEMPOTENCY_UNKNOWN");
+  test("a path the contract does not know is IDEMPOTENCY_UNKNOWN: never assumed safe", async () => {
+    assert.equal(await idempotencyOf("/jobwatch.v1.JobService/NoSuchRpc"), "IDEMPOTENCY_UNKNOWN");
   });
 });
 
