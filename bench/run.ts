@@ -38,10 +38,17 @@ const JOBS = Number(process.env.BENCH_JOBS ?? (quick ? 100_000 : 1_000_000));
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const H2LOAD = installed("h2load") && process.env.BENCH_NO_H2LOAD === undefined;
-/** The MySQL/MariaDB server's process when it runs on this machine (its CPU per call is reported too). */
+/**
+ * The MySQL/MariaDB server's process when it runs on this machine (its CPU per call is reported too): the
+ * one listening on the URL's port (a Galera test's mariadbd may run beside it), else the only one running.
+ */
 const DATABASE_PID = ((): number | undefined => {
-  if (!TEST_MYSQL_URL || !/@(127\.0\.0\.1|localhost)[:/]/.test(TEST_MYSQL_URL)) return undefined;
-  const pid = Number(spawnSync("pidof", ["-s", "mariadbd", "mysqld"], { encoding: "utf8" }).stdout.trim());
+  const local = TEST_MYSQL_URL ? /@(127\.0\.0\.1|localhost)(?::(\d+))?[/]?/.exec(TEST_MYSQL_URL) : null;
+  if (!local) return undefined;
+  const listening = spawnSync("ss", ["-ltnpH", `sport = :${local[2] ?? "3306"}`], { encoding: "utf8" }).stdout ?? "";
+  const pids =
+    /pid=(\d+)/.exec(listening)?.[1] ?? spawnSync("pidof", ["mariadbd", "mysqld"], { encoding: "utf8" }).stdout;
+  const pid = Number(pids.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 })();
 

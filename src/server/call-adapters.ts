@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { principalOf } from "../auth/principal.js";
 import type { Principal } from "../auth/principal.js";
 import { errorToStatus, logFailure } from "./error-status.js";
+import { guardingHandlers, MalformedRequest } from "./request-decoding.js";
 
 /** What every handler gets besides the request. */
 export interface CallContext {
@@ -78,10 +79,12 @@ function cancellation(call: {
 
 /**
  * Turns `async (request, context) => response` into a grpc-js unary handler that calls back exactly
- * once: with the response, or with the status that errorToStatus makes of whatever was thrown.
+ * once: with the response, or with the status that errorToStatus makes of whatever was thrown. A request
+ * its decoder refused (a MalformedRequest, see request-decoding.ts) ends with that refusal's status and
+ * never reaches the handler; the server's malformedRequestInterceptor leaves these calls alone.
  */
 export function unaryHandler<Req, Res>(log: Logger, handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+  const adapted = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     // The signal is made (and the call's 'cancelled' listened to) only for a handler that reads it:
     // most unary handlers never wait on anything but one query, and this is every call's hot path.
     // (Read after the handler settled, it is a signal that never aborts, as it would have been.)
@@ -93,15 +96,17 @@ export function unaryHandler<Req, Res>(log: Logger, handler: UnaryHandler<Req, R
     };
     // Promise.resolve().then(...) also catches a handler (or principalOf) that throws synchronously.
     Promise.resolve()
-      .then(() =>
-        handler(call.request, {
+      .then(() => {
+        const request: unknown = call.request;
+        if (request instanceof MalformedRequest) throw request.error;
+        return handler(request as Req, {
           principal: principalOf(call.metadata),
           get signal() {
             cancel ??= settled ? { signal: new AbortController().signal, detach: () => undefined } : cancellation(call);
             return cancel.signal;
           },
-        }),
-      )
+        });
+      })
       .then(
         (response) => {
           settle();
@@ -116,6 +121,8 @@ export function unaryHandler<Req, Res>(log: Logger, handler: UnaryHandler<Req, R
         },
       );
   };
+  guardingHandlers.add(adapted);
+  return adapted;
 }
 
 /**

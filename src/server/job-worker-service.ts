@@ -8,6 +8,7 @@ import type { JobStore } from "../store/store.js";
 import { unaryHandler } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
 import type { JobTracing } from "./tracing.js";
+import { encodedJobResponse } from "./shared-encoding.js";
 import { RequestValidator } from "./validate.js";
 
 /** What JobWorkerService needs. */
@@ -29,10 +30,13 @@ export interface JobWorkerServiceDeps {
 export function createJobWorkerService(deps: JobWorkerServiceDeps): JobWorkerServiceServer {
   const { store, view, log, tracing } = deps;
 
-  /** The changed job as a response. */
-  const changed = async (job: Job): Promise<{ job: ProtoJob }> => {
+  /**
+   * The changed job as a response: its wire bytes, written straight from the store's job (the service is
+   * registered withEncodedJobs, whose serializers pass them through; every response here is `{job}`).
+   */
+  const changed = (job: Job): Promise<{ job: ProtoJob }> => {
     tracing?.linkToCreation(job);
-    return { job: await view.toProto(job) };
+    return encodedJobResponse(job, view);
   };
 
   return {

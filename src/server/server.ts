@@ -21,12 +21,12 @@ import { createJobView, plainJobView } from "./job-view.js";
 import { RunHistory } from "../jobs/run-history.js";
 import { withExactResults } from "./exact-struct.js";
 import { addReflection } from "./reflection.js";
-import { guardRequestDecoding, malformedRequestInterceptor } from "./request-decoding.js";
+import { guardingHandlers, guardRequestDecoding, malformedRequestInterceptor } from "./request-decoding.js";
 import type { ServiceRegistrar } from "./reflection.js";
 import { callObserver, withMessageSizes } from "./call-observer.js";
 import type { CallHooks } from "./call-observer.js";
 import { refuseRepeatedAuthorization } from "./repeated-authorization.js";
-import { withSharedEncoding } from "./shared-encoding.js";
+import { withEncodedJobs, withSharedEncoding } from "./shared-encoding.js";
 import { DEFAULT_TRANSPORT_LIMITS } from "../config.js";
 import type { TransportLimits } from "../config.js";
 import { requestLimit } from "./request-limits.js";
@@ -156,6 +156,8 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const { store, hub, authenticator, log } = deps;
   const limits = new StreamLimits(deps.streamLimits);
   const transport = deps.transport ?? DEFAULT_TRANSPORT_LIMITS;
+  // Paths whose handler answers an undecodable request itself (unaryHandler): the interceptor skips them.
+  const selfGuarded = new Set<string>();
   const grpcServer = new grpc.Server({
     // Notice a vanished watcher (laptop asleep, network cut) so its stream is released.
     "grpc.keepalive_time_ms": 60_000,
@@ -174,7 +176,10 @@ export function createServer(deps: ServerDeps): JobwatchServer {
         log,
         toStatus: (error) => errorToStatus(error, log),
       }),
-      malformedRequestInterceptor((error) => errorToStatus(error, log)),
+      malformedRequestInterceptor(
+        (error) => errorToStatus(error, log),
+        (path) => selfGuarded.has(path),
+      ),
     ],
   });
   // Every service goes through here, so reflection lists exactly what is registered, no request decoder
@@ -184,6 +189,9 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   const services: string[] = [];
   const registrar: ServiceRegistrar = {
     addService(definition, implementation) {
+      for (const [name, method] of Object.entries(definition)) {
+        if (guardingHandlers.has(implementation[name] as object)) selfGuarded.add(method.path);
+      }
       const guarded = guardRequestDecoding(definition, CONTRACT_REGISTRY, (path) =>
         requestLimit(path, transport.maxRequestBytes),
       );
@@ -208,7 +216,7 @@ export function createServer(deps: ServerDeps): JobwatchServer {
   };
   registrar.addService(withSharedEncoding(JobServiceService), createJobService(jobService));
   registrar.addService(
-    withExactResults(JobWorkerServiceService),
+    withEncodedJobs(withExactResults(JobWorkerServiceService)),
     createJobWorkerService({
       store: jobs,
       view,

@@ -63,6 +63,34 @@ export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsR
   return bytes as Promise<unknown> as Promise<GetJobDetailsResponse>;
 }
 
+/**
+ * The wire bytes of a response whose only field is the job (every JobWorkerService response), with
+ * `view`'s estimate, written straight from the store's job like detailsResponse but not kept: a write's
+ * job is new each time. The handler returns the Buffer; withEncodedJobs' serializers pass it through.
+ */
+export function encodedJobResponse<R>(job: Job, view: JobView): Promise<R> {
+  const bytes = view
+    .estimate(job)
+    .then((estimate) =>
+      encodeJobResponse(job, estimate, () => GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish()),
+    );
+  return bytes as Promise<unknown> as Promise<R>;
+}
+
+/**
+ * A service definition whose response serializers all pass pre-serialized Buffers through
+ * (encodedJobResponse): JobWorkerService, whose every response is `{job}`. The definition is copied.
+ */
+export function withEncodedJobs<S extends Record<string, { responseSerialize: (value: never) => Buffer }>>(
+  service: S,
+): S {
+  const copy: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(service)) {
+    copy[name] = { ...method, responseSerialize: passingBuffers(method.responseSerialize as (v: unknown) => Buffer) };
+  }
+  return copy as S;
+}
+
 /** The serialized WatchJobResponse of each store job object, once prepareWatchMessage made it. */
 const watchMessages = new WeakMap<Job, Buffer>();
 /** The wire Job each serialized WatchJob message carries, for those who observe what is sent (metrics). */
