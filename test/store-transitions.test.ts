@@ -2,7 +2,7 @@
 // migration 0004, read by transitionsBetween alone; and reads scoped to a user that skip others' jobs.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Migrator } from "kysely";
+import { Migrator, sql } from "kysely";
 import type { Kysely } from "kysely";
 import type { Database } from "../src/store/database.js";
 import { migrationProvider } from "../src/store/migrations.js";
@@ -40,6 +40,37 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(
         (await store.transitionsBetween(job.jobId, 0, 100, 2)).map((j) => j.revision),
         [1, 2],
+      );
+    });
+
+    test("SQLite: the transition index holds transitions only (migration 0013), and transitionsBetween still reads it", {
+      skip: dialect !== "sqlite",
+    }, async (t) => {
+      const { store } = await setup(t, dialect);
+      const db = store.db as Kysely<Database>;
+      const job = await store.createJob({ operationType: "op", username: "alice" });
+      await store.startJob(job.jobId);
+      for (let p = 1; p <= 5; p++) await store.reportProgress(job.jobId, p);
+      await store.cancelJob(job.jobId);
+      const index = await sql<{
+        n: number;
+      }>`select count(*) as n from job_events indexed by job_events_job_transition where job_id = ${job.jobId} and transition_revision is not null`.execute(
+        db,
+      );
+      assert.equal(index.rows[0]?.n, 3); // created, started, cancel requested: none of the 5 reports
+      const definition = await sql<{
+        sql: string;
+      }>`select sql from sqlite_master where name = 'job_events_job_transition'`.execute(db);
+      assert.match(definition.rows[0]?.sql ?? "", /where transition_revision is not null/i);
+      const plan = await sql<{
+        detail: string;
+      }>`explain query plan select snapshot from job_events where job_id = ${job.jobId} and transition_revision > ${0} and transition_revision < ${100} order by transition_revision limit ${16}`.execute(
+        db,
+      );
+      assert.match(plan.rows.map((r) => r.detail).join("; "), /job_events_job_transition/);
+      assert.deepEqual(
+        (await store.transitionsBetween(job.jobId, 0, 100, 16)).map((j) => j.revision),
+        [1, 2, 8],
       );
     });
 
