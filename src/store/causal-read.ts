@@ -16,6 +16,8 @@ import type { Database } from "./database.js";
 export interface CausalReader {
   /** True when this database is a Galera node (wsrep_on), so causal reads differ from plain ones. */
   isGalera(): Promise<boolean>;
+  /** isGalera's answer without waiting, once it is known (at once on SQLite); undefined before. */
+  knownGalera(): boolean | undefined;
   /** Runs the SELECT causally (on Galera with wsrep_sync_wait for this statement only). */
   select<R>(query: Compilable<R>): Promise<R[]>;
 }
@@ -23,6 +25,7 @@ export interface CausalReader {
 /** A CausalReader on `kysely`; detects Galera with the first call that needs to know, once. */
 export function causalReader(kysely: Kysely<Database>, dialect: Dialect): CausalReader {
   let galera: Promise<boolean> | undefined;
+  let known: boolean | undefined = dialect === "mysql" ? undefined : false;
   const isGalera = (): Promise<boolean> => {
     if (dialect !== "mysql") return Promise.resolve(false);
     galera ??= kysely
@@ -33,12 +36,15 @@ export function causalReader(kysely: Kysely<Database>, dialect: Dialect): Causal
       .then(
         (r) => {
           const row = r.rows[0];
-          if (row === undefined || Number(row.on) !== 1) return false;
           // SET STATEMENT is MariaDB's; other Galera builds (Percona XtraDB Cluster) are not supported here.
-          return /mariadb/i.test(row.version);
+          known = row !== undefined && Number(row.on) === 1 && /mariadb/i.test(row.version);
+          return known;
         },
         (error: unknown) => {
-          if ((error as { code?: unknown }).code === "ER_UNKNOWN_SYSTEM_VARIABLE") return false;
+          if ((error as { code?: unknown }).code === "ER_UNKNOWN_SYSTEM_VARIABLE") {
+            known = false;
+            return false;
+          }
           galera = undefined; // a failed connection: ask again next time
           throw error;
         },
@@ -47,6 +53,7 @@ export function causalReader(kysely: Kysely<Database>, dialect: Dialect): Causal
   };
   return {
     isGalera,
+    knownGalera: () => known,
     async select<R>(query: Compilable<R>): Promise<R[]> {
       const compiled = query.compile();
       if (!(await isGalera())) return (await kysely.executeQuery(compiled)).rows;

@@ -114,7 +114,15 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
  * as fast as a missing id. On Galera the read is causal (wsrep_sync_wait), so a job created or
  * changed through another node a moment ago is seen as that node committed it.
  */
-export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
+export function getJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
+  // The hot read (GetJobDetails): read with the other reads of this turn, SQL written once (read-batch.ts);
+  // straight there, without an await, once the database is known not to be Galera.
+  if (db.causal.knownGalera() === false) return batchedJob(db, jobId, visibleTo);
+  return galeraAwareJob(db, jobId, visibleTo);
+}
+
+/** getJob before Galera is ruled out, and on Galera. */
+async function galeraAwareJob(db: StoreDb, jobId: string, visibleTo?: string): Promise<Job | undefined> {
   // On Galera every read of a job is causal: a client that changed it through another node a moment ago
   // must not read the revision before its own write (read-your-writes across replicas); elsewhere the
   // hot read is already causal.
@@ -122,7 +130,6 @@ export async function getJob(db: StoreDb, jobId: string, visibleTo?: string): Pr
     const row = await causalJobRow(db, jobId, visibleTo);
     return row ? jobRowToJob(row) : undefined;
   }
-  // The hot read (GetJobDetails): read with the other reads of this turn, SQL written once (read-batch.ts).
   return batchedJob(db, jobId, visibleTo);
 }
 
@@ -318,7 +325,7 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
   const ids = [...rulesByJob.keys()].sort();
   // On Galera the locking read is made causal too: a node may not have applied a write that another node
   // committed a moment ago, and refusing a transition on a stale row would be wrong (see causal-read.ts).
-  const galera = await db.causal.isGalera();
+  const galera = db.causal.knownGalera() ?? (await db.causal.isGalera());
   const q = IDENTIFIER_QUOTE[db.dialect];
   const inList = ids.map(() => "?").join(", ");
   // MySQL: one locking read of every row, in job_id order (two groups lock shared rows in the same order).

@@ -151,7 +151,7 @@ export class SqlJobStore implements JobStore {
     return createJob(this.#s, input);
   }
 
-  async getJob(jobId: string, visibleTo?: string): Promise<Job | undefined> {
+  getJob(jobId: string, visibleTo?: string): Promise<Job | undefined> {
     return getJob(this.#s, jobId, visibleTo);
   }
 
