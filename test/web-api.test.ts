@@ -203,8 +203,11 @@ for (const dialect of DIALECTS) {
         signal: controller.signal,
       });
       const seen: { type: WatchJobsEventType; ids: string[]; status: JobStatus[] }[] = [];
+      let synced!: () => void;
+      const open = new Promise<void>((resolve) => (synced = resolve));
       const reading = (async () => {
         for await (const message of stream) {
+          if (message.type === WatchJobsEventType.SYNCED) synced();
           seen.push({
             type: message.type,
             ids: message.jobs.map((j) => j.jobId),
@@ -214,6 +217,8 @@ for (const dialect of DIALECTS) {
             break;
         }
       })();
+      // Once the stream is open (else the start could come in its snapshot, and no change would follow).
+      await open;
       // Bob's job changes first: alice's stream must not carry it.
       await web.worker.worker.startJob(bobJob);
       await web.worker.worker.startJob(aliceJob);
