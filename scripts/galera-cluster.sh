@@ -64,6 +64,18 @@ node_pid() {
   echo "$pid"
 }
 
+# Whether the process launched for node N is still alive, mariadbd or not yet: right after `launch` the recorded
+# pid can still be the forked shell or setsid before it execs mariadbd (seen under load as "exited while
+# starting" with an empty log).
+launched_alive() {
+  local file pid state
+  file="$(node_dir "$1")/started.pid"
+  [ -f "$file" ] || return 1
+  pid="$(cat "$file")"
+  [ -n "$pid" ] && state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != "Z" ]
+}
+
 # A query on node N through its socket (root@localhost), tab-separated, no headers.
 node_sql() {
   mariadb --defaults-file="$(node_dir "$1")/my.cnf" -N -B -e "$2" 2>/dev/null
@@ -127,7 +139,7 @@ launch() {
 wait_synced() {
   local n=$1 limit=${2:-120} state
   for _ in $(seq 1 $((limit * 4))); do
-    if ! node_pid "$n" >/dev/null; then
+    if ! launched_alive "$n"; then
       log "node$n exited while starting; the end of its log:"
       tail -n 30 "$(node_dir "$n")/error.log" >&2 || true
       return 1
