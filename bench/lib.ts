@@ -128,6 +128,15 @@ export function spread(values: readonly number[], digits = 0): string {
   return v.length === 1 ? f(v[0]!) : `${f(median(v))} (${f(Math.min(...v))}-${f(Math.max(...v))})`;
 }
 
+/** Runs bench/h2-client.ts with `spec` on the load core and returns what it measured. */
+export async function h2Load(spec: LoadSpec): Promise<LoadResult> {
+  const [command, args] = pinned(PINNING?.load, process.execPath, [
+    ...nodeTs("bench/h2-client.ts"),
+    JSON.stringify(spec),
+  ]);
+  return JSON.parse(await run(command, args)) as LoadResult;
+}
+
 /** What getJobDetailsRate runs. */
 export interface DetailsRateSpec {
   /** The database URL of the server (a fresh SQLite file). */
@@ -173,12 +182,8 @@ export async function getJobDetailsRun(spec: DetailsRateSpec): Promise<{ rate: n
       warmupMs: 1000,
       durationMs: spec.seconds * 1000,
     };
-    const [command, args] = pinned(PINNING?.load, process.execPath, [
-      ...nodeTs("bench/h2-client.ts"),
-      JSON.stringify(load),
-    ]);
     const cpuBefore = cpuMs(child.pid);
-    const result = JSON.parse(await run(command, args)) as LoadResult;
+    const result = await h2Load(load);
     const cpuUsPerCall = ((cpuMs(child.pid) - cpuBefore) * 1000) / result.okTotal;
     const failed = Object.values(result.failed).reduce((a, b) => a + b, 0);
     if (failed > 0) throw new Error(`${failed} GetJobDetails calls failed (${spec.label})`);

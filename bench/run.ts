@@ -21,6 +21,7 @@ import { cpuMs, grpcFrame, installed, median, nodeTs, PINNING, quantile, run, sp
 import type { Child } from "./lib.js";
 import { queryBench } from "./list-jobs.js";
 import type { QueryFigures } from "./list-jobs.js";
+import { peerBench } from "./peer.js";
 
 const quick = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 3));
@@ -624,6 +625,20 @@ try {
       goal: "0",
       met: verdictByTarget(okLost),
     });
+  }
+
+  if (wanted("peer")) {
+    const peer = await peerBench(
+      { ...first, pid: first.child.pid, client: first.client! },
+      {
+        rounds: quick ? 1 : 2,
+        durationS: DURATION_S,
+        listeners: quick ? [1000, 2000] : [1000, 10_000],
+        changes: CHANGES,
+        intervalMs: CHANGE_INTERVAL_MS,
+      },
+    );
+    notes.push("", ...peer);
   }
 } finally {
   for (const t of targets) {
