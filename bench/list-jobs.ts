@@ -29,6 +29,8 @@ const REPEAT = 20;
 export interface QueryFigures {
   statisticsMs: number;
   statisticsUserMs: number;
+  /** Every user's with the per-type durations (include_durations_by_operation_type). */
+  statisticsTypedMs: number;
   /** Per filter combination, e.g. "user+status". */
   listMs: Record<string, number>;
 }
@@ -173,7 +175,10 @@ export async function queryBench(dialect: "sqlite" | "mysql", jobs: number, work
       await store.migrate();
       const statisticsMs = await time(() => store.getStatistics(undefined, DAY));
       const statisticsUserMs = await time(() => store.getStatistics("user7", DAY));
-      return { statisticsMs, statisticsUserMs, listMs: await measureLists(store) };
+      const statisticsTypedMs = await time(() =>
+        store.getStatistics(undefined, DAY, { durationsByOperationType: true }),
+      );
+      return { statisticsMs, statisticsUserMs, statisticsTypedMs, listMs: await measureLists(store) };
     } finally {
       await store.close();
     }
@@ -188,7 +193,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const dialect of TEST_MYSQL_URL ? (["sqlite", "mysql"] as const) : (["sqlite"] as const)) {
     const f = await queryBench(dialect, jobs);
     console.log(
-      `${dialect}, ${jobs} jobs: GetJobStatistics all ${f.statisticsMs.toFixed(2)} ms, one user ${f.statisticsUserMs.toFixed(2)} ms`,
+      `${dialect}, ${jobs} jobs: GetJobStatistics all ${f.statisticsMs.toFixed(2)} ms, one user ${f.statisticsUserMs.toFixed(2)} ms, ` +
+        `all with durations by operation type ${f.statisticsTypedMs.toFixed(2)} ms`,
     );
     for (const [what, ms] of Object.entries(f.listMs))
       console.log(`  ListJobs ${what.padEnd(34)} ${ms.toFixed(2).padStart(8)} ms`);

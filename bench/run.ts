@@ -664,6 +664,9 @@ if (wanted("queries")) {
     notes.push(`ListJobs on ${name}, slowest filter combination: ${worst[0]}`);
     for (const [what, ms] of Object.entries(f.listMs)) notes.push(`  ${name} ListJobs ${what}: ${ms.toFixed(2)} ms`);
     notes.push(`  ${name} GetJobStatistics one user: ${f.statisticsUserMs.toFixed(2)} ms`);
+    notes.push(
+      `  ${name} GetJobStatistics all, with durations by operation type: ${f.statisticsTypedMs.toFixed(2)} ms`,
+    );
   }
   addRow({
     figure: `GetJobStatistics, all jobs, ${k(JOBS)} jobs (median)`,

@@ -56,7 +56,10 @@ for (const dialect of DIALECTS) {
         await worker().completeJob({ jobId: a.jobId });
         const b = await create("carol", op);
         await worker().failJob({ jobId: b.jobId, error: "no" });
-        const stats = await jobsOf(suite.server.tokens.admin).getJobStatistics({ username: "carol" });
+        const stats = await jobsOf(suite.server.tokens.admin).getJobStatistics({
+          username: "carol",
+          includeDurationsByOperationType: true,
+        });
         assert.equal(stats.finishedInWindow, 2);
         assert.equal(stats.successRate, 0.5);
         assert.equal(stats.byOperationType[op], 2);
@@ -66,8 +69,15 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(stats.durationsByOperationType, {
           [op]: { finished: 2, p50Duration: stats.p50Duration, p95Duration: stats.p95Duration },
         });
-        const bobs = await jobsOf(suite.server.tokens.bob).getJobStatistics({});
+        const bobs = await jobsOf(suite.server.tokens.bob).getJobStatistics({ includeDurationsByOperationType: true });
         assert.equal(bobs.durationsByOperationType[op], undefined);
+        // Without include_durations_by_operation_type: no per-type figures, the overall ones the same.
+        const plain = await jobsOf(suite.server.tokens.admin).getJobStatistics({ username: "carol" });
+        assert.deepEqual(plain.durationsByOperationType, {});
+        assert.deepEqual(
+          [plain.finishedInWindow, plain.successRate, plain.p50Duration, plain.p95Duration],
+          [2, 0.5, stats.p50Duration, stats.p95Duration],
+        );
       });
     });
   });

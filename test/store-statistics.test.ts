@@ -75,9 +75,13 @@ for (const dialect of DIALECTS) {
       // Nearest rank of the ten durations 100, 200, ..., 900, 1000: p50 the 5th, p95 the 10th (ceil(9.5)).
       assert.equal(stats.p50DurationMs, 500);
       assert.equal(stats.p95DurationMs, 1000);
+      // Per type only when asked: the rest of the figures the same either way.
+      assert.deepEqual(stats.durationsByOperationType, {});
+      const typed = await store.getStatistics("stat", 24 * 3600_000, { durationsByOperationType: true });
+      assert.deepEqual({ ...typed, durationsByOperationType: {} }, stats);
       // Per type: index's nine 100..900 ms (ranks 5 and ceil(8.55) = 9), remove's one; index_repo finished
       // no job in the window.
-      assert.deepEqual(stats.durationsByOperationType, {
+      assert.deepEqual(typed.durationsByOperationType, {
         index: { finished: 9, p50DurationMs: 500, p95DurationMs: 900 },
         remove: { finished: 1, p50DurationMs: 1000, p95DurationMs: 1000 },
       });
@@ -88,7 +92,7 @@ for (const dialect of DIALECTS) {
       assert.equal(all.byStatus.cancelled, 1);
       assert.equal(all.finishedInWindow, 11);
 
-      const empty = await store.getStatistics("nobody", 1000);
+      const empty = await store.getStatistics("nobody", 1000, { durationsByOperationType: true });
       assert.deepEqual(empty.byStatus, { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 });
       assert.deepEqual(
         [empty.total, empty.finishedInWindow, empty.p50DurationMs, empty.p95DurationMs],
@@ -120,7 +124,7 @@ for (const dialect of DIALECTS) {
         clock.advance(99_000);
         await store.completeJob(other.jobId, null);
 
-        const stats = await store.getStatistics("typed", 24 * 3600_000);
+        const stats = await store.getStatistics("typed", 24 * 3600_000, { durationsByOperationType: true });
         const types = Object.keys(stats.durationsByOperationType).sort();
         assert.deepEqual(types, [
           "big",
@@ -145,8 +149,12 @@ for (const dialect of DIALECTS) {
           else assertWithin(actual, exact, `figure ${i}`);
         }
         // Every user's: big has 4 jobs, its p95 the other user's 99 s.
-        const all = await store.getStatistics(undefined, 24 * 3600_000);
+        const all = await store.getStatistics(undefined, 24 * 3600_000, { durationsByOperationType: true });
         assert.equal(all.durationsByOperationType.big!.finished, 4);
+        // Not asked: none, over the histogram (sketch) as over the exact path.
+        const plain = await store.getStatistics(undefined, 24 * 3600_000);
+        assert.deepEqual(plain.durationsByOperationType, {});
+        assert.deepEqual([plain.p50DurationMs, plain.p95DurationMs], [all.p50DurationMs, all.p95DurationMs]);
         if (statisticsExactMax === undefined) assert.equal(all.durationsByOperationType.big!.p95DurationMs, 99_000);
         else assertWithin(all.durationsByOperationType.big!.p95DurationMs, 99_000, "every user's big p95");
       });
@@ -170,7 +178,7 @@ for (const dialect of DIALECTS) {
       t.after(() => sketch.close());
       const migrator = new Migrator({ db: store.db, provider: migrationProvider(store.dialect) });
       const figures = async () => {
-        const s = await sketch.getStatistics("m", 24 * 3600_000);
+        const s = await sketch.getStatistics("m", 24 * 3600_000, { durationsByOperationType: true });
         return [s.finishedInWindow, s.p95DurationMs, s.durationsByOperationType.b?.p50DurationMs];
       };
       const before = await figures();
@@ -251,8 +259,8 @@ for (const dialect of DIALECTS) {
       const compare = async (when: string) => {
         for (const user of [undefined, "u1"]) {
           for (const windowMs of [90 * 60_000, 7 * 3600_000 + 123_456, 24 * 3600_000, 30 * 24 * 3600_000]) {
-            const exact = await store.getStatistics(user, windowMs);
-            const approx = await sketch.getStatistics(user, windowMs);
+            const exact = await store.getStatistics(user, windowMs, { durationsByOperationType: true });
+            const approx = await sketch.getStatistics(user, windowMs, { durationsByOperationType: true });
             const what = `${when}, ${user ?? "every user"}, window ${windowMs} ms`;
             assert.ok(exact.finishedInWindow > 0, what);
             assert.equal(approx.finishedInWindow, exact.finishedInWindow, what);

@@ -31,7 +31,8 @@ export function register(program: Command): void {
   addClientOptions(command);
   command.action(async (flags: StatsFlags) => {
     await runWithClient(flags, async (client) => {
-      const query: StatisticsQuery = scopeFromFlags(flags);
+      // The per-type table is part of what stats prints (and of its --json).
+      const query: StatisticsQuery = { ...scopeFromFlags(flags), includeDurationsByOperationType: true };
       if (flags.window !== undefined) query.windowMs = flags.window;
       const stats = await client.getStatistics(query);
       if (flags.json) {

@@ -72,6 +72,8 @@ export interface StatisticsQuery {
   allUsers?: boolean;
   /** How far back the finished-job figures look, in ms (default 24 h). */
   windowMs?: number;
+  /** Also durationsByOperationType (p50/p95 of the 20 largest types; costs the server more). Default false. */
+  includeDurationsByOperationType?: boolean;
 }
 
 /** One page of listJobs. */
@@ -235,6 +237,7 @@ export function createClient(options: ClientOptions): JobwatchClient {
         username: query.username ?? "",
         allUsers: query.allUsers ?? false,
         window: query.windowMs === undefined ? undefined : msToDuration(query.windowMs),
+        includeDurationsByOperationType: query.includeDurationsByOperationType ?? false,
       };
       return unaryCall(ctx, rpcs.getJobStatistics, request, callOptions);
     },

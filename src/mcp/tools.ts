@@ -97,6 +97,8 @@ const HANDLERS: Record<ToolName, Handler> = {
         ...optional("username", args["username"] as string | undefined),
         ...optional("allUsers", args["all_users"] as boolean | undefined),
         ...optional("windowMs", hours === undefined ? undefined : Math.round(hours * 3_600_000)),
+        // The seed's tool has no input for it; its output names durations_by_operation_type, so always asked.
+        includeDurationsByOperationType: true,
       },
       { signal: call.signal },
     );

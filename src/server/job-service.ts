@@ -202,7 +202,9 @@ export function jobServiceHandlers(deps: Omit<JobServiceDeps, "log" | "streams">
         request.window === undefined ? DEFAULT_STATISTICS_WINDOW_MS : v.statisticsWindow(durationToMs(request.window));
       v.check();
       const username = jobsScope(principal, request, "counting");
-      const stats = await store.getStatistics(username, windowMs);
+      const stats = await store.getStatistics(username, windowMs, {
+        durationsByOperationType: request.includeDurationsByOperationType,
+      });
       return {
         pending: stats.byStatus.pending,
         running: stats.byStatus.running,

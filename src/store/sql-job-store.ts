@@ -27,6 +27,7 @@ import type {
   ListJobsQuery,
   NewJob,
   SeqRange,
+  StatisticsOptions,
   TokenCredential,
   TokenInfo,
 } from "./store.js";
@@ -191,8 +192,12 @@ export class SqlJobStore implements JobStore {
     return listJobs(this.#s, query);
   }
 
-  async getStatistics(username: string | undefined, windowMs: number): Promise<JobStatistics> {
-    return getStatistics(this.#s, username, windowMs, this.#statisticsExactMax);
+  async getStatistics(
+    username: string | undefined,
+    windowMs: number,
+    options: StatisticsOptions = {},
+  ): Promise<JobStatistics> {
+    return getStatistics(this.#s, username, windowMs, options, this.#statisticsExactMax);
   }
 
   async getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]> {

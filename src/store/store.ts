@@ -72,8 +72,17 @@ export interface JobStatistics {
   /** Durations in ms; null when no job finished in the window. */
   p50DurationMs: number | null;
   p95DurationMs: number | null;
-  /** The same per operation type: the MAX_DURATION_TYPES largest types, those with a job finished in the window. */
+  /**
+   * The same per operation type: the MAX_DURATION_TYPES largest types, those with a job finished in the window;
+   * {} unless asked (StatisticsOptions.durationsByOperationType).
+   */
   durationsByOperationType: Record<string, Percentiles>;
+}
+
+/** What getStatistics computes beyond the counts and the overall figures. */
+export interface StatisticsOptions {
+  /** Also durationsByOperationType (p50/p95 of the largest types): costs several times the rest. */
+  durationsByOperationType?: boolean | undefined;
 }
 
 /** The durations of one operation type's jobs finished in the window. */
@@ -140,7 +149,7 @@ export interface JobStore {
   /** PENDING -> CANCELLED; RUNNING -> cancel_requested; CANCELLED -> unchanged; else FailedPrecondition. */
   cancelJob(jobId: string, reason?: string): Promise<Job>;
   listJobs(query: ListJobsQuery): Promise<Job[]>;
-  getStatistics(username: string | undefined, windowMs: number): Promise<JobStatistics>;
+  getStatistics(username: string | undefined, windowMs: number, options?: StatisticsOptions): Promise<JobStatistics>;
   /** The recorded changes after `afterRevision` (default 0), oldest first, at most `limit` (default 10,000). */
   getHistory(jobId: string, page?: HistoryPage): Promise<JobEvent[]>;
   /**

@@ -412,7 +412,7 @@ for (const dialect of DIALECTS) {
       await web.worker.worker.completeJob(job.jobId);
       const durations = page.locator("svg.chart.durations");
       await durations.and(page.locator("[aria-label*=stats_done]")).waitFor({ timeout: 5000 });
-      const now = await web.client(web.tokens.alice).getStatistics();
+      const now = await web.client(web.tokens.alice).getStatistics({ includeDurationsByOperationType: true });
       const types = Object.keys(now.durationsByOperationType);
       assert.ok(types.includes("stats_done") && types.includes("add_golden_repo"), types.join(", "));
       assert.equal(await durations.locator("rect.bar.p50").count(), types.length);

@@ -178,14 +178,18 @@ export function statsView(root: HTMLElement, feed: JobsFeed, signedOut: (error: 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const load = (): void => {
     timer = undefined;
-    jobs.getJobStatistics(create(GetJobStatisticsRequestSchema, {}), { signal: controller.signal }).then(
-      (stats) => render(body, stats),
-      (error: unknown) => {
-        if (controller.signal.aborted) return;
-        if (sessionEnded(error)) return signedOut(error);
-        body.replaceChildren(h("p", { class: "error", role: "alert" }, messageOf(error)));
-      },
-    );
+    jobs
+      .getJobStatistics(create(GetJobStatisticsRequestSchema, { includeDurationsByOperationType: true }), {
+        signal: controller.signal,
+      })
+      .then(
+        (stats) => render(body, stats),
+        (error: unknown) => {
+          if (controller.signal.aborted) return;
+          if (sessionEnded(error)) return signedOut(error);
+          body.replaceChildren(h("p", { class: "error", role: "alert" }, messageOf(error)));
+        },
+      );
   };
   load();
   // A job changed: read the figures again, at most once a second however busy the stream is.

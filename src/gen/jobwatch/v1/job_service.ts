@@ -233,6 +233,12 @@ export interface GetJobStatisticsRequest {
    * caller's own jobs, also with manage_jobs.
    */
   allUsers: boolean;
+  /**
+   * Also durations_by_operation_type in the response (p50/p95 of the 20 largest operation types). It costs
+   * more than the rest of the call (a read of each type's duration counters), so it is computed only when
+   * asked; unset: the response's durations_by_operation_type is empty.
+   */
+  includeDurationsByOperationType: boolean;
 }
 
 /** The response of GetJobStatistics. */
@@ -286,7 +292,8 @@ export interface GetJobStatisticsResponse {
    * The durations of the window per operation type: the 20 types with the most jobs in scope (as counted in
    * by_operation_type; by count, then name), each one that had a job finish in the window, so the reply and
    * the work stay small however many types there are. Exact when at most 2,000 jobs (of every type)
-   * finished in the window, within 1% above, as p50_duration. Empty when none finished.
+   * finished in the window, within 1% above, as p50_duration. Empty when none finished, and unless the
+   * request set include_durations_by_operation_type.
    */
   durationsByOperationType: { [key: string]: DurationPercentiles };
 }
@@ -1295,7 +1302,7 @@ export const ListJobsResponse: MessageFns<ListJobsResponse> = {
 };
 
 function createBaseGetJobStatisticsRequest(): GetJobStatisticsRequest {
-  return { username: "", window: undefined, allUsers: false };
+  return { username: "", window: undefined, allUsers: false, includeDurationsByOperationType: false };
 }
 
 export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
@@ -1308,6 +1315,9 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
     }
     if (message.allUsers !== false) {
       writer.uint32(24).bool(message.allUsers);
+    }
+    if (message.includeDurationsByOperationType !== false) {
+      writer.uint32(32).bool(message.includeDurationsByOperationType);
     }
     return writer;
   },
@@ -1349,6 +1359,14 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
             message.allUsers = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.includeDurationsByOperationType = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1370,6 +1388,11 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
         : isSet(object.all_users)
         ? globalThis.Boolean(object.all_users)
         : false,
+      includeDurationsByOperationType: isSet(object.includeDurationsByOperationType)
+        ? globalThis.Boolean(object.includeDurationsByOperationType)
+        : isSet(object.include_durations_by_operation_type)
+        ? globalThis.Boolean(object.include_durations_by_operation_type)
+        : false,
     };
   },
 
@@ -1384,6 +1407,9 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
     if (message.allUsers !== false) {
       obj.allUsers = message.allUsers;
     }
+    if (message.includeDurationsByOperationType !== false) {
+      obj.includeDurationsByOperationType = message.includeDurationsByOperationType;
+    }
     return obj;
   },
 
@@ -1397,6 +1423,7 @@ export const GetJobStatisticsRequest: MessageFns<GetJobStatisticsRequest> = {
       ? Duration.fromPartial(object.window)
       : undefined;
     message.allUsers = object.allUsers ?? false;
+    message.includeDurationsByOperationType = object.includeDurationsByOperationType ?? false;
     return message;
   },
 };
