@@ -7,14 +7,14 @@ import { availableParallelism, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createConnection } from "mysql2/promise";
 import { createToken } from "../src/auth/token-admin.js";
-import { createClient } from "../src/client/index.js";
 import type { JobwatchClient } from "../src/client/index.js";
+import { createClient } from "../src/client/index.js";
 import { causalReader } from "../src/store/causal-read.js";
 import { quoteIdentifier } from "../src/store/sql-names.js";
 import type { FeedEntry, SeqRange } from "../src/store/store.js";
 import { ChangeFeed } from "../src/watch/change-feed.js";
-import { GALERA_NODES, freshClusterDatabase, startNodeServer } from "../test/helpers/galera.js";
 import type { NodeServer } from "../test/helpers/galera.js";
+import { freshClusterDatabase, GALERA_NODES, startNodeServer } from "../test/helpers/galera.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

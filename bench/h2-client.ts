@@ -1,8 +1,9 @@
 // A gRPC load generator on node:http2 with pre-framed request bodies: for what h2load cannot do (a
 // different body per stream slot, e.g. one job per slot) and as the fallback when h2load is not installed.
 // argv[2] is a JSON LoadSpec; prints one JSON LoadResult line when done.
-import { connect } from "node:http2";
+
 import type { ClientHttp2Session } from "node:http2";
+import { connect } from "node:http2";
 import { closedLoop } from "./closed-loop.js";
 
 /** What to send. */

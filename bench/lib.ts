@@ -1,6 +1,7 @@
 // Shared pieces of the benchmark harness: child processes pinned to cores, gRPC framing, CPU time, statistics.
-import { spawn, spawnSync } from "node:child_process";
+
 import type { ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { createClient } from "../src/client/index.js";

@@ -11,8 +11,8 @@ import { GetJobDetailsRequest } from "../src/gen/jobwatch/v1/job_service.js";
 import { ReportProgressRequest } from "../src/gen/jobwatch/v1/job_worker_service.js";
 import type { BullMqLoadSpec } from "./bullmq-load.js";
 import type { LoadResult } from "./h2-client.js";
-import { cpuMs, grpcFrame, h2Load, median, nodeTs, PINNING, pinned, run, startChild } from "./lib.js";
 import type { Child } from "./lib.js";
+import { cpuMs, grpcFrame, h2Load, median, nodeTs, PINNING, pinned, run, startChild } from "./lib.js";
 
 /** The jobwatch server run.ts started, and what the loads need of it. */
 export interface PeerTarget {

@@ -6,8 +6,9 @@
 // sequences, endedOk}: `sequences` counts the streams by the states they went through ("running >
 // running+cancel > completed+cancel"), so a status change a stream never saw shows; `endedOk` the
 // streams that ended with status OK.
-import { connect } from "node:http2";
+
 import type { ClientHttp2Session } from "node:http2";
+import { connect } from "node:http2";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import { WatchJobRequest, WatchJobResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { grpcFrame } from "./lib.js";

@@ -1,6 +1,7 @@
 // The process's logger: JSON lines on stdout, or pino-pretty on a terminal; secret-bearing fields redacted.
-import { pino } from "pino";
+
 import type { DestinationStream, Logger } from "pino";
+import { pino } from "pino";
 import { PinoPretty } from "pino-pretty";
 
 /** How the logger is set up (from the Config). */

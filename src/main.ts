@@ -1,26 +1,26 @@
 // Composition root: config -> store -> auth -> watch hub -> server -> sweeper; SIGINT/SIGTERM -> graceful shutdown.
 import type { Logger } from "pino";
-import { OpaqueTokenAuthenticator } from "./auth/opaque-token-authenticator.js";
 import { BearerAuthenticator } from "./auth/bearer-authenticator.js";
 import { JwtVerifier } from "./auth/jwt.js";
+import { OpaqueTokenAuthenticator } from "./auth/opaque-token-authenticator.js";
 import { bootstrapTokenMessage, ensureBootstrapToken } from "./auth/token-admin.js";
 import type { Config } from "./config.js";
+import { FEED_KEEP_MS, Sweeper } from "./jobs/sweeper.js";
 import { createLogger } from "./logger.js";
 import { accessLogHooks } from "./server/access-log.js";
 import type { CallHooks } from "./server/call-observer.js";
 import { routeGrpcLog } from "./server/grpc-log.js";
-import { serverCredentials } from "./server/tls.js";
-import { Metrics } from "./server/metrics.js";
-import type { MetricsSources } from "./server/metrics.js";
-import { createServer } from "./server/server.js";
-import { FEED_KEEP_MS, Sweeper } from "./jobs/sweeper.js";
-import { Watches } from "./watch/watches.js";
 import { jobServiceHandlers } from "./server/job-service.js";
-import { createWebServer } from "./web/web-server.js";
+import type { MetricsSources } from "./server/metrics.js";
+import { Metrics } from "./server/metrics.js";
+import { createServer } from "./server/server.js";
+import { serverCredentials } from "./server/tls.js";
 import { redactUrl } from "./store/connect.js";
 import { openStore } from "./store/open.js";
-import { startTracing } from "./telemetry/sdk.js";
 import type { JobStore } from "./store/store.js";
+import { startTracing } from "./telemetry/sdk.js";
+import { Watches } from "./watch/watches.js";
+import { createWebServer } from "./web/web-server.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import { dispatcherMetrics } from "./webhooks/metrics.js";
 

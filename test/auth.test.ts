@@ -3,28 +3,28 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import * as grpc from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
-import { OpaqueTokenAuthenticator } from "../src/auth/opaque-token-authenticator.js";
 import { authInterceptor } from "../src/auth/interceptor.js";
-import { canManageJobs, attachPrincipal, principalOf } from "../src/auth/principal.js";
+import { OpaqueTokenAuthenticator } from "../src/auth/opaque-token-authenticator.js";
 import type { Principal } from "../src/auth/principal.js";
-import { PERMISSIONS, ROLES, hasPermission, isRole, permissionsOf } from "../src/auth/roles.js";
-import { generateToken, hashToken, parseToken, tokenMatches } from "../src/auth/tokens.js";
+import { attachPrincipal, canManageJobs, principalOf } from "../src/auth/principal.js";
+import { hasPermission, isRole, PERMISSIONS, permissionsOf, ROLES } from "../src/auth/roles.js";
 import { createToken, ensureBootstrapToken, listTokens, revokeToken } from "../src/auth/token-admin.js";
+import { generateToken, hashToken, parseToken, tokenMatches } from "../src/auth/tokens.js";
 import { formatTokenTable } from "../src/cli/token.js";
 import { InvalidArgumentError, NotFoundError, UnauthenticatedError, UnavailableError } from "../src/errors.js";
 import { JobServiceService } from "../src/gen/jobwatch/v1/job_service.js";
 import { JobWorkerServiceService } from "../src/gen/jobwatch/v1/job_worker_service.js";
-import { PERMISSION_TABLE, descriptorSetBytes, fileDescriptorProtos } from "../src/server/contract.js";
-import { createStore } from "../src/store/open.js";
+import { descriptorSetBytes, fileDescriptorProtos, PERMISSION_TABLE } from "../src/server/contract.js";
 import { errorToStatus } from "../src/server/error-status.js";
+import { createStore } from "../src/store/open.js";
 import type { SqlJobStore } from "../src/store/sql-job-store.js";
 import type { JobStore } from "../src/store/store.js";
-import { DIALECTS, freshDatabase } from "./helpers/databases.js";
 import type { TestDialect } from "./helpers/databases.js";
+import { DIALECTS, freshDatabase } from "./helpers/databases.js";
 
 const silent = pino({ level: "silent" });
 

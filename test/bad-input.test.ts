@@ -8,8 +8,8 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 import { CONTRACT_REGISTRY } from "../src/server/contract.js";
 import { rawCall, rawClient } from "./helpers/raw.js";
-import { startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { startTestServer } from "./helpers/server.js";
 
 /** mulberry32: a small deterministic PRNG, so a failure names a corpus entry that reproduces. */
 function prng(seed: number): () => number {

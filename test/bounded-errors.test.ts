@@ -6,10 +6,10 @@ import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError } from "../src/errors.js";
 import type { JobStatus } from "../src/gen/jobwatch/v1/job.js";
-import { ERROR_LIMITS, STATUS_DETAILS_TRAILER, errorToStatus } from "../src/server/error-status.js";
+import { ERROR_LIMITS, errorToStatus, STATUS_DETAILS_TRAILER } from "../src/server/error-status.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { failure, fieldViolationsOf, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, fieldViolationsOf, startTestServer } from "./helpers/server.js";
 
 const quiet = pino({ level: "silent" });
 

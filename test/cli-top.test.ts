@@ -1,8 +1,8 @@
 // `jobwatch top` piped: one line per event of WatchJobs (snapshot, synced, changes, removals), only the
 // caller's jobs unless --all, and Ctrl-C (SIGINT) leaves with exit code 0.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { spawn } from "node:child_process";
+import { after, before, describe, test } from "node:test";
 import { cliCommand, start } from "./helpers/cli.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 

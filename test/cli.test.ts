@@ -5,8 +5,8 @@ import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createClient, JobStatus, UnavailableError, type JobwatchClient } from "../src/client/index.js";
 import { ExitCode } from "../src/cli/exit-codes.js";
+import { createClient, JobStatus, type JobwatchClient, UnavailableError } from "../src/client/index.js";
 import { cli as runCli, start as startCli } from "./helpers/cli.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 

@@ -8,14 +8,14 @@ import {
   FailedPreconditionError,
   GrpcStatus,
   InvalidArgumentError,
+  type Job,
   JobNotFoundError,
   JobStatus,
+  type JobwatchClient,
   PermissionDeniedError,
+  statusName,
   UnauthenticatedError,
   UnavailableError,
-  statusName,
-  type Job,
-  type JobwatchClient,
 } from "../src/client/index.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { startReplica } from "./helpers/replica.js";

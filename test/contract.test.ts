@@ -4,19 +4,19 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join, relative, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import * as grpc from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
 import { fileDescriptorProtos } from "../src/server/contract.js";
-import { startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { startTestServer } from "./helpers/server.js";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../..");
 const BIN = join(ROOT, "node_modules", ".bin");

@@ -6,11 +6,10 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
-import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
 import type { FileRegistry, JsonObject } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { create, createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
 import type { FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { create } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import {
@@ -26,10 +25,10 @@ import {
 } from "../src/errors.js";
 import { errorToStatus, STATUS_DETAILS_TRAILER } from "../src/server/error-status.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { openReflection } from "./helpers/reflection-client.js";
 import type { ReflectionStream } from "./helpers/reflection-client.js";
-import { failure, startTestServer } from "./helpers/server.js";
+import { openReflection } from "./helpers/reflection-client.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, startTestServer } from "./helpers/server.js";
 
 /**
  * What grpcurl does with a status it cannot decode by itself: for each type name, file_containing_symbol,

@@ -1,11 +1,12 @@
 // The completion estimate as clients see it, over a real server on each dialect, with a clock the test moves.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { EstimateBasis, JobStatus } from "../src/gen/jobwatch/v1/job.js";
-import { WatchJobsRequest } from "../src/gen/jobwatch/v1/job_service.js";
-import type { WatchJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import type { Job } from "../src/gen/jobwatch/v1/job.js";
+import { EstimateBasis, JobStatus } from "../src/gen/jobwatch/v1/job.js";
+import type { WatchJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
+import { WatchJobsRequest } from "../src/gen/jobwatch/v1/job_service.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { startTestServer } from "./helpers/server.js";
 

@@ -1,16 +1,16 @@
 // Health (with and without the database), listening errors, and graceful shutdown of unary calls and watches.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import pino from "pino";
 import { createServer } from "../src/server/server.js";
-import { Watches } from "../src/watch/watches.js";
 import type { JobStore } from "../src/store/store.js";
+import { Watches } from "../src/watch/watches.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { startTestServer } from "./helpers/server.js";
 import { COMPLETED, RUNNING, serverSuite } from "./helpers/rpc.js";
+import { startTestServer } from "./helpers/server.js";
 
 const quiet = pino({ level: "silent" });
 

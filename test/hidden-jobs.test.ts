@@ -6,8 +6,8 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { failure, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, startTestServer } from "./helpers/server.js";
 
 for (const dialect of DIALECTS) {
   describe(`another user's job (${dialect})`, () => {

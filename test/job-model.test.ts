@@ -4,14 +4,14 @@
 // store's history of status (and cancel flag) changes.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
-import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import type { Job } from "../src/gen/jobwatch/v1/job.js";
+import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { startTestServer } from "./helpers/server.js";
 import type { TestServer, Watch } from "./helpers/server.js";
+import { startTestServer } from "./helpers/server.js";
 
 const { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED } = {
   PENDING: JobStatus.JOB_STATUS_PENDING,

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { before, describe, test } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { WatchJobsEventType, WatchJobsRequest, type WatchJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { expectCode, serverSuite, violation } from "./helpers/rpc.js";

@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { errorInfoOf, preconditionFailureOf } from "./helpers/server.js";
 import { COMPLETED, expectCode, FAILED, notFound, serverSuite, violation } from "./helpers/rpc.js";
+import { errorInfoOf, preconditionFailureOf } from "./helpers/server.js";
 
 for (const dialect of DIALECTS) {
   describe(`jobwatch server (${dialect})`, () => {

@@ -8,22 +8,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK } from "jose";
+import { exportJWK, generateKeyPair, type JWK, SignJWT, UnsecuredJWT } from "jose";
 import { pino } from "pino";
+import { JwtVerifier } from "../src/auth/jwt.js";
 import {
   createClient,
   JobNotFoundError,
   JobStatus,
+  type JobwatchClient,
   PermissionDeniedError,
   UnauthenticatedError,
   UnavailableError,
-  type JobwatchClient,
 } from "../src/client/index.js";
-import { JwtVerifier } from "../src/auth/jwt.js";
 import { loadConfig } from "../src/config.js";
 import { UnauthenticatedError as DomainUnauthenticated, UnavailableError as DomainUnavailable } from "../src/errors.js";
 import { createLogger } from "../src/logger.js";
-import { startService, type Service } from "../src/main.js";
+import { type Service, startService } from "../src/main.js";
 import { cli } from "./helpers/cli.js";
 
 const ISSUER = "https://idp.example.test/";

@@ -5,11 +5,11 @@ import { describe, test } from "node:test";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 import { Timestamp } from "../src/gen/google/protobuf/timestamp.js";
-import { ListJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
+import { ListJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { DIALECTS } from "./helpers/databases.js";
-import type { TestServer } from "./helpers/server.js";
 import { expectCode, RUNNING, serverSuite, violation } from "./helpers/rpc.js";
+import type { TestServer } from "./helpers/server.js";
 
 /**
  * ListJobs with created_after / created_before given as raw Timestamp seconds: what a client in another

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createClient, JobNotFoundError, PermissionDeniedError, UnauthenticatedError } from "../src/client/index.js";
 import { GetJobDetailsRequest } from "../src/gen/jobwatch/v1/job_service.js";
-import { cli, start, type Run } from "./helpers/cli.js";
+import { cli, type Run, start } from "./helpers/cli.js";
 import { rawGrpcCall } from "./helpers/raw-h2.js";
 
 const UNKNOWN_JOB = "3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70";

@@ -1,6 +1,7 @@
 // A write that loses a race (a deadlock, a lock timeout, a revision check) is retried with backoff, then ABORTED.
-import { after, before, describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { sql } from "kysely";
 import pino from "pino";
@@ -8,17 +9,17 @@ import { createClient } from "../src/client/index.js";
 import { AbortedError } from "../src/errors.js";
 import { errorToStatus } from "../src/server/error-status.js";
 import { openDatabase } from "../src/store/connect.js";
-import { MAX_TRANSITION_ATTEMPTS, createJob, getJob, transition } from "../src/store/jobs.js";
+import { createJob, getJob, MAX_TRANSITION_ATTEMPTS, transition } from "../src/store/jobs.js";
 import { startRule } from "../src/store/lifecycle.js";
 import { migrateToLatest } from "../src/store/migrations.js";
 import type { JobStore } from "../src/store/store.js";
-import { MAX_TX_ATTEMPTS, createStoreDb, jitteredBackoff } from "../src/store/transaction.js";
 import type { StoreDb, TxBody } from "../src/store/transaction.js";
-import { DIALECTS, freshDatabase } from "./helpers/databases.js";
+import { createStoreDb, jitteredBackoff, MAX_TX_ATTEMPTS } from "../src/store/transaction.js";
 import type { TestDialect } from "./helpers/databases.js";
+import { DIALECTS, freshDatabase } from "./helpers/databases.js";
+import type { TestServer } from "./helpers/server.js";
 import { failure, startTestServer } from "./helpers/server.js";
 import { afterEachStatement } from "./helpers/store.js";
-import type { TestServer } from "./helpers/server.js";
 
 /** An error shaped as the driver reports it: mysql2 sets code and errno, better-sqlite3 code. */
 function driverError(code: string, errno?: number): Error {

@@ -14,7 +14,7 @@ import type { CallToolResult, Progress, Tool } from "@modelcontextprotocol/sdk/t
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { JsonSchemaType } from "@modelcontextprotocol/sdk/validation/types.js";
 import { createClient, type JobwatchClient } from "../src/client/index.js";
-import { cliCommand, cli, start } from "./helpers/cli.js";
+import { cli, cliCommand, start } from "./helpers/cli.js";
 import { parseFrontMatter, type Yaml } from "./helpers/front-matter.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 

@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import { sql } from "kysely";
 import { withMigrationLock } from "../src/store/migrations.js";
 import { createStore } from "../src/store/open.js";
-import { TEST_MYSQL_URL, freshDatabase } from "./helpers/databases.js";
+import { freshDatabase, TEST_MYSQL_URL } from "./helpers/databases.js";
 
 describe("mysql: migration lock", { skip: TEST_MYSQL_URL ? false : "JOBWATCH_TEST_MYSQL_URL is not set" }, () => {
   test("bodies under the lock never overlap, whichever connection runs them", async (t) => {

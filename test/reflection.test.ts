@@ -8,8 +8,8 @@ import { status } from "@grpc/grpc-js";
 import type { ServerReflectionResponse } from "../src/gen/grpc/reflection/v1/reflection.js";
 import { fileDescriptorProtos } from "../src/server/contract.js";
 import { askOnce, openReflection, REFLECTION_VERSIONS } from "./helpers/reflection-client.js";
-import { startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { startTestServer } from "./helpers/server.js";
 
 /** The compiled bytes of each file of the embedded set, by file name. */
 const COMPILED = new Map(

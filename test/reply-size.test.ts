@@ -6,8 +6,8 @@ import * as grpc from "@grpc/grpc-js";
 import { createClient } from "../src/client/index.js";
 import { GetJobHistoryResponse, ListJobsResponse } from "../src/gen/jobwatch/v1/job_service.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { failure, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, startTestServer } from "./helpers/server.js";
 
 /** The default maximum message size of gRPC clients (grpc-js, grpc-go, grpc-java ...). */
 const FOUR_MIB = 4 * 1024 * 1024;

@@ -8,10 +8,10 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 import { CompleteJobRequest } from "../src/gen/jobwatch/v1/job_worker_service.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { rawCall, rawClient, rawUnary } from "./helpers/raw.js";
 import type { RawOutcome } from "./helpers/raw.js";
-import { fieldViolationsOf, richStatusOf, startTestServer } from "./helpers/server.js";
+import { rawCall, rawClient, rawUnary } from "./helpers/raw.js";
 import type { TestServer } from "./helpers/server.js";
+import { fieldViolationsOf, richStatusOf, startTestServer } from "./helpers/server.js";
 
 const TWO_60 = 2n ** 60n;
 const LIMIT_TEXT = "between -9007199254740991 and 9007199254740991 (2^53-1)";

@@ -5,8 +5,8 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 import { CompleteJobResponse } from "../src/gen/jobwatch/v1/job_worker_service.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { failure, fieldViolationsOf, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, fieldViolationsOf, startTestServer } from "./helpers/server.js";
 
 /** A google.protobuf.Value on the wire: a number, a string, or no kind at all. */
 type WireValue = { number: number } | { string: string } | { none: true };

@@ -4,8 +4,8 @@ import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { errorInfoOf } from "./helpers/server.js";
 import { expectCode, notFound, serverSuite } from "./helpers/rpc.js";
+import { errorInfoOf } from "./helpers/server.js";
 
 for (const dialect of DIALECTS) {
   describe(`jobwatch server (${dialect})`, () => {

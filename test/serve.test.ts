@@ -7,11 +7,11 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { createClient, JobNotFoundError, UnauthenticatedError } from "../src/client/index.js";
 import { ConfigError, type ConfigFlags, DEFAULT_DATABASE_URL, loadConfig } from "../src/config.js";
-import { cli, start, type Run } from "./helpers/cli.js";
+import { cli, type Run, start } from "./helpers/cli.js";
 import { DIALECTS, freshDatabase, type TestDatabase } from "./helpers/databases.js";
 
 const UNKNOWN_JOB = "3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70";

@@ -3,20 +3,20 @@
 // open watches ended UNAVAILABLE when the change feed is lost, health told by the call that met a fault (not
 // its timer). SQLite: read-only and full; MySQL: a proxy.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { performance } from "node:perf_hooks";
+import { after, before, describe, test } from "node:test";
+import type { ServiceError } from "@grpc/grpc-js";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import type { ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { sql } from "kysely";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import { DIALECTS, TEST_MYSQL_URL } from "./helpers/databases.js";
 import { healthCheck, waitForHealth } from "./helpers/health.js";
-import { startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
-import { startProxy } from "./helpers/tcp-proxy.js";
+import { startTestServer } from "./helpers/server.js";
 import type { TcpProxy } from "./helpers/tcp-proxy.js";
+import { startProxy } from "./helpers/tcp-proxy.js";
 
 /** A client of grpc.health.v1.Health's Watch (grpc-health-check's definition). */
 const HealthWatchClient = grpc.makeGenericClientConstructor(healthService, "grpc.health.v1.Health") as unknown as new (

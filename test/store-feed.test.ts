@@ -1,6 +1,7 @@
 // The change feed against real databases: seq order, snapshots, pruning, and MySQL commit-order holes.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import { DIALECTS } from "./helpers/databases.js";
 import { eventRevisions, range, setup } from "./helpers/store.js";
 

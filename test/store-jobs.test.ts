@@ -1,6 +1,7 @@
 // Job creation, idempotency, active-job uniqueness, history and listing against real databases.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import { AlreadyExistsError } from "../src/errors.js";
 import type { Job } from "../src/store/job.js";
 import { DIALECTS } from "./helpers/databases.js";

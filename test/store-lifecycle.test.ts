@@ -1,6 +1,7 @@
 // Job transitions against real databases: legal moves, refused ones, and concurrent writers.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import { FailedPreconditionError } from "../src/errors.js";
 import type { Job, JobStatus } from "../src/store/job.js";
 import type { SqlJobStore } from "../src/store/sql-job-store.js";

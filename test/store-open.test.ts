@@ -1,9 +1,10 @@
 // Opening a store: database URLs, SQLite paths, and migrations racing, on SQLite and MySQL.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { describe, test } from "node:test";
 import { openDatabase } from "../src/store/connect.js";
 import { createStore } from "../src/store/open.js";
 import { DIALECTS, freshDatabase } from "./helpers/databases.js";

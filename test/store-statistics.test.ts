@@ -1,10 +1,11 @@
 // Statistics against real databases: the figures, and one snapshot while another replica writes.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
-import { DIALECTS } from "./helpers/databases.js";
+import { describe, test } from "node:test";
 import { Migrator } from "kysely";
 import { migrationProvider } from "../src/store/migrations.js";
 import { createStore } from "../src/store/open.js";
+import { DIALECTS } from "./helpers/databases.js";
 import { afterEachStatement, jobIn, setup } from "./helpers/store.js";
 
 /** Asserts that a percentile read from the histogram is within its stated 1% of the exact value. */

@@ -1,6 +1,7 @@
 // Sweeps and retention against real databases: stale jobs, cancel grace, expired jobs in bounded chunks.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import { sql } from "kysely";
 import { NotFoundError } from "../src/errors.js";
 import { DIALECTS } from "./helpers/databases.js";

@@ -1,6 +1,7 @@
 // Token queries against real databases.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import { DIALECTS } from "./helpers/databases.js";
 import { setup } from "./helpers/store.js";
 

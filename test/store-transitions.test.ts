@@ -2,8 +2,8 @@
 // migration 0004, read by transitionsBetween alone; and reads scoped to a user that skip others' jobs.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Migrator, sql } from "kysely";
 import type { Kysely } from "kysely";
+import { Migrator, sql } from "kysely";
 import type { Database } from "../src/store/database.js";
 import { migrationProvider } from "../src/store/migrations.js";
 import { createStore } from "../src/store/open.js";

@@ -5,8 +5,8 @@ import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import { Sweeper } from "../src/jobs/sweeper.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { startTestServer } from "./helpers/server.js";
 import { CANCELLED, expectCode, FAILED, notFound, PENDING, RUNNING, serverSuite } from "./helpers/rpc.js";
+import { startTestServer } from "./helpers/server.js";
 
 const quiet = pino({ level: "silent" });
 

@@ -2,11 +2,11 @@
 // terminal, and names that compare exactly on both databases (no "alice   " passing for "alice").
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { failure, fieldViolationsOf, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, fieldViolationsOf, startTestServer } from "./helpers/server.js";
 
 /** Asserts INVALID_ARGUMENT with a violation of `field` and returns its description. */
 async function refused(call: Promise<unknown>, field: string): Promise<string> {

@@ -9,8 +9,8 @@ import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { ExitCode } from "../src/cli/exit-codes.js";
 import { loadConfig } from "../src/config.js";
-import { startService, type Service } from "../src/main.js";
-import { makeCa, makePki, type CertFiles, type TestCa, type TestPki } from "./helpers/certs.js";
+import { type Service, startService } from "../src/main.js";
+import { type CertFiles, makeCa, makePki, type TestCa, type TestPki } from "./helpers/certs.js";
 import { cli } from "./helpers/cli.js";
 
 const UNKNOWN_JOB = "3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70";

@@ -2,22 +2,21 @@
 // required with a client CA; a rotated certificate served without a restart while a watch stays open;
 // bad certificate files stop serve with one line naming the file.
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, renameSync, rmSync } from "node:fs";
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect as tlsConnect } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
+import { connect as tlsConnect } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, pino } from "pino";
 import { createClient, JobNotFoundError, UnavailableError } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
-import { startService, type Service } from "../src/main.js";
+import { type Service, startService } from "../src/main.js";
 import { checkTlsFiles } from "../src/server/tls.js";
-import { cli } from "./helpers/cli.js";
 import { makeCa, makePki, type TestPki } from "./helpers/certs.js";
+import { cli } from "./helpers/cli.js";
 
 const UNKNOWN_JOB = "3f0e2c1a-9b7d-4c2e-8f1a-2b3c4d5e6f70";
 

@@ -12,9 +12,9 @@ import { context, propagation, ROOT_CONTEXT, TraceFlags, trace } from "@opentele
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { createClient } from "../src/client/index.js";
-import { cli, start, type Run } from "./helpers/cli.js";
+import { cli, type Run, start } from "./helpers/cli.js";
 import { DIALECTS, freshDatabase, type TestDatabase } from "./helpers/databases.js";
-import { startOtlpReceiver, spanTree, type OtlpReceiver, type ReceivedSpan } from "./helpers/otlp-receiver.js";
+import { type OtlpReceiver, type ReceivedSpan, spanTree, startOtlpReceiver } from "./helpers/otlp-receiver.js";
 
 // The worker below is an application using the client library with OpenTelemetry set up: these are what
 // the Node SDK registers (the test process exports nothing itself).

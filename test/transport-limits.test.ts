@@ -2,18 +2,18 @@
 // would trip it: streams per connection, keepalive enforcement (GOAWAY ENHANCE_YOUR_CALM), connection age with its
 // grace (watchers resume with nothing lost), idle connections, HTTP/2 session memory, each rpc's largest request.
 import assert from "node:assert/strict";
-import { connect, constants, type ClientHttp2Session } from "node:http2";
-import { setTimeout as sleep } from "node:timers/promises";
+import { type ClientHttp2Session, connect, constants } from "node:http2";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
-import { JobStatus, createClient } from "../src/client/index.js";
 import type { Job, JobwatchClient } from "../src/client/index.js";
+import { createClient, JobStatus } from "../src/client/index.js";
 import { GetJobDetailsRequest, JobServiceClient, WatchJobRequest } from "../src/gen/jobwatch/v1/job_service.js";
 import { CompleteJobRequest, JobWorkerServiceClient } from "../src/gen/jobwatch/v1/job_worker_service.js";
-import { prepareDatabase, spawnReplica } from "./guarantees/replicas.js";
 import type { Replica, RunTokens } from "./guarantees/replicas.js";
-import { freshDatabase } from "./helpers/databases.js";
+import { prepareDatabase, spawnReplica } from "./guarantees/replicas.js";
 import type { TestDatabase } from "./helpers/databases.js";
+import { freshDatabase } from "./helpers/databases.js";
 
 /** A `jobwatch serve` with `env`, on a new SQLite database, with a RUNNING job to watch. */
 async function serverWith(env: Record<string, string>): Promise<{

@@ -1,21 +1,21 @@
 // The watch hub: what a WatchJob stream yields (snapshot, every status change, coalesced progress,
 // resume, cross-replica changes) and how it ends (terminal, abort, shutdown, not found).
 import assert from "node:assert/strict";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import pino from "pino";
 import { NotFoundError, UnavailableError } from "../src/errors.js";
+import type { Job, JobStatus } from "../src/store/job.js";
+import { createStore } from "../src/store/open.js";
+import type { FeedEntry, JobStore, SeqRange } from "../src/store/store.js";
 import { ChangeFeed } from "../src/watch/change-feed.js";
-import { Watches } from "../src/watch/watches.js";
 import type { WatchOptions } from "../src/watch/job-feed.js";
 import { WatchQueue } from "../src/watch/watch-queue.js";
-import type { Job, JobStatus } from "../src/store/job.js";
+import { Watches } from "../src/watch/watches.js";
+import type { TestDialect } from "./helpers/databases.js";
+import { DIALECTS, freshStore } from "./helpers/databases.js";
 import { testJob } from "./helpers/job.js";
 import { pullWatch } from "./helpers/pull-watch.js";
-import { createStore } from "../src/store/open.js";
-import type { FeedEntry, SeqRange, JobStore } from "../src/store/store.js";
-import { DIALECTS, freshStore } from "./helpers/databases.js";
-import type { TestDialect } from "./helpers/databases.js";
 
 const silent = pino({ level: "silent" });
 const everyone = (): boolean => true;

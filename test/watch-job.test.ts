@@ -4,7 +4,6 @@ import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { startTestServer } from "./helpers/server.js";
 import {
   assertInRevisionOrder,
   COMPLETED,
@@ -16,6 +15,7 @@ import {
   transitions,
   violation,
 } from "./helpers/rpc.js";
+import { startTestServer } from "./helpers/server.js";
 
 for (const dialect of DIALECTS) {
   describe(`jobwatch server (${dialect})`, () => {

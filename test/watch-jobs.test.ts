@@ -12,7 +12,7 @@ import {
   WatchJobsRequest,
   type WatchJobsResponse,
 } from "../src/gen/jobwatch/v1/job_service.js";
-import { FeedPosition, encodeCursor } from "../src/watch/feed-position.js";
+import { encodeCursor, FeedPosition } from "../src/watch/feed-position.js";
 import { DIALECTS } from "./helpers/databases.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 

@@ -9,8 +9,8 @@ import type { Job as StoreJob } from "../src/store/job.js";
 import type { SqlJobStore } from "../src/store/sql-job-store.js";
 import type { JobStore } from "../src/store/store.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { startTestServer } from "./helpers/server.js";
 
 /** The store methods that read past revisions of one job for a watcher. */
 const REPLAY_READS = new Set(["snapshotsBetween", "transitionsBetween"]);

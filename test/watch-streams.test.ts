@@ -8,8 +8,8 @@ import { createToken } from "../src/auth/token-admin.js";
 import { QuotaFailure } from "../src/gen/google/rpc/error_details.js";
 import { JobServiceClient, WatchJobRequest } from "../src/gen/jobwatch/v1/job_service.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { richStatusOf, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { richStatusOf, startTestServer } from "./helpers/server.js";
 
 /** Resolves when `check` holds, polling every 10 ms; rejects with `what` after `ms`. */
 async function eventually(check: () => boolean, what: () => string, ms = 5000): Promise<void> {

@@ -3,16 +3,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Client, Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { JobNotFoundError, JobStatus as ProtoStatus, PermissionDeniedError } from "../src/client/index.js";
+import { JobNotFoundError, PermissionDeniedError, JobStatus as ProtoStatus } from "../src/client/index.js";
 import { CONTRACT_REGISTRY } from "../src/server/contract.js";
-import { JobService, WatchJobsEventType, WatchJobsRequestSchema } from "../web/src/gen/jobwatch/v1/job_service_pb.js";
 import { JobStatus } from "../web/src/gen/jobwatch/v1/job_pb.js";
+import { JobService, WatchJobsEventType, WatchJobsRequestSchema } from "../web/src/gen/jobwatch/v1/job_service_pb.js";
 import { DIALECTS } from "./helpers/databases.js";
-import { startWebService } from "./helpers/web.js";
 import type { WebService } from "./helpers/web.js";
+import { startWebService } from "./helpers/web.js";
 
 /** A signed-in browser, as far as HTTP goes: its cookies, sent back on every request. */
 interface Session {

@@ -8,9 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import { createClient, type JobwatchClient } from "../src/client/index.js";
 import { JobStatus } from "../src/gen/jobwatch/v1/job.js";
 import { type WebhookDelivery, WebhookDeliveryState } from "../src/gen/jobwatch/v1/job_webhook_service.js";
-import { cli, start, type Run } from "./helpers/cli.js";
+import { cli, type Run, start } from "./helpers/cli.js";
 import { DIALECTS, freshDatabase, type TestDatabase } from "./helpers/databases.js";
-import { startReceiver, type Receiver } from "./helpers/webhook-receiver.js";
+import { type Receiver, startReceiver } from "./helpers/webhook-receiver.js";
 
 /** How long the receiver of the outage test is down: a minute in the issue, a few seconds by default here. */
 const DOWN_MS = Number(process.env.JOBWATCH_TEST_WEBHOOK_DOWN_MS ?? 3000);

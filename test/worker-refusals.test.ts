@@ -1,10 +1,11 @@
 // What a worker reads when a transition is refused: the store's refusal plus the rpc that would have helped.
-import { after, before, describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { failure, preconditionFailureOf, startTestServer } from "./helpers/server.js";
 import type { TestServer } from "./helpers/server.js";
+import { failure, preconditionFailureOf, startTestServer } from "./helpers/server.js";
 
 for (const dialect of DIALECTS) {
   describe(`worker refusals on ${dialect}`, () => {

@@ -1,9 +1,9 @@
 // Routes a bearer token to the check that knows it: a JWT to the identity provider's keys, anything else
 // to jobwatch's own opaque tokens. Counts cache hits for the metrics.
 import { UnauthenticatedError } from "../errors.js";
-import type { OpaqueTokenAuthenticator } from "./opaque-token-authenticator.js";
-import { looksLikeJwt } from "./jwt.js";
 import type { JwtVerifier } from "./jwt.js";
+import { looksLikeJwt } from "./jwt.js";
+import type { OpaqueTokenAuthenticator } from "./opaque-token-authenticator.js";
 import type { Principal } from "./principal.js";
 
 /** Cache counters of the opaque tokens (the JWT verifier keeps its own). */

@@ -3,10 +3,10 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
-import { authorizeCall, cachedCaller, undeclaredPermission } from "./authorize.js";
 import type { CallAuthenticator } from "./authorize.js";
-import { attachPrincipal } from "./principal.js";
+import { authorizeCall, cachedCaller, undeclaredPermission } from "./authorize.js";
 import type { Principal } from "./principal.js";
+import { attachPrincipal } from "./principal.js";
 
 /** Services anyone may call without a token: health checks and server reflection. */
 const DEFAULT_PUBLIC_PREFIXES: readonly string[] = [

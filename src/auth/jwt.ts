@@ -1,14 +1,21 @@
 // JWTs from an identity provider: verified with jose against a JWKS (URL or file), mapped to a Principal,
 // and remembered until they expire so a repeated token costs no signature check.
-import { readFile } from "node:fs/promises";
+
 import { createHash } from "node:crypto";
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify } from "jose";
+import { readFile } from "node:fs/promises";
 import type { JWTPayload, JWTVerifyGetKey } from "jose";
-import { errors as joseErrors } from "jose";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+} from "jose";
 import type { Logger } from "pino";
 import { UnauthenticatedError, UnavailableError } from "../errors.js";
 import type { Principal } from "./principal.js";
-import { ROLES, isRole, permissionsOf } from "./roles.js";
+import { isRole, permissionsOf, ROLES } from "./roles.js";
 
 /** The JWT settings of the server (JOBWATCH_JWT_*). */
 export interface JwtSettings {

@@ -1,8 +1,8 @@
 // Token administration over a store: create (checked against the role and username rules), list, revoke, bootstrap.
 import { InvalidArgumentError } from "../errors.js";
 import type { JobStore, TokenInfo } from "../store/store.js";
-import { ROLES, isRole } from "./roles.js";
 import type { Role } from "./roles.js";
+import { isRole, ROLES } from "./roles.js";
 import { generateToken, isTokenId, parseToken } from "./tokens.js";
 import { usernameProblem } from "./username.js";
 

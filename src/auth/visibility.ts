@@ -1,8 +1,8 @@
 // Who sees which jobs: their own, or every job with manage_jobs; the rule every read and the watch fan-out apply.
 import { InvalidArgumentError, jobNotFound, type NotFoundError, PermissionDeniedError } from "../errors.js";
 import type { Job } from "../store/job.js";
-import { canManageJobs } from "./principal.js";
 import type { Principal } from "./principal.js";
+import { canManageJobs } from "./principal.js";
 
 /** True when the principal may see the job: their own, or any with manage_jobs. */
 export function canSee(principal: Principal, job: Job): boolean {

@@ -1,7 +1,7 @@
 // `jobwatch cancel ID`: cancel a job (at once if PENDING; a RUNNING one is asked to stop by its worker).
 import type { Command } from "commander";
 import { JobStatus, statusName } from "../client/index.js";
-import { addClientOptions, addJsonOption, printJson, runWithClient, type ClientFlags } from "./client-options.js";
+import { addClientOptions, addJsonOption, type ClientFlags, printJson, runWithClient } from "./client-options.js";
 import { colorsFor, jobJson, paintStatus } from "./format.js";
 
 interface CancelFlags extends ClientFlags {

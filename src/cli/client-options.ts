@@ -1,7 +1,8 @@
 // What every client command shares: --address/--token/--tls/--json, opening the client, and errors as advice.
-import { inCommandSpan } from "./tracing.js";
+
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
+import { type Command, Option, InvalidArgumentError as UsageError } from "commander";
+import { connectionCause, rejectionReason } from "../client/errors.js";
 import {
   AlreadyExistsError,
   createClient,
@@ -10,18 +11,18 @@ import {
   GrpcStatus,
   InvalidArgumentError,
   JobNotFoundError,
+  type JobwatchClient,
   JobwatchClientError,
   PermissionDeniedError,
+  type TlsOptions,
   UnauthenticatedError,
   UnavailableError,
-  type JobwatchClient,
-  type TlsOptions,
 } from "../client/index.js";
-import { connectionCause, rejectionReason } from "../client/errors.js";
 import { loadProtoJson } from "../client/json.js";
 import { DURATION_RULE, parseDuration } from "../duration.js";
 import { ExitCode } from "./exit-codes.js";
 import { printError } from "./fail.js";
+import { inCommandSpan } from "./tracing.js";
 
 /** The address used when neither --address nor JOBWATCH_ADDRESS is given. */
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";

@@ -2,8 +2,8 @@
 import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 import { connect, type PeerCertificate, type TLSSocket } from "node:tls";
-import { hostOf } from "../client/tls-credentials.js";
 import type { TlsOptions } from "../client/index.js";
+import { hostOf } from "../client/tls-credentials.js";
 
 /** How the command connected: plaintext, or TLS with these settings (and the flags they came from). */
 export interface ConnectionAttempt {

@@ -1,7 +1,7 @@
 // The --database-url (and --log-level) flags shared by the subcommands that open the database directly.
 import type { Command } from "commander";
-import { loadConfig } from "../config.js";
 import type { Config, ConfigFlags } from "../config.js";
+import { loadConfig } from "../config.js";
 
 /** Adds --database-url to a subcommand. */
 export function withDatabaseOption(command: Command): Command {

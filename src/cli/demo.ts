@@ -1,18 +1,18 @@
 // `jobwatch demo`: create a job and drive it through realistic phases, so a new user sees jobwatch work.
 import { randomBytes } from "node:crypto";
 import { userInfo } from "node:os";
-import { Option, type Command } from "commander";
-import { CancelRequestedError, JobStatus, type Job, type WorkerContext } from "../client/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type Command, Option } from "commander";
 import { abortReason } from "../client/call.js";
+import { CancelRequestedError, type Job, JobStatus, type WorkerContext } from "../client/index.js";
 import {
-  DURATION_HELP,
   addClientOptions,
+  type ClientFlags,
   DEFAULT_ADDRESS,
+  DURATION_HELP,
   parseDurationFlag,
   parseNonNegativeDurationFlag,
   runWithClient,
-  type ClientFlags,
 } from "./client-options.js";
 import { commandName } from "./command-name.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";

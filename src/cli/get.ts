@@ -1,7 +1,7 @@
 // `jobwatch get ID`: one job's state as a readable summary, or as JSON for scripts.
 import type { Command } from "commander";
 import { statusName } from "../client/index.js";
-import { addClientOptions, addJsonOption, printJson, runWithClient, type ClientFlags } from "./client-options.js";
+import { addClientOptions, addJsonOption, type ClientFlags, printJson, runWithClient } from "./client-options.js";
 import { colorsFor, formatTime, jobEventJson, jobJson, jobSummary, paintStatusCell, table } from "./format.js";
 
 interface GetFlags extends ClientFlags {

@@ -1,13 +1,13 @@
 // `jobwatch job ...`: the worker calls as commands, so a shell script can create, drive and finish a job.
-import { InvalidArgumentError as UsageError, type Command } from "commander";
-import { JobStatus, type Job, type JobwatchClient, type JsonObject } from "../client/index.js";
+import { type Command, InvalidArgumentError as UsageError } from "commander";
+import { type Job, JobStatus, type JobwatchClient, type JsonObject } from "../client/index.js";
 import {
   addClientOptions,
   addJsonOption,
+  type ClientFlags,
   parseInteger,
   printJson,
   runWithClient,
-  type ClientFlags,
 } from "./client-options.js";
 import { ExitCode } from "./exit-codes.js";
 import { colorsFor, jobJson, paintStatus, progressText } from "./format.js";

@@ -1,25 +1,25 @@
 // `jobwatch list`: the caller's jobs (one user's with --user, every user's with --all), newest first, as a table or JSON.
-import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
+import { type Command, Option, InvalidArgumentError as UsageError } from "commander";
 import {
   isTerminalStatus,
-  parseStatus,
-  statusName,
   type Job,
   type JobStatus,
   type ListJobsFilter,
+  parseStatus,
+  statusName,
 } from "../client/index.js";
 import {
-  DURATION_HELP,
   addClientOptions,
   addJsonOption,
+  type ClientFlags,
+  DURATION_HELP,
   parseInteger,
   parseTime,
   printJson,
   runWithClient,
-  type ClientFlags,
 } from "./client-options.js";
 import { colorsFor, formatDuration, jobJson, paintStatusCell, table } from "./format.js";
-import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
+import { addScopeOptions, SCOPE_HELP, type ScopeFlags, scopeFromFlags } from "./scope-options.js";
 
 interface ListFlags extends ClientFlags, ScopeFlags {
   status: JobStatus[];

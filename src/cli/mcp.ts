@@ -1,14 +1,14 @@
 // `jobwatch mcp`: a Model Context Protocol server, over stdio (what assistants launch) or Streamable HTTP,
 // whose tools (get_job_details, wait_for_job ...) read and cancel jobs on a jobwatch server with one token.
 import { createRequire } from "node:module";
-import { InvalidArgumentError as UsageError, Option, type Command } from "commander";
+import { type Command, Option, InvalidArgumentError as UsageError } from "commander";
 import { isLoopbackHost, listenHttp } from "../mcp/http.js";
 import { createMcpServer } from "../mcp/server.js";
 import { connectStdio } from "../mcp/stdio.js";
 import { ToolRunner } from "../mcp/tools.js";
-import { addClientOptions, openClient, type ClientFlags } from "./client-options.js";
-import { printError } from "./fail.js";
+import { addClientOptions, type ClientFlags, openClient } from "./client-options.js";
 import { ExitCode } from "./exit-codes.js";
+import { printError } from "./fail.js";
 
 interface McpFlags extends ClientFlags {
   http?: { host: string; port: number };

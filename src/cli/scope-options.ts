@@ -1,5 +1,5 @@
 // Whose jobs a client command reads (list, top, stats): --user NAME or --all, one meaning in every command.
-import { Option, type Command } from "commander";
+import { type Command, Option } from "commander";
 
 /** The flags addScopeOptions adds, as commander parses them. */
 export interface ScopeFlags {

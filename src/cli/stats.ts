@@ -2,18 +2,18 @@
 // and per operation type).
 import type { Command } from "commander";
 import { durationMs, JobStatistics, type StatisticsQuery } from "../client/index.js";
+import { toProtoJson } from "../client/json.js";
 import {
-  DURATION_HELP,
   addClientOptions,
   addJsonOption,
+  type ClientFlags,
+  DURATION_HELP,
   parseDurationFlag,
   printJson,
   runWithClient,
-  type ClientFlags,
 } from "./client-options.js";
-import { toProtoJson } from "../client/json.js";
 import { colorsFor, formatDuration, formatTime, table } from "./format.js";
-import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
+import { addScopeOptions, SCOPE_HELP, type ScopeFlags, scopeFromFlags } from "./scope-options.js";
 
 interface StatsFlags extends ClientFlags, ScopeFlags {
   window?: number;

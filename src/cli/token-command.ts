@@ -1,12 +1,12 @@
 // `jobwatch token create|list|revoke`: manages API tokens directly in the configured database (run it on
 // the server host, or anywhere that can reach the database).
 import type { Command } from "commander";
+import { ROLES } from "../auth/roles.js";
+import { createToken, listTokens, revokeToken } from "../auth/token-admin.js";
 import { openStore } from "../store/open.js";
 import type { JobStore } from "../store/store.js";
-import { ROLES } from "../auth/roles.js";
 import { configFrom, withDatabaseOption } from "./database-option.js";
 import { exitOnError } from "./fail.js";
-import { createToken, listTokens, revokeToken } from "../auth/token-admin.js";
 import { formatTokenTable } from "./token.js";
 
 /** Runs `work` on the configured store and closes it. */

@@ -1,11 +1,11 @@
 // `jobwatch top`: a live table of the jobs matching a filter (WatchJobs), or one line per change when piped.
 import type { Command } from "commander";
-import { type Job, JobStatus, type JobsWatchEvent, type JobsWatchFilter, statusName } from "../client/index.js";
 import { connectionCause } from "../client/errors.js";
-import { addClientOptions, runWithClient, type ClientFlags } from "./client-options.js";
-import { colorsFor, formatSeconds, paintStatusCell, table, type Colors } from "./format.js";
+import { type Job, JobStatus, type JobsWatchEvent, type JobsWatchFilter, statusName } from "../client/index.js";
+import { addClientOptions, type ClientFlags, runWithClient } from "./client-options.js";
+import { type Colors, colorsFor, formatSeconds, paintStatusCell, table } from "./format.js";
 import { statusOption } from "./list.js";
-import { addScopeOptions, SCOPE_HELP, scopeFromFlags, type ScopeFlags } from "./scope-options.js";
+import { addScopeOptions, SCOPE_HELP, type ScopeFlags, scopeFromFlags } from "./scope-options.js";
 
 interface TopFlags extends ClientFlags, ScopeFlags {
   status: JobStatus[];

@@ -1,20 +1,21 @@
 // `jobwatch watch ID`: follow a job to its end, as a live bar on a terminal or one line per change otherwise.
 import cliProgress from "cli-progress";
 import cliTruncate from "cli-truncate";
-import { Option, type Command } from "commander";
-import { DeadlineExceededError, type Job, statusName, type RetryEvent } from "../client/index.js";
+import { type Command, Option } from "commander";
 import { connectionCause } from "../client/errors.js";
+import { DeadlineExceededError, type Job, type RetryEvent, statusName } from "../client/index.js";
+import { BAR_SIZE, type BarLineParts, fitBarLine } from "./bar-line.js";
 import {
-  DURATION_HELP,
   addClientOptions,
+  type ClientFlags,
+  DURATION_HELP,
   parseDurationFlag,
   runWithClient,
-  type ClientFlags,
 } from "./client-options.js";
-import { BAR_SIZE, type BarLineParts, fitBarLine } from "./bar-line.js";
-import { printError } from "./fail.js";
 import { ExitCode, exitCodeForStatus } from "./exit-codes.js";
+import { printError } from "./fail.js";
 import {
+  type Colors,
   colorsFor,
   etaText,
   finalSummary,
@@ -24,7 +25,6 @@ import {
   jobLine,
   paintStatus,
   progressText,
-  type Colors,
 } from "./format.js";
 
 interface WatchFlags extends ClientFlags {

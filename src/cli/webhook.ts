@@ -1,14 +1,14 @@
 // `jobwatch webhook ...`: register webhooks, list them, read their deliveries and attempts, replay a job's.
-import { InvalidArgumentError as UsageError, type Command } from "commander";
-import { parseStatus, statusName, WebhookDelivery, WebhookDeliveryState, Webhook } from "../client/index.js";
+import { type Command, InvalidArgumentError as UsageError } from "commander";
 import type { JobStatus } from "../client/index.js";
+import { parseStatus, statusName, Webhook, WebhookDelivery, WebhookDeliveryState } from "../client/index.js";
 import {
   addClientOptions,
   addJsonOption,
+  type ClientFlags,
   parseInteger,
   printJson,
   runWithClient,
-  type ClientFlags,
 } from "./client-options.js";
 import { formatTime } from "./format.js";
 import { table } from "./table.js";

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, Metadata } from "@grpc/grpc-js";
 import type { TextMapSetter } from "@opentelemetry/api";
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { type BackoffOptions, backoffDelay } from "./backoff.js";
 import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";
 import { isRetryable } from "./retry.js";

@@ -1,28 +1,28 @@
 // createClient: the typed jobwatch client (JobService reads, a resumable watch, the worker calls) on one channel.
 import {
-  Client,
-  credentials,
-  status,
   type ChannelCredentials,
   type ChannelOptions,
+  Client,
   type ClientReadableStream,
+  credentials,
+  status,
 } from "@grpc/grpc-js";
+import { durationToMs, msToDuration } from "../duration.js";
 import type { Job, JobEvent, JobStatus } from "../gen/jobwatch/v1/job.js";
 import {
-  JobServiceService as rpcs,
   type GetJobStatisticsResponse,
+  JobServiceService as rpcs,
   type WatchJobRequest,
   type WatchJobResponse,
   type WatchJobsRequest,
   type WatchJobsResponse,
 } from "../gen/jobwatch/v1/job_service.js";
-import { authMetadata, requireJob, unaryCall, type CallContext, type CallOptions, type RetryOptions } from "./call.js";
-import { durationToMs, msToDuration } from "../duration.js";
+import { authMetadata, type CallContext, type CallOptions, type RetryOptions, requireJob, unaryCall } from "./call.js";
 import { DeadlineExceededError, JobwatchClientError } from "./errors.js";
 import { isTerminalStatus, statusName } from "./status.js";
-import { resumableWatch, type WatchOptions } from "./watch.js";
-import { resumableJobsWatch, type JobsWatchEvent, type JobsWatchFilter, type JobsWatchOptions } from "./watch-jobs.js";
 import { sslCredentials, type TlsOptions } from "./tls-credentials.js";
+import { resumableWatch, type WatchOptions } from "./watch.js";
+import { type JobsWatchEvent, type JobsWatchFilter, type JobsWatchOptions, resumableJobsWatch } from "./watch-jobs.js";
 import { createWebhookClient, type WebhookClient } from "./webhooks.js";
 import { createWorkerClient, type WorkerClient } from "./worker.js";
 

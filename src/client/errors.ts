@@ -1,5 +1,5 @@
 // Typed errors of the client library: one class per gRPC status a caller acts on, decoded from the call.
-import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../gen/google/rpc/error_details.js";
 import { Status } from "../gen/google/rpc/status.js";
 

@@ -2,7 +2,7 @@
 // drop reconnect with backoff from where it was (WatchJob after a revision, WatchJobs after a cursor).
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ClientReadableStream, status } from "@grpc/grpc-js";
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { type BackoffOptions, backoffDelay } from "./backoff.js";
 import { abortReason } from "./call.js";
 import { idempotencyOf } from "./contract.js";
 import { JobwatchClientError, toClientError } from "./errors.js";

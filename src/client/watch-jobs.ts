@@ -1,6 +1,6 @@
 // WatchJobs as an AsyncIterable of events that survives disconnects (resume from the last cursor) and an
 // expired cursor (start again from a fresh snapshot, telling the caller with a "reset" event).
-import { status, type ClientReadableStream } from "@grpc/grpc-js";
+import { type ClientReadableStream, status } from "@grpc/grpc-js";
 import type { Job, JobStatus } from "../gen/jobwatch/v1/job.js";
 import { WatchJobsEventType, type WatchJobsRequest, type WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
 import { type ResumeOptions, resumable } from "./resumable-stream.js";

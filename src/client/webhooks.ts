@@ -1,12 +1,12 @@
 // The webhook side of the library: JobWebhookService calls (need manage_webhooks).
 import type { JobStatus } from "../gen/jobwatch/v1/job.js";
 import {
-  JobWebhookServiceService as rpcs,
   type CreateWebhookResponse,
   type ListWebhookDeliveriesResponse,
+  JobWebhookServiceService as rpcs,
   type Webhook,
 } from "../gen/jobwatch/v1/job_webhook_service.js";
-import { unaryCall, type CallContext, type CallOptions } from "./call.js";
+import { type CallContext, type CallOptions, unaryCall } from "./call.js";
 
 /** What to register. */
 export interface NewWebhookInput {

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { Job } from "../gen/jobwatch/v1/job.js";
 import { JobWorkerServiceService as rpcs } from "../gen/jobwatch/v1/job_worker_service.js";
-import { requireJob, unaryCall, type CallContext, type CallOptions } from "./call.js";
+import { type CallContext, type CallOptions, requireJob, unaryCall } from "./call.js";
 import { FailedPreconditionError } from "./errors.js";
 
 /** A JSON object: the result of a completed job. */

@@ -2,8 +2,8 @@
 import type { Logger } from "pino";
 import type { FinishedRun } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
-import { MIN_HISTORY_RUNS, typicalRun } from "./estimate.js";
 import type { TypicalRun } from "./estimate.js";
+import { MIN_HISTORY_RUNS, typicalRun } from "./estimate.js";
 
 /** How many of a type's latest runs one refresh reads: HISTORY_RUNS for the type, the rest to find runs on a resource. */
 const RUNS_READ = 200;

@@ -1,6 +1,6 @@
 // `jobwatch mcp --http HOST:PORT`: the MCP server over Streamable HTTP at /mcp, stateless (a fresh MCP
 // server per request, all sharing one jobwatch client), on a loopback address only.
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";

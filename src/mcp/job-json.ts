@@ -1,6 +1,6 @@
 // Jobs and statistics in the shapes the MCP tools return: the seed's job object (lowercase statuses,
 // ISO 8601 times, null for what is not there) and the statistics figures with durations in seconds.
-import { statusName, type Job, type JobStatistics } from "../client/index.js";
+import { type Job, type JobStatistics, statusName } from "../client/index.js";
 
 /** The seed's `job` object of get_job_details. */
 export interface SeedJob {

@@ -7,7 +7,7 @@ import {
   ListToolsRequestSchema,
   type ServerNotification,
 } from "@modelcontextprotocol/sdk/types.js";
-import { toolNamed, TOOLS } from "./tool-definitions.js";
+import { TOOLS, toolNamed } from "./tool-definitions.js";
 import type { ToolRunner } from "./tools.js";
 
 const INSTRUCTIONS =

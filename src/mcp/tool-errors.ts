@@ -1,5 +1,7 @@
 // Why a tool call failed, as a message the assistant (or the person behind it) can act on: which job,
 // which setting of this MCP server (JOBWATCH_ADDRESS, JOBWATCH_TOKEN) to fix, whether to retry.
+
+import { connectionCause, rejectionReason } from "../client/errors.js";
 import {
   DeadlineExceededError,
   FailedPreconditionError,
@@ -10,7 +12,6 @@ import {
   UnauthenticatedError,
   UnavailableError,
 } from "../client/index.js";
-import { connectionCause, rejectionReason } from "../client/errors.js";
 
 /** A tool's arguments are wrong: the message says which and how to fix them. */
 export class ToolInputError extends Error {

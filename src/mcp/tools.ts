@@ -6,11 +6,11 @@ import type { JsonSchemaType, JsonSchemaValidator } from "@modelcontextprotocol/
 import {
   DeadlineExceededError,
   isTerminalStatus,
-  parseStatus,
-  statusName,
   type Job,
   type JobStatus,
   type JobwatchClient,
+  parseStatus,
+  statusName,
 } from "../client/index.js";
 import { seedJob, statisticsJson } from "./job-json.js";
 import { DEFAULT_WAIT_SECONDS, outputSchemaOf, STATUS_WORDS, TOOLS, type ToolName } from "./tool-definitions.js";

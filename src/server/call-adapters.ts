@@ -1,17 +1,18 @@
 // Adapts async handlers to grpc-js: unary and server-streaming calls (pulled from a generator, or pushed
 // by a handler that writes as changes come), each handed a call context {principal, signal}.
-import { Metadata } from "@grpc/grpc-js";
+
 import type {
   handleServerStreamingCall,
   handleUnaryCall,
-  sendUnaryData,
   ServerUnaryCall,
   ServerWritableStream,
   StatusObject,
+  sendUnaryData,
 } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { principalOf } from "../auth/principal.js";
 import type { Principal } from "../auth/principal.js";
+import { principalOf } from "../auth/principal.js";
 import { errorToStatus, logFailure } from "./error-status.js";
 import { guardingHandlers, MalformedRequest } from "./request-decoding.js";
 

@@ -1,7 +1,8 @@
 // The contract as the server reads it at run time: the permission table from each rpc's
 // `required_permission` option, and the exact file descriptors that server reflection serves.
-import { createFileRegistry, fromBinary, getOption, hasOption } from "@bufbuild/protobuf";
+
 import type { FileRegistry } from "@bufbuild/protobuf";
+import { createFileRegistry, fromBinary, getOption, hasOption } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { descriptorSetBase64 } from "../gen/descriptor-set.js";

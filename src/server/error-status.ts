@@ -1,12 +1,13 @@
 // Maps any thrown error to one gRPC status (with google.rpc error details): the one error mapping of the server.
-import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
+
 import type { StatusObject } from "@grpc/grpc-js";
+import { status as GrpcStatus, Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
   AbortedError,
   AlreadyExistsError,
-  type FieldViolation,
   FailedPreconditionError,
+  type FieldViolation,
   InvalidArgumentError,
   NotFoundError,
   OutOfRangeError,

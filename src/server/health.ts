@@ -1,9 +1,10 @@
 // grpc.health.v1 for the server and each service, NOT_SERVING while the database cannot be reached.
-import { HealthImplementation } from "grpc-health-check";
-import type { ServingStatus } from "grpc-health-check";
+
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
-import { HealthService } from "../gen/grpc/health/v1/health.js";
+import type { ServingStatus } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { HealthService } from "../gen/grpc/health/v1/health.js";
 import type { StorageFaults } from "../store/guarded-store.js";
 import type { JobStore } from "../store/store.js";
 

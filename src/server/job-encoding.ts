@@ -1,7 +1,8 @@
 // A store Job written straight to the wire bytes of a response that carries it as field 1 (GetJobDetailsResponse,
 // WatchJobResponse), without the generated message object, its Date objects or the generic protobuf writer.
-import type { Job } from "../store/job.js";
+
 import type { Estimate } from "../jobs/estimate.js";
+import type { Job } from "../store/job.js";
 import { BASIS_TO_PROTO, statusToProto, whereItIs } from "./job-mapper.js";
 
 /**

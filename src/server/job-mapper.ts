@@ -1,8 +1,9 @@
 // Maps the store's jobs and events (epoch ms, lowercase statuses) to the generated protobuf types and back.
-import type { Job as StoreJob, JobEvent as StoreJobEvent, JobStatus as StoreJobStatus } from "../store/job.js";
+
+import type { Job, JobEvent } from "../gen/jobwatch/v1/job.js";
 import { EstimateBasis, JobStatus } from "../gen/jobwatch/v1/job.js";
 import type { Estimate, EstimateBasis as StoreEstimateBasis } from "../jobs/estimate.js";
-import type { Job, JobEvent } from "../gen/jobwatch/v1/job.js";
+import type { Job as StoreJob, JobEvent as StoreJobEvent, JobStatus as StoreJobStatus } from "../store/job.js";
 
 const TO_PROTO: Record<StoreJobStatus, JobStatus> = {
   pending: JobStatus.JOB_STATUS_PENDING,

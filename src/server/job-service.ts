@@ -2,7 +2,9 @@
 import type { Logger } from "pino";
 import type { Principal } from "../auth/principal.js";
 import { canSee, jobNotFoundFor, jobsScope, visibleTo } from "../auth/visibility.js";
+import { durationToMs, msToDuration } from "../duration.js";
 import { NotFoundError } from "../errors.js";
+import { Job as ProtoJob, JobEvent as ProtoJobEvent } from "../gen/jobwatch/v1/job.js";
 import type {
   CancelJobRequest,
   CancelJobResponse,
@@ -20,13 +22,11 @@ import type {
   WatchJobsRequest,
   WatchJobsResponse,
 } from "../gen/jobwatch/v1/job_service.js";
-import { Job as ProtoJob, JobEvent as ProtoJobEvent } from "../gen/jobwatch/v1/job.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { JobFeed } from "../watch/job-feed.js";
-import { serverPushHandler, serverStreamingHandler, unaryHandler } from "./call-adapters.js";
 import type { PushHandler, ServerStreamingHandler, StreamingOptions, UnaryHandler } from "./call-adapters.js";
-import { durationToMs, msToDuration } from "../duration.js";
+import { serverPushHandler, serverStreamingHandler, unaryHandler } from "./call-adapters.js";
 import { jobEventToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
 import { listFilters } from "./list-filters.js";

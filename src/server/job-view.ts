@@ -1,11 +1,11 @@
 // The one way a store Job reaches the wire on any read or reply: its fields plus the server's completion estimate.
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
-import { isTerminal } from "../store/job.js";
-import type { Job } from "../store/job.js";
-import { estimateCompletion } from "../jobs/estimate.js";
 import type { Estimate } from "../jobs/estimate.js";
-import { jobToProto } from "./job-mapper.js";
+import { estimateCompletion } from "../jobs/estimate.js";
 import type { RunHistory } from "../jobs/run-history.js";
+import type { Job } from "../store/job.js";
+import { isTerminal } from "../store/job.js";
+import { jobToProto } from "./job-mapper.js";
 
 /** Maps store jobs to wire jobs, each with its estimate as of the time it is mapped. */
 export interface JobView {

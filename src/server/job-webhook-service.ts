@@ -2,19 +2,19 @@
 import type { Logger } from "pino";
 import type { Principal } from "../auth/principal.js";
 import { canManageJobs } from "../auth/principal.js";
+import { msToDuration } from "../duration.js";
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../errors.js";
 import {
   type JobWebhookServiceServer,
-  type Webhook as ProtoWebhook,
   type WebhookDelivery as ProtoDelivery,
+  type Webhook as ProtoWebhook,
   WebhookDeliveryState,
 } from "../gen/jobwatch/v1/job_webhook_service.js";
-import { msToDuration } from "../duration.js";
 import type { JobStatus } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import type { DeliveryState, ListedDelivery, Webhook } from "../store/webhooks.js";
-import { resolvedRefusal, urlRefusal } from "../webhooks/address-policy.js";
 import type { AddressPolicy } from "../webhooks/address-policy.js";
+import { resolvedRefusal, urlRefusal } from "../webhooks/address-policy.js";
 import { deliveryId } from "../webhooks/dispatcher.js";
 import { newSecret } from "../webhooks/signature.js";
 import { unaryHandler } from "./call-adapters.js";

@@ -1,14 +1,14 @@
 // JobWorkerService: how workers create jobs and move them through their lifecycle.
 import type { Logger } from "pino";
 import { InvalidArgumentError } from "../errors.js";
-import type { JobWorkerServiceServer } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
+import type { JobWorkerServiceServer } from "../gen/jobwatch/v1/job_worker_service.js";
 import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { unaryHandler } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
-import type { JobTracing } from "./tracing.js";
 import { encodedJobResponse } from "./shared-encoding.js";
+import type { JobTracing } from "./tracing.js";
 import { RequestValidator } from "./validate.js";
 
 /** What JobWorkerService needs. */

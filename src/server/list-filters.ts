@@ -1,8 +1,9 @@
 // ListJobs' filters, validated: statuses, operation type and the creation-time range.
-import type { ListJobsRequest } from "../gen/jobwatch/v1/job_service.js";
+
 import { JobStatus as ProtoJobStatus } from "../gen/jobwatch/v1/job.js";
-import { JOB_STATUSES } from "../store/job.js";
+import type { ListJobsRequest } from "../gen/jobwatch/v1/job_service.js";
 import type { JobStatus } from "../store/job.js";
+import { JOB_STATUSES } from "../store/job.js";
 import { statusFromProto, statusToProto } from "./job-mapper.js";
 import type { ListFilters } from "./page-token.js";
 import { RequestValidator } from "./validate.js";

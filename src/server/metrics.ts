@@ -2,19 +2,20 @@
 // jobwatch's own (watches, change feed, auth caches, sweeper, database, jobs by status) and process metrics.
 // Over 350 lines on purpose: one registry and its metric definitions are read best together (a dashboard
 // author finds every name and label here); the rest is the small interceptor and the /metrics listener.
-import { createServer as createHttpServer } from "node:http";
+
 import type { Server as HttpServer } from "node:http";
+import { createServer as createHttpServer } from "node:http";
 import { performance } from "node:perf_hooks";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { JobStatus } from "../store/job.js";
 import { JOB_STATUSES } from "../store/job.js";
-import { decorate, OPERATIONS } from "../store/operations.js";
 import type { OperationFacts, StoreMethod, StoreOf } from "../store/operations.js";
+import { decorate, OPERATIONS } from "../store/operations.js";
 import type { JobStore } from "../store/store.js";
 import { watchQueueCounters } from "../watch/watch-queue.js";
-import { sentJob } from "./shared-encoding.js";
 import type { CallHooks, RpcInfo } from "./call-observer.js";
+import { sentJob } from "./shared-encoding.js";
 
 /** prom-client default metrics that break Prometheus's naming rules, left out of the exposition. */
 const UNLINTED_DEFAULTS = [

@@ -5,8 +5,8 @@
 // could not resolve error details. Behaviour follows grpc-go's reference server (reflection/internal).
 import type { FileRegistry } from "@bufbuild/protobuf";
 import type { DescriptorProto, EnumDescriptorProto, FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
 import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import type { ServerReflectionRequest, ServerReflectionResponse } from "../gen/grpc/reflection/v1/reflection.js";
 import { ServerReflectionService as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection.js";
 import { ServerReflectionService as ReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection.js";

@@ -1,9 +1,9 @@
 // One job revision, many readers: its response is made once and encoded once for every WatchJob stream
 // that carries it and every GetJobDetails call that read it in the same turn.
-import { GetJobDetailsResponse, WatchJobResponse, WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
-import type { WatchJobsEventType } from "../gen/jobwatch/v1/job_service.js";
-import type { JobServiceService } from "../gen/jobwatch/v1/job_service.js";
+
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
+import type { JobServiceService, WatchJobsEventType } from "../gen/jobwatch/v1/job_service.js";
+import { GetJobDetailsResponse, WatchJobResponse, WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
 import type { Job } from "../store/job.js";
 import { encodeJobResponse } from "./job-encoding.js";
 import { jobToProto } from "./job-mapper.js";

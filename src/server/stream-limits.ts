@@ -1,6 +1,7 @@
 // Caps on open streaming calls (WatchJob, WatchJobs): per user and per process, so no token can hold memory without bound.
-import { ResourceExhaustedError } from "../errors.js";
+
 import type { Principal } from "../auth/principal.js";
+import { ResourceExhaustedError } from "../errors.js";
 
 /** The caps; both count every open WatchJob and WatchJobs stream. */
 export interface StreamLimitSettings {

@@ -1,8 +1,9 @@
 // TLS and mTLS for the gRPC port: checks the PEM files at startup, then serves them through grpc-js's
 // file-watching certificate provider, so a rotated certificate is used for new connections without a restart.
-import { readFileSync } from "node:fs";
-import { createPrivateKey, X509Certificate } from "node:crypto";
+
 import type { KeyObject } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 
 /** The PEM files of a TLS listener. */

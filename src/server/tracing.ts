@@ -3,12 +3,12 @@
 // context kept with the job so later rpcs on it link there. Built only when tracing is on: off, the server
 // has no interceptor, no store wrapper and no span of any kind.
 import * as grpc from "@grpc/grpc-js";
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from "@opentelemetry/api";
 import type { Context, Span, SpanContext, TextMapGetter, Tracer } from "@opentelemetry/api";
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from "@opentelemetry/api";
 import type { Dialect } from "../store/connect.js";
 import type { Job } from "../store/job.js";
-import { decorate } from "../store/operations.js";
 import type { StoreMethod, StoreOf } from "../store/operations.js";
+import { decorate } from "../store/operations.js";
 import type { JobStore } from "../store/store.js";
 
 /** Reads propagation fields (traceparent, tracestate) from gRPC metadata; no other key is ever read. */

@@ -1,7 +1,7 @@
 // Request validation: the limits documented in the contract, each violation saying what to fix.
 import { USERNAME_MAX_CHARS, usernameProblem } from "../auth/username.js";
-import { InvalidArgumentError } from "../errors.js";
 import type { FieldViolation } from "../errors.js";
+import { InvalidArgumentError } from "../errors.js";
 import { chars, shown } from "../text.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

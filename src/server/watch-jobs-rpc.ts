@@ -6,8 +6,8 @@ import type { JobsFilter } from "../watch/jobs-filter.js";
 import type { JobsEvent, JobsWatchOptions } from "../watch/jobs-watch.js";
 import type { StreamContext } from "./call-adapters.js";
 import type { JobView } from "./job-view.js";
-import { watchJobsChange } from "./shared-encoding.js";
 import { statusFilter } from "./list-filters.js";
+import { watchJobsChange } from "./shared-encoding.js";
 import { RequestValidator } from "./validate.js";
 
 /** What the WatchJobs handler needs of the hub. */

@@ -1,6 +1,7 @@
 // Causal reads on a Galera cluster: a SELECT that sees every write committed on any node before it started.
-import { CompiledQuery } from "kysely";
+
 import type { Compilable, Kysely } from "kysely";
+import { CompiledQuery } from "kysely";
 import type { Dialect } from "./connect.js";
 import type { Database } from "./database.js";
 

@@ -1,7 +1,8 @@
 // job_counts: how many jobs there are per (username, operation_type, status), changed by the same
 // transaction as the jobs it counts, so GetJobStatistics reads a few rows instead of counting every job.
-import { CompiledQuery, sql } from "kysely";
+
 import type { Kysely } from "kysely";
+import { CompiledQuery, sql } from "kysely";
 import type { Dialect } from "./connect.js";
 import type { Database } from "./database.js";
 import { IDENTIFIER_QUOTE } from "./sql-names.js";

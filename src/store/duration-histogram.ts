@@ -1,8 +1,9 @@
 // duration_histogram: the durations of finished jobs as a DDSketch-style histogram per user, operation type and
 // hour of completion, changed by the same transaction as the jobs it counts, so GetJobStatistics ranks a window of
 // a million jobs from a few thousand counters instead of reading and sorting every duration in it.
-import { CompiledQuery } from "kysely";
+
 import type { Kysely } from "kysely";
+import { CompiledQuery } from "kysely";
 import type { Dialect } from "./connect.js";
 import type { Database } from "./database.js";
 import { IDENTIFIER_QUOTE } from "./sql-names.js";

@@ -1,9 +1,9 @@
 // The one place where storage faults become UnavailableError: wraps a JobStore, retries a broken connection once where safe, tracks the write path.
 import { JobwatchError } from "../errors.js";
-import { classifyStorageError, databaseUnavailable } from "./storage-faults.js";
-import type { StorageFault } from "./storage-faults.js";
-import { decorate } from "./operations.js";
 import type { Operation, RetryPolicy } from "./operations.js";
+import { decorate } from "./operations.js";
+import type { StorageFault } from "./storage-faults.js";
+import { classifyStorageError, databaseUnavailable } from "./storage-faults.js";
 import type { JobStore } from "./store.js";
 
 /** Options of guardStore. */

@@ -4,21 +4,21 @@
 import { createHash, randomUUID } from "node:crypto";
 import { CompiledQuery } from "kysely";
 import { AbortedError, AlreadyExistsError, jobNotFound } from "../errors.js";
-import { applyCounts, moved } from "./counts.js";
 import type { CountDelta } from "./counts.js";
-import { applyHistogram, finishedOf } from "./duration-histogram.js";
-import type { Finished } from "./duration-histogram.js";
+import { applyCounts, moved } from "./counts.js";
 import type { JobRow, JobRowUpdate, NewJobEventRow, NewJobRow } from "./database.js";
-import { isTerminal, sameState } from "./job.js";
+import type { Finished } from "./duration-histogram.js";
+import { applyHistogram, finishedOf } from "./duration-histogram.js";
 import type { Job, JobEvent, JobStatus } from "./job.js";
+import { isTerminal, sameState } from "./job.js";
 import type { Rule } from "./lifecycle.js";
-import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
-import { outboxInsert } from "./webhooks.js";
-import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
 import { batchedJob } from "./read-batch.js";
+import { eventRowToJobEvent, jobRowToJob, jobToSnapshot } from "./rows.js";
 import { IDENTIFIER_QUOTE } from "./sql-names.js";
-import { isUniqueViolation } from "./transaction.js";
+import type { HistoryPage, ListJobsQuery, NewJob } from "./store.js";
 import type { StoreDb } from "./transaction.js";
+import { isUniqueViolation } from "./transaction.js";
+import { outboxInsert } from "./webhooks.js";
 
 /** getHistory's page size when none is given. */
 const DEFAULT_HISTORY_LIMIT = 10_000;

@@ -1,10 +1,10 @@
 // The job lifecycle as pure rules: which status allows which change, what the change sets, what enters the history.
-import { FailedPreconditionError } from "../errors.js";
+
 import type { MissingStep } from "../errors.js";
-import type { JobRowUpdate } from "./database.js";
-import type { JobRow } from "./database.js";
-import { isTerminal } from "./job.js";
+import { FailedPreconditionError } from "../errors.js";
+import type { JobRow, JobRowUpdate } from "./database.js";
 import type { Job, JobStatus, RateAnchor } from "./job.js";
+import { isTerminal } from "./job.js";
 
 /** What a transition does to a job: the columns it sets and whether the change enters the history. */
 export interface Change {

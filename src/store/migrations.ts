@@ -3,12 +3,12 @@
 // as the schema's history; the lock that makes them safe for replicas starting at once is at the end.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Migrator, sql } from "kysely";
-import type { CreateTableBuilder, Kysely, Migration, MigrationProvider } from "kysely";
 import type SqliteDatabase from "better-sqlite3";
+import type { CreateTableBuilder, Kysely, Migration, MigrationProvider } from "kysely";
+import { Migrator, sql } from "kysely";
 import type { Dialect, OpenDatabase } from "./connect.js";
-import type { Database } from "./database.js";
 import { EVERY_USER_KEYS, rebuildEveryUserCounts } from "./counts.js";
+import type { Database } from "./database.js";
 import { rebuildDurationHistogram } from "./duration-histogram.js";
 
 /** The migrations, by name; names sort in the order they apply. */

@@ -1,11 +1,11 @@
 // Opening a store by database URL: as it is (createStore), or checked, migrated and guarded for use (openStore).
 import { openDatabase, redactUrl } from "./connect.js";
-import { SqlJobStore } from "./sql-job-store.js";
-import type { SqlJobStoreOptions } from "./sql-job-store.js";
-import { guardStore } from "./guarded-store.js";
 import type { GuardedStore } from "./guarded-store.js";
-import { probeWrite } from "./write-probe.js";
+import { guardStore } from "./guarded-store.js";
+import type { SqlJobStoreOptions } from "./sql-job-store.js";
+import { SqlJobStore } from "./sql-job-store.js";
 import { quoteIdentifier } from "./sql-names.js";
+import { probeWrite } from "./write-probe.js";
 
 /** Opens `url` and returns a store on it, nothing checked yet (call migrate() before use). */
 export function createStore(url: string, options: SqlJobStoreOptions = {}): SqlJobStore {

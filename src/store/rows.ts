@@ -1,7 +1,8 @@
 // Row <-> domain mappers: the only place that knows how a Job is spelled in SQL columns and in snapshots.
-import type { Job, JobEvent, JobStatus, JsonObject } from "./job.js";
-import type { TokenInfo, TokenCredential } from "./store.js";
+
 import type { JobEventRow, JobRow, TokenRow } from "./database.js";
+import type { Job, JobEvent, JobStatus, JsonObject } from "./job.js";
+import type { TokenCredential, TokenInfo } from "./store.js";
 
 /** Number of a BIGINT column that MySQL may hand back as a string. */
 function int(value: number | string | bigint): number {

@@ -1,6 +1,7 @@
 // The JobStore over Kysely, on SQLite (better-sqlite3) and MySQL/MariaDB (mysql2): a thin facade over the query files.
-import { sql } from "kysely";
+
 import type { Kysely } from "kysely";
+import { sql } from "kysely";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
 import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween, transitionsBetween } from "./feed.js";
@@ -33,18 +34,8 @@ import type {
 } from "./store.js";
 import { cancelUnconfirmed, deleteExpired, failStaleJobs, pruneFeed } from "./sweeps.js";
 import { activeTokens, countTokens, createToken, listTokens, revokeToken } from "./tokens.js";
+import type { StoreDb } from "./transaction.js";
 import { createStoreDb } from "./transaction.js";
-import {
-  claimDeliveries,
-  createWebhook,
-  deleteWebhook,
-  deliveryBacklog,
-  finishDelivery,
-  getWebhook,
-  listDeliveries,
-  listWebhooks,
-  replayDeliveries,
-} from "./webhooks.js";
 import type {
   AttemptOutcome,
   ClaimedDelivery,
@@ -56,7 +47,17 @@ import type {
   Webhook,
   WebhookDelivery,
 } from "./webhooks.js";
-import type { StoreDb } from "./transaction.js";
+import {
+  claimDeliveries,
+  createWebhook,
+  deleteWebhook,
+  deliveryBacklog,
+  finishDelivery,
+  getWebhook,
+  listDeliveries,
+  listWebhooks,
+  replayDeliveries,
+} from "./webhooks.js";
 
 /** Options of SqlJobStore. */
 export interface SqlJobStoreOptions {

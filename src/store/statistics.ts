@@ -1,10 +1,10 @@
 // Statistics queries: counts by status and operation (from job_counts), and the window's success and duration
 // percentiles, of every type and of the largest types (from duration_histogram, exact for a small window).
 import { sql } from "kysely";
-import { BucketCounts, bucketOf, EVERY_TYPE, EVERY_USER, SLICE_MS } from "./duration-histogram.js";
 import { EVERY_USER_KEYS } from "./counts.js";
-import { JOB_STATUSES } from "./job.js";
+import { BucketCounts, bucketOf, EVERY_TYPE, EVERY_USER, SLICE_MS } from "./duration-histogram.js";
 import type { JobStatus } from "./job.js";
+import { JOB_STATUSES } from "./job.js";
 import type { JobStatistics, Percentiles, StatisticsOptions } from "./store.js";
 import type { StoreDb } from "./transaction.js";
 

@@ -2,11 +2,11 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { applyCounts, moved } from "./counts.js";
 import { applyHistogram, finishedRow } from "./duration-histogram.js";
-import { TERMINAL_STATUSES } from "./job.js";
 import type { Job } from "./job.js";
+import { TERMINAL_STATUSES } from "./job.js";
 import { transition } from "./jobs.js";
-import { cancelUnconfirmedRule, failStaleRule } from "./lifecycle.js";
 import type { Rule } from "./lifecycle.js";
+import { cancelUnconfirmedRule, failStaleRule } from "./lifecycle.js";
 import type { StoreDb } from "./transaction.js";
 
 /** Jobs a sweeper moves per call; the next sweep takes the rest. */

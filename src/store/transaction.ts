@@ -1,13 +1,13 @@
 // Transactions on either dialect: a body yields compiled statements; SQLite runs it synchronously, MySQL on one connection.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CompiledQuery, Kysely, QueryResult } from "kysely";
-import { causalReader } from "./causal-read.js";
-import type { CausalReader } from "./causal-read.js";
 import { AbortedError } from "../errors.js";
+import type { CausalReader } from "./causal-read.js";
+import { causalReader } from "./causal-read.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
+import type { Database } from "./database.js";
 import { endsSqliteGroup, groupCommit } from "./group-commit.js";
 import { classifyStorageError } from "./storage-faults.js";
-import type { Database } from "./database.js";
 
 /** The result of one statement of a transaction body. */
 type StatementResult = QueryResult<Record<string, unknown>>;

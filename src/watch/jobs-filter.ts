@@ -1,6 +1,7 @@
 // Which jobs a WatchJobs stream follows, and what one change of a job means to it (changed, removed, nothing).
-import { isTerminal } from "../store/job.js";
+
 import type { Job, JobStatus } from "../store/job.js";
+import { isTerminal } from "../store/job.js";
 
 /** A WatchJobs filter; every part that is set must match. */
 export interface JobsFilter {

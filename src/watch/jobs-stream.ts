@@ -2,10 +2,10 @@
 // coalesced, bounded (a reader that falls too far behind is ended RESOURCE_EXHAUSTED).
 import { ResourceExhaustedError } from "../errors.js";
 import type { Job } from "../store/job.js";
+import { sameState } from "../store/job.js";
 import type { FeedPosition } from "./feed-position.js";
 import type { ChangeKind, JobsFilter } from "./jobs-filter.js";
 import { classifyChange } from "./jobs-filter.js";
-import { sameState } from "../store/job.js";
 
 /** A change waiting for its reader, with the feed position right after it. */
 export interface Pending {

@@ -5,9 +5,9 @@ import { FailedPreconditionError, OutOfRangeError, UnavailableError } from "../e
 import type { Job } from "../store/job.js";
 import type { FeedEntry, JobStore, ListJobsQuery } from "../store/store.js";
 import type { FeedChange, FeedPeer } from "./feed-poller.js";
-import { FeedPosition, decodeCursor, encodeCursor } from "./feed-position.js";
-import { classifyChange, matches } from "./jobs-filter.js";
+import { decodeCursor, encodeCursor, FeedPosition } from "./feed-position.js";
 import type { ChangeKind, JobsFilter } from "./jobs-filter.js";
+import { classifyChange, matches } from "./jobs-filter.js";
 import { JobsStream } from "./jobs-stream.js";
 
 /** A filter may match at most this many jobs when a stream starts without a cursor. */

@@ -1,7 +1,7 @@
 // "Publish after a write" in one place: a store whose every job write hands the written jobs to the hub.
 import type { Job } from "../store/job.js";
-import { decorate } from "../store/operations.js";
 import type { StoreMethod, StoreOf } from "../store/operations.js";
+import { decorate } from "../store/operations.js";
 import type { JobStore } from "../store/store.js";
 import type { JobPublisher } from "./job-feed.js";
 

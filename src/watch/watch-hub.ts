@@ -5,9 +5,9 @@
 // own files.
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
-import { UnavailableError, jobNotFound } from "../errors.js";
-import { isTerminal } from "../store/job.js";
+import { jobNotFound, UnavailableError } from "../errors.js";
 import type { Job } from "../store/job.js";
+import { isTerminal } from "../store/job.js";
 import type { FeedEntry, JobStore } from "../store/store.js";
 import type { FeedChange, FeedPeer } from "./feed-poller.js";
 import type { WatchHandle, WatchOptions, WatchSink } from "./job-feed.js";

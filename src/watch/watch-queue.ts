@@ -1,8 +1,9 @@
 // One watcher's buffer of job changes: revision order, no duplicates, gaps filled from the store, and
 // progress-only changes coalesced while its stream cannot take more, so a slow reader holds a handful of
 // items at most. Changes are pushed to the watcher's consumer as they are accepted: no promise per change.
-import { sameState } from "../store/job.js";
+
 import type { Job } from "../store/job.js";
+import { sameState } from "../store/job.js";
 
 /** Loads the job as of each revision in (afterRevision, beforeRevision), in order. */
 export type FetchBetween = (afterRevision: number, beforeRevision: number) => Promise<Job[]>;

@@ -6,8 +6,8 @@ import type { Job } from "../store/job.js";
 import type { JobStore } from "../store/store.js";
 import { FeedPoller } from "./feed-poller.js";
 import type { JobFeed, WatchHandle, WatchOptions, WatchSink } from "./job-feed.js";
-import { JobsWatches } from "./jobs-watch.js";
 import type { JobsEvent, JobsWatchOptions } from "./jobs-watch.js";
+import { JobsWatches } from "./jobs-watch.js";
 import { WatchHub } from "./watch-hub.js";
 
 /** The default bookmark interval of WatchJob and WatchJobs. */

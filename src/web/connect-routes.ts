@@ -11,15 +11,15 @@ import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/con
 import { type Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { authorizeCall, cachedCaller, undeclaredPermission } from "../auth/authorize.js";
 import type { CallAuthenticator } from "../auth/authorize.js";
+import { authorizeCall, cachedCaller, undeclaredPermission } from "../auth/authorize.js";
 import type { Principal } from "../auth/principal.js";
 import { UnauthenticatedError } from "../errors.js";
 import { Status } from "../gen/google/rpc/status.js";
-import { JobServiceService, WatchJobsEventType } from "../gen/jobwatch/v1/job_service.js";
 import type { WatchJobsRequest, WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
-import { pushAsStream } from "../server/call-adapters.js";
+import { JobServiceService, WatchJobsEventType } from "../gen/jobwatch/v1/job_service.js";
 import type { ServerStreamingHandler, StreamingOptions, UnaryHandler } from "../server/call-adapters.js";
+import { pushAsStream } from "../server/call-adapters.js";
 import { CONTRACT_REGISTRY, PERMISSION_TABLE } from "../server/contract.js";
 import { errorToStatus, logFailure, STATUS_DETAILS_TRAILER } from "../server/error-status.js";
 import type { JobServiceHandlers } from "../server/job-service.js";

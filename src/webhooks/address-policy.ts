@@ -2,8 +2,9 @@
 // address that is link-local or a cloud metadata service unless configuration allows it. Checked when a
 // webhook is registered and again at every connection (the resolver's answer, so DNS rebinding cannot
 // slip past the first check).
-import { lookup as dnsLookup } from "node:dns";
+
 import type { LookupAddress, LookupAllOptions, LookupOneOptions } from "node:dns";
+import { lookup as dnsLookup } from "node:dns";
 import { BlockList, isIP } from "node:net";
 
 /** Addresses no webhook may reach by default: link-local (where cloud metadata lives) and the metadata services. */

@@ -8,10 +8,10 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { JobStore } from "../store/store.js";
 import type { AttemptOutcome, ClaimedDelivery, DeliveryAttempt } from "../store/webhooks.js";
-import { addressPolicy, guardedLookup } from "./address-policy.js";
 import type { AddressPolicy } from "./address-policy.js";
-import { NO_DISPATCHER_METRICS } from "./metrics.js";
+import { addressPolicy, guardedLookup } from "./address-policy.js";
 import type { AttemptKind, DispatcherObserver } from "./metrics.js";
+import { NO_DISPATCHER_METRICS } from "./metrics.js";
 import { deliveryBody } from "./payload.js";
 import { sign } from "./signature.js";
 

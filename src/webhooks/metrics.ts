@@ -1,7 +1,8 @@
 // The dispatcher's Prometheus metrics: attempts by outcome, their latency, deliveries ended, what is in
 // flight here, and the outbox's backlog (read from the database when scraped, at most every few seconds).
-import { Counter, Gauge, Histogram } from "prom-client";
+
 import type { Registry } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
 import type { JobStore } from "../store/store.js";
 
 /** How one attempt ended: a 2xx, another answer, or no answer (and why). */

@@ -2,18 +2,18 @@
 // 100 watchers; afterwards, counts of what clients saw. MySQL: a TCP proxy in front of it is stopped and started
 // again; SQLite: the database refuses writes (read-only). Acknowledged writes lost must be 0, and no call INTERNAL.
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
-import { GrpcStatus, JobStatus, createClient } from "../../src/client/index.js";
 import type { Job, JobwatchClient } from "../../src/client/index.js";
-import { DIALECTS, TEST_MYSQL_URL } from "../helpers/databases.js";
+import { createClient, GrpcStatus, JobStatus } from "../../src/client/index.js";
 import type { TestDialect } from "../helpers/databases.js";
+import { DIALECTS, TEST_MYSQL_URL } from "../helpers/databases.js";
 import { healthCheck, waitForHealth } from "../helpers/health.js";
-import { startTestServer } from "../helpers/server.js";
 import type { TestServer } from "../helpers/server.js";
-import { startProxy } from "../helpers/tcp-proxy.js";
+import { startTestServer } from "../helpers/server.js";
 import type { TcpProxy } from "../helpers/tcp-proxy.js";
+import { startProxy } from "../helpers/tcp-proxy.js";
 
 /** How long the database is gone. */
 const OUTAGE_MS = Number(process.env.JOBWATCH_FAULT_OUTAGE_MS ?? 10_000);

@@ -1,19 +1,19 @@
 // jobwatch replicas over a 3-node Galera cluster, one server per node (run by `npm run test:galera`, which starts the cluster).
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createToken } from "../../src/auth/token-admin.js";
-import { GrpcStatus, JobStatus, createClient } from "../../src/client/index.js";
 import type { Job, JobwatchClient } from "../../src/client/index.js";
+import { createClient, GrpcStatus, JobStatus } from "../../src/client/index.js";
+import type { ClusterDatabase, NodeServer } from "../helpers/galera.js";
 import {
-  GALERA_NODES,
   freshClusterDatabase,
+  GALERA_NODES,
   isolateNode,
   killNode,
   restartNode,
   startNodeServer,
 } from "../helpers/galera.js";
-import type { ClusterDatabase, NodeServer } from "../helpers/galera.js";
 import { waitForHealth } from "../helpers/health.js";
 
 /** Runs `work` for 0..n-1 with at most `width` at a time. */

@@ -3,16 +3,16 @@
 // a replica killed (kill -9) mid-delivery and the receiver down for a minute: everything arrives once it is
 // back, once per revision after dedup by webhook-id (run by `npm run test:galera`, which starts the cluster).
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
-import { createClient, JobStatus } from "../../src/client/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { JobwatchClient } from "../../src/client/index.js";
-import { cli, start } from "../helpers/cli.js";
+import { createClient, JobStatus } from "../../src/client/index.js";
 import type { Run } from "../helpers/cli.js";
-import { freshClusterDatabase, GALERA_NODES } from "../helpers/galera.js";
+import { cli, start } from "../helpers/cli.js";
 import type { ClusterDatabase } from "../helpers/galera.js";
-import { startReceiver } from "../helpers/webhook-receiver.js";
+import { freshClusterDatabase, GALERA_NODES } from "../helpers/galera.js";
 import type { Receiver } from "../helpers/webhook-receiver.js";
+import { startReceiver } from "../helpers/webhook-receiver.js";
 
 /** How long the receiver stays down after the kill: the issue's minute unless JOBWATCH_TEST_WEBHOOK_DOWN_MS says. */
 const DOWN_MS = Number(process.env.JOBWATCH_TEST_WEBHOOK_DOWN_MS ?? 60_000);

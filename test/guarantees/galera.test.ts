@@ -1,17 +1,17 @@
 // The watch checker on a 3-node Galera cluster, one replica per node (`npm run test:guarantees` starts the cluster):
 // a node hung with SIGSTOP and woken, a node killed and rejoining, two nodes killed in quick succession.
 import { execFile } from "node:child_process";
+import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { after, before, describe, test } from "node:test";
 import { createConnection } from "mysql2/promise";
-import { GALERA_NODES, freshClusterDatabase, killNode, restartNode } from "../helpers/galera.js";
 import type { ClusterDatabase } from "../helpers/galera.js";
-import { prepareDatabase, spawnReplica } from "./replicas.js";
+import { freshClusterDatabase, GALERA_NODES, killNode, restartNode } from "../helpers/galera.js";
 import type { Replica } from "./replicas.js";
-import { runProfile } from "./run.js";
+import { prepareDatabase, spawnReplica } from "./replicas.js";
 import type { FaultContext } from "./run.js";
+import { runProfile } from "./run.js";
 import { assertClean } from "./verdict.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/galera-cluster.sh", import.meta.url));

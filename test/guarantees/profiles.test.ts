@@ -1,12 +1,12 @@
 // `npm run test:guarantees`: the watch checker under each fault profile on SQLite and MySQL (MySQL with
 // JOBWATCH_TEST_MYSQL_URL); each prints its counts and must end with 0 violations. Galera's profiles: galera.test.ts.
 import { describe, test } from "node:test";
-import { DIALECTS, TEST_MYSQL_URL, freshDatabase } from "../helpers/databases.js";
+import { DIALECTS, freshDatabase, TEST_MYSQL_URL } from "../helpers/databases.js";
 import { startProxy } from "../helpers/tcp-proxy.js";
 import { inProcessReplicas, prepareDatabase, spawnReplica } from "./replicas.js";
-import { assertClean } from "./verdict.js";
-import { runProfile } from "./run.js";
 import type { FaultContext } from "./run.js";
+import { runProfile } from "./run.js";
+import { assertClean } from "./verdict.js";
 
 /** Replica settings of every profile (none: each profile's own fault is all that happens). */
 const PROFILE_ENV: Record<string, string> = {};

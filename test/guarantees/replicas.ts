@@ -15,8 +15,8 @@ import { openDatabase } from "../../src/store/connect.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
 import { cliCommand } from "../helpers/cli.js";
 import type { TestDialect } from "../helpers/databases.js";
-import { startTestServer } from "../helpers/server.js";
 import type { TestServer } from "../helpers/server.js";
+import { startTestServer } from "../helpers/server.js";
 
 /** A jobwatch server of the run. */
 export interface Replica {

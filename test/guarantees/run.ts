@@ -12,11 +12,10 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { InterceptingCall, type Interceptor } from "@grpc/grpc-js";
-import { GrpcStatus, Job, JobStatus, createClient } from "../../src/client/index.js";
 import type { JobsWatchEvent, JobwatchClient } from "../../src/client/index.js";
-import { WatchJobsEventType } from "../../src/gen/jobwatch/v1/job_service.js";
+import { createClient, GrpcStatus, Job, JobStatus } from "../../src/client/index.js";
 import type { WatchJobResponse, WatchJobsResponse } from "../../src/gen/jobwatch/v1/job_service.js";
-import { checkHistory, isTerminal } from "./checker.js";
+import { WatchJobsEventType } from "../../src/gen/jobwatch/v1/job_service.js";
 import type {
   Attempt,
   History,
@@ -27,6 +26,7 @@ import type {
   Verdict,
   WatcherLog,
 } from "./checker.js";
+import { checkHistory, isTerminal } from "./checker.js";
 import type { Replica, RunTokens } from "./replicas.js";
 
 /** What a fault profile is handed. */

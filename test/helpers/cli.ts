@@ -5,7 +5,7 @@
 //   cli(args, { env?, cwd?, nodeArgs? })    the CLI run to completion, with stdout, stderr and code
 //   cliCommand(args)                         { command, args } that run the CLI, for other spawners
 // JOBWATCH_TEST_CLI=dist/cli/main.js runs the same tests against the build.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));

@@ -12,15 +12,16 @@
 //                             the test fails, because a skip is not a pass.
 //   freshStore(dialect, o?)   freshDatabase + a migrated SqlJobStore on it: { store, database, cleanup() };
 //                             cleanup() closes the store and drops the database.
+
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
-import { createConnection } from "mysql2/promise";
 import type { Connection } from "mysql2/promise";
-import { quoteIdentifier } from "../../src/store/sql-names.js";
+import { createConnection } from "mysql2/promise";
 import { createStore } from "../../src/store/open.js";
 import type { SqlJobStore, SqlJobStoreOptions } from "../../src/store/sql-job-store.js";
+import { quoteIdentifier } from "../../src/store/sql-names.js";
 
 /** A SQL dialect the tests run on. */
 export type TestDialect = "sqlite" | "mysql";

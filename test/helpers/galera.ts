@@ -17,15 +17,15 @@ import { promisify } from "node:util";
 import { createConnection } from "mysql2/promise";
 import pino from "pino";
 import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
-import { createServer } from "../../src/server/server.js";
 import type { JobwatchServer } from "../../src/server/server.js";
-import { Watches } from "../../src/watch/watches.js";
+import { createServer } from "../../src/server/server.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
-import type { JobStore } from "../../src/store/store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
-import { probeWrite } from "../../src/store/write-probe.js";
 import { quoteIdentifier } from "../../src/store/sql-names.js";
+import type { JobStore } from "../../src/store/store.js";
+import { probeWrite } from "../../src/store/write-probe.js";
+import { Watches } from "../../src/watch/watches.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/galera-cluster.sh", import.meta.url));
 

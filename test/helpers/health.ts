@@ -5,8 +5,8 @@
 //   waitForHealth(address, want, withinMs)   polls Check every 50 ms until it answers `want`; rejects
 //                                            after withinMs naming the last answer
 import { setTimeout as sleep } from "node:timers/promises";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 
 /** A serving status as grpc-health-check's client decodes it. */

@@ -10,11 +10,11 @@
 import pino from "pino";
 import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createServer } from "../../src/server/server.js";
-import { Watches } from "../../src/watch/watches.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
 import { probeWrite } from "../../src/store/write-probe.js";
+import { Watches } from "../../src/watch/watches.js";
 import type { TestServer } from "./server.js";
 
 /** A server started by startReplica. */

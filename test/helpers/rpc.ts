@@ -1,13 +1,13 @@
 // What the rpc test files share: status names, assertions on failed calls, and one server per dialect.
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
-import * as grpc from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
-import { JobStatus } from "../../src/gen/jobwatch/v1/job.js";
+import * as grpc from "@grpc/grpc-js";
 import type { Job } from "../../src/gen/jobwatch/v1/job.js";
+import { JobStatus } from "../../src/gen/jobwatch/v1/job.js";
 import type { TestDialect } from "./databases.js";
-import { failure, fieldViolationsOf, startTestServer } from "./server.js";
 import type { TestServer } from "./server.js";
+import { failure, fieldViolationsOf, startTestServer } from "./server.js";
 
 export const { PENDING, RUNNING, COMPLETED, FAILED, CANCELLED } = {
   PENDING: JobStatus.JOB_STATUS_PENDING,

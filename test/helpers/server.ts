@@ -10,16 +10,24 @@
 //                                         JobWorkerService that send `authorization: Bearer <token>`.
 //   server.watch(token, request)          a WatchJob stream collecting every Job until it ends.
 //   statusOf / badRequestOf / ...         decode what a failed call carries (code, google.rpc details).
-import * as grpc from "@grpc/grpc-js";
+
 import type { CallOptions, ClientUnaryCall, Metadata, ServiceError } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import { OpaqueTokenAuthenticator } from "../../src/auth/opaque-token-authenticator.js";
 import { createToken } from "../../src/auth/token-admin.js";
 import type { Any } from "../../src/gen/google/protobuf/any.js";
-import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import type { BadRequest_FieldViolation } from "../../src/gen/google/rpc/error_details.js";
+import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
 import type { Job } from "../../src/gen/jobwatch/v1/job.js";
+import type {
+  CancelJobResponse,
+  GetJobDetailsResponse,
+  GetJobHistoryResponse,
+  GetJobStatisticsResponse,
+  ListJobsResponse,
+} from "../../src/gen/jobwatch/v1/job_service.js";
 import {
   CancelJobRequest,
   GetJobDetailsRequest,
@@ -30,12 +38,14 @@ import {
   WatchJobRequest,
 } from "../../src/gen/jobwatch/v1/job_service.js";
 import type {
-  CancelJobResponse,
-  GetJobDetailsResponse,
-  GetJobHistoryResponse,
-  GetJobStatisticsResponse,
-  ListJobsResponse,
-} from "../../src/gen/jobwatch/v1/job_service.js";
+  CompleteJobResponse,
+  CreateJobResponse,
+  FailJobResponse,
+  HeartbeatResponse,
+  MarkCancelledResponse,
+  ReportProgressResponse,
+  StartJobResponse,
+} from "../../src/gen/jobwatch/v1/job_worker_service.js";
 import {
   CompleteJobRequest,
   CreateJobRequest,
@@ -46,27 +56,18 @@ import {
   ReportProgressRequest,
   StartJobRequest,
 } from "../../src/gen/jobwatch/v1/job_worker_service.js";
-import type {
-  CompleteJobResponse,
-  CreateJobResponse,
-  FailJobResponse,
-  HeartbeatResponse,
-  MarkCancelledResponse,
-  ReportProgressResponse,
-  StartJobResponse,
-} from "../../src/gen/jobwatch/v1/job_worker_service.js";
-import { createServer } from "../../src/server/server.js";
-import type { JobwatchServer } from "../../src/server/server.js";
-import { Sweeper } from "../../src/jobs/sweeper.js";
 import type { SweeperSettings } from "../../src/jobs/sweeper.js";
-import { Watches } from "../../src/watch/watches.js";
+import { Sweeper } from "../../src/jobs/sweeper.js";
+import type { JobwatchServer } from "../../src/server/server.js";
+import { createServer } from "../../src/server/server.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { guardStore } from "../../src/store/guarded-store.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
-import { probeWrite } from "../../src/store/write-probe.js";
 import type { JobStore } from "../../src/store/store.js";
-import { freshDatabase } from "./databases.js";
+import { probeWrite } from "../../src/store/write-probe.js";
+import { Watches } from "../../src/watch/watches.js";
 import type { TestDatabase, TestDialect } from "./databases.js";
+import { freshDatabase } from "./databases.js";
 
 /** A request as tests write it: any subset of the fields (the rest get their defaults). */
 type Partial1<T> = { [K in keyof T]?: T[K] };

@@ -1,15 +1,16 @@
 // Store test helpers: a hand-moved clock, fresh stores on a dialect, jobs driven into a status, fault hooks.
-import type { TestContext } from "node:test";
+
 import assert from "node:assert/strict";
-import { sql } from "kysely";
+import type { TestContext } from "node:test";
 import type { CompiledQuery, DatabaseConnection, Kysely } from "kysely";
-import type { Database } from "../../src/store/database.js";
+import { sql } from "kysely";
 import { FailedPreconditionError } from "../../src/errors.js";
+import type { Database } from "../../src/store/database.js";
 import type { Job, JobStatus } from "../../src/store/job.js";
 import { createStore } from "../../src/store/open.js";
 import type { SqlJobStore, SqlJobStoreOptions } from "../../src/store/sql-job-store.js";
-import { freshDatabase } from "./databases.js";
 import type { TestDialect } from "./databases.js";
+import { freshDatabase } from "./databases.js";
 
 /** A clock the tests move by hand, shared by every store of a test (like replicas with synced clocks). */
 export class Clock {

@@ -11,8 +11,9 @@
 //                           (connects are refused) until up() listens on the same port again.
 //   cutAll()                destroys every open connection, keeps accepting new ones.
 //   close()                 down() for good.
-import { Socket, createServer } from "node:net";
+
 import type { Server } from "node:net";
+import { createServer, Socket } from "node:net";
 
 /** A running proxy (see the file header). */
 export interface TcpProxy {

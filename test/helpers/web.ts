@@ -9,15 +9,15 @@
 //   web.close()                         stop, close clients, drop the database
 import { pino } from "pino";
 import { createToken } from "../../src/auth/token-admin.js";
-import { createClient } from "../../src/client/index.js";
 import type { JobwatchClient } from "../../src/client/index.js";
+import { createClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config.js";
-import { startService } from "../../src/main.js";
 import type { Service } from "../../src/main.js";
+import { startService } from "../../src/main.js";
 import { openDatabase } from "../../src/store/connect.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
-import { freshDatabase } from "./databases.js";
 import type { TestDatabase, TestDialect } from "./databases.js";
+import { freshDatabase } from "./databases.js";
 
 /** The tokens of a web test service. */
 export interface WebTokens {

@@ -5,11 +5,11 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
-import { attachPrincipal } from "../../src/auth/principal.js";
 import type { Principal } from "../../src/auth/principal.js";
+import { attachPrincipal } from "../../src/auth/principal.js";
 import { NotFoundError } from "../../src/errors.js";
-import { serverPushHandler, serverStreamingHandler, unaryHandler } from "../../src/server/call-adapters.js";
 import type { CallContext, PushContext, StreamContext } from "../../src/server/call-adapters.js";
+import { serverPushHandler, serverStreamingHandler, unaryHandler } from "../../src/server/call-adapters.js";
 
 const silent = pino({ level: "silent" });
 const alice: Principal = { tokenId: "t1", username: "alice", role: "normal_user" };

@@ -2,8 +2,8 @@
 // entry of a job is returned together with the hole that holds its previous revision, not a second later.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChangeFeed } from "../../src/watch/change-feed.js";
 import type { FeedEntry, SeqRange } from "../../src/store/store.js";
+import { ChangeFeed } from "../../src/watch/change-feed.js";
 
 /** A feed whose entries become visible when the test says so, as MySQL commits them. */
 function feedStore() {

@@ -2,7 +2,7 @@
 // another made; past the limit it claims less than was seen (a resume may repeat), never more (it would skip).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FeedPosition, MAX_CURSOR_GAPS, decodeCursor, encodeCursor } from "../../src/watch/feed-position.js";
+import { decodeCursor, encodeCursor, FeedPosition, MAX_CURSOR_GAPS } from "../../src/watch/feed-position.js";
 
 const T0 = 1_800_000_000_000;
 

@@ -7,7 +7,7 @@ import pino from "pino";
 import { NotFoundError, OutOfRangeError, ResourceExhaustedError, UnavailableError } from "../../src/errors.js";
 import { QuotaFailure } from "../../src/gen/google/rpc/error_details.js";
 import { Status } from "../../src/gen/google/rpc/status.js";
-import { INTERNAL_MESSAGE, STATUS_DETAILS_TRAILER, errorToStatus } from "../../src/server/error-status.js";
+import { errorToStatus, INTERNAL_MESSAGE, STATUS_DETAILS_TRAILER } from "../../src/server/error-status.js";
 
 const log = pino({ level: "silent" });
 

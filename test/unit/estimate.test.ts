@@ -1,10 +1,11 @@
 // The completion estimate as pure functions, with jobs driven by hand at known rates through the store's own anchor rule.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
-import { estimateCompletion, typicalRun } from "../../src/jobs/estimate.js";
+import { describe, test } from "node:test";
 import type { Estimate, TypicalRun } from "../../src/jobs/estimate.js";
-import { RATE_WINDOW_MS, rateAnchorAfter } from "../../src/store/lifecycle.js";
+import { estimateCompletion, typicalRun } from "../../src/jobs/estimate.js";
 import type { FinishedRun, Job } from "../../src/store/job.js";
+import { RATE_WINDOW_MS, rateAnchorAfter } from "../../src/store/lifecycle.js";
 import { testJob } from "../helpers/job.js";
 
 const T0 = Date.UTC(2030, 0, 1);

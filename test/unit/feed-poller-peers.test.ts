@@ -5,9 +5,9 @@ import { test } from "node:test";
 import { pino } from "pino";
 import type { Job } from "../../src/store/job.js";
 import type { FeedEntry } from "../../src/store/store.js";
-import { FeedPoller, type FeedPeer } from "../../src/watch/feed-poller.js";
-import { FeedPosition, decodeCursor, encodeCursor } from "../../src/watch/feed-position.js";
-import { JobsWatches, type JobsEvent } from "../../src/watch/jobs-watch.js";
+import { type FeedPeer, FeedPoller } from "../../src/watch/feed-poller.js";
+import { decodeCursor, encodeCursor, FeedPosition } from "../../src/watch/feed-position.js";
+import { type JobsEvent, JobsWatches } from "../../src/watch/jobs-watch.js";
 import { testJob } from "../helpers/job.js";
 
 /** An in-memory job_events feed whose snapshot query waits until the test lets it answer. */

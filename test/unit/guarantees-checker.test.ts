@@ -2,17 +2,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  CANCELLED,
-  COMPLETED,
-  PENDING,
-  RUNNING,
-  checkHistory,
   type Ack,
   type Attempt,
+  CANCELLED,
+  COMPLETED,
+  checkHistory,
   type History,
   type JobState,
   type JobsWatcherLog,
   type JobWatcherLog,
+  PENDING,
+  RUNNING,
 } from "../guarantees/checker.js";
 
 const JOB = "job-1";

@@ -9,13 +9,13 @@ import {
   ResourceExhaustedError,
 } from "../../src/errors.js";
 import type { Job, JobStatus } from "../../src/store/job.js";
-import { testJob } from "../helpers/job.js";
 import type { FeedEntry, ListJobsQuery } from "../../src/store/store.js";
-import { FeedPosition, decodeCursor, encodeCursor } from "../../src/watch/feed-position.js";
-import { classifyChange } from "../../src/watch/jobs-filter.js";
+import { decodeCursor, encodeCursor, FeedPosition } from "../../src/watch/feed-position.js";
 import type { JobsFilter } from "../../src/watch/jobs-filter.js";
-import { JobsWatches, MAX_QUEUED_CHANGES, MAX_SNAPSHOT_JOBS } from "../../src/watch/jobs-watch.js";
+import { classifyChange } from "../../src/watch/jobs-filter.js";
 import type { JobsEvent } from "../../src/watch/jobs-watch.js";
+import { JobsWatches, MAX_QUEUED_CHANGES, MAX_SNAPSHOT_JOBS } from "../../src/watch/jobs-watch.js";
+import { testJob } from "../helpers/job.js";
 
 const T0 = 1_700_000_000_000;
 

@@ -1,23 +1,24 @@
 // The lifecycle rules as pure functions: no database, a job row written by hand, a fixed clock.
-import { describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 import { FailedPreconditionError } from "../../src/errors.js";
 import type { JobRow } from "../../src/store/database.js";
-import { JOB_STATUSES } from "../../src/store/job.js";
 import type { JobStatus } from "../../src/store/job.js";
+import { JOB_STATUSES } from "../../src/store/job.js";
+import type { Change, Rule } from "../../src/store/lifecycle.js";
 import {
-  HISTORY_PROGRESS_INTERVAL_MS,
   cancelRule,
   cancelUnconfirmedRule,
   completeRule,
   failRule,
   failStaleRule,
+  HISTORY_PROGRESS_INTERVAL_MS,
   heartbeatRule,
   markCancelledRule,
   progressRule,
   startRule,
 } from "../../src/store/lifecycle.js";
-import type { Change, Rule } from "../../src/store/lifecycle.js";
 import { jobRowToJob } from "../../src/store/rows.js";
 
 const NOW = Date.UTC(2030, 0, 1);

@@ -2,13 +2,13 @@
 // insists), and the guard, publishing and metrics each a plain object doing what the row says.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Metrics } from "../../src/server/metrics.js";
 import { UnavailableError } from "../../src/errors.js";
-import { guardStore } from "../../src/store/guarded-store.js";
+import { Metrics } from "../../src/server/metrics.js";
 import type { StorageFaultEvent } from "../../src/store/guarded-store.js";
+import { guardStore } from "../../src/store/guarded-store.js";
 import type { Job } from "../../src/store/job.js";
-import { OPERATION_NAMES, OPERATIONS } from "../../src/store/operations.js";
 import type { Operation, OperationTable } from "../../src/store/operations.js";
+import { OPERATION_NAMES, OPERATIONS } from "../../src/store/operations.js";
 import { SqlJobStore } from "../../src/store/sql-job-store.js";
 import type { JobStore } from "../../src/store/store.js";
 import { publishingStore } from "../../src/watch/publishing-store.js";

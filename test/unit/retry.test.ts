@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { status } from "@grpc/grpc-js";
-import { idempotencyOf, loadContract } from "../../src/client/contract.js";
 import type { Idempotency } from "../../src/client/contract.js";
+import { idempotencyOf, loadContract } from "../../src/client/contract.js";
 import { isRetryable } from "../../src/client/retry.js";
 
 describe("idempotency from the contract", () => {

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { WatchJobsEventType, WatchJobsResponse } from "../../src/gen/jobwatch/v1/job_service.js";
 import { jobToProto } from "../../src/server/job-mapper.js";
-import { plainJobView } from "../../src/server/job-view.js";
 import type { JobView } from "../../src/server/job-view.js";
+import { plainJobView } from "../../src/server/job-view.js";
 import { watchJobsChange } from "../../src/server/shared-encoding.js";
 import { testJob } from "../helpers/job.js";
 

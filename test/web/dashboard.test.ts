@@ -6,16 +6,16 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { chromium } from "playwright-core";
 import type { Browser, BrowserContext, Page, Request } from "playwright-core";
-import { durationMs, JobStatus } from "../../src/client/index.js";
+import { chromium } from "playwright-core";
 import type { Job } from "../../src/client/index.js";
+import { durationMs, JobStatus } from "../../src/client/index.js";
 import { DIALECTS } from "../helpers/databases.js";
-import { startWebService } from "../helpers/web.js";
 import type { WebService } from "../helpers/web.js";
+import { startWebService } from "../helpers/web.js";
 
 /** Where the screenshots go: CI keeps this folder (README "Web dashboard"). */
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/web/", import.meta.url));

@@ -1,7 +1,8 @@
 // How the page talks to jobwatch: JobService over the Connect protocol (connect-es), with the session
 // cookie the browser sends by itself and the CSRF header added to every call; sign-in and sign-out.
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+
 import type { Client, Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { JobService } from "./gen/jobwatch/v1/job_service_pb.js";
 

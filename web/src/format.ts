@@ -1,6 +1,7 @@
 // How the page writes statuses, times, durations and estimates.
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { EstimateBasis, type Job, JobStatus } from "./gen/jobwatch/v1/job_pb.js";
 
 /** "running", "completed" ... (the seed's lowercase names). */

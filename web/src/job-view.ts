@@ -6,8 +6,8 @@ import { h, progressBar } from "./dom.js";
 import { clock, dateOf, etaLong, isActive, phaseDetail, span, statusName } from "./format.js";
 import type { Job, JobEvent } from "./gen/jobwatch/v1/job_pb.js";
 import { JobStatus } from "./gen/jobwatch/v1/job_pb.js";
-import { CancelJobRequestSchema, WatchJobRequestSchema } from "./gen/jobwatch/v1/job_service_pb.js";
 import type { WatchJobResponse } from "./gen/jobwatch/v1/job_service_pb.js";
+import { CancelJobRequestSchema, WatchJobRequestSchema } from "./gen/jobwatch/v1/job_service_pb.js";
 import { follow } from "./resumable.js";
 
 /** What the page tells the rest of the app. */

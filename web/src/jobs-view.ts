@@ -1,7 +1,7 @@
 // The jobs table: status, operation, resource, owner, phase/detail, progress, ETA and age of every job the
 // feed holds, updated in place as changes arrive; filtered by status, operation type and owner.
 import { h, progressBar } from "./dom.js";
-import { eta, dateOf, isActive, phaseDetail, span, STATUSES, statusName } from "./format.js";
+import { dateOf, eta, isActive, phaseDetail, STATUSES, span, statusName } from "./format.js";
 import type { Job } from "./gen/jobwatch/v1/job_pb.js";
 import { JobStatus } from "./gen/jobwatch/v1/job_pb.js";
 import type { JobsFeed, JobsFilter } from "./live.js";

@@ -4,10 +4,10 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { jobs } from "./api.js";
 import type { Job } from "./gen/jobwatch/v1/job_pb.js";
-import { WatchJobsEventType, WatchJobsRequestSchema } from "./gen/jobwatch/v1/job_service_pb.js";
 import type { WatchJobsRequest } from "./gen/jobwatch/v1/job_service_pb.js";
-import { follow } from "./resumable.js";
+import { WatchJobsEventType, WatchJobsRequestSchema } from "./gen/jobwatch/v1/job_service_pb.js";
 import type { StreamEvents } from "./resumable.js";
+import { follow } from "./resumable.js";
 
 /** The table's filter, as the page's address holds it. */
 export interface JobsFilter {

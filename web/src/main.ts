@@ -1,13 +1,13 @@
 // The dashboard: sign-in, then the jobs table, a job's page or the statistics (by the address's #hash),
 // all fed by the server's streams; back to sign-in whenever the session ends.
 import "./style.css";
-import { currentSession, messageOf, sessionEnded, signIn, signOut } from "./api.js";
 import type { Identity } from "./api.js";
+import { currentSession, messageOf, sessionEnded, signIn, signOut } from "./api.js";
 import { h } from "./dom.js";
 import { jobView } from "./job-view.js";
 import { jobsView } from "./jobs-view.js";
-import { JobsFeed } from "./live.js";
 import type { JobsFilter } from "./live.js";
+import { JobsFeed } from "./live.js";
 import { statsView } from "./stats-view.js";
 
 const main = document.getElementById("main")!;

@@ -5,8 +5,8 @@ import { create } from "@bufbuild/protobuf";
 import { jobs, messageOf, sessionEnded } from "./api.js";
 import { h } from "./dom.js";
 import { duration, durationMs } from "./format.js";
-import { GetJobStatisticsRequestSchema } from "./gen/jobwatch/v1/job_service_pb.js";
 import type { GetJobStatisticsResponse } from "./gen/jobwatch/v1/job_service_pb.js";
+import { GetJobStatisticsRequestSchema } from "./gen/jobwatch/v1/job_service_pb.js";
 import type { JobsFeed } from "./live.js";
 
 const SVG = "http://www.w3.org/2000/svg";
