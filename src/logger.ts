@@ -28,6 +28,15 @@ const REDACTED_PATHS = [
   "headers.authorization",
   "metadata.authorization",
   "req.headers.authorization",
+  // A webhook's signing secret (kept in the database so deliveries can be signed).
+  "secret",
+  "*.secret",
+  // mysql2 puts a failed statement into the error's `sql` with its values inline (an INSERT of a webhook
+  // carries its secret), also when the error is the cause of one of jobwatch's own.
+  "sql",
+  "*.sql",
+  "*.cause.sql",
+  "*.cause.cause.sql",
 ];
 
 /** Makes the logger; pino-pretty (synchronous, no worker thread) when stdout is a TTY and format is not json. */
