@@ -206,7 +206,7 @@ async function watchForNotServing(address: string): Promise<{ notServing: Promis
 // timer. Each server is started just before its fault, so its periodic ping is far off.
 for (const dialect of DIALECTS) {
   describe(`${dialect}: health hears of a storage fault from the call that met it`, () => {
-    test("a failed write makes health NOT_SERVING within 100 ms of the call, with the default health interval", async () => {
+    test("a failed write makes health NOT_SERVING well before the default health interval's ping", async () => {
       const target = dialect === "mysql" ? new URL(TEST_MYSQL_URL!) : undefined;
       const proxy = target ? await startProxy(`${target.hostname}:${target.port || 3306}`) : undefined;
       const s = await startTestServer({ dialect, ...(proxy ? { connectVia: (url: string) => proxy.via(url) } : {}) });
@@ -220,7 +220,10 @@ for (const dialect of DIALECTS) {
         const sent = performance.now();
         assertDatabaseUnavailable(await failure(w.startJob({ jobId: job!.jobId })), /read-only|ECONNREFUSED/);
         const ms = (await health.notServing) - sent;
-        assert.ok(ms < 100, `health became NOT_SERVING ${Math.round(ms)} ms after the failed call`);
+        // Heard from the call, not from the timer: its first ping is 2 s after the server started, so a
+        // timer-driven NOT_SERVING comes 1.5 s or more after this call; the call's own report takes a few ms
+        // (under 100 on a quiet machine), with room here for a machine loaded by other work.
+        assert.ok(ms < 1000, `health became NOT_SERVING ${Math.round(ms)} ms after the failed call`);
       } finally {
         health.close();
         if (proxy) await proxy.up();
