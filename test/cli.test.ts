@@ -395,7 +395,9 @@ describe("jobwatch client commands", () => {
   });
 
   test("demo drives a job through its phases while watch follows it to COMPLETED", async () => {
-    const demo = start(["demo", "--duration", "3s", "--delay", "1s", "--user", "alice"], as(server.tokens.admin));
+    // --delay 3s: time for the watcher's process to start before the job does, on a loaded machine too (at load
+    // average 25, 1 s was not always enough and the watcher saw only the end).
+    const demo = start(["demo", "--duration", "3s", "--delay", "3s", "--user", "alice"], as(server.tokens.admin));
     // Run in the checkout (no jobwatch on PATH): the command it prints is one that works there.
     await demo.waitFor(/ {2}npx jobwatch watch [0-9a-f-]{36}/);
     const id = /jobwatch watch ([0-9a-f-]{36})/.exec(demo.stdout)![1]!;
