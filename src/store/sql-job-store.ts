@@ -303,11 +303,12 @@ export class SqlJobStore implements JobStore {
   }
 
   async finishDelivery(
+    owner: string,
     delivery: Pick<WebhookDelivery, "deliverySeq" | "attempts">,
     attempt: DeliveryAttempt,
     outcome: AttemptOutcome,
-  ): Promise<void> {
-    return finishDelivery(this.#s, delivery, attempt, outcome);
+  ): Promise<boolean> {
+    return finishDelivery(this.#s, owner, delivery, attempt, outcome);
   }
 
   async listDeliveries(

@@ -212,12 +212,16 @@ export interface JobStore {
    * at most room.perWebhook in flight per webhook); of dispatchers racing for one, on any replica, one wins.
    */
   claimDeliveries(owner: string, leaseMs: number, limit: number, room: DeliveryRoom): Promise<ClaimedDelivery[]>;
-  /** Records an attempt of a claimed delivery and its outcome; the lease ends. */
+  /**
+   * Records an attempt of a delivery `owner` claimed, and its outcome; the lease ends. False, and nothing
+   * written, when the lease is no longer `owner`'s (it ran out and another dispatcher claimed the delivery).
+   */
   finishDelivery(
+    owner: string,
     delivery: Pick<WebhookDelivery, "deliverySeq" | "attempts">,
     attempt: DeliveryAttempt,
     outcome: AttemptOutcome,
-  ): Promise<void>;
+  ): Promise<boolean>;
   /** A webhook's deliveries, newest first, with their last attempts. */
   listDeliveries(
     webhookId: string,

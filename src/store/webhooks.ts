@@ -267,12 +267,31 @@ export async function claimDeliveries(
 /** Records an attempt of a claimed delivery and where it leaves it; the lease ends. */
 export async function finishDelivery(
   db: StoreDb,
+  owner: string,
   delivery: Pick<WebhookDelivery, "deliverySeq" | "attempts">,
   attempt: DeliveryAttempt,
   outcome: AttemptOutcome,
-): Promise<void> {
+): Promise<boolean> {
   const k = db.kysely;
-  await db.write(function* () {
+  return db.write(function* () {
+    // Only while the lease is still this dispatcher's: one that answered after its lease ran out and another
+    // dispatcher (any replica's) claimed the delivery must not end that one's attempt, record its attempt under
+    // the same number, or free the lease the other holds. The other's attempt decides.
+    const r = yield k
+      .updateTable("webhook_deliveries")
+      .set({
+        state: outcome.state,
+        attempts: delivery.attempts + 1,
+        lease_owner: null,
+        lease_until: null,
+        ...(outcome.state === "delivered" ? { delivered_at: attempt.at } : {}),
+        ...(outcome.state === "pending" ? { next_attempt_at: outcome.retryAt } : {}),
+      })
+      .where("delivery_seq", "=", delivery.deliverySeq)
+      .where("lease_owner", "=", owner)
+      .where("attempts", "=", delivery.attempts)
+      .compile();
+    if (Number(r.numAffectedRows ?? 0) !== 1) return false;
     yield k
       .insertInto("webhook_attempts")
       .values({
@@ -284,18 +303,7 @@ export async function finishDelivery(
         latency_ms: Math.round(attempt.latencyMs),
       })
       .compile();
-    yield k
-      .updateTable("webhook_deliveries")
-      .set({
-        state: outcome.state,
-        attempts: delivery.attempts + 1,
-        lease_owner: null,
-        lease_until: null,
-        ...(outcome.state === "delivered" ? { delivered_at: attempt.at } : {}),
-        ...(outcome.state === "pending" ? { next_attempt_at: outcome.retryAt } : {}),
-      })
-      .where("delivery_seq", "=", delivery.deliverySeq)
-      .compile();
+    return true;
   });
 }
 

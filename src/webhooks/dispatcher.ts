@@ -206,7 +206,15 @@ export class WebhookDispatcher {
         "webhook attempt failed",
       );
     }
-    await this.#store.finishDelivery(delivery, attempt, outcome);
+    if (!(await this.#store.finishDelivery(this.#owner, delivery, attempt, outcome))) {
+      // The answer came after the lease ran out and another dispatcher claimed the delivery: its attempt
+      // decides (the receiver may get this one's too, under the same webhook-id, and dedups it).
+      this.#log.warn(
+        { webhook: delivery.webhookId, delivery: id, outcome: outcome.state },
+        "webhook attempt not recorded: its lease ran out and another dispatcher has the delivery",
+      );
+      return;
+    }
     if (outcome.state === "delivered") this.#metrics.ended("delivered");
     else if (outcome.state === "failed") this.#metrics.ended("given_up");
   }
