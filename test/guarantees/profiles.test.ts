@@ -25,7 +25,7 @@ const killOne = async (ctx: FaultContext): Promise<void> => {
 };
 
 for (const dialect of DIALECTS) {
-  describe(`watch guarantees on ${dialect}`, { timeout: 240_000 }, () => {
+  describe(`watch guarantees on ${dialect}`, { timeout: 900_000 }, () => {
     test(`${dialect}: kill -9 of a replica under load, restarted on its port`, async (t) => {
       const database = await freshDatabase(dialect);
       t.after(() => database.drop());

@@ -4,9 +4,12 @@
 // API:
 //   runProfile({ name, replicas, tokens, fault, writes? })  -> { stats, verdict, line, history }
 //     fault(ctx) runs while the load does (ctx.sleep(ms) waits, cut short once the run is over); the load runs until
-//     the fault is over and `writes` writes were acknowledged (JOBWATCH_GUARANTEES_WRITES, default 2500), 2 s more,
-//     at most JOBWATCH_GUARANTEES_MAX_SECONDS (default 45) however slow the machine is; then every job
-//     is finished, each job's final state is read through every replica, and every watcher is given time to catch up.
+//     the fault is over and `writes` writes were acknowledged (JOBWATCH_GUARANTEES_WRITES, default 2500) or
+//     JOBWATCH_GUARANTEES_SECONDS (default 45) went by, and in any case until MIN_TRANSITIONS status changes were
+//     acknowledged (a slow machine takes longer rather than proving too little), at most
+//     JOBWATCH_GUARANTEES_MAX_SECONDS (default 150); then 2 s more, every job is finished, each job's final state is
+//     read through every replica, and every watcher is given time to catch up.
+//   MIN_TRANSITIONS  the acknowledged status changes a run must have to count (JOBWATCH_GUARANTEES_MIN_TRANSITIONS, 200)
 // Everything goes through the public gRPC API: the client library (workers, and watchers through its resumable
 // streams), with a client interceptor that records every message each watch call received as the server sent it.
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -79,7 +82,15 @@ export interface RunResult {
 }
 
 const WRITES = Number(process.env.JOBWATCH_GUARANTEES_WRITES ?? 2500);
-const MAX_SECONDS = Number(process.env.JOBWATCH_GUARANTEES_MAX_SECONDS ?? 45);
+const SECONDS = Number(process.env.JOBWATCH_GUARANTEES_SECONDS ?? 45);
+const MAX_SECONDS = Number(process.env.JOBWATCH_GUARANTEES_MAX_SECONDS ?? 150);
+
+/**
+ * Fewer acknowledged status changes than this and the run proved too little to count (the load goes on until it
+ * has them). Low on purpose: how many a run gets depends on the machine (a shared 2-core one at load 11 made 800
+ * writes in 15 s, a quiet one 2,500 in 6).
+ */
+export const MIN_TRANSITIONS = Number(process.env.JOBWATCH_GUARANTEES_MIN_TRANSITIONS ?? 200);
 
 /** Uniform integer in [0, n). */
 const rnd = (n: number): number => Math.floor(Math.random() * n);
@@ -502,7 +513,13 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
   const fault = (options.fault ?? (() => Promise.resolve()))(ctx);
   const target = options.writes ?? WRITES;
   const enough = (async () => {
-    while (history.acks.length < target && Date.now() - started < MAX_SECONDS * 1000) await sleep(100);
+    const transitions = (): number => history.acks.reduce((n, a) => n + (a.transition ? 1 : 0), 0);
+    for (;;) {
+      const elapsed = Date.now() - started;
+      if (elapsed >= MAX_SECONDS * 1000) break;
+      if ((history.acks.length >= target || elapsed >= SECONDS * 1000) && transitions() >= MIN_TRANSITIONS) break;
+      await sleep(100);
+    }
   })();
   await Promise.all([fault, enough]);
   await sleep(2000);

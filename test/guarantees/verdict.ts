@@ -4,12 +4,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunResult } from "./run.js";
-
-/**
- * Fewer acknowledged status changes than this and the run proved too little to count. Low on purpose: how many a
- * run gets depends on the machine (a shared 2-core one at load 11 made 800 writes in 15 s, a quiet one 2,500 in 6).
- */
-const MIN_TRANSITIONS = Number(process.env.JOBWATCH_GUARANTEES_MIN_TRANSITIONS ?? 200);
+import { MIN_TRANSITIONS } from "./run.js";
 
 /** Prints the run's line and its violations; fails on any violation or too small a run. */
 export function assertClean(result: RunResult): void {
