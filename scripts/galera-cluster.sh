@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# A 3-node MariaDB Galera cluster on 127.0.0.1 for tests and measurements: start|stop|kill-node N|restart-node N|pause-node N|resume-node N|status.
+# A 3-node MariaDB Galera cluster on 127.0.0.1 for tests and measurements: start|stop|kill-node N|restart-node N|pause-node N|resume-node N|status|positions|recover.
 #
 # Everything lives under one folder (default ${TMPDIR:-/tmp}/jobwatch-galera): each node's my.cnf, data, socket,
 # pid file and error log. `stop` ends exactly the mariadbd processes this script started (by the pids it
 # recorded) and removes the folder. Ports (override with the variables below):
-#   node N: mysql 33060+N, gcomm 45670+N, IST 45680+N, SST (rsync) 45690+N.
+#   node N: mysql 33060+N, gcomm 24670+N, IST 24680+N, SST (rsync) 24690+N.
 # Clients connect as root@127.0.0.1 without a password, e.g. mysql://root@127.0.0.1:33061/jobwatch.
 #
 # Why it is set up like this (each one learned the hard way):
@@ -15,6 +15,10 @@
 # - Galera needs binlog_format=ROW and innodb_autoinc_lock_mode=2 (interleaved auto-increment).
 # - after kill -9 a node restarts with `--wsrep-recover` and then `--wsrep-start-position=<uuid:seqno>`,
 #   so it catches up by IST (incremental) instead of a full copy that would lock its donor.
+# - the gcomm, IST and SST ports are below Linux's ephemeral range (32768-60999): in it (they were 4567x-4569x), an
+#   outgoing connection of any process could hold one as its local port when a killed node restarted, and its rsync
+#   daemon (or IST listener) could not bind it: rsync exits 10, and the rejoin fails with "SST request callback
+#   failed". A restart also waits for the node's ports to be free and clears what a killed node's SST left behind.
 # - short EVS timeouts, so a killed node is evicted (and the others commit again) within ~3 s, not 15 s.
 # - every commit is flushed before it is acknowledged (innodb_flush_log_at_trx_commit=1, and sync_binlog=1 should
 #   the binlog be turned on): with 2, a node keeps its last second of commits only in the OS's cache, and nodes
@@ -24,15 +28,15 @@ set -euo pipefail
 
 DIR="${JOBWATCH_GALERA_DIR:-${TMPDIR:-/tmp}/jobwatch-galera}"
 MYSQL_BASE="${JOBWATCH_GALERA_MYSQL_BASE:-33060}"
-GCOMM_BASE="${JOBWATCH_GALERA_GCOMM_BASE:-45670}"
-IST_BASE="${JOBWATCH_GALERA_IST_BASE:-45680}"
-SST_BASE="${JOBWATCH_GALERA_SST_BASE:-45690}"
+GCOMM_BASE="${JOBWATCH_GALERA_GCOMM_BASE:-24670}"
+IST_BASE="${JOBWATCH_GALERA_IST_BASE:-24680}"
+SST_BASE="${JOBWATCH_GALERA_SST_BASE:-24690}"
 NODES=3
 PROVIDER=/usr/lib/galera/libgalera_smm.so
 MARIADBD=/usr/sbin/mariadbd
 
 usage() {
-  echo "usage: $0 start|stop|kill-node N|restart-node N|pause-node N|resume-node N|status" >&2
+  echo "usage: $0 start|stop|kill-node N|restart-node N|pause-node N|resume-node N|status|positions|recover" >&2
   exit 2
 }
 
@@ -225,6 +229,66 @@ cmd_kill_node() {
   log "node$n killed (pid $pid)"
 }
 
+# The position (uuid:seqno) a stopped node N's InnoDB reached, from `mariadbd --wsrep-recover`; empty if none.
+recovered_position() {
+  local d
+  d="$(node_dir "$1")"
+  rm -f "$d/recover.log"
+  "$MARIADBD" --defaults-file="$d/my.cnf" --wsrep-recover --log-error="$d/recover.log" >/dev/null 2>&1 || true
+  chown -R mysql:mysql "$d"
+  sed -n 's/.*WSREP: Recovered position: *\([^ ]*\).*/\1/p' "$d/recover.log" | tail -n 1
+}
+
+# Each node's position, one line each: "N running <cluster status> uuid:seqno" (wsrep_last_committed) or
+# "N stopped - uuid:seqno" (recovered).
+cmd_positions() {
+  local n
+  for n in $(seq 1 $NODES); do
+    if node_pid "$n" >/dev/null; then
+      echo "$n running $(node_sql "$n" "select concat(max(if(variable_name='wsrep_cluster_status',variable_value,null)),' ',max(if(variable_name='wsrep_local_state_uuid',variable_value,null)),':',max(if(variable_name='wsrep_last_committed',variable_value,null))) from information_schema.global_status where variable_name in ('wsrep_cluster_status','wsrep_local_state_uuid','wsrep_last_committed')" || echo 'no-answer -')"
+    else
+      echo "$n stopped - $(recovered_position "$n")"
+    fi
+  done
+}
+
+# The sockets that would stop mariadbd or rsync binding local port $1: a listener, or a live connection using it as
+# its local port. What a killed server leaves (FIN-WAIT, TIME-WAIT) does not: both bind with SO_REUSEADDR.
+PORT_STATES=(state listening state established state syn-sent state syn-recv state close-wait)
+port_users() {
+  ss -Htanp "${PORT_STATES[@]}" "( sport = :$1 )" 2>/dev/null
+}
+
+# Before a stopped node N starts again: ends what an SST of its own left running (its script or rsync daemon, found
+# by the pid files in its data folder), removes those pid files (a stale one naming a live process of any kind, its
+# pid reused, makes the next SST script wait 30 s and fail), and waits (up to 30 s) until its four ports are free.
+prepare_restart() {
+  local n=$1 d file pid port busy
+  d="$(node_dir "$n")"
+  for file in "$d/data/rsync_sst.pid" "$d/data/wsrep_sst.pid"; do
+    [ -f "$file" ] || continue
+    pid="$(cat "$file" 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -e "$d/"; then
+      log "node$n: ending its SST's leftover process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-80))"
+      kill -TERM "$pid" 2>/dev/null || true
+      sleep 1
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$file"
+  done
+  for _ in $(seq 1 60); do
+    busy=""
+    for port in "$(mysql_port "$n")" $((GCOMM_BASE + n)) $((IST_BASE + n)) $((SST_BASE + n)); do
+      [ -n "$(port_users "$port")" ] && busy+="${busy:+ }$port"
+    done
+    [ -z "$busy" ] && return 0
+    sleep 0.5
+  done
+  log "node$n: ports $busy still in use after 30 s:"
+  for port in $busy; do port_users "$port" >&2 || true; done
+  return 1
+}
+
 cmd_restart_node() {
   local n=$1 d position
   d="$(node_dir "$n")"
@@ -236,11 +300,9 @@ cmd_restart_node() {
     log "node$n is running"
     exit 1
   fi
+  prepare_restart "$n"
   # The position the node's InnoDB reached, so it asks the cluster only for what it missed (IST).
-  rm -f "$d/recover.log"
-  "$MARIADBD" --defaults-file="$d/my.cnf" --wsrep-recover --log-error="$d/recover.log" >/dev/null 2>&1 || true
-  position="$(sed -n 's/.*WSREP: Recovered position: *\([^ ]*\).*/\1/p' "$d/recover.log" | tail -n 1)"
-  chown -R mysql:mysql "$d"
+  position="$(recovered_position "$n")"
   if [ -n "$position" ]; then
     launch "$n" --wsrep-start-position="$position"
   else
@@ -249,6 +311,74 @@ cmd_restart_node() {
   fi
   wait_synced "$n" 120
   log "node$n Synced again${position:+ (from $position)}"
+}
+
+# Stops node N gracefully (SIGTERM), waiting up to 30 s before a kill -9.
+stop_node() {
+  local n=$1 pid
+  pid="$(node_pid "$n")" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 120); do
+    [ -e "/proc/$pid" ] || return 0
+    sleep 0.25
+  done
+  log "node$n ($pid) did not stop within 30 s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  while [ -e "/proc/$pid" ]; do sleep 0.05; done
+}
+
+# After the cluster lost its majority (the running nodes non-Primary, the others killed), what the Galera manual
+# says an operator does ("Resetting the Quorum", "Restarting the Cluster"): the node that committed the most
+# (wsrep_last_committed of a running node, `--wsrep-recover` of a stopped one) becomes the primary component, and
+# every other node rejoins it by IST. A running node that is behind is stopped first and rejoins like the others.
+# Bootstrapping a node that is behind instead (pc.bootstrap=YES on the survivor) would make its shorter history the
+# cluster's: the commits only the killed nodes hold, acknowledged to clients, are taken back, and those nodes later
+# rejoin by IST from positions that no longer mean the same transactions.
+cmd_recover() {
+  local lines line n state _status position uuid="" seqno best=0 best_seqno=-1 best_position="" best_running=0
+  lines="$(cmd_positions)"
+  log "positions: $(awk '{ sub(/.*:/, "", $4); s = $2 == "running" ? $3 : "stopped"; printf "%snode%s %s %s", (NR > 1 ? ", " : ""), $1, s, $4 }' <<<"$lines")"
+  while read -r n state _status position; do
+    [ -n "$position" ] && [ "$position" != "-" ] || {
+      log "node$n: no position ($state); recover it by hand"
+      exit 1
+    }
+    seqno="${position##*:}"
+    if [ -z "$uuid" ]; then
+      uuid="${position%:*}"
+    elif [ "${position%:*}" != "$uuid" ]; then
+      log "the nodes hold different histories ($uuid, ${position%:*}); recover by hand"
+      exit 1
+    fi
+    # The most advanced; of equals, a running node (it needs no restart), then the lowest number.
+    if [ "$seqno" -gt "$best_seqno" ] || { [ "$seqno" -eq "$best_seqno" ] && [ "$state" = running ] && [ "$best_running" = 0 ]; }; then
+      best=$n best_seqno=$seqno best_position=$position best_running=0
+      [ "$state" = running ] && best_running=1
+    fi
+  done <<<"$lines"
+  if [ "$best_running" = 1 ]; then
+    node_sql "$best" "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"
+    wait_synced "$best" 60
+    log "node$best (at $best_seqno, the most advanced) bootstrapped as the primary component"
+  else
+    for n in $(seq 1 $NODES); do
+      if node_pid "$n" >/dev/null; then
+        stop_node "$n"
+        log "node$n stopped: it is behind node$best ($best_seqno)"
+      fi
+    done
+    # A crashed node's grastate.dat says it is not safe to bootstrap from; the positions say it is.
+    sed -i 's/^safe_to_bootstrap: *0/safe_to_bootstrap: 1/' "$(node_dir "$best")/data/grastate.dat"
+    prepare_restart "$best"
+    launch "$best" --wsrep-new-cluster --wsrep-start-position="$best_position"
+    wait_synced "$best" 120
+    log "node$best (at $best_seqno, the most advanced) started as the primary component"
+  fi
+  for n in $(seq 1 $NODES); do
+    node_pid "$n" >/dev/null || cmd_restart_node "$n"
+  done
+  for n in $(seq 1 $NODES); do wait_synced "$n" 120; done
+  log "recovered from node$best"
 }
 
 # SIGSTOP / SIGCONT of node N's mariadbd: a node that hangs (and is evicted after the EVS timeouts), then wakes up.
@@ -293,5 +423,7 @@ resume-node)
   cmd_signal_node "$2" CONT
   ;;
 status) cmd_status ;;
+positions) cmd_positions ;;
+recover) cmd_recover ;;
 *) usage ;;
 esac

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createConnection } from "mysql2/promise";
 import { createToken } from "../../src/auth/token-admin.js";
 import type { Job, JobwatchClient } from "../../src/client/index.js";
 import { createClient, GrpcStatus, JobStatus } from "../../src/client/index.js";
@@ -11,6 +12,7 @@ import {
   GALERA_NODES,
   isolateNode,
   killNode,
+  recoverCluster,
   restartNode,
   startNodeServer,
 } from "../helpers/galera.js";
@@ -35,6 +37,18 @@ function codeOf(error: unknown): string {
 /** Tallies outcomes by code name. */
 function tally(into: Record<string, number>, code: string): void {
   into[code] = (into[code] ?? 0) + 1;
+}
+
+/** A status variable of node n (1-based), e.g. wsrep_cluster_size. */
+async function nodeStatus(n: number, name: string): Promise<string> {
+  const url = new URL(GALERA_NODES[n - 1]!);
+  const c = await createConnection({ host: url.hostname, port: Number(url.port), user: "root" });
+  try {
+    const [rows] = await c.query("show status like ?", [name]);
+    return (rows as { Value: string }[])[0]?.Value ?? "";
+  } finally {
+    await c.end();
+  }
 }
 
 describe("galera: three replicas, one per node", () => {
@@ -290,5 +304,41 @@ describe("galera: three replicas, one per node", () => {
       `node 2 killed: replica NOT_SERVING after ${notServingMs} ms; ${watchersBefore} watches on it, ${resumed} resumes; ` +
         `progress calls failed: ${JSON.stringify(failed)}; SERVING again ${servingMs} ms after the node was Synced`,
     );
+  });
+
+  test("the majority lost with the survivor behind: recover starts from the most advanced node, nothing acknowledged lost", async (t) => {
+    const job = await direct[0]!.worker.createJob({ operationType: "majority-lost", username: "alice" });
+    // Node 1 cut off: nodes 2 and 3 go on as the primary component, and commit what node 1 never gets.
+    await isolateNode(1, true);
+    let recovered = false;
+    t.after(async () => {
+      if (recovered) return;
+      await isolateNode(1, false).catch(() => undefined);
+      await recoverCluster();
+    });
+    await waitForHealth(nodes[0]!.address, "NOT_SERVING", 15_000);
+    for (let i = 0; (await nodeStatus(2, "wsrep_cluster_size")) !== "2"; i++) {
+      assert.ok(i < 100, "nodes 2 and 3 did not form a component of two");
+      await sleep(200);
+    }
+    await direct[1]!.worker.startJob(job.jobId);
+    const done = await direct[2]!.worker.completeJob(job.jobId, { by: "node 3" });
+    await killNode(2);
+    await sleep(500);
+    await killNode(3);
+    await isolateNode(1, false);
+    // Node 1 alone, non-Primary and behind: `SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'` on it would make
+    // the job PENDING again (and nodes 2 and 3 would rejoin by IST from positions it no longer means).
+    const steps: string[] = [];
+    await recoverCluster((line) => steps.push(line));
+    recovered = true;
+    assert.match(steps.join("\n"), /node[23] \(at \d+, the most advanced\) started as the primary component/);
+    for (const n of nodes) await waitForHealth(n.address, "SERVING", 60_000);
+    for (const c of direct) {
+      const now = await c.getJob(job.jobId);
+      assert.equal(JobStatus[now.status], "JOB_STATUS_COMPLETED");
+      assert.equal(now.revision, done.revision);
+    }
+    console.log(`majority lost: ${steps.join("; ")}`);
   });
 });

@@ -1,5 +1,6 @@
 // The watch checker on a 3-node Galera cluster, one replica per node (`npm run test:guarantees` starts the cluster):
-// a node hung with SIGSTOP and woken, a node killed and rejoining, two nodes killed in quick succession.
+// a node hung with SIGSTOP and woken, a node killed and rejoining, two nodes killed in quick succession (the cluster
+// recovered from the most advanced node).
 import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createConnection } from "mysql2/promise";
 import type { ClusterDatabase } from "../helpers/galera.js";
-import { freshClusterDatabase, GALERA_NODES, killNode, restartNode } from "../helpers/galera.js";
+import { freshClusterDatabase, GALERA_NODES, killNode, recoverCluster, restartNode } from "../helpers/galera.js";
 import type { Replica } from "./replicas.js";
 import { prepareDatabase, spawnReplica } from "./replicas.js";
 import type { FaultContext } from "./run.js";
@@ -50,7 +51,7 @@ async function clusterWhole(timeoutMs = 90_000): Promise<void> {
   }
 }
 
-describe("watch guarantees on Galera, one replica per node", { timeout: 600_000 }, () => {
+describe("watch guarantees on Galera, one replica per node", { timeout: 900_000 }, () => {
   let database: ClusterDatabase;
   before(async () => {
     database = await freshClusterDatabase();
@@ -88,19 +89,19 @@ describe("watch guarantees on Galera, one replica per node", { timeout: 600_000 
     ctx.note("node 2 restarted and Synced");
   });
 
-  profile("two nodes killed in quick succession, the survivor bootstrapped, both rejoining", async (ctx) => {
+  profile("two nodes killed in quick succession, the cluster recovered from the most advanced node", async (ctx) => {
     await ctx.sleep(3000);
     await killNode(2);
     await sleep(500);
     await killNode(3);
     ctx.note("nodes 2 and 3 killed 0.5 s apart");
-    // Node 1 alone is not a majority of the last component: it stops serving until told it is the cluster now.
+    // Node 1 alone is not a majority of the last component: it stops serving until the cluster is recovered. It may
+    // lack the last commits of a killed node (a node commits a writeset once it is ordered, which can be before the
+    // others have received it): bootstrapping node 1 would take those back, so the node that committed the most
+    // becomes the primary component and the others rejoin it.
     await sleep(3000);
     ctx.note(`node 1: ${await nodeState(1)}`);
-    await onNode(1, "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'");
-    ctx.note("node 1 bootstrapped as the primary component");
-    await restartNode(2);
-    await restartNode(3);
-    ctx.note("nodes 2 and 3 restarted and Synced");
+    await recoverCluster(ctx.note);
+    ctx.note("the cluster whole again");
   });
 });

@@ -7,11 +7,15 @@
 //   startNodeServer(url)      a jobwatch server as `serve` builds it (guarded store, hub, authenticator,
 //                             health) over one node: { address, raw store, hub, server, stop() }
 //   killNode(n) / restartNode(n)   scripts/galera-cluster.sh kill-node / restart-node (1-based)
+//   recoverCluster()          scripts/galera-cluster.sh recover: after the majority was lost, the most advanced
+//                             node becomes the primary component and the others rejoin it
 //   isolateNode(n, on)        cuts node n off the cluster's group communication (gmcast.isolate), so it
 //                             leaves the primary component (non-Primary, wsrep_ready=OFF) while its server
 //                             keeps answering; off, it rejoins
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createConnection } from "mysql2/promise";
@@ -130,6 +134,23 @@ export async function killNode(n: number): Promise<void> {
 /** Restarts node n (it catches up by IST) and waits until it is Synced. */
 export async function restartNode(n: number): Promise<void> {
   await run(SCRIPT, ["restart-node", String(n)], { timeout: 180_000 });
+}
+
+/**
+ * After the cluster lost its majority: makes the most advanced node (by committed position) the primary component
+ * and rejoins the others to it (scripts/galera-cluster.sh recover). `onStep` gets what it saw and did as it goes
+ * ("positions: node1 non-Primary 123, node2 stopped 125, ...", "node2 (at 125, the most advanced) started as ...").
+ */
+export async function recoverCluster(onStep: (line: string) => void = () => undefined): Promise<void> {
+  const child = spawn(SCRIPT, ["recover"], { stdio: ["ignore", "ignore", "pipe"], timeout: 600_000 });
+  const lines: string[] = [];
+  createInterface({ input: child.stderr }).on("line", (raw) => {
+    const line = raw.replace(/^galera-cluster: /, "");
+    lines.push(line);
+    if (/^positions:|primary component|stopped: it is behind/.test(line)) onStep(line);
+  });
+  const [code] = (await once(child, "close")) as [number | null];
+  if (code !== 0) throw new Error(`galera-cluster.sh recover failed (${code}):\n${lines.join("\n")}`);
 }
 
 /** Isolates node n from (or rejoins it to) the others; see the file header. */
