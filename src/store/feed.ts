@@ -54,19 +54,25 @@ export async function readFeed(db: StoreDb, afterSeq: number, limit: number): Pr
 
 /**
  * Feed entries whose seq lies in one of `ranges` (inclusive), in seq order, at most `limit`: the
- * change feed re-reads only the holes it is waiting on, not everything after the oldest one.
+ * change feed re-reads only the holes it is waiting on, not everything after the oldest one. With
+ * `causal`, a causal read (on Galera: after this node applied everything committed anywhere).
  */
-export async function readFeedRanges(db: StoreDb, ranges: readonly SeqRange[], limit: number): Promise<FeedEntry[]> {
+export async function readFeedRanges(
+  db: StoreDb,
+  ranges: readonly SeqRange[],
+  limit: number,
+  options: { causal?: boolean } = {},
+): Promise<FeedEntry[]> {
   if (ranges.length === 0) return [];
-  const rows = await db.kysely
+  const query = db.kysely
     .selectFrom("job_events")
     .select(["seq", "job_id", "revision"])
     .where((eb) =>
       eb.or(ranges.map((r) => (r.from === r.to ? eb("seq", "=", r.from) : eb.between("seq", r.from, r.to)))),
     )
     .orderBy("seq")
-    .limit(limit)
-    .execute();
+    .limit(limit);
+  const rows = options.causal ? await db.causal.select(query) : await query.execute();
   return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, revision: Number(r.revision) }));
 }
 

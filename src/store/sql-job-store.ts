@@ -219,8 +219,12 @@ export class SqlJobStore implements JobStore {
     return readFeed(this.#s, afterSeq, limit);
   }
 
-  async readFeedRanges(ranges: readonly SeqRange[], limit: number): Promise<FeedEntry[]> {
-    return readFeedRanges(this.#s, ranges, limit);
+  async readFeedRanges(
+    ranges: readonly SeqRange[],
+    limit: number,
+    options?: { causal?: boolean },
+  ): Promise<FeedEntry[]> {
+    return readFeedRanges(this.#s, ranges, limit, options);
   }
 
   async snapshotsAt(seqs: readonly number[]): Promise<Job[]> {

@@ -169,8 +169,12 @@ export interface JobStore {
    * taken at INSERT but visible at COMMIT, so a hole may fill later: the reader (ChangeFeed) keeps track.
    */
   readFeed(afterSeq: number, limit: number): Promise<FeedEntry[]>;
-  /** Feed entries whose seq lies in one of the ranges (the holes a reader waits on), in seq order, at most limit. */
-  readFeedRanges(ranges: readonly SeqRange[], limit: number): Promise<FeedEntry[]>;
+  /**
+   * Feed entries whose seq lies in one of the ranges (the holes a reader waits on), in seq order, at most limit.
+   * With `causal`, on Galera the read first waits until this node has applied every write committed on any node
+   * (wsrep_sync_wait): the last look before a hole is given up.
+   */
+  readFeedRanges(ranges: readonly SeqRange[], limit: number, options?: { causal?: boolean }): Promise<FeedEntry[]>;
   /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
   snapshotsAt(seqs: readonly number[]): Promise<Job[]>;
   /** The job as of each revision in (afterRevision, beforeRevision), in order, from job_events. */

@@ -1,0 +1,73 @@
+// The change feed gives a hole up only after a causal read misses it too: on Galera a node shows another node's
+// acknowledged commit only once it has applied it, which under load took longer than the gap timeout.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { FeedEntry, SeqRange } from "../../src/store/store.js";
+import { ChangeFeed } from "../../src/watch/change-feed.js";
+
+/** A feed whose `late` entries are committed elsewhere and seen here only by a causal read (wsrep_sync_wait). */
+function feedStore() {
+  const visible: FeedEntry[] = [];
+  const late: FeedEntry[] = [];
+  const inRanges = (ranges: readonly SeqRange[]) => (e: FeedEntry) =>
+    ranges.some((r) => r.from <= e.seq && e.seq <= r.to);
+  const causalReads: number[] = [];
+  return {
+    visible,
+    late,
+    causalReads,
+    store: {
+      latestSeq: async () => 0,
+      readFeed: async (afterSeq: number, limit: number) => visible.filter((e) => e.seq > afterSeq).slice(0, limit),
+      readFeedRanges: async (ranges: readonly SeqRange[], limit: number, options?: { causal?: boolean }) => {
+        if (options?.causal) causalReads.push(ranges.length);
+        const rows = options?.causal ? [...visible, ...late] : visible;
+        return rows
+          .filter(inRanges(ranges))
+          .sort((x, y) => x.seq - y.seq)
+          .slice(0, limit);
+      },
+    },
+  };
+}
+
+async function setUp() {
+  let now = 0;
+  const f = feedStore();
+  const feed = new ChangeFeed({ store: f.store, gapTimeoutMs: 5000, gapRereadMs: 1000, now: () => now });
+  await feed.start();
+  const read = async (at: number): Promise<string[]> => {
+    now = at;
+    const batch = await feed.read();
+    batch.commit();
+    return batch.entries.map((e) => `${e.jobId}@${e.revision}`);
+  };
+  return { f, feed, read };
+}
+
+test("a job's creation this node applies after the gap timeout is still returned: the last look is causal", async () => {
+  const { f, feed, read } = await setUp();
+  f.visible.push({ seq: 2, jobId: "b", revision: 1 });
+  assert.deepEqual(await read(0), ["b@1"]);
+  // Seq 1 (job a's creation) was committed and acknowledged through another node; this one has not applied it.
+  f.late.push({ seq: 1, jobId: "a", revision: 1 });
+  assert.deepEqual(await read(2000), []);
+  assert.deepEqual(f.causalReads, [], "no causal read before a hole is due to be given up");
+  assert.deepEqual(await read(5000), ["a@1"]);
+  assert.equal(feed.cursor, 2);
+});
+
+test("a hole a causal read misses too is given up (a rolled-back insert), after at most one causal read a second", async () => {
+  const { f, feed, read } = await setUp();
+  f.visible.push({ seq: 2, jobId: "b", revision: 1 });
+  assert.deepEqual(await read(0), ["b@1"]);
+  f.visible.push({ seq: 4, jobId: "c", revision: 1 });
+  assert.deepEqual(await read(600), ["c@1"]);
+  assert.deepEqual(await read(5000), []);
+  assert.equal(feed.cursor, 2, "seq 1 given up after the causal read; seq 3 not due yet");
+  assert.deepEqual(await read(5700), []);
+  assert.equal(feed.cursor, 2, "seq 3 is due, but the next causal read is a second after the last");
+  assert.deepEqual(await read(6000), []);
+  assert.equal(feed.cursor, 4);
+  assert.deepEqual(f.causalReads, [1, 1]);
+});
