@@ -59,6 +59,8 @@ export class ChangeFeed {
   private gapsReadAt = Number.NEGATIVE_INFINITY;
   /** When the holes about to be given up were last read causally (by a committed batch). */
   private causalReadAt = Number.NEGATIVE_INFINITY;
+  /** A read failed since the last committed batch (the database unreachable, a Galera node out of the primary component). */
+  private readFailed = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: ChangeFeedDeps) {
@@ -102,9 +104,24 @@ export class ChangeFeed {
    * An entry is returned only after every earlier revision of its job that is in the feed: see below.
    */
   async read(): Promise<FeedBatch> {
+    try {
+      return await this.readOnce();
+    } catch (error) {
+      this.readFailed = true;
+      throw error;
+    }
+  }
+
+  private async readOnce(): Promise<FeedBatch> {
     const now = this.now();
     let high = this.high;
-    const gaps = this.gaps.map((g) => ({ ...g }));
+    // A hole's time runs only while the feed can read: after reads failed (a Galera node out of the primary
+    // component, the database gone) every hole starts its gapTimeoutMs again. A transaction that took its seq
+    // before the outage commits when it ends (on Galera, the moment the primary component is back), which may be
+    // later than gapTimeoutMs after the seq was taken: given up at the first read after the outage, its job's
+    // creation was never shown to a WatchJobs stream (found by test/guarantees, two Galera nodes killed).
+    const restart = this.readFailed;
+    const gaps = this.gaps.map((g) => ({ ...g, since: restart ? Math.max(g.since, now) : g.since }));
     const entries: FeedEntry[] = [];
     const take = (row: FeedEntry): void => {
       const seq = Number(row.seq);
@@ -191,6 +208,7 @@ export class ChangeFeed {
       commit: () => {
         this.high = high;
         this.gaps = live;
+        if (restart) this.readFailed = false;
         if (gapsRead) this.gapsReadAt = now;
         if (causalRead) this.causalReadAt = now;
       },

@@ -34,6 +34,12 @@ function feedStore() {
 async function setUp() {
   let now = 0;
   const f = feedStore();
+  let down = false;
+  const readFeed = f.store.readFeed;
+  f.store.readFeed = async (afterSeq: number, limit: number) => {
+    if (down) throw new Error("WSREP has not yet prepared node for application use");
+    return readFeed(afterSeq, limit);
+  };
   const feed = new ChangeFeed({ store: f.store, gapTimeoutMs: 5000, gapRereadMs: 1000, now: () => now });
   await feed.start();
   const read = async (at: number): Promise<string[]> => {
@@ -42,7 +48,14 @@ async function setUp() {
     batch.commit();
     return batch.entries.map((e) => `${e.jobId}@${e.revision}`);
   };
-  return { f, feed, read };
+  /** A read at `at` while the database does not answer: it fails, nothing is committed. */
+  const failAt = async (at: number): Promise<void> => {
+    now = at;
+    down = true;
+    await assert.rejects(feed.read(), /WSREP/);
+    down = false;
+  };
+  return { f, feed, read, failAt };
 }
 
 test("a job's creation this node applies after the gap timeout is still returned: the last look is causal", async () => {
@@ -70,4 +83,32 @@ test("a hole a causal read misses too is given up (a rolled-back insert), after 
   assert.deepEqual(await read(6000), []);
   assert.equal(feed.cursor, 4);
   assert.deepEqual(f.causalReads, [1, 1]);
+});
+
+test("a hole's time runs only while the feed can read: a transaction stuck through an outage commits after it", async () => {
+  const { f, feed, read, failAt } = await setUp();
+  f.visible.push({ seq: 2, jobId: "b", revision: 1 });
+  assert.deepEqual(await read(0), ["b@1"]);
+  // Seq 1's transaction took its seq, then waited out an outage of 8 s (its node out of the primary component).
+  for (const at of [1000, 3000, 5000, 7000, 8000]) await failAt(at);
+  // The first read after it still waits for seq 1 (before: given up here, past 5 s since the hole was seen) ...
+  assert.deepEqual(await read(8500), []);
+  assert.equal(feed.cursor, 0);
+  // ... and the transaction commits a moment after the outage ended.
+  f.visible.push({ seq: 1, jobId: "a", revision: 1 });
+  assert.deepEqual(await read(9500), ["a@1"]);
+  assert.equal(feed.cursor, 2);
+});
+
+test("after an outage a hole that never fills is given up a gap timeout after the reads came back", async () => {
+  const { f, feed, read, failAt } = await setUp();
+  f.visible.push({ seq: 2, jobId: "b", revision: 1 });
+  assert.deepEqual(await read(0), ["b@1"]);
+  await failAt(6000);
+  assert.deepEqual(await read(7000), []);
+  assert.equal(feed.cursor, 0, "kept: its time started again at 7000");
+  assert.deepEqual(await read(11_000), []);
+  assert.equal(feed.cursor, 0);
+  assert.deepEqual(await read(12_000), []);
+  assert.equal(feed.cursor, 2, "given up 5 s after the first read that worked");
 });
