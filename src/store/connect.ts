@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { CompiledQuery, Kysely, MysqlDialect, SqliteDialect } from "kysely";
+import type { Pool } from "mysql2";
 import { createPool } from "mysql2";
 import type { Database } from "./database.js";
 
@@ -22,7 +23,12 @@ export type OpenDatabase =
       /** The statement of this SQL text, prepared once and cached (Kysely's queries go through it too). */
       prepare(sql: string): SqliteDatabase.Statement;
     }
-  | { db: Kysely<Database>; dialect: "mysql" };
+  | {
+      db: Kysely<Database>;
+      dialect: "mysql";
+      /** The mysql2 pool under Kysely: the hot job read runs its prepared statement here (read-batch.ts). */
+      pool: Pool;
+    };
 
 /** The accepted URL forms, for error messages. */
 const DATABASE_URL_FORMS = "sqlite:<path>, sqlite::memory: or mysql://user:pass@host:3306/db";
@@ -115,7 +121,7 @@ function openMysql(url: string): OpenDatabase {
       },
     }),
   });
-  return { db, dialect: "mysql" };
+  return { db, dialect: "mysql", pool };
 }
 
 /** The URL with any password replaced by ***, safe for logs and error messages. */

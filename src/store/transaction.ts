@@ -24,6 +24,8 @@ export interface StoreDb {
   readonly kysely: Kysely<Database>;
   /** Which SQL dialect the database speaks. */
   readonly dialect: Dialect;
+  /** The drivers under Kysely, for the hot job read that skips Kysely's layers (read-batch.ts). */
+  readonly open: OpenDatabase;
   /** The clock, epoch ms. */
   readonly now: () => number;
   /**
@@ -96,6 +98,7 @@ export function createStoreDb(open: OpenDatabase, now: () => number): StoreDb {
   return {
     kysely,
     dialect: open.dialect,
+    open,
     now,
     causal: causalReader(kysely, open.dialect),
     async write<T>(body: TxBody<T>): Promise<T> {
