@@ -112,6 +112,13 @@ for (const dialect of DIALECTS) {
         assert.ok(at > previous + 30 * S, `after ${30 * i} s of stall: ${at - previous} ms later only`);
         previous = at;
       }
+      // The job unchanged and polled (nothing written between the reads): the end still moves out.
+      for (let i = 1; i <= 2; i++) {
+        clock.t += 30 * S;
+        const at = (await details(job.jobId)).estimatedCompletionAt!.getTime();
+        assert.ok(at > previous + 30 * S, `an unchanged job polled ${30 * i} s later: ${at - previous} ms later only`);
+        previous = at;
+      }
       await watch.received(5);
       assert.ok(watch.jobs[4]!.estimatedCompletionAt!.getTime() > seen!.estimatedCompletionAt!.getTime() + 90 * S);
       watch.cancel();

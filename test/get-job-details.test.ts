@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { DIALECTS } from "./helpers/databases.js";
-import { expectCode, notFound, PENDING, serverSuite, violation } from "./helpers/rpc.js";
+import { expectCode, notFound, PENDING, RUNNING, serverSuite, violation } from "./helpers/rpc.js";
+import { startTestServer } from "./helpers/server.js";
 
 for (const dialect of DIALECTS) {
   describe(`jobwatch server (${dialect})`, () => {
@@ -54,6 +55,22 @@ for (const dialect of DIALECTS) {
         assert.equal(job?.username, "bob");
         const { job: asAdmin } = await jobsOf(suite.server.tokens.admin).getJobDetails({ jobId: bobs.jobId });
         assert.equal(asAdmin?.jobId, bobs.jobId);
+      });
+
+      test("a write through another server on the same database is in the next read", async (t) => {
+        const job = await create("alice");
+        const read = async (server: typeof suite.server) =>
+          (await server.as(server.tokens.alice).jobs.getJobDetails({ jobId: job.jobId })).job!;
+        assert.equal((await read(suite.server)).progress, 0);
+        const other = await startTestServer({ sharing: suite.server });
+        t.after(() => other.stop());
+        const worker = other.as(other.tokens.worker).worker;
+        await worker.startJob({ jobId: job.jobId });
+        for (const progress of [10, 20]) {
+          await worker.reportProgress({ jobId: job.jobId, progress });
+          const seen = await read(suite.server);
+          assert.deepEqual([seen.status, seen.progress], [RUNNING, progress]);
+        }
       });
 
       test("an upper-case UUID finds the job (ids are case-insensitive)", async () => {

@@ -111,7 +111,9 @@ describe("mysql: storage faults", { skip: TEST_MYSQL_URL ? false : "JOBWATCH_TES
   test("a connection killed under a read is retried once on a fresh one: the call answers", async () => {
     const w = s.as(s.tokens.worker).worker;
     const { job } = await w.createJob({ operationType: "op", username: "alice" });
-    const cut = proxy.cutNext(new RegExp(`from \`jobs\` where \`job_id\` = '${job!.jobId}'`));
+    // The read is a prepared statement: its id travels in the COMMAND_STMT_EXECUTE packet (command 0x17
+    // after the 4-byte header), not in the statement's text.
+    const cut = proxy.cutNext(new RegExp(`^[\\s\\S]{4}\\x17[\\s\\S]*${job!.jobId}`));
     const got = await s.as(s.tokens.admin).jobs.getJobDetails({ jobId: job!.jobId });
     await cut;
     assert.equal(got.job!.jobId, job!.jobId);

@@ -17,6 +17,8 @@ export interface JobView {
   toProtos(jobs: readonly Job[]): Promise<ProtoJob[]>;
   /** `job` has just COMPLETED through this server: the history of its type has one more run. */
   completed(job: Job): void;
+  /** The clock estimates are made with, epoch ms. */
+  now(): number;
 }
 
 /** A JobView reading the history from `history` and the time from `now`. */
@@ -33,6 +35,7 @@ export function createJobView(history: Pick<RunHistory, "typical" | "invalidate"
     estimate,
     toProtos: (jobs) => Promise.all(jobs.map(toProto)),
     completed: (job) => history.invalidate(job.operationType),
+    now,
   };
 }
 
@@ -42,4 +45,5 @@ export const plainJobView: JobView = {
   estimate: async () => undefined,
   toProtos: async (jobs) => jobs.map((job) => jobToProto(job)),
   completed: () => undefined,
+  now: Date.now,
 };

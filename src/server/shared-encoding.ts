@@ -1,10 +1,12 @@
 // One job revision, many readers: its response is made once and encoded once for every WatchJob stream
-// that carries it and every GetJobDetails call that read it in the same turn.
+// that carries it and every GetJobDetails call that read it while it was unchanged (and its estimate too).
 
 import type { Job as ProtoJob } from "../gen/jobwatch/v1/job.js";
 import type { JobServiceService, WatchJobsEventType } from "../gen/jobwatch/v1/job_service.js";
 import { GetJobDetailsResponse, WatchJobResponse, WatchJobsResponse } from "../gen/jobwatch/v1/job_service.js";
+import type { Estimate } from "../jobs/estimate.js";
 import type { Job } from "../store/job.js";
+import { isTerminal } from "../store/job.js";
 import { encodeJobResponse } from "./job-encoding.js";
 import { jobToProto } from "./job-mapper.js";
 import type { JobView } from "./job-view.js";
@@ -16,12 +18,22 @@ import type { JobView } from "./job-view.js";
  */
 const watchResponses = new WeakMap<Job, Promise<WatchJobResponse>>();
 
+/** The encoded GetJobDetailsResponse of one store job object, and the estimate it carries. */
+interface Details {
+  /** When (the view's clock) the estimate was last made. */
+  at: number;
+  estimate: Estimate | undefined;
+  bytes: Buffer;
+}
+
 /**
- * The encoded GetJobDetailsResponse of each store job object, made once. The store hands every read of a
- * job in one turn of the event loop the same object (read-batch.ts), so clients polling the same job share
- * its bytes; the next turn reads the job again.
+ * The encoded GetJobDetailsResponse of each store job object. The store hands every read of a job the
+ * same object while the job is unchanged (read-batch.ts), across turns of the event loop on SQLite, so
+ * clients polling a job share its bytes until it changes or its estimate does.
  */
-const detailsResponses = new WeakMap<Job, Promise<Buffer>>();
+const detailsResponses = new WeakMap<Job, Details>();
+/** The estimate being made for a job object at a time, so the calls of one moment share it. */
+const estimating = new WeakMap<Job, { at: number; bytes: Promise<Buffer> }>();
 
 /** The response in `cache` for `job`, made (mapped by `view`) the first time it is asked for. */
 function shared<R extends { job?: ProtoJob | undefined }>(
@@ -46,21 +58,42 @@ function watchResponse(job: Job, view: JobView): Promise<WatchJobResponse> {
  * The GetJobDetails response for `job` with `view`'s estimate, as its wire bytes (shared, never
  * modified), written straight from the store's job (job-encoding.ts) without the generated message
  * object. It stands in for the response object: the handler returns it, and withSharedEncoding's
- * serializer passes bytes through.
+ * serializer passes bytes through. The estimate is made again when the view's clock moved since it was
+ * last made (a finished job has none), and the bytes are made again only when it came out different.
  */
-export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsResponse> {
-  let bytes = detailsResponses.get(job);
-  if (bytes === undefined) {
-    bytes = view
-      .estimate(job)
-      .then((estimate) =>
-        encodeJobResponse(job, estimate, () =>
-          GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish(),
-        ),
-      );
-    detailsResponses.set(job, bytes);
+export function detailsResponse(job: Job, view: JobView): GetJobDetailsResponse | Promise<GetJobDetailsResponse> {
+  const now = view.now();
+  const known = detailsResponses.get(job);
+  if (known !== undefined && (known.at === now || isTerminal(job.status))) {
+    return known.bytes as unknown as GetJobDetailsResponse;
   }
-  return bytes as Promise<unknown> as Promise<GetJobDetailsResponse>;
+  let making = estimating.get(job);
+  if (making === undefined || making.at !== now) {
+    const bytes = view.estimate(job).then((estimate) => {
+      const current = detailsResponses.get(job);
+      if (current !== undefined && sameEstimate(current.estimate, estimate)) {
+        current.at = Math.max(current.at, now);
+        return current.bytes;
+      }
+      const made = encodeDetails(job, estimate);
+      detailsResponses.set(job, { at: now, estimate, bytes: made });
+      return made;
+    });
+    making = { at: now, bytes };
+    estimating.set(job, making);
+  }
+  return making.bytes as Promise<unknown> as Promise<GetJobDetailsResponse>;
+}
+
+/** The GetJobDetailsResponse bytes of `job` with `estimate`. */
+function encodeDetails(job: Job, estimate: Estimate | undefined): Buffer {
+  return encodeJobResponse(job, estimate, () =>
+    GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish(),
+  );
+}
+
+function sameEstimate(a: Estimate | undefined, b: Estimate | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.at === b.at && a.basis === b.basis);
 }
 
 /**
@@ -69,11 +102,7 @@ export function detailsResponse(job: Job, view: JobView): Promise<GetJobDetailsR
  * job is new each time. The handler returns the Buffer; withEncodedJobs' serializers pass it through.
  */
 export function encodedJobResponse<R>(job: Job, view: JobView): Promise<R> {
-  const bytes = view
-    .estimate(job)
-    .then((estimate) =>
-      encodeJobResponse(job, estimate, () => GetJobDetailsResponse.encode({ job: jobToProto(job, estimate) }).finish()),
-    );
+  const bytes = view.estimate(job).then((estimate) => encodeDetails(job, estimate));
   return bytes as Promise<unknown> as Promise<R>;
 }
 

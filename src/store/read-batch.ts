@@ -1,5 +1,6 @@
 // The job reads of one turn of the event loop go to the database together: on MySQL one prepared query per
-// owner, on SQLite one statement per distinct job, and one Job object for every read of the same job.
+// owner, on SQLite one read transaction that reads only the jobs changed since they were last read; one Job
+// object for every read of the same (unchanged) job.
 import type { Statement } from "better-sqlite3";
 import type { Pool } from "mysql2";
 import type { JobRow } from "./database.js";
@@ -21,6 +22,10 @@ const IN_LIST_SIZES = [1, 2, 4, 8, 16, 32, 64, MAX_IDS_PER_QUERY] as const;
  * was asked, so it sees every write acknowledged before it.
  */
 const MAX_MYSQL_QUERIES_IN_FLIGHT = 2;
+/** Jobs the SQLite row cache keeps at most (the oldest read is dropped first). */
+const MAX_CACHED_JOBS = 10_000;
+/** Characters of the cached jobs' text columns at most (a result can be 62 KB): the oldest are dropped first. */
+const MAX_CACHED_CHARS = 32 * 1024 * 1024;
 
 interface Read {
   jobId: string;
@@ -36,6 +41,11 @@ interface BatchState {
   scheduled: boolean;
   /** MySQL queries out now. */
   inFlight: number;
+  /** SQLite: the jobs last read, valid while `stamp` is what the database says. */
+  rows: Map<string, { job: Job; chars: number }>;
+  chars: number;
+  /** SQLite: total_changes() of the connection and data_version when `rows` was last known current. */
+  stamp: string;
 }
 
 const states = new WeakMap<StoreDb, BatchState>();
@@ -45,18 +55,19 @@ const states = new WeakMap<StoreDb, BatchState>();
  * this turn of the event loop, and every read of the same job in a batch gets the same (never modified)
  * Job object, so what is made of it (the response, its encoding) can be made once.
  *
- * SQLite (readSqlite): one execution of the prepared single-job statement per distinct job.
+ * SQLite (readSqlite): the batch is one read transaction, and a job is read from its row only when the
+ * database changed since the job was last read; otherwise the Job object read then is handed out again.
  * MySQL (readMysql): one prepared `SELECT ... WHERE job_id IN (...)` per owner, at most
  * MAX_MYSQL_QUERIES_IN_FLIGHT at once.
  *
  * The owner stays in each query, so another user's job is still refused on the key and the username
- * alone, its large columns never read. A read is only deferred, never served from a cache: it runs after
- * it was asked for, so it sees every write acknowledged before it was asked for.
+ * alone, its large columns never read. A read never answers from what was known before it was asked
+ * unless the database says nothing changed since, so it sees every write acknowledged before it was asked.
  */
 export function batchedJob(db: StoreDb, jobId: string, visibleTo: string | undefined): Promise<Job | undefined> {
   let state = states.get(db);
   if (state === undefined) {
-    state = { waiting: new Map(), scheduled: false, inFlight: 0 };
+    state = { waiting: new Map(), scheduled: false, inFlight: 0, rows: new Map(), chars: 0, stamp: "" };
     states.set(db, state);
   }
   if (!state.scheduled && (db.open.dialect === "sqlite" || state.inFlight < MAX_MYSQL_QUERIES_IN_FLIGHT)) {
@@ -79,7 +90,7 @@ function flush(db: StoreDb, state: BatchState): void {
   if (open.dialect === "sqlite") {
     const turn = state.waiting;
     state.waiting = new Map();
-    readSqlite(open.prepare, turn);
+    readSqlite(open.sqlite, open.prepare, state, turn);
     return;
   }
   // One query per owner, as many as may be in flight; the rest wait for one to come back.
@@ -125,27 +136,81 @@ const JOB_COLUMNS = [
 const SQLITE_JOB = `select ${JOB_COLUMNS.map((c) => `"${c}"`).join(", ")} from "jobs" where "job_id" = ?`;
 const SQLITE_OWNED_JOB = `${SQLITE_JOB} and "username" = ?`;
 /**
- * Answers a turn's reads on SQLite: each distinct job read once, through the cached prepared statement.
+ * Whether anything was written since: this connection's row changes, and data_version, which moves when
+ * another connection (another process on the file) commits. Either moving drops every cached job.
  */
-function readSqlite(prepare: (sql: string) => Statement, turn: Map<string, Read[]>): void {
-  for (const [owner, reads] of turn) {
-    const jobs = new Map<string, Job | undefined>();
-    for (const read of reads) {
-      try {
-        let job = jobs.get(read.jobId);
-        if (job === undefined && !jobs.has(read.jobId)) {
-          const row = (
-            owner === "" ? prepare(SQLITE_JOB).get(read.jobId) : prepare(SQLITE_OWNED_JOB).get(read.jobId, owner)
-          ) as JobRow | undefined;
-          job = row === undefined ? undefined : jobRowToJob(row);
-          jobs.set(read.jobId, job);
+const SQLITE_STAMP = "select total_changes(), data_version from pragma_data_version()";
+
+/**
+ * Answers a turn's reads on SQLite in one deferred read transaction (the WAL read lock, most of a single
+ * read's cost, taken once). A job read since the database last changed is answered with the Job object
+ * read then (a GetJobDetails poll of an unchanged job reads no row and, with shared-encoding.ts, encodes
+ * nothing); the others are read from their rows and kept.
+ */
+function readSqlite(
+  sqlite: import("better-sqlite3").Database,
+  prepare: (sql: string) => Statement,
+  state: BatchState,
+  turn: Map<string, Read[]>,
+): void {
+  const answers = new Map<Read, Job | undefined>();
+  const failed = new Map<Read, unknown>();
+  try {
+    sqlite
+      .transaction(() => {
+        const stamp = (prepare(SQLITE_STAMP).raw(true).get() as unknown[]).join(" ");
+        if (stamp !== state.stamp) {
+          state.rows.clear();
+          state.chars = 0;
+          state.stamp = stamp;
         }
-        read.resolve(job);
-      } catch (error) {
-        read.reject(error);
-      }
+        for (const [owner, reads] of turn) {
+          for (const read of reads) {
+            try {
+              answers.set(read, cachedOrRead(prepare, state, read.jobId, owner));
+            } catch (error) {
+              failed.set(read, error);
+            }
+          }
+        }
+      })
+      .deferred();
+  } catch (error) {
+    for (const reads of turn.values()) for (const read of reads) read.reject(error);
+    return;
+  }
+  for (const reads of turn.values()) {
+    for (const read of reads) {
+      if (failed.has(read)) read.reject(failed.get(read));
+      else read.resolve(answers.get(read));
     }
   }
+}
+
+/** The job from the cache (checked against `owner` as the query would) or from its row, which is then kept. */
+function cachedOrRead(
+  prepare: (sql: string) => Statement,
+  state: BatchState,
+  jobId: string,
+  owner: string,
+): Job | undefined {
+  const cached = state.rows.get(jobId);
+  if (cached !== undefined) return owner === "" || cached.job.username === owner ? cached.job : undefined;
+  const row = (owner === "" ? prepare(SQLITE_JOB).get(jobId) : prepare(SQLITE_OWNED_JOB).get(jobId, owner)) as
+    | JobRow
+    | undefined;
+  if (row === undefined) return undefined;
+  const job = jobRowToJob(row);
+  const chars =
+    200 + (row.result?.length ?? 0) + (row.error?.length ?? 0) + (row.detail?.length ?? 0) + (row.phase?.length ?? 0);
+  state.rows.set(jobId, { job, chars });
+  state.chars += chars;
+  while (state.rows.size > MAX_CACHED_JOBS || state.chars > MAX_CACHED_CHARS) {
+    const [oldest, entry] = state.rows.entries().next().value as [string, { chars: number }];
+    state.rows.delete(oldest);
+    state.chars -= entry.chars;
+  }
+  return job;
 }
 
 /** The MySQL statement of `size` ids (of `owner`, unless ""): the same text for every batch of that size. */

@@ -264,8 +264,12 @@ export class WatchHub implements FeedPeer {
   private async open(w: Watcher, opts: WatchOptions): Promise<void> {
     const { queue, sink, jobId } = w;
     const after = w.resumeAfter;
-    const current = await queue.until(this.deps.store.getJob(jobId, opts.visibleTo));
-    if (!current || !opts.canSee(current)) throw jobNotFound(jobId);
+    const read = await queue.until(this.deps.store.getJob(jobId, opts.visibleTo));
+    if (!read || !opts.canSee(read)) throw jobNotFound(jobId);
+    // A copy: the store hands out the same object while the job is unchanged (read-batch.ts), and the
+    // message prepared for an object keeps the estimate made when it was first prepared; a watch that
+    // opens now must carry today's estimate.
+    const current = { ...read };
 
     const first: Job[] = [];
     if (after < current.revision) {
