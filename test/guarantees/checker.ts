@@ -151,6 +151,8 @@ export interface History {
   unsure: ReadonlySet<string>;
   /** Each job's state read at the end, through each replica. */
   finals: { replica: string; state: JobState }[];
+  /** Acknowledged jobs that a replica's final read found no trace of (NOT_FOUND): lost, whatever else was seen. */
+  missing?: { replica: string; jobId: string }[];
   watchers: WatcherLog[];
   reads: Read[];
   refusals: Refusal[];
@@ -293,6 +295,17 @@ export function checkHistory(history: History): Verdict {
     }
     const had = finals.get(state.jobId);
     if (had === undefined || state.revision > had.revision) finals.set(state.jobId, state);
+  }
+
+  for (const { replica, jobId } of history.missing ?? []) {
+    const last = acksByJob.get(jobId)?.at(-1);
+    if (last !== undefined) {
+      report(
+        "lost-ack",
+        jobId,
+        `${last.call} was acknowledged at r${last.state.revision}; the final read through ${replica} found no such job`,
+      );
+    }
   }
 
   for (const read of history.reads) {

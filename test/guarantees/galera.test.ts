@@ -56,7 +56,8 @@ describe("watch guarantees on Galera, one replica per node", { timeout: 900_000 
   before(async () => {
     database = await freshClusterDatabase();
   });
-  after(() => database?.drop());
+  // GUARANTEES_LOG_DIR (see replicas.ts) keeps the database too, to look up a violation's rows afterwards.
+  after(() => (process.env.GUARANTEES_LOG_DIR ? undefined : database?.drop()));
 
   /** Starts one replica per node on a fresh set of tokens, runs the profile, stops them. */
   const profile = (name: string, fault: (ctx: FaultContext) => Promise<void>, options: { todo?: string } = {}) =>
@@ -69,16 +70,25 @@ describe("watch guarantees on Galera, one replica per node", { timeout: 900_000 
       await clusterWhole();
     });
 
-  profile("a node stopped with SIGSTOP for 5 s, then resumed", async (ctx) => {
-    await ctx.sleep(3000);
-    await run(SCRIPT, ["pause-node", "3"]);
-    ctx.note("node 3 SIGSTOP");
-    await sleep(5000);
-    await run(SCRIPT, ["resume-node", "3"]);
-    ctx.note("node 3 SIGCONT");
-    await clusterWhole();
-    ctx.note("node 3 Synced");
-  });
+  profile(
+    "a node stopped with SIGSTOP for 5 s, then resumed",
+    async (ctx) => {
+      await ctx.sleep(3000);
+      await run(SCRIPT, ["pause-node", "3"]);
+      ctx.note("node 3 SIGSTOP");
+      await sleep(5000);
+      await run(SCRIPT, ["resume-node", "3"]);
+      ctx.note("node 3 SIGCONT");
+      await clusterWhole();
+      ctx.note("node 3 Synced");
+    },
+    // Known open (issue 20): CI on c127252 found one job whose last revision (r10) reached none of its five watchers
+    // (gap) in a run where node 3 was evicted and rejoined by IST (Synced 2.7 s after SIGCONT); eight local runs (node 3
+    // Synced within 0.3 s of SIGCONT) were clean. Still run and printed with its violations on every run.
+    {
+      todo: "a watcher sometimes misses a job's last change when the stopped node is evicted and rejoins: not fixed yet (issue 20)",
+    },
+  );
 
   profile("a node killed (kill -9) and rejoining", async (ctx) => {
     await ctx.sleep(3000);

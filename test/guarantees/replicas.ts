@@ -9,6 +9,7 @@
 //                                      readOnly(on): their connections refuse every write, as a read-only file does
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { sql } from "kysely";
 import { createToken } from "../../src/auth/token-admin.js";
 import { openDatabase } from "../../src/store/connect.js";
@@ -63,6 +64,9 @@ const BASE_ENV: Record<string, string> = {
   JOBWATCH_BOOKMARK_INTERVAL: "2s",
 };
 
+/** With GUARANTEES_LOG_DIR set, every replica logs at debug level, appended to DIR/NAME.log (to follow a violation). */
+const LOG_DIR = process.env.GUARANTEES_LOG_DIR;
+
 /** Starts `jobwatch serve` over `url` (see the file header). */
 export async function spawnReplica(name: string, url: string, env: Record<string, string> = {}): Promise<Replica> {
   let child: ChildProcess | undefined;
@@ -72,9 +76,16 @@ export async function spawnReplica(name: string, url: string, env: Record<string
   const launch = async (): Promise<void> => {
     const line = cliCommand(["serve", "--database-url", url, "--listen", address]);
     const proc = spawn(line.command, line.args, {
-      env: { ...process.env, ...BASE_ENV, ...env, JOBWATCH_TOKEN: undefined },
+      env: {
+        ...process.env,
+        ...BASE_ENV,
+        ...(LOG_DIR ? { JOBWATCH_LOG_LEVEL: "debug" } : {}),
+        ...env,
+        JOBWATCH_TOKEN: undefined,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    if (LOG_DIR) proc.stdout!.pipe(createWriteStream(`${LOG_DIR}/${name}.log`, { flags: "a" }));
     child = proc;
     exited = new Promise((resolve) => proc.once("exit", () => resolve()));
     let out = "";

@@ -199,10 +199,11 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
   });
   const anyAdmin = (): JobwatchClient => (chance(0.25) ? everywhere : admins[rnd(admins.length)]!);
 
-  const history: History & { unsure: Set<string> } = {
+  const history: History & { unsure: Set<string>; missing: NonNullable<History["missing"]> } = {
     acks: [],
     unsure: new Set(),
     finals: [],
+    missing: [],
     watchers: [],
     reads: [],
     refusals: [],
@@ -349,13 +350,17 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
     unknown: boolean;
   }
 
-  /** Reads the job through any replica until one answers. */
-  const readJob = async (jobId: string): Promise<Job> => {
+  /**
+   * Reads the job through any replica until one answers; undefined when the job is not found: an acknowledged job
+   * gone (the final reads report it as lost), which ends the worker's driving of it instead of the run.
+   */
+  const readJob = async (jobId: string): Promise<Job | undefined> => {
     for (;;) {
       try {
         const job = await anyAdmin().getJob(jobId);
         return job;
       } catch (error) {
+        if (codeOf(error) === GrpcStatus.NOT_FOUND) return undefined;
         if (codeOf(error) !== GrpcStatus.UNAVAILABLE && codeOf(error) !== GrpcStatus.DEADLINE_EXCEEDED) throw error;
         await sleep(200);
       }
@@ -409,6 +414,7 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
         d.unknown = true;
         await sleep(100 + rnd(200));
         const now = await readJob(d.job.jobId);
+        if (now === undefined) return;
         if (now.revision > d.job.revision) d.job = now;
         if (applied(now)) {
           history.unsure.add(now.jobId);
@@ -539,6 +545,11 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
           if (job.revision > (finalJobs.get(jobId)?.revision ?? 0)) finalJobs.set(jobId, job);
           break;
         } catch (error) {
+          // Asked again for 5 s (a node that rejoined may still be applying), then recorded: a lost job.
+          if (codeOf(error) === GrpcStatus.NOT_FOUND && attempt >= 25) {
+            history.missing.push({ replica: replicas[r]!.name, jobId });
+            break;
+          }
           if (attempt > 100) throw error;
           await sleep(200);
         }

@@ -158,6 +158,11 @@ test("a lost ack: the final state is older than an acknowledged write", () => {
   assert.ok(kinds(h).includes("lost-ack"), kinds(h).join());
 });
 
+test("a lost ack: an acknowledged job that the final read does not find", () => {
+  const h = history({ missing: [{ replica: "r2", jobId: JOB }] });
+  assert.deepEqual(kinds(h), ["lost-ack"]);
+});
+
 test("a lost ack: the revision acknowledged is later seen holding another write", () => {
   // r3 was acknowledged as progress 40; the database lost it and gave r3 to the next report (progress 80).
   const other = state(3, RUNNING, 80);
