@@ -351,16 +351,21 @@ export async function runProfile(options: RunOptions): Promise<RunResult> {
   }
 
   /**
-   * Reads the job through any replica until one answers; undefined when the job is not found: an acknowledged job
-   * gone (the final reads report it as lost), which ends the worker's driving of it instead of the run.
+   * Reads the job through any replica until one answers; undefined when it is still not found after 5 s (a replica
+   * whose node lags may not show it at first): an acknowledged job gone, which the final reads report as lost, and
+   * which ends the worker's driving of it instead of the run.
    */
   const readJob = async (jobId: string): Promise<Job | undefined> => {
-    for (;;) {
+    for (let notFound = 0; ; ) {
       try {
         const job = await anyAdmin().getJob(jobId);
         return job;
       } catch (error) {
-        if (codeOf(error) === GrpcStatus.NOT_FOUND) return undefined;
+        if (codeOf(error) === GrpcStatus.NOT_FOUND) {
+          if (++notFound > 25) return undefined;
+          await sleep(200);
+          continue;
+        }
         if (codeOf(error) !== GrpcStatus.UNAVAILABLE && codeOf(error) !== GrpcStatus.DEADLINE_EXCEEDED) throw error;
         await sleep(200);
       }
