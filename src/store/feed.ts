@@ -1,4 +1,5 @@
 // Change-feed queries: where the feed ends, what follows a seq, and the job as of each feed entry.
+import { sql } from "kysely";
 import type { Job } from "./job.js";
 import { snapshotToJob } from "./rows.js";
 import type { FeedEntry, SeqRange } from "./store.js";
@@ -74,6 +75,29 @@ export async function readFeedRanges(
     .limit(limit);
   const rows = options.causal ? await db.causal.select(query) : await query.execute();
   return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, revision: Number(r.revision) }));
+}
+
+/**
+ * How long ago the oldest open transaction that has written rows began on this database server (ms), null when
+ * none is; see JobStore.oldestOpenWriterMs. trx_started has whole seconds, so the age is over-stated by up to a
+ * second: a hole is kept a little longer, never given up early. Without the PROCESS privilege: undefined.
+ */
+export async function oldestOpenWriterMs(db: StoreDb): Promise<number | null | undefined> {
+  if (db.dialect === "sqlite") return null;
+  try {
+    const { rows } = await sql<{ age: number | string | null }>`
+      select timestampdiff(microsecond, min(trx_started), now(6)) div 1000 as age
+      from information_schema.innodb_trx where trx_rows_modified > 0`.execute(db.kysely);
+    const age = rows[0]?.age;
+    return age === null || age === undefined ? null : Number(age);
+  } catch (error) {
+    const { code, errno } = (typeof error === "object" && error !== null ? error : {}) as {
+      code?: unknown;
+      errno?: unknown;
+    };
+    if (code === "ER_SPECIFIC_ACCESS_DENIED_ERROR" || errno === 1227) return undefined;
+    throw error;
+  }
 }
 
 /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */

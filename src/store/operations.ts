@@ -80,6 +80,7 @@ export const OPERATIONS = {
   latestSeq: { retry: "read", publishes: false, metric: "latestSeq" },
   readFeed: { retry: "read", publishes: false, metric: "readFeed", meter: "feed_poll" },
   readFeedRanges: { retry: "read", publishes: false, metric: "readFeedRanges", meter: "feed_poll" },
+  oldestOpenWriterMs: { retry: "read", publishes: false, metric: "oldestOpenWriterMs" },
   snapshotsAt: { retry: "read", publishes: false, metric: "snapshotsAt" },
   snapshotsBetween: { retry: "read", publishes: false, metric: "snapshotsBetween" },
   transitionsBetween: { retry: "read", publishes: false, metric: "transitionsBetween" },

@@ -4,7 +4,15 @@ import type { Kysely } from "kysely";
 import { sql } from "kysely";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
-import { latestSeq, readFeed, readFeedRanges, snapshotsAt, snapshotsBetween, transitionsBetween } from "./feed.js";
+import {
+  latestSeq,
+  oldestOpenWriterMs,
+  readFeed,
+  readFeedRanges,
+  snapshotsAt,
+  snapshotsBetween,
+  transitionsBetween,
+} from "./feed.js";
 import type { FinishedRun, Job, JobEvent, JsonObject } from "./job.js";
 import { createJob, getHistory, getJob, jobExists, listJobs, mustTransition } from "./jobs.js";
 import {
@@ -225,6 +233,10 @@ export class SqlJobStore implements JobStore {
     options?: { causal?: boolean },
   ): Promise<FeedEntry[]> {
     return readFeedRanges(this.#s, ranges, limit, options);
+  }
+
+  async oldestOpenWriterMs(): Promise<number | null | undefined> {
+    return oldestOpenWriterMs(this.#s);
   }
 
   async snapshotsAt(seqs: readonly number[]): Promise<Job[]> {

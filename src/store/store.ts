@@ -175,6 +175,13 @@ export interface JobStore {
    * (wsrep_sync_wait): the last look before a hole is given up.
    */
   readFeedRanges(ranges: readonly SeqRange[], limit: number, options?: { causal?: boolean }): Promise<FeedEntry[]>;
+  /**
+   * How long ago the oldest transaction still open on this database server that has written rows began, in ms; null
+   * when none is open, undefined when it cannot be told (MySQL without the PROCESS privilege). The change feed asks
+   * before giving a hole up: a transaction holding a seq began before the hole was seen, so a hole older than every
+   * open writer is never going to fill. SQLite: always null (one writer at a time, seq order is commit order).
+   */
+  oldestOpenWriterMs(): Promise<number | null | undefined>;
   /** The job as of each of the given feed seqs (same order as asked; missing ones left out). */
   snapshotsAt(seqs: readonly number[]): Promise<Job[]>;
   /** The job as of each revision in (afterRevision, beforeRevision), in order, from job_events. */

@@ -7,6 +7,19 @@ import { FeedPosition } from "./feed-position.js";
 /** Holes named in one readFeedRanges query (an OR of that many ranges). */
 const GAP_RANGES_PER_QUERY = 250;
 
+/**
+ * A hole older than gapTimeoutMs is still kept while a transaction that began before it was seen is open on the
+ * database server, up to this long: past innodb_lock_wait_timeout's default (50 s), the longest one of jobwatch's
+ * own writes waits for a row lock.
+ */
+const DEFAULT_GAP_MAX_WAIT_MS = 60_000;
+
+/**
+ * How much older than the oldest open writer a hole may be and still be kept: the hole's age is counted from the
+ * start of the read that found it, a little before the database looked.
+ */
+const WRITER_MARGIN_MS = 1000;
+
 /** A run of seqs above the cursor not visible yet, and when it was first seen missing. */
 interface Gap {
   from: number;
@@ -23,9 +36,11 @@ export interface FeedBatch {
 
 /** Dependencies of a ChangeFeed. */
 export interface ChangeFeedDeps {
-  store: Pick<JobStore, "latestSeq" | "readFeed" | "readFeedRanges">;
-  /** How long a missing seq is waited for before it counts as a rolled-back insert. */
+  store: Pick<JobStore, "latestSeq" | "readFeed" | "readFeedRanges"> & Partial<Pick<JobStore, "oldestOpenWriterMs">>;
+  /** How long a missing seq is waited for before it counts as a rolled-back insert (unless a writer may hold it). */
   gapTimeoutMs: number;
+  /** The longest a hole is kept for an open writer that may hold it (default DEFAULT_GAP_MAX_WAIT_MS). */
+  gapMaxWaitMs?: number | undefined;
   log?: Logger | undefined;
   /** Entries per readFeed query. */
   pageSize?: number | undefined;
@@ -195,11 +210,29 @@ export class ChangeFeed {
       }
       causalRead = true;
     }
-    const live = causalRead ? gaps.filter((g) => now - g.since < this.deps.gapTimeoutMs) : gaps;
+    // Past the gap timeout, a hole is kept while a transaction that has written rows, open since before the hole was
+    // seen, is still open: it may hold the seq. A transition's insert of its event took a seq, then it waited for the
+    // row lock of the job counts, and committed 7 s later: every watcher missed that change (a job's RUNNING, found by
+    // test/store-feed-late-commit). On Galera a writer on another node is not seen here; the causal read covers what
+    // that node has committed.
+    let live = gaps;
+    if (causalRead) {
+      const writerMs = await this.deps.store.oldestOpenWriterMs?.();
+      const maxWait = this.deps.gapMaxWaitMs ?? DEFAULT_GAP_MAX_WAIT_MS;
+      const held = (g: Gap): boolean =>
+        typeof writerMs === "number" && now - g.since <= writerMs + WRITER_MARGIN_MS && now - g.since < maxWait;
+      live = gaps.filter((g) => now - g.since < this.deps.gapTimeoutMs || held(g));
+      const overdue = gaps.filter(
+        (g) => typeof writerMs === "number" && now - g.since >= maxWait && now - g.since <= writerMs + WRITER_MARGIN_MS,
+      );
+      if (overdue.length > 0)
+        this.deps.log?.warn(
+          { seqs: overdue.map(formatGap), waitedMs: maxWait, oldestWriterMs: writerMs },
+          "change feed: seqs given up while a transaction is still open; a watcher may miss their change",
+        );
+    }
     if (live.length !== gaps.length) {
-      const dropped = gaps
-        .filter((g) => !live.includes(g))
-        .map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
+      const dropped = gaps.filter((g) => !live.includes(g)).map(formatGap);
       this.deps.log?.debug({ seqs: dropped }, "change feed: seqs never committed, treated as rolled back");
     }
     entries.sort((a, b) => a.seq - b.seq);
@@ -214,6 +247,11 @@ export class ChangeFeed {
       },
     };
   }
+}
+
+/** "12" or "12-14". */
+function formatGap(g: Gap): string {
+  return g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`;
 }
 
 /** Removes `seq` from the gap containing it; false when no gap contains it (already seen). */

@@ -58,7 +58,8 @@ export interface FeedPeer {
 
 /** Dependencies of a FeedPoller. */
 export interface FeedPollerDeps {
-  store: Pick<JobStore, "latestSeq" | "readFeed" | "readFeedRanges" | "snapshotsAt">;
+  store: Pick<JobStore, "latestSeq" | "readFeed" | "readFeedRanges" | "snapshotsAt"> &
+    Partial<Pick<JobStore, "oldestOpenWriterMs">>;
   /** The poll interval. */
   pollMs: number;
   log: Logger;

@@ -112,3 +112,40 @@ test("after an outage a hole that never fills is given up a gap timeout after th
   assert.deepEqual(await read(12_000), []);
   assert.equal(feed.cursor, 2, "given up 5 s after the first read that worked");
 });
+
+test("past the gap timeout a hole is kept while a writer older than it is open, up to the longest wait", async () => {
+  const { f, feed, read } = await setUp();
+  let writerMs: number | null | undefined = null;
+  Object.assign(f.store, { oldestOpenWriterMs: async () => writerMs });
+  f.visible.push({ seq: 2, jobId: "b", revision: 1 });
+  assert.deepEqual(await read(0), ["b@1"]);
+  // A transaction open since before seq 2 was seen (it took seq 1, then waited for a row lock).
+  writerMs = 6500;
+  assert.deepEqual(await read(6000), []);
+  assert.equal(feed.cursor, 0, "kept: the writer began before the hole was seen");
+  writerMs = 20_000;
+  assert.deepEqual(await read(19_000), []);
+  assert.equal(feed.cursor, 0);
+  // A writer that began after the hole was seen cannot hold it.
+  writerMs = 2000;
+  assert.deepEqual(await read(25_000), []);
+  assert.equal(feed.cursor, 2, "given up: no open writer is older than the hole");
+});
+
+test("a hole is given up after the longest wait even while an old writer stays open; unknown writers: the gap timeout", async () => {
+  const { f, feed, read } = await setUp();
+  let writerMs: number | null | undefined = 3_600_000;
+  Object.assign(f.store, { oldestOpenWriterMs: async () => writerMs });
+  f.visible.push({ seq: 2, jobId: "b", revision: 1 });
+  assert.deepEqual(await read(0), ["b@1"]);
+  assert.deepEqual(await read(59_000), []);
+  assert.equal(feed.cursor, 0);
+  assert.deepEqual(await read(60_000), []);
+  assert.equal(feed.cursor, 2, "given up at 60 s");
+  // Without the PROCESS privilege the open writers are unknown: the hole goes after the gap timeout, as before.
+  writerMs = undefined;
+  f.visible.push({ seq: 4, jobId: "c", revision: 1 });
+  assert.deepEqual(await read(61_000), ["c@1"]);
+  assert.deepEqual(await read(66_000), []);
+  assert.equal(feed.cursor, 4);
+});
