@@ -78,9 +78,10 @@ export async function createJob(db: StoreDb, input: NewJob): Promise<Job> {
     try {
       await db.write(function* () {
         yield k.insertInto("jobs").values(row).compile();
-        yield insertEvents(db, [eventRow(job, now, true, true)]);
         yield applyCounts(db.dialect, moved(job, null, job.status))!;
         yield outboxInsert(db, job, now);
+        // The event last, as in applyGroup: its seq is taken just before the commit.
+        yield insertEvents(db, [eventRow(job, now, true, true)]);
       });
       return job;
     } catch (error) {
@@ -393,15 +394,19 @@ async function applyGroup(db: StoreDb, rulesByJob: Map<string, Rule[]>): Promise
         const r = yield statement;
         if (Number(r.numAffectedRows ?? 0) !== (grouped ? updates.length : 1)) return undefined;
       }
-      for (let i = 0; i < events.length; i += MAX_EVENTS_PER_INSERT) {
-        yield insertEvents(db, events.slice(i, i + MAX_EVENTS_PER_INSERT));
-      }
       const counts = applyCounts(db.dialect, deltas);
       if (counts) yield counts;
       const histogram = applyHistogram(db.dialect, finished, 1);
       if (histogram) yield histogram;
       // The webhook outbox, in the same transaction: a transition commits with its deliveries or not at all.
       for (const r of reached) yield outboxInsert(db, r.job, r.now);
+      // The events last: on MySQL an event's seq is taken at its insert and seen by the change feed at the commit,
+      // and a row lock waited for after the insert (the job counts, held by a transaction stuck in a Galera commit)
+      // kept that seq a hole for seconds, given up by every replica as a rolled-back insert: a change no watcher got
+      // (test/store-feed-late-commit.test.ts). Taken last, the seq is a hole only while the commit itself runs.
+      for (let i = 0; i < events.length; i += MAX_EVENTS_PER_INSERT) {
+        yield insertEvents(db, events.slice(i, i + MAX_EVENTS_PER_INSERT));
+      }
       return out;
     });
     // Anything but the results (undefined: a row had changed under the check) is a lost race: again.

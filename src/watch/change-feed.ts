@@ -211,10 +211,10 @@ export class ChangeFeed {
       causalRead = true;
     }
     // Past the gap timeout, a hole is kept while a transaction that has written rows, open since before the hole was
-    // seen, is still open: it may hold the seq. A transition's insert of its event took a seq, then it waited for the
-    // row lock of the job counts, and committed 7 s later: every watcher missed that change (a job's RUNNING, found by
-    // test/store-feed-late-commit). On Galera a writer on another node is not seen here; the causal read covers what
-    // that node has committed.
+    // seen, is still open: it may hold the seq (a transition takes its event's seq last, but its commit can still
+    // stall: a Galera cluster evicting a node, a slow disk). Given up after 5 s, its change reached no watcher
+    // (test/store-feed-late-commit.test.ts). On Galera a writer on another node is not seen here; the causal read
+    // covers what that node has committed.
     let live = gaps;
     if (causalRead) {
       const writerMs = await this.deps.store.oldestOpenWriterMs?.();
