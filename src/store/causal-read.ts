@@ -1,5 +1,6 @@
 // Causal reads on a Galera cluster: a SELECT that sees every write committed on any node before it started.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Compilable, Kysely } from "kysely";
 import { CompiledQuery } from "kysely";
 import type { Dialect } from "./connect.js";
@@ -59,7 +60,25 @@ export function causalReader(kysely: Kysely<Database>, dialect: Dialect): Causal
       const compiled = query.compile();
       if (!(await isGalera())) return (await kysely.executeQuery(compiled)).rows;
       const causal = CompiledQuery.raw(`SET STATEMENT wsrep_sync_wait=1 FOR ${compiled.sql}`, [...compiled.parameters]);
-      return (await kysely.executeQuery<R>(causal)).rows;
+      // A causal SELECT that a replicated writeset aborts fails with ER_LOCK_DEADLOCK (Galera's brute-force abort
+      // of a conflicting local statement): nothing was written, so it is asked again. Before, the read's caller
+      // answered INTERNAL (test:guarantees, SIGSTOP profile: GetJob through a node catching up).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return (await kysely.executeQuery<R>(causal)).rows;
+        } catch (error) {
+          if (!isDeadlock(error) || attempt >= CAUSAL_READ_ATTEMPTS) throw error;
+          await sleep(Math.random() * 5 * 2 ** attempt);
+        }
+      }
     },
   };
+}
+
+/** How many times a causal read aborted as a deadlock is run before its error goes to the caller. */
+const CAUSAL_READ_ATTEMPTS = 6;
+
+function isDeadlock(error: unknown): boolean {
+  const { code, errno } = error as { code?: unknown; errno?: unknown };
+  return code === "ER_LOCK_DEADLOCK" || errno === 1213;
 }
