@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { CompiledQuery, Kysely, MysqlDialect, SqliteDialect } from "kysely";
-import type { Pool } from "mysql2";
+import type { Pool, PoolConnection } from "mysql2";
 import { createPool } from "mysql2";
 import type { Database } from "./database.js";
 
@@ -111,6 +111,7 @@ function openMysql(url: string): OpenDatabase {
     bigNumberStrings: false,
     charset: "utf8mb4",
   });
+  pool.on("connection", closeIfReleasedInTransaction);
   const db = new Kysely<Database>({
     dialect: new MysqlDialect({
       pool,
@@ -122,6 +123,40 @@ function openMysql(url: string): OpenDatabase {
     }),
   });
   return { db, dialect: "mysql", pool };
+}
+
+/** BEGIN, and the COMMIT or ROLLBACK that ends a transaction (not ROLLBACK TO SAVEPOINT), as Kysely sends them. */
+const TRANSACTION_START = /^\s*(begin|start transaction)\b/i;
+const TRANSACTION_END = /^\s*(commit|rollback)\s*$/i;
+
+/**
+ * Makes a pool connection close, not return to the pool, when it is released inside a transaction: one whose COMMIT
+ * or ROLLBACK failed. A Galera node out of the primary component refuses every statement, ROLLBACK included
+ * (ER_UNKNOWN_COM_ERROR 1047), so a write cut off there left its first statements pending on a pooled connection,
+ * and the next BEGIN on it, once the node was back, committed them: a job row without its change-feed event, which no
+ * WatchJobs stream ever showed (found by test/guarantees, two Galera nodes killed). Closed, the server rolls it back.
+ */
+function closeIfReleasedInTransaction(connection: PoolConnection): void {
+  let open = false;
+  const query = connection.query.bind(connection) as (...args: unknown[]) => unknown;
+  const release = connection.release.bind(connection);
+  connection.query = ((...args: unknown[]) => {
+    const text = typeof args[0] === "string" ? args[0] : undefined;
+    const done = args[args.length - 1];
+    if (text === undefined || typeof done !== "function") return query(...args);
+    if (TRANSACTION_START.test(text)) open = true;
+    else if (!TRANSACTION_END.test(text)) return query(...args);
+    return query(...args.slice(0, -1), (error: unknown, ...rest: unknown[]) => {
+      // Ended only by a COMMIT or ROLLBACK the server took; a failed BEGIN counts as open (closing costs a reconnect).
+      if (!error && TRANSACTION_END.test(text)) open = false;
+      (done as (...a: unknown[]) => void)(error, ...rest);
+    });
+  }) as typeof connection.query;
+  connection.release = () => {
+    if (!open) return release();
+    open = false;
+    connection.destroy();
+  };
 }
 
 /** The URL with any password replaced by ***, safe for logs and error messages. */

@@ -2,10 +2,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CompiledQuery } from "kysely";
 import { createConnection } from "mysql2/promise";
 import { createToken } from "../../src/auth/token-admin.js";
 import type { Job, JobwatchClient } from "../../src/client/index.js";
 import { createClient, GrpcStatus, JobStatus } from "../../src/client/index.js";
+import { openDatabase } from "../../src/store/connect.js";
+import { createStoreDb } from "../../src/store/transaction.js";
 import type { ClusterDatabase, NodeServer } from "../helpers/galera.js";
 import {
   freshClusterDatabase,
@@ -222,6 +225,48 @@ describe("galera: three replicas, one per node", () => {
     assert.equal((await direct[2]!.getJob(job.jobId)).status, JobStatus.JOB_STATUS_RUNNING);
     console.log(
       `node 3 isolated: replica NOT_SERVING after ${notServingMs} ms; SERVING ${servingMs} ms after it rejoined`,
+    );
+  });
+
+  test("a write cut off by its node leaving the primary component is rolled back, not committed by the connection's next use", async (t) => {
+    // One pool on node 3, as a replica has; a scratch table, so no job row is involved.
+    const open = openDatabase(database.urls[2]!);
+    const db = createStoreDb(open, Date.now);
+    t.after(async () => {
+      await db.query(CompiledQuery.raw("drop table if exists cut_off"));
+      await open.db.destroy();
+    });
+    await db.query(CompiledQuery.raw("create table cut_off (id int primary key)"));
+    // Row 1, then a pause long enough for the node to leave the primary component, then row 2: refused (1047), and
+    // so is the ROLLBACK after it.
+    const cut = db.write(function* () {
+      yield CompiledQuery.raw("insert into cut_off values (1)");
+      yield CompiledQuery.raw("select sleep(6)");
+      yield CompiledQuery.raw("insert into cut_off values (2)");
+    });
+    await sleep(500);
+    await isolateNode(3, true);
+    let rejoined = false;
+    t.after(() => (rejoined ? undefined : isolateNode(3, false)));
+    await assert.rejects(cut, /WSREP has not yet prepared node for application use/);
+    await isolateNode(3, false);
+    rejoined = true;
+    for (let i = 0; (await nodeStatus(3, "wsrep_local_state_comment")) !== "Synced"; i++) {
+      assert.ok(i < 120, "node 3 did not rejoin within 30 s");
+      await sleep(250);
+    }
+    // The pool's next transaction (before: on the same connection, whose BEGIN committed row 1 with it).
+    await db.write(function* () {
+      yield CompiledQuery.raw("insert into cut_off values (3)");
+    });
+    const check = await createConnection(GALERA_NODES[0]!);
+    t.after(() => check.end());
+    const [rows] = await check.query(
+      `select id from ${new URL(database.urls[0]!).pathname.slice(1)}.cut_off order by id`,
+    );
+    assert.deepEqual(
+      (rows as { id: number }[]).map((r) => r.id),
+      [3],
     );
   });
 

@@ -60,8 +60,8 @@ describe("watch guarantees on Galera, one replica per node", { timeout: 900_000 
   after(() => (process.env.GUARANTEES_LOG_DIR ? undefined : database?.drop()));
 
   /** Starts one replica per node on a fresh set of tokens, runs the profile, stops them. */
-  const profile = (name: string, fault: (ctx: FaultContext) => Promise<void>, options: { todo?: string } = {}) =>
-    test(name, options, async (t) => {
+  const profile = (name: string, fault: (ctx: FaultContext) => Promise<void>) =>
+    test(name, async (t) => {
       await clusterWhole();
       const tokens = await prepareDatabase(database.urls[0]!);
       const replicas: Replica[] = await Promise.all(database.urls.map((url, i) => spawnReplica(`node-${i + 1}`, url)));
@@ -70,25 +70,16 @@ describe("watch guarantees on Galera, one replica per node", { timeout: 900_000 
       await clusterWhole();
     });
 
-  profile(
-    "a node stopped with SIGSTOP for 5 s, then resumed",
-    async (ctx) => {
-      await ctx.sleep(3000);
-      await run(SCRIPT, ["pause-node", "3"]);
-      ctx.note("node 3 SIGSTOP");
-      await sleep(5000);
-      await run(SCRIPT, ["resume-node", "3"]);
-      ctx.note("node 3 SIGCONT");
-      await clusterWhole();
-      ctx.note("node 3 Synced");
-    },
-    // Known open (issue 20): CI on c127252 found one job whose last revision (r10) reached none of its five watchers
-    // (gap) in a run where node 3 was evicted and rejoined by IST (Synced 2.7 s after SIGCONT); eight local runs (node 3
-    // Synced within 0.3 s of SIGCONT) were clean. Still run and printed with its violations on every run.
-    {
-      todo: "a watcher sometimes misses a job's last change when the stopped node is evicted and rejoins: not fixed yet (issue 20)",
-    },
-  );
+  profile("a node stopped with SIGSTOP for 5 s, then resumed", async (ctx) => {
+    await ctx.sleep(3000);
+    await run(SCRIPT, ["pause-node", "3"]);
+    ctx.note("node 3 SIGSTOP");
+    await sleep(5000);
+    await run(SCRIPT, ["resume-node", "3"]);
+    ctx.note("node 3 SIGCONT");
+    await clusterWhole();
+    ctx.note("node 3 Synced");
+  });
 
   profile("a node killed (kill -9) and rejoining", async (ctx) => {
     await ctx.sleep(3000);
@@ -99,28 +90,19 @@ describe("watch guarantees on Galera, one replica per node", { timeout: 900_000 
     ctx.note("node 2 restarted and Synced");
   });
 
-  profile(
-    "two nodes killed in quick succession, the cluster recovered from the most advanced node",
-    async (ctx) => {
-      await ctx.sleep(3000);
-      await killNode(2);
-      await sleep(500);
-      await killNode(3);
-      ctx.note("nodes 2 and 3 killed 0.5 s apart");
-      // Node 1 alone is not a majority of the last component: it stops serving until the cluster is recovered. It may
-      // lack the last commits of a killed node (a node commits a writeset once it is ordered, which can be before the
-      // others have received it): bootstrapping node 1 would take those back, so the node that committed the most
-      // becomes the primary component and the others rejoin it.
-      await sleep(3000);
-      ctx.note(`node 1: ${await nodeState(1)}`);
-      await recoverCluster(ctx.note);
-      ctx.note("the cluster whole again");
-    },
-    // Known open (issue 20): in about one run of three a WatchJobs stream misses a job's creation made while
-    // the cluster comes back (missed-status-change, CreateJob r1 never delivered, r2 and on are). Still run and
-    // printed with its violations on every run; marked todo so it does not hide the other profiles' verdicts.
-    {
-      todo: "a WatchJobs stream sometimes misses a creation made while the cluster recovers: not fixed yet (issue 20)",
-    },
-  );
+  profile("two nodes killed in quick succession, the cluster recovered from the most advanced node", async (ctx) => {
+    await ctx.sleep(3000);
+    await killNode(2);
+    await sleep(500);
+    await killNode(3);
+    ctx.note("nodes 2 and 3 killed 0.5 s apart");
+    // Node 1 alone is not a majority of the last component: it stops serving until the cluster is recovered. It may
+    // lack the last commits of a killed node (a node commits a writeset once it is ordered, which can be before the
+    // others have received it): bootstrapping node 1 would take those back, so the node that committed the most
+    // becomes the primary component and the others rejoin it.
+    await sleep(3000);
+    ctx.note(`node 1: ${await nodeState(1)}`);
+    await recoverCluster(ctx.note);
+    ctx.note("the cluster whole again");
+  });
 });
