@@ -64,14 +64,14 @@ describe("mysql: a change committed after the gap timeout", {
 
   test("a seq an open transaction took 3.5 s ago is not given up: its entry arrives at the commit", async (t) => {
     const { writer, held, other, seen, pollFor, raw } = await scene(t);
-    // Another writer takes a seq and stays open (as one stuck in its commit would).
+    // Another writer takes a seq and stays open (as one stuck in its commit would). A plain INSERT of the copied values:
+    // an INSERT ... SELECT of the table into itself, under REPEATABLE READ, share-locked every row the plan scanned (a
+    // small table's whole index, gaps included), so the ReportProgress below waited for that lock, retried, and the file
+    // hung for 25 minutes in one CI run.
+    const [rows] = await raw.query("select * from job_events where job_id = ? and revision = 1", [held.jobId]);
+    const { seq: _seq, ...event } = (rows as Record<string, unknown>[])[0]!;
     await raw.query("begin");
-    await raw.query(
-      `insert into job_events (job_id, revision, at, status, progress, phase, detail, cancel_requested, error, recorded, snapshot, transition_revision)
-       select job_id, 99, at, status, progress, phase, detail, cancel_requested, error, recorded, snapshot, transition_revision
-       from job_events where job_id = ? and revision = 1`,
-      [held.jobId],
-    );
+    await raw.query("insert into job_events set ?", [{ ...event, revision: 99 }]);
     await writer.reportProgress(other.jobId, 50);
     await pollFor(3500);
     assert.deepEqual(seen, ["other@3"]);
