@@ -5,6 +5,7 @@ import type { Compilable, Kysely } from "kysely";
 import { CompiledQuery } from "kysely";
 import type { Dialect } from "./connect.js";
 import type { Database } from "./database.js";
+import { isTransient, jitteredBackoff, lostRace } from "./lost-race.js";
 
 /**
  * Runs SELECTs that must see every write the cluster committed before them. Galera certifies a
@@ -67,18 +68,17 @@ export function causalReader(kysely: Kysely<Database>, dialect: Dialect): Causal
         try {
           return (await kysely.executeQuery<R>(causal)).rows;
         } catch (error) {
-          if (!isDeadlock(error) || attempt >= CAUSAL_READ_ATTEMPTS) throw error;
-          await sleep(Math.random() * 5 * 2 ** attempt);
+          if (!isTransient(error)) throw error;
+          // Out of attempts: ABORTED (try again), not the raw deadlock, which reached the client as INTERNAL.
+          if (attempt >= CAUSAL_READ_ATTEMPTS) throw lostRace(error, "the read was aborted each time");
+          await sleep(jitteredBackoff(attempt, CAUSAL_READ_BACKOFF));
         }
       }
     },
   };
 }
 
-/** How many times a causal read aborted as a deadlock is run before its error goes to the caller. */
+/** How many times a causal read aborted as a deadlock is run before the caller gets ABORTED. */
 const CAUSAL_READ_ATTEMPTS = 6;
-
-function isDeadlock(error: unknown): boolean {
-  const { code, errno } = error as { code?: unknown; errno?: unknown };
-  return code === "ER_LOCK_DEADLOCK" || errno === 1213;
-}
+/** The pauses between them (full jitter, the ceiling doubling from 10 ms to 160 ms). */
+const CAUSAL_READ_BACKOFF = { baseMs: 10, capMs: 160 } as const;

@@ -144,11 +144,12 @@ function closeIfReleasedInTransaction(connection: PoolConnection): void {
     const text = typeof args[0] === "string" ? args[0] : undefined;
     const done = args[args.length - 1];
     if (text === undefined || typeof done !== "function") return query(...args);
-    if (TRANSACTION_START.test(text)) open = true;
-    else if (!TRANSACTION_END.test(text)) return query(...args);
+    const ends = TRANSACTION_END.test(text);
+    if (!ends && !TRANSACTION_START.test(text)) return query(...args);
+    if (!ends) open = true;
     return query(...args.slice(0, -1), (error: unknown, ...rest: unknown[]) => {
       // Ended only by a COMMIT or ROLLBACK the server took; a failed BEGIN counts as open (closing costs a reconnect).
-      if (!error && TRANSACTION_END.test(text)) open = false;
+      if (!error && ends) open = false;
       (done as (...a: unknown[]) => void)(error, ...rest);
     });
   }) as typeof connection.query;

@@ -1,12 +1,12 @@
 // Transactions on either dialect: a body yields compiled statements; SQLite runs it synchronously, MySQL on one connection.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CompiledQuery, Kysely, QueryResult } from "kysely";
-import { AbortedError } from "../errors.js";
 import type { CausalReader } from "./causal-read.js";
 import { causalReader } from "./causal-read.js";
 import type { Dialect, OpenDatabase } from "./connect.js";
 import type { Database } from "./database.js";
 import { endsSqliteGroup, groupCommit } from "./group-commit.js";
+import { errorCode, isTransient, jitteredBackoff, lostRace } from "./lost-race.js";
 import { classifyStorageError } from "./storage-faults.js";
 
 /** The result of one statement of a transaction body. */
@@ -162,35 +162,6 @@ async function driveAsync<T>(
   return step.value;
 }
 
-/**
- * The pause before retry number `attempt` (1 = the first retry) of a write that lost a race: "full
- * jitter" (a random delay up to a ceiling that doubles from `baseMs` to at most `capMs`), so writers
- * that collided once do not collide again in lockstep, and the ceiling stays small enough that the
- * retries of one call fit in a client's deadline.
- */
-export function jitteredBackoff(attempt: number, { baseMs, capMs }: { baseMs: number; capMs: number }): number {
-  return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
-}
-
-/** What a write that kept losing to other writers ends in: ABORTED, nothing written. */
-function lostRace(error: unknown): AbortedError {
-  return new AbortedError(
-    `the database kept reporting a conflict with other writers (${transientName(error)}); nothing was written; try again`,
-    { cause: error },
-  );
-}
-
-/** The driver's name of a transient error, for the message of the AbortedError it ends in. */
-function transientName(error: unknown): string {
-  const { code, errno } = errorCode(error);
-  if (typeof code === "string") return code;
-  return typeof errno === "number" ? `errno ${errno}` : "lock conflict";
-}
-
-function errorCode(error: unknown): { code?: unknown; errno?: unknown } {
-  return typeof error === "object" && error !== null ? (error as { code?: unknown; errno?: unknown }) : {};
-}
-
 /** A unique (or primary) key violation on either dialect. */
 export function isUniqueViolation(error: unknown): boolean {
   const { code, errno } = errorCode(error);
@@ -206,21 +177,4 @@ export function isUniqueViolation(error: unknown): boolean {
 function isConnectionFault(error: unknown): boolean {
   const kind = classifyStorageError(error)?.kind;
   return kind === "lost" || kind === "unreachable";
-}
-
-/**
- * Errors after which running the same transaction again can succeed: SQLITE_BUSY (another process
- * held the write lock past busy_timeout), ER_LOCK_DEADLOCK 1213 (InnoDB chose this transaction as a
- * deadlock victim; Galera reports a failed certification the same way) and ER_LOCK_WAIT_TIMEOUT 1205.
- * Each rolled the transaction back, so nothing of it was written.
- */
-function isTransient(error: unknown): boolean {
-  const { code, errno } = errorCode(error);
-  return (
-    (typeof code === "string" && code.startsWith("SQLITE_BUSY")) ||
-    code === "ER_LOCK_DEADLOCK" ||
-    errno === 1213 ||
-    code === "ER_LOCK_WAIT_TIMEOUT" ||
-    errno === 1205
-  );
 }

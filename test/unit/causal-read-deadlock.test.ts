@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Kysely } from "kysely";
 import { CompiledQuery } from "kysely";
+import { AbortedError } from "../../src/errors.js";
 import { causalReader } from "../../src/store/causal-read.js";
 import type { Database } from "../../src/store/database.js";
 
@@ -37,9 +38,15 @@ test("a causal read aborted as a deadlock is run again and returns its rows", as
   assert.equal(causal.length, 3);
 });
 
-test("a causal read that keeps deadlocking gives up with the database's error", async () => {
+test("a causal read that keeps deadlocking gives up with ABORTED (try again), the database's error as its cause", async () => {
   const node = galeraNode(100, deadlock());
-  await assert.rejects(causalReader(node.kysely, "mysql").select(select), { code: "ER_LOCK_DEADLOCK" });
+  await assert.rejects(causalReader(node.kysely, "mysql").select(select), (error: Error) => {
+    assert.ok(error instanceof AbortedError, String(error));
+    assert.match(error.message, /ER_LOCK_DEADLOCK.*try again/);
+    assert.equal((error.cause as { code?: string }).code, "ER_LOCK_DEADLOCK");
+    return true;
+  });
+  assert.equal(node.statements.filter((sql) => sql.startsWith("SET STATEMENT")).length, 6);
 });
 
 test("any other error of a causal read is not retried", async () => {
